@@ -1,0 +1,219 @@
+/**
+ * The one way into the queue. SMTP submission, POST /send and the bounces we make all end here:
+ *
+ *   bytes → CRLF normaliser → header split → message:headers hook → Message-ID/Date/Received
+ *         → zone per recipient (queue:route hook) → DKIM relaxed body hash, chunk by chunk
+ *         → body chunks into LevelDB → message:store hook → one synced commit → the id
+ *
+ * Memory per message is the header block plus one body chunk, whatever the message size. The
+ * source is always read to its end, even after a failure, so an SMTP session stays in step and
+ * can send its next message. Nothing is visible in the queue until the commit succeeds; any
+ * failure before it discards what was written and reaches the caller as an SmtpError.
+ */
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import { SmtpError, asSmtpError } from '../errors/smtp-error.js';
+import { logEvent } from '../log/logger.js';
+import { BodyHasher } from '../message/body-hash.js';
+import { HeaderSplitter, HeaderTooLargeError } from '../message/header-split.js';
+import { addMissingHeaders, addReceived, firstValue, parseHeaders } from '../message/headers.js';
+import { createLineEndNormalizer } from '../message/line-ends.js';
+import type { HookEnvelope, MessageInfo } from '../plugins/hooks.js';
+import type { HookRunner } from '../plugins/runner.js';
+import type { DiskGuard } from '../queue/disk-space.js';
+import { newQueueId } from '../queue/ids.js';
+import type { BodyWriter, QueueStore } from '../queue/store.js';
+import type { DeliveryRow, MessageMeta, Origin } from '../queue/types.js';
+import { domainOf, type ZoneSelector } from '../zones/select.js';
+
+export interface IngestRequest {
+  from: string;
+  to: readonly string[];
+  origin: Origin;
+  source: AsyncIterable<Buffer | string>;
+  maxSizeBytes: number;
+  /** the client's HELO name, for the Received header */
+  helo?: string;
+  hideClientInfo?: boolean;
+  /** extra fields for hooks (the SMTP session) */
+  session?: HookEnvelope['session'];
+}
+
+export interface IngestResult {
+  id: string;
+  messageId: string;
+  recipients: { seq: number; recipient: string; zone: string }[];
+}
+
+/** How far in the future a Date header may hold a message. */
+const MAX_FUTURE_MS = 365 * 24 * 3600 * 1000;
+/** A Date this little ahead is clock skew, not a request to wait. */
+const FUTURE_SLACK_MS = 60 * 1000;
+
+export class Ingest {
+  constructor(
+    private readonly deps: {
+      config: Config;
+      store: QueueStore;
+      hooks: HookRunner;
+      zones: ZoneSelector;
+      disk: DiskGuard;
+      logger: Logger;
+    },
+  ) {}
+
+  async ingest(req: IngestRequest): Promise<IngestResult> {
+    const { store, logger } = this.deps;
+    const id = newQueueId();
+    const envelope: HookEnvelope = { id, from: req.from, to: [...req.to], origin: req.origin, session: req.session };
+    const writer = store.bodyWriter(id);
+    try {
+      const parsed = await this.streamBody(req, envelope, writer);
+      const result = await this.commit(req, envelope, writer, parsed);
+      logEvent(logger, 'QUEUED', {
+        id,
+        from: req.from,
+        rcpts: result.recipients.length,
+        messageId: result.messageId,
+        via: req.origin.via,
+        user: req.origin.user,
+      });
+      return result;
+    } catch (err) {
+      await writer.discard();
+      const smtpErr = asSmtpError(err, () => {
+        logEvent(logger, 'STORE_FAILED', { id, err }, `storing ${id} failed: ${(err as Error)?.message ?? err}`);
+        return SmtpError.storageFailed();
+      });
+      if (smtpErr !== err || smtpErr.responseCode >= 500) {
+        logEvent(logger, 'NOQUEUE', { id, from: req.from, code: smtpErr.responseCode, reason: smtpErr.message });
+      }
+      throw smtpErr;
+    }
+  }
+
+  /** Reads the whole source; returns the parsed headers and the body's size and hash. */
+  private async streamBody(req: IngestRequest, envelope: HookEnvelope, writer: BodyWriter) {
+    const { config } = this.deps;
+    const normalizer = createLineEndNormalizer();
+    const splitter = new HeaderSplitter(config.queue.maxHeaderSize);
+    const hasher = new BodyHasher();
+    let received = 0;
+    let failure: unknown;
+    let info: MessageInfo | undefined;
+
+    const take = async (chunk: Buffer) => {
+      const body = splitter.push(chunk);
+      if (!info && splitter.done) info = await this.onHeaders(req, envelope, splitter.headerBlock);
+      if (body.length) {
+        hasher.update(body);
+        await writer.write(body);
+      }
+    };
+
+    for await (const raw of req.source) {
+      const chunk = typeof raw === 'string' ? Buffer.from(raw) : raw;
+      received += chunk.length;
+      if (failure) continue; // keep reading so the client stays in step
+      if (received > req.maxSizeBytes) {
+        failure = SmtpError.messageTooBig(req.maxSizeBytes);
+        continue;
+      }
+      try {
+        await take(normalizer.push(chunk));
+      } catch (err) {
+        failure = err instanceof HeaderTooLargeError ? SmtpError.headersTooBig(config.queue.maxHeaderSize) : err;
+      }
+    }
+    if (failure) throw failure;
+    await take(normalizer.end());
+    splitter.finish();
+    if (!info) info = await this.onHeaders(req, envelope, splitter.headerBlock);
+    return { info, bodySize: writer.bytes, bodyHash: hasher.digest() };
+  }
+
+  /** Runs as soon as the header block is complete, before the body streams on. */
+  private async onHeaders(req: IngestRequest, envelope: HookEnvelope, block: Buffer): Promise<MessageInfo> {
+    const { config, hooks } = this.deps;
+    const headers = parseHeaders(block);
+    const info: MessageInfo = { headers };
+    await hooks.run('message:headers', envelope, info);
+    const now = new Date();
+    info.messageId = addMissingHeaders(headers, config.hostname, now);
+    addReceived(headers, {
+      id: envelope.id,
+      hostname: config.hostname,
+      origin: req.origin,
+      helo: req.helo,
+      recipient: envelope.to.length === 1 ? envelope.to[0] : undefined,
+      hideClientInfo: req.hideClientInfo ?? false,
+      now,
+    });
+    return info;
+  }
+
+  private async commit(
+    req: IngestRequest,
+    envelope: HookEnvelope,
+    writer: BodyWriter,
+    parsed: { info: MessageInfo; bodySize: number; bodyHash: string },
+  ): Promise<IngestResult> {
+    const { config, store, hooks, zones, disk } = this.deps;
+    const { info } = parsed;
+    const recipients = envelope.to;
+    const routing = { recipients, zones: zones.select(info.headers, envelope.from, recipients) };
+    await hooks.run('queue:route', envelope, routing);
+    for (const zone of routing.zones) if (!zones.has(zone)) throw SmtpError.unknownZone(zone);
+
+    info.size = info.headers.build().length + parsed.bodySize;
+    info.bodyHash = parsed.bodyHash;
+    await hooks.run('message:store', envelope, info);
+    // a hook may have changed headers; the stored block is the final one
+    const headerBlock = info.headers.build();
+    if (!disk.hasRoom(0)) throw SmtpError.insufficientStorage();
+
+    const now = Date.now();
+    const deferUntil = config.queue.futureDate ? futureDate(info.headers.getFirst('date'), now) : undefined;
+    const meta: MessageMeta = {
+      id: envelope.id,
+      created: now,
+      from: envelope.from,
+      rcptCount: recipients.length,
+      headers: headerBlock.toString('latin1'),
+      bodySize: parsed.bodySize,
+      size: headerBlock.length + parsed.bodySize,
+      chunks: writer.chunks,
+      bodyHash: parsed.bodyHash,
+      messageId: info.messageId ?? '',
+      subject: firstValue(info.headers, 'subject'),
+      origin: req.origin,
+      ...(deferUntil ? { deferUntil } : {}),
+    };
+    const rows: DeliveryRow[] = recipients.map((recipient, i) => ({
+      id: envelope.id,
+      seq: i + 1,
+      zone: routing.zones[i]!,
+      recipient,
+      domain: domainOf(recipient),
+      status: 'queued',
+      created: now,
+      due: deferUntil ?? now,
+      attempts: 0,
+    }));
+    await store.commitMessage(meta, rows, writer);
+    // after the commit the message is ours: a failing notification hook must not undo the 250
+    hooks.run('message:queue', envelope, info).catch(() => undefined);
+    return {
+      id: envelope.id,
+      messageId: meta.messageId,
+      recipients: rows.map((r) => ({ seq: r.seq, recipient: r.recipient, zone: r.zone })),
+    };
+  }
+}
+
+function futureDate(value: string, nowMs: number): number | undefined {
+  if (!value) return undefined;
+  const t = Date.parse(value);
+  if (!Number.isFinite(t) || t <= nowMs + FUTURE_SLACK_MS) return undefined;
+  return Math.min(t, nowMs + MAX_FUTURE_MS);
+}

@@ -1,0 +1,177 @@
+/**
+ * One SMTP submission listener: the policy of each command (who may send, which addresses, how
+ * many recipients), then DATA handed to ingest(). Every rejection is an SmtpError, turned into
+ * the reply here and nowhere else.
+ *
+ * Relay policy: a client inside trustedNetworks may send without AUTH on an interface whose
+ * `auth` is "untrusted"; anyone else must authenticate first (530). There is no other way in.
+ */
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { SMTPServerAddress, SMTPServerAuthentication, SMTPServerDataStream, SMTPServerSession, SMTPServerOptions } from 'smtp-server';
+import type { Config, ListenerConfig } from '../config/schema.js';
+import { networkMatcher } from '../config/net.js';
+import { SmtpError, asSmtpError } from '../errors/smtp-error.js';
+import type { HookRunner } from '../plugins/runner.js';
+import type { DiskGuard } from '../queue/disk-space.js';
+import { checkAddress } from './address.js';
+import { GuardedSmtpServer } from './guarded-server.js';
+import type { Ingest } from './ingest.js';
+import { verifyPassword } from './passwords.js';
+
+export interface FeederDeps {
+  config: Config;
+  name: string;
+  listener: ListenerConfig;
+  ingest: Ingest;
+  hooks: HookRunner;
+  disk: DiskGuard;
+  logger: Logger;
+}
+
+/** smtp-server wants callbacks; our policy is async functions that throw SmtpError. */
+const toReply = (err: SmtpError) => Object.assign(new Error(err.replyText), { responseCode: err.responseCode });
+
+export class SmtpFeeder {
+  readonly server: GuardedSmtpServer;
+  private readonly isTrusted: (ip: string | undefined) => boolean;
+  private closing = false;
+
+  constructor(private readonly deps: FeederDeps) {
+    const { listener, config } = deps;
+    this.isTrusted = networkMatcher(listener.trustedNetworks);
+    const tls = listener.key && listener.cert ? { key: readFileSync(listener.key), cert: readFileSync(listener.cert) } : {};
+    const options: SMTPServerOptions = {
+      name: config.hostname,
+      banner: 'Sluice ESMTP',
+      secure: listener.secure,
+      ...tls,
+      disabledCommands: listener.key ? [] : ['STARTTLS'],
+      authMethods: [...listener.authMethods],
+      allowInsecureAuth: listener.allowInsecureAuth,
+      authOptional: true,
+      size: listener.maxSize,
+      hideSize: false,
+      hide8BITMIME: false,
+      hideSMTPUTF8: false,
+      hidePIPELINING: false,
+      hideENHANCEDSTATUSCODES: false,
+      hideDSN: false,
+      disableReverseLookup: !listener.reverseLookup,
+      useProxy: listener.proxyProtocol.length ? [...listener.proxyProtocol] : false,
+      maxClients: listener.maxClients,
+      socketTimeout: listener.socketTimeout,
+      logger: false,
+      onAuth: (auth, session, cb) => this.callback(this.onAuth(auth, session), cb),
+      onMailFrom: (address, session, cb) => this.callback(this.onMailFrom(address, session), cb),
+      onRcptTo: (address, session, cb) => this.callback(this.onRcptTo(address, session), cb),
+      onData: (stream, session, cb) => this.callback(this.onData(stream, session), cb),
+      onConnect: (session, cb) => this.callback(this.onConnect(session), cb),
+    };
+    this.server = new GuardedSmtpServer(options, {
+      greetingDelayMs: listener.greetingDelay,
+      maxConnectionsPerIp: listener.maxConnectionsPerIp,
+      commandTimeoutMs: listener.commandTimeout,
+      dataTimeoutMs: listener.dataTimeout,
+      sessionTimeoutMs: listener.sessionTimeout,
+    });
+    this.server.on('error', (err) => deps.logger.warn({ err, listener: deps.name }, `SMTP listener ${deps.name}: ${err.message}`));
+  }
+
+  async start(): Promise<AddressInfo> {
+    const { host, port } = this.deps.listener;
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      this.server.server.once('error', onError);
+      this.server.listen(port, host, () => {
+        this.server.server.off('error', onError);
+        resolve();
+      });
+    });
+    return this.server.server.address() as AddressInfo;
+  }
+
+  /** Stops taking connections; open sessions get 421 from smtp-server's close. */
+  stop(): Promise<void> {
+    this.closing = true;
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  private callback<T>(work: Promise<T>, cb: (err?: Error | null, value?: T) => void): void {
+    work.then(
+      (value) => cb(null, value),
+      (err: unknown) => cb(toReply(asSmtpError(err, () => SmtpError.hookFailed()))),
+    );
+  }
+
+  private mayRelayWithoutAuth(session: SMTPServerSession): boolean {
+    return this.deps.listener.auth === 'untrusted' && this.isTrusted(session.remoteAddress);
+  }
+
+  private async onConnect(session: SMTPServerSession): Promise<void> {
+    if (this.closing) throw SmtpError.shuttingDown();
+    await this.deps.hooks.run('smtp:connect', session);
+  }
+
+  private async onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession): Promise<{ user: string }> {
+    const username = auth.username ?? '';
+    const stored = this.deps.config.smtp.users[username];
+    const ok = stored !== undefined && typeof auth.password === 'string' && (await verifyPassword(auth.password, stored));
+    if (!ok) {
+      this.deps.logger.info({ event: 'AUTH_FAILED', user: username.slice(0, 64), ip: session.remoteAddress }, 'authentication failed');
+      throw SmtpError.authFailed();
+    }
+    return { user: username };
+  }
+
+  private async onMailFrom(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {
+    if (this.closing) throw SmtpError.shuttingDown();
+    if (!session.user && !this.mayRelayWithoutAuth(session)) throw SmtpError.authRequired();
+    const args = address.args as Record<string, string> | false | undefined;
+    const declared = Number((args && args.SIZE) || 0) || 0;
+    if (!this.deps.disk.hasRoom(Math.max(declared, this.deps.listener.maxSize) * 1.5)) throw SmtpError.insufficientStorage();
+    checkAddress(address.address, true);
+    await this.deps.hooks.run('smtp:mail_from', address, session);
+  }
+
+  private async onRcptTo(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {
+    if (session.envelope.rcptTo.length >= this.deps.listener.maxRecipients) {
+      throw SmtpError.tooManyRecipients(this.deps.listener.maxRecipients);
+    }
+    checkAddress(address.address, false);
+    await this.deps.hooks.run('smtp:rcpt_to', address, session);
+  }
+
+  private async onData(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
+    const { listener, ingest, hooks, name } = this.deps;
+    const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
+    const to = session.envelope.rcptTo.map((r) => r.address);
+    const origin = {
+      via: 'smtp' as const,
+      interface: name,
+      remoteAddress: session.remoteAddress,
+      clientHostname: session.clientHostname,
+      user: typeof session.user === 'string' ? session.user : undefined,
+      transmissionType: session.transmissionType,
+    };
+    try {
+      await hooks.run('smtp:data', { id: '', from, to, origin, session }, session);
+    } catch (err) {
+      stream.resume(); // read the message to its end so the session stays in step
+      await new Promise((resolve) => stream.once('end', resolve));
+      throw err;
+    }
+    const result = await ingest.ingest({
+      from,
+      to,
+      origin,
+      source: stream,
+      maxSizeBytes: listener.maxSize,
+      helo: session.hostNameAppearsAs,
+      hideClientInfo: listener.hideClientInfo,
+      session,
+    });
+    return `Ok: queued as ${result.id}`;
+  }
+}

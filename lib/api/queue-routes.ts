@@ -1,0 +1,78 @@
+/**
+ * Queue inspection: GET /queue/:zone, GET /message/:id, DELETE /message/:id, with ZoneMTA's
+ * reply shapes so its users' tools keep working.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { logEvent } from '../log/logger.js';
+import { isQueueId } from '../queue/ids.js';
+import type { QueueStore } from '../queue/store.js';
+import type { DeliveryRow } from '../queue/types.js';
+import type { ZoneSelector } from '../zones/select.js';
+import { HttpError } from './errors.js';
+
+const idParams = { type: 'object', properties: { id: { type: 'string', maxLength: 64 } }, required: ['id'] } as const;
+const zoneParams = { type: 'object', properties: { zone: { type: 'string', maxLength: 64 } }, required: ['zone'] } as const;
+
+/** A delivery row as the API shows it. */
+export function rowView(row: DeliveryRow) {
+  return {
+    id: row.id,
+    seq: row.seq.toString(16).padStart(3, '0'),
+    zone: row.zone,
+    recipient: row.recipient,
+    status: row.status === 'deferred' ? 'DEFERRED' : 'QUEUED',
+    queued: new Date(row.due).toISOString(),
+    ...(row.attempts > 0
+      ? {
+          deferred: {
+            first: row.firstFailure ?? null,
+            count: row.attempts,
+            last: row.lastAttempt ?? null,
+            next: row.due,
+            response: row.lastResponse ?? null,
+          },
+        }
+      : {}),
+  };
+}
+
+export function queueRoutes(deps: { store: QueueStore; zones: ZoneSelector; logger: Logger }) {
+  return (app: FastifyInstance) => {
+    app.get('/queue/:zone', { schema: { params: zoneParams } }, async (req) => {
+      const { zone } = req.params as { zone: string };
+      if (!deps.zones.has(zone)) throw HttpError.notFound(`No sending zone ${JSON.stringify(zone)}`);
+      const snap = deps.store.counters.snapshot(zone);
+      return {
+        time: Date.now(),
+        started: deps.store.startedAt,
+        processed: snap.processed,
+        queued: snap.queued,
+        deferred: snap.deferred,
+        domains: snap.domains,
+      };
+    });
+
+    app.get('/message/:id', { schema: { params: idParams } }, async (req) => {
+      const id = checkedId(req.params);
+      const meta = await deps.store.getMeta(id);
+      if (!meta) throw HttpError.notFound(`No message ${id} in the queue`);
+      const rows = await deps.store.getRows(id);
+      const { headers: _headers, ...rest } = meta;
+      return { meta: rest, messages: rows.map(rowView) };
+    });
+
+    app.delete('/message/:id', { schema: { params: idParams } }, async (req) => {
+      const id = checkedId(req.params);
+      if (!(await deps.store.deleteMessage(id))) throw HttpError.notFound(`No message ${id} in the queue`);
+      logEvent(deps.logger, 'DELETED', { id, by: 'api' });
+      return { success: true, id };
+    });
+  };
+}
+
+function checkedId(params: unknown): string {
+  const { id } = params as { id: string };
+  if (!isQueueId(id)) throw HttpError.notFound(`No message ${JSON.stringify(id.slice(0, 64))} in the queue`);
+  return id;
+}

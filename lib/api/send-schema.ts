@@ -1,0 +1,103 @@
+/**
+ * The JSON schema of POST /send: nodemailer's message fields that make sense over HTTP. Unknown
+ * fields are refused (400 naming the field) rather than silently ignored.
+ */
+const text = { type: 'string', maxLength: 100_000_000 } as const;
+const line = { type: 'string', maxLength: 4096 } as const;
+
+const address = {
+  anyOf: [
+    line,
+    {
+      type: 'object',
+      properties: { name: line, address: line },
+      required: ['address'],
+      additionalProperties: false,
+    },
+  ],
+} as const;
+const addressList = { anyOf: [address, { type: 'array', items: address, maxItems: 10_000 }] } as const;
+
+const headers = {
+  anyOf: [
+    {
+      type: 'object',
+      additionalProperties: {
+        anyOf: [line, { type: 'array', items: line, maxItems: 100 }, { type: 'object', properties: { prepared: { type: 'boolean' }, value: line }, required: ['value'], additionalProperties: false }],
+      },
+      maxProperties: 200,
+    },
+    { type: 'array', items: { type: 'object', properties: { key: line, value: line }, required: ['key', 'value'], additionalProperties: false }, maxItems: 200 },
+  ],
+} as const;
+
+/** text/html/amp/icalEvent/raw: a string or a content object (path/href are refused later). */
+const contentObject = {
+  type: 'object',
+  properties: {
+    content: text,
+    encoding: { type: 'string', enum: ['base64', 'utf8', 'utf-8', 'hex', 'binary', 'latin1', 'ascii'] },
+    contentType: line,
+    method: line,
+    filename: line,
+    headers,
+    path: line,
+    href: line,
+  },
+  additionalProperties: false,
+} as const;
+const content = { anyOf: [text, contentObject] } as const;
+
+const part = {
+  type: 'object',
+  properties: {
+    filename: { anyOf: [line, { const: false }] },
+    content: text,
+    encoding: contentObject.properties.encoding,
+    contentType: line,
+    contentDisposition: { type: 'string', enum: ['attachment', 'inline'] },
+    contentTransferEncoding: { anyOf: [{ type: 'string', enum: ['base64', 'quoted-printable', '7bit', '8bit'] }, { const: false }] },
+    cid: line,
+    headers,
+    raw: text,
+    path: line,
+    href: line,
+  },
+  additionalProperties: false,
+} as const;
+
+export const sendBodySchema = {
+  type: 'object',
+  properties: {
+    from: address,
+    sender: address,
+    replyTo: addressList,
+    to: addressList,
+    cc: addressList,
+    bcc: addressList,
+    subject: { type: 'string', maxLength: 10_000 },
+    text: content,
+    html: content,
+    amp: content,
+    watchHtml: content,
+    icalEvent: content,
+    raw: content,
+    attachments: { type: 'array', items: part, maxItems: 1000 },
+    alternatives: { type: 'array', items: part, maxItems: 100 },
+    headers,
+    messageId: line,
+    inReplyTo: line,
+    references: { anyOf: [line, { type: 'array', items: line, maxItems: 1000 }] },
+    date: line,
+    priority: { type: 'string', enum: ['high', 'normal', 'low'] },
+    encoding: line,
+    textEncoding: { type: 'string', enum: ['quoted-printable', 'base64'] },
+    list: { type: 'object', maxProperties: 20 },
+    envelope: {
+      type: 'object',
+      properties: { from: line, to: addressList, cc: addressList, bcc: addressList },
+      additionalProperties: false,
+    },
+  },
+  additionalProperties: false,
+} as const;

@@ -1,0 +1,38 @@
+/**
+ * Address helpers the config and the listeners share: is a host loopback, does an address fall
+ * in a list of CIDR blocks (IPv4-mapped IPv6 addresses count as their IPv4 form).
+ */
+import ipaddr from 'ipaddr.js';
+
+export function isLoopbackHost(host: string): boolean {
+  if (host === 'localhost') return true;
+  if (!ipaddr.isValid(host)) return false;
+  return normalize(host).range() === 'loopback';
+}
+
+export function isCidr(value: string): boolean {
+  try {
+    ipaddr.parseCIDR(value);
+    return true;
+  } catch {
+    return ipaddr.isValid(value);
+  }
+}
+
+function normalize(address: string): ipaddr.IPv4 | ipaddr.IPv6 {
+  const parsed = ipaddr.parse(address);
+  if (parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).isIPv4MappedAddress()) {
+    return (parsed as ipaddr.IPv6).toIPv4Address();
+  }
+  return parsed;
+}
+
+/** Compiles a list of CIDR blocks (or single addresses) into a fast membership test. */
+export function networkMatcher(blocks: readonly string[]): (address: string | undefined) => boolean {
+  const ranges = blocks.map((b) => (b.includes('/') ? ipaddr.parseCIDR(b) : ([ipaddr.parse(b), ipaddr.parse(b).kind() === 'ipv4' ? 32 : 128] as [ipaddr.IPv4 | ipaddr.IPv6, number])));
+  return (address) => {
+    if (!address || !ipaddr.isValid(address)) return false;
+    const ip = normalize(address);
+    return ranges.some(([net, bits]) => net.kind() === ip.kind() && ip.match(net, bits));
+  };
+}

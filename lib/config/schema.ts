@@ -1,0 +1,148 @@
+/**
+ * The config schema: every key Sluice reads, with its type and bounds. Top-level defaults live in
+ * config/default.toml (documented there); entries the user names (zones, routes, interfaces,
+ * plugins) carry their defaults here. The `Config` type is inferred from this schema.
+ */
+import { t, withDefault, type Infer } from './spec.js';
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+const HOSTPORT = /^[^\s:]+(:\d{1,5})?$|^\[[0-9a-fA-F:.]+\](:\d{1,5})?$/;
+
+const port = () => t.int({ min: 0, max: 65535 });
+
+/** Settings one SMTP submission listener has; extra interfaces override any of them. */
+const listenerFields = {
+  host: t.string(),
+  port: port(),
+  /** implicit TLS from the first byte (port 465 style) */
+  secure: t.bool(),
+  /** PEM key and certificate; STARTTLS is offered when both are set */
+  key: t.optString(),
+  cert: t.optString(),
+  maxSize: t.size({ min: 1024 }),
+  maxRecipients: t.int({ min: 1, max: 100_000 }),
+  /** "always": every client authenticates; "untrusted": trusted networks may relay without it */
+  auth: t.string({ oneOf: ['always', 'untrusted'] }),
+  /** allow AUTH PLAIN/LOGIN without TLS (otherwise STARTTLS first, unless the client is trusted) */
+  allowInsecureAuth: t.bool(),
+  authMethods: t.list(t.string({ oneOf: ['PLAIN', 'LOGIN'] })),
+  trustedNetworks: t.list(t.string({ hint: 'a CIDR block like "127.0.0.0/8"' })),
+  /** smtp-server waits this long before the greeting to catch early talkers */
+  greetingDelay: t.duration({ max: 30_000 }),
+  reverseLookup: t.bool(),
+  /** peers allowed to send a PROXY protocol header; empty = PROXY protocol off */
+  proxyProtocol: t.list(t.string()),
+  /** leave the client's IP and name out of the Received header */
+  hideClientInfo: t.bool(),
+  maxClients: t.int({ min: 1 }),
+  maxConnectionsPerIp: t.int({ min: 1 }),
+  /** idle time between two commands */
+  socketTimeout: t.duration({ min: 100 }),
+  /** one command line must arrive within this (slowloris guard) */
+  commandTimeout: t.duration({ min: 100 }),
+  /** a DATA transfer must finish within this */
+  dataTimeout: t.duration({ min: 100 }),
+  /** a whole session may last at most this */
+  sessionTimeout: t.duration({ min: 100 }),
+};
+
+type ListenerFields = typeof listenerFields;
+/** Every listener key made optional, for `[smtp.interfaces.NAME]` overrides. */
+const interfaceFields = Object.fromEntries(
+  Object.entries(listenerFields).map(([k, spec]) => [k, { ...spec, optional: true, default: undefined }]),
+) as unknown as { [K in keyof ListenerFields]: ListenerFields[K] };
+
+const routeSpec = t.object({
+  host: t.string(),
+  port: withDefault(port(), 25),
+});
+
+const zoneSpec = t.object({
+  processes: withDefault(t.int({ min: 0, max: 64 }), 1),
+  connections: withDefault(t.int({ min: 1, max: 1000 }), 5),
+  /** local addresses with their HELO names */
+  pool: withDefault(t.list(t.object({ address: t.string(), name: t.string() })), []),
+  /** e.g. "100 messages/minute" per connection; empty = unlimited */
+  throttling: withDefault(t.string({ pattern: /^$|^\d+\s*(messages?\s*)?\/\s*(s|sec|second|m|min|minute|h|hour)$/i, hint: 'like "100 messages/minute"' }), ''),
+  connectionsPerDomain: withDefault(t.int({ min: 1 }), 5),
+  /** messages per minute to one domain, shared by every process of the zone; 0 = unlimited */
+  domainRatePerMinute: withDefault(t.int({ min: 0 }), 0),
+  /** header name → value: a message with that header goes to this zone */
+  routingHeaders: withDefault(t.map(t.string()), {}),
+  senderDomains: withDefault(t.list(t.string()), []),
+  recipientDomains: withDefault(t.list(t.string()), []),
+  ignoreIPv6: withDefault(t.bool(), false),
+  /** a smarthost for the whole zone instead of MX lookups */
+  route: t.optObject({ host: t.string(), port: withDefault(port(), 25) }),
+});
+
+const dkimKeySpec = t.object({
+  domain: t.string(),
+  selector: t.string({ pattern: /^[A-Za-z0-9._-]+$/, hint: 'a DNS label like "s1"' }),
+  privateKey: t.string({ hint: 'a path to a PEM file' }),
+  algorithm: withDefault(t.string({ oneOf: ['rsa-sha256', 'ed25519-sha256'] }), 'rsa-sha256'),
+});
+
+const pluginSpec = t.map(t.any());
+
+export const configSchema = t.object({
+  /** the name this host gives in greetings, HELO and Received headers */
+  hostname: t.string(),
+  log: t.object({
+    level: t.string({ oneOf: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] }),
+  }),
+  smtp: t.object({
+    enabled: t.bool(),
+    ...listenerFields,
+    /** user name → password hash from `sluice hash-password` */
+    users: t.map(t.string({ pattern: /^scrypt\$/, hint: 'a hash from `sluice hash-password`' })),
+    /** more listeners beside the main one; unset keys come from [smtp] */
+    interfaces: t.map(t.object(interfaceFields), { keyPattern: NAME }),
+  }),
+  api: t.object({
+    enabled: t.bool(),
+    host: t.string(),
+    port: port(),
+    /** bearer token; required when the API listens beyond loopback */
+    token: t.optString(),
+    maxBodySize: t.size({ min: 1024 }),
+    maxRecipients: t.int({ min: 1, max: 100_000 }),
+  }),
+  channel: t.object({
+    host: t.string(),
+    port: port(),
+  }),
+  queue: t.object({
+    path: t.string(),
+    /** body bytes per LevelDB value */
+    chunkSize: t.size({ min: 1024, max: 16 * 1024 * 1024 }),
+    /** largest header block accepted */
+    maxHeaderSize: t.size({ min: 1024, max: 16 * 1024 * 1024 }),
+    /** how often to collect bodies left behind by failed or interrupted ingests */
+    gcInterval: t.duration({ min: 1000 }),
+    /** a body with no metadata older than this is garbage */
+    gcGrace: t.duration({ min: 1000 }),
+    /** refuse new mail (452) when free space on the queue disk falls below this */
+    minFreeSpace: t.size(),
+    /** honour a future Date header by holding the first attempt until then */
+    futureDate: t.bool(),
+  }),
+  zones: t.map(zoneSpec, { keyPattern: NAME }),
+  routes: t.map(routeSpec),
+  dns: t.object({
+    servers: t.list(t.string({ pattern: HOSTPORT, hint: 'an address like "127.0.0.1:5353"' })),
+  }),
+  dkim: t.object({
+    keys: t.list(dkimKeySpec),
+  }),
+  hooks: t.object({
+    /** a hook call that takes longer is a temporary failure */
+    timeout: t.duration({ min: 10 }),
+  }),
+  plugins: t.map(pluginSpec),
+});
+
+export type Config = Infer<typeof configSchema>;
+export type ListenerConfig = Infer<ReturnType<typeof t.object<ListenerFields>>>;
+export type ZoneConfig = Infer<typeof zoneSpec>;
+export type DkimKeyConfig = Infer<typeof dkimKeySpec>;

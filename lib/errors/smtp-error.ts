@@ -1,0 +1,88 @@
+/**
+ * An SMTP rejection as an error object: basic reply code, enhanced status (RFC 3463) and text.
+ * Whoever decides throws one; the SMTP adapter turns it into the reply and the HTTP API into a
+ * status. Named factories keep the codes in one place.
+ */
+export class SmtpError extends Error {
+  constructor(
+    readonly responseCode: number,
+    readonly enhancedStatus: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'SmtpError';
+  }
+
+  get temporary(): boolean {
+    return this.responseCode >= 400 && this.responseCode < 500;
+  }
+
+  /** The reply line as smtp-server sends it: the enhanced code leads the text. */
+  get replyText(): string {
+    return `${this.enhancedStatus} ${this.message}`;
+  }
+
+  static relayDenied(domain?: string): SmtpError {
+    return new SmtpError(550, '5.7.1', domain ? `Relaying to ${domain} denied` : 'Relaying denied');
+  }
+  static authRequired(): SmtpError {
+    return new SmtpError(530, '5.7.0', 'Authentication required');
+  }
+  static authFailed(): SmtpError {
+    return new SmtpError(535, '5.7.8', 'Authentication credentials invalid');
+  }
+  static messageTooBig(maxSizeBytes: number): SmtpError {
+    return new SmtpError(552, '5.3.4', `Message exceeds fixed maximum message size ${maxSizeBytes}`);
+  }
+  static headersTooBig(maxBytes: number): SmtpError {
+    return new SmtpError(552, '5.3.4', `Message header exceeds fixed maximum size ${maxBytes}`);
+  }
+  static tooManyRecipients(max: number): SmtpError {
+    return new SmtpError(452, '4.5.3', `Too many recipients (at most ${max} per message)`);
+  }
+  static badAddress(address: string, why: string): SmtpError {
+    return new SmtpError(553, '5.1.3', `Invalid address ${JSON.stringify(address.slice(0, 256))}: ${why}`);
+  }
+  static noRecipients(): SmtpError {
+    return new SmtpError(503, '5.5.1', 'Error: need RCPT command');
+  }
+  static unknownZone(zone: string): SmtpError {
+    return new SmtpError(550, '5.7.1', `Unknown sending zone ${JSON.stringify(zone.slice(0, 64))}`);
+  }
+  static storageFailed(): SmtpError {
+    return new SmtpError(451, '4.3.0', 'Error: queue storage failed, try again later');
+  }
+  static insufficientStorage(): SmtpError {
+    return new SmtpError(452, '4.3.1', 'Insufficient system storage, try again later');
+  }
+  static hookFailed(): SmtpError {
+    return new SmtpError(451, '4.3.0', 'Error: temporary local problem, try again later');
+  }
+  static shuttingDown(): SmtpError {
+    return new SmtpError(421, '4.3.2', 'Service shutting down, try again later');
+  }
+  static tooManyConnections(): SmtpError {
+    return new SmtpError(421, '4.7.0', 'Too many connections from your address, try again later');
+  }
+  static timeout(what: string): SmtpError {
+    return new SmtpError(421, '4.4.2', `${what} timed out, closing connection`);
+  }
+}
+
+/** Anything thrown with a numeric `responseCode` (a plugin's own Error, say) as an SmtpError. */
+export function asSmtpError(err: unknown, fallback: () => SmtpError): SmtpError {
+  if (err instanceof SmtpError) return err;
+  const e = err as { responseCode?: unknown; message?: unknown; enhancedStatus?: unknown } | null;
+  if (e && typeof e.responseCode === 'number' && e.responseCode >= 400 && e.responseCode < 600) {
+    const code = e.responseCode;
+    const enhanced =
+      typeof e.enhancedStatus === 'string' && /^[245]\.\d{1,3}\.\d{1,3}$/.test(e.enhancedStatus)
+        ? e.enhancedStatus
+        : code >= 500
+          ? '5.0.0'
+          : '4.0.0';
+    const text = typeof e.message === 'string' && e.message ? e.message.replace(/[\r\n]+/g, ' ') : 'Rejected';
+    return new SmtpError(code, enhanced, text);
+  }
+  return fallback();
+}

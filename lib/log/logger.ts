@@ -1,0 +1,18 @@
+/**
+ * Structured logging: JSON lines through pino. Every state change of a message is one event with
+ * a stable code from events.ts, so operators can grep and alert on them.
+ */
+import { pino, type Logger } from 'pino';
+import type { LogEvent } from './events.js';
+
+export type { Logger };
+
+export function createLogger(level: string, bindings: Record<string, unknown> = {}): Logger {
+  return pino({ level, base: { pid: process.pid, ...bindings }, timestamp: pino.stdTimeFunctions.isoTime });
+}
+
+/** Logs one message event with its stable code. */
+export function logEvent(logger: Logger, event: LogEvent, fields: Record<string, unknown>, msg?: string): void {
+  const level = event === 'STORE_FAILED' || event === 'DROPPED' ? 'warn' : 'info';
+  logger[level]({ event, ...fields }, msg ?? event);
+}

@@ -1,0 +1,35 @@
+/**
+ * Watches free space on the queue's disk, so the listeners can say 452 "try later" before the
+ * disk is full instead of failing in the middle of a message (Postfix's queue_minfree).
+ * statfs is a cheap syscall; its answer is cached for a second.
+ */
+import { statfsSync } from 'node:fs';
+
+export class DiskGuard {
+  private checkedAt = 0;
+  private lastFree = Infinity;
+
+  constructor(
+    private readonly path: string,
+    private readonly minFreeBytes: number,
+  ) {}
+
+  /** Free bytes on the queue's disk (Infinity if it cannot be read). */
+  freeBytes(nowMs = Date.now()): number {
+    if (nowMs - this.checkedAt >= 1000) {
+      this.checkedAt = nowMs;
+      try {
+        const s = statfsSync(this.path);
+        this.lastFree = s.bavail * s.bsize;
+      } catch {
+        this.lastFree = Infinity;
+      }
+    }
+    return this.lastFree;
+  }
+
+  /** Room for a message of `sizeBytes` on top of the reserve. */
+  hasRoom(sizeBytes = 0): boolean {
+    return this.freeBytes() >= this.minFreeBytes + sizeBytes;
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * Group commit: many messages' final batches share one synced LevelDB write. While a synced
+ * write is in flight, new batches wait and then go together in the next one, so the cost of an
+ * fsync is shared by everyone who arrived during the previous one. A failed write fails every
+ * batch that was in it, and nothing of it is visible.
+ */
+import type { BatchOperation } from 'classic-level';
+import type { QueueDb } from './open.js';
+
+export type BatchOp = BatchOperation<QueueDb, string, Buffer>;
+
+interface Pending {
+  ops: BatchOp[];
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+export class GroupCommitter {
+  private waiting: Pending[] = [];
+  private writing = false;
+
+  constructor(private readonly db: QueueDb) {}
+
+  /** Resolves once `ops` are durably on disk (sync: true). */
+  commit(ops: BatchOp[]): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ ops, resolve, reject });
+      if (!this.writing) void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    this.writing = true;
+    while (this.waiting.length) {
+      const group = this.waiting;
+      this.waiting = [];
+      const ops = group.length === 1 ? group[0]!.ops : group.flatMap((p) => p.ops);
+      try {
+        await this.db.batch(ops, { sync: true });
+        for (const p of group) p.resolve();
+      } catch (err) {
+        for (const p of group) p.reject(err);
+      }
+    }
+    this.writing = false;
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * Every LevelDB key layout of the queue, in one place, each family with an encode/decode pair.
+ * Keys are UTF-8 strings ordered byte-wise, so numbers are fixed-width hex or decimal and parts
+ * that may hold ':' are URI-encoded.
+ *
+ *   m:<id>                          message metadata (JSON)
+ *   b:<id>:<chunk>                  body chunk n (raw bytes), chunk = 6 hex digits
+ *   d:<id>:<seq>                    delivery row for one recipient (JSON), seq = 4 hex digits
+ *   s:<zone>:<due>:<id>:<seq>       scheduling index: row due at <due> (ms, 13 digits)
+ *
+ * A message is visible once its m: key exists; b: keys without an m: key are leftovers of an
+ * interrupted ingest and are collected. Every row has exactly one s: key while pending.
+ */
+
+export const PREFIX = {
+  meta: 'm:',
+  body: 'b:',
+  row: 'd:',
+  schedule: 's:',
+} as const;
+
+const hex = (n: number, width: number) => n.toString(16).padStart(width, '0');
+const enc = (s: string) => encodeURIComponent(s);
+
+export const keys = {
+  meta: (id: string) => `m:${id}`,
+  body: (id: string, chunk: number) => `b:${id}:${hex(chunk, 6)}`,
+  bodyRange: (id: string) => ({ gte: `b:${id}:`, lt: `b:${id};` }),
+  row: (id: string, seq: number) => `d:${id}:${hex(seq, 4)}`,
+  rowRange: (id: string) => ({ gte: `d:${id}:`, lt: `d:${id};` }),
+  schedule: (zone: string, dueMs: number, id: string, seq: number) =>
+    `s:${enc(zone)}:${String(Math.max(0, Math.floor(dueMs))).padStart(13, '0')}:${id}:${hex(seq, 4)}`,
+  /** every row of a zone that is due at or before `nowMs` */
+  scheduleDue: (zone: string, nowMs: number) => ({
+    gte: `s:${enc(zone)}:`,
+    lte: `s:${enc(zone)}:${String(Math.max(0, Math.floor(nowMs))).padStart(13, '0')};`,
+  }),
+  allOf: (prefix: string) => ({ gte: prefix, lt: prefix.slice(0, -1) + ';' }),
+};
+
+export interface ScheduleKey {
+  zone: string;
+  dueMs: number;
+  id: string;
+  seq: number;
+}
+
+export function decodeScheduleKey(key: string): ScheduleKey {
+  const [tag, zone, due, id, seq] = key.split(':');
+  if (tag !== 's' || zone === undefined || due === undefined || id === undefined || seq === undefined) {
+    throw new Error(`not a schedule key: ${key}`);
+  }
+  return { zone: decodeURIComponent(zone), dueMs: Number(due), id, seq: parseInt(seq, 16) };
+}
+
+export function decodeRowKey(key: string): { id: string; seq: number } {
+  const [tag, id, seq] = key.split(':');
+  if (tag !== 'd' || id === undefined || seq === undefined) throw new Error(`not a row key: ${key}`);
+  return { id, seq: parseInt(seq, 16) };
+}
+
+export function decodeBodyKey(key: string): { id: string; chunk: number } {
+  const [tag, id, chunk] = key.split(':');
+  if (tag !== 'b' || id === undefined || chunk === undefined) throw new Error(`not a body key: ${key}`);
+  return { id, chunk: parseInt(chunk, 16) };
+}

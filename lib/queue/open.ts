@@ -1,0 +1,78 @@
+/**
+ * Opens the queue's LevelDB safely. An existing queue is opened with createIfMissing:false, so a
+ * damaged one (CURRENT lost) fails loudly instead of LevelDB starting an empty queue and deleting
+ * the old files. Lock, corruption and permission errors become one clear line each.
+ */
+import { ClassicLevel } from 'classic-level';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+
+export type QueueDb = ClassicLevel<string, Buffer>;
+
+export class QueueOpenError extends Error {
+  constructor(message: string, readonly code: 'LOCKED' | 'CORRUPT' | 'DAMAGED' | 'ACCESS' | 'OTHER') {
+    super(message);
+    this.name = 'QueueOpenError';
+  }
+}
+
+export async function openQueueDb(dir: string): Promise<QueueDb> {
+  let existing: string[] = [];
+  try {
+    existing = existsSync(dir) ? readdirSync(dir) : [];
+  } catch (err) {
+    throw accessError(dir, err);
+  }
+  const isNew = existing.length === 0;
+  if (!isNew && !existing.includes('CURRENT')) {
+    throw new QueueOpenError(
+      `queue ${dir} is damaged: it has files but no CURRENT file, so LevelDB cannot find its data. ` +
+        'Sluice will not start on it (an empty queue would hide the lost mail). Restore CURRENT from a backup, ' +
+        'or move the directory aside to start with an empty queue.',
+      'DAMAGED',
+    );
+  }
+  if (isNew) {
+    try {
+      mkdirSync(dir, { recursive: true });
+    } catch (err) {
+      throw accessError(dir, err);
+    }
+  }
+  const db = new ClassicLevel<string, Buffer>(dir, {
+    keyEncoding: 'utf8',
+    valueEncoding: 'buffer',
+    createIfMissing: isNew,
+    errorIfExists: false,
+  });
+  try {
+    await db.open();
+  } catch (err) {
+    throw describeOpenError(dir, err);
+  }
+  return db;
+}
+
+function describeOpenError(dir: string, err: unknown): QueueOpenError {
+  const e = err as { code?: string; cause?: { code?: string; message?: string }; message?: string };
+  const cause = e.cause?.code;
+  const detail = (e.cause?.message ?? e.message ?? String(err)).split('\n')[0];
+  if (cause === 'LEVEL_LOCKED') {
+    return new QueueOpenError(`queue ${dir} is locked: another process (another Sluice?) is using it`, 'LOCKED');
+  }
+  if (cause === 'LEVEL_CORRUPTION') {
+    return new QueueOpenError(
+      `queue ${dir} is corrupt (${detail}). Sluice changed nothing. Stop, back up the directory, ` +
+        'then repair it with LevelDB\'s repair (e.g. `node -e "require(\'classic-level\')..."`) or move it aside.',
+      'CORRUPT',
+    );
+  }
+  if (/permission denied|EACCES|read-only|EROFS/i.test(detail ?? '')) {
+    return new QueueOpenError(`queue ${dir} is not writable: ${detail}`, 'ACCESS');
+  }
+  return new QueueOpenError(`queue ${dir} cannot be opened: ${detail}`, 'OTHER');
+}
+
+function accessError(dir: string, err: unknown): QueueOpenError {
+  const e = err as NodeJS.ErrnoException;
+  return new QueueOpenError(`queue ${dir} is not accessible: ${e.code ?? ''} ${e.message}`.trim(), 'ACCESS');
+}

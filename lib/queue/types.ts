@@ -1,0 +1,58 @@
+/**
+ * The shapes stored in the queue: a message's metadata and one delivery row per recipient.
+ */
+
+/** Where a message came from, recorded with it (and shown by GET /message/:id). */
+export interface Origin {
+  via: 'smtp' | 'api' | 'bounce';
+  /** listener name for SMTP (smtp, smtp.interfaces.NAME) */
+  interface?: string;
+  remoteAddress?: string;
+  clientHostname?: string;
+  /** the authenticated user (SMTP AUTH or X-Authenticated-User) */
+  user?: string;
+  /** X-Originating-IP given to POST /send */
+  originatingIp?: string;
+  transmissionType?: string;
+}
+
+export interface MessageMeta {
+  id: string;
+  created: number;
+  /** envelope sender; '' is the null sender <> */
+  from: string;
+  rcptCount: number;
+  /** the final header block (latin1 string of the raw bytes), ending with the blank line */
+  headers: string;
+  bodySize: number;
+  /** headers + body, bytes */
+  size: number;
+  chunks: number;
+  /** DKIM relaxed body hash, sha256, base64 */
+  bodyHash: string;
+  messageId: string;
+  subject: string;
+  origin: Origin;
+  /** the first attempt waits until then (future Date header) */
+  deferUntil?: number;
+}
+
+export type RowStatus = 'queued' | 'deferred';
+
+export interface DeliveryRow {
+  id: string;
+  seq: number;
+  zone: string;
+  recipient: string;
+  /** lower-case recipient domain */
+  domain: string;
+  status: RowStatus;
+  created: number;
+  /** when the next attempt is due, ms */
+  due: number;
+  attempts: number;
+  firstFailure?: number;
+  lastAttempt?: number;
+  lastResponse?: string;
+  category?: string;
+}

@@ -1,0 +1,25 @@
+// mailsplit ships no types; this covers the part Sluice uses.
+declare module 'mailsplit' {
+  export interface HeaderLine {
+    key: string;
+    line: string;
+  }
+  export class Headers {
+    constructor(headers: Buffer | string | HeaderLine[], config?: Record<string, unknown>);
+    hasHeader(key: string): boolean;
+    get(key: string): string[];
+    getFirst(key: string): string;
+    getList(): HeaderLine[];
+    add(key: string, value: string | Buffer | number, index?: number): void;
+    addFormatted(key: string, line: string, index?: number): void;
+    remove(key: string): void;
+    update(key: string, value: string | Buffer | number, relativeIndex?: number): void;
+    build(lineEnd?: string): Buffer;
+  }
+}
+
+// libmime ships no types; Sluice only decodes encoded-words with it.
+declare module 'libmime' {
+  const libmime: { decodeWords(value: string): string };
+  export default libmime;
+}
