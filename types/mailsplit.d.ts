@@ -1,5 +1,6 @@
 // mailsplit ships no types; this covers the part Sluice uses.
 declare module 'mailsplit' {
+  import type { Transform } from 'node:stream';
   export interface HeaderLine {
     key: string;
     line: string;
@@ -15,6 +16,22 @@ declare module 'mailsplit' {
     remove(key: string): void;
     update(key: string, value: string | Buffer | number, relativeIndex?: number): void;
     build(lineEnd?: string): Buffer;
+  }
+  /** One MIME node as the Splitter emits it (objectMode), before its body. */
+  export interface SplitterNode {
+    type: 'node';
+    root: boolean;
+    headers: Headers;
+    contentType: string | false;
+    multipart: string | false;
+  }
+  export interface SplitterChunk {
+    type: 'data' | 'body';
+    value: Buffer;
+  }
+  /** Parses a whole message into nodes and their bodies (used by tests to walk MIME parts). */
+  export class Splitter extends Transform {
+    constructor(config?: Record<string, unknown>);
   }
 }
 

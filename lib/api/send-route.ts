@@ -2,63 +2,55 @@
  * POST /send: nodemailer's message JSON, built into RFC 5322 by nodemailer's MailComposer and
  * streamed into the same ingest() as SMTP.
  *
- * Safety: content may only come inline. `path` and `href` anywhere (attachments, alternatives,
- * text, html, amp, icalEvent, raw) are refused with 400, and the composer runs with file and URL
- * access disabled as a second wall. Address fields must be single-line, so a CR/LF can never add
- * a recipient or a header; nodemailer folds CR/LF inside other header values.
+ *   JSON schema (fastify/ajv, unknown fields refused) → send-checks (no path/href, no line
+ *   breaks in addresses, safe custom headers) → compose (envelope) → envelope checks →
+ *   api:mail hook → envelope checks again (a hook may change it) → ingest → { id, messageId,
+ *   recipients }
+ *
+ * Every refusal is a 400 naming the field; size over smtp.maxSize is a 413 from ingest.
  */
-import type { FastifyInstance } from 'fastify';
-import MailComposer from 'nodemailer/lib/mail-composer';
+import { isIP } from 'node:net';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Config } from '../config/schema.js';
 import { checkAddress } from '../accept/address.js';
 import type { Ingest } from '../accept/ingest.js';
+import type { HookEnvelope } from '../plugins/hooks.js';
 import type { HookRunner } from '../plugins/runner.js';
+import type { Origin } from '../queue/types.js';
+import { ComposedSource, compose } from './compose.js';
 import { HttpError } from './errors.js';
+import { checkSendMessage } from './send-checks.js';
 import { sendBodySchema } from './send-schema.js';
-
-/** Fields whose value may be a content object with path/href. */
-const CONTENT_FIELDS = ['text', 'html', 'amp', 'watchHtml', 'icalEvent', 'raw'] as const;
-const LIST_FIELDS = ['attachments', 'alternatives'] as const;
-const ADDRESS_FIELDS = ['from', 'sender', 'replyTo', 'to', 'cc', 'bcc'] as const;
 
 type Json = Record<string, unknown>;
 
 export function sendRoute(deps: { config: Config; ingest: Ingest; hooks: HookRunner }) {
+  const maxRecipients = deps.config.api.maxRecipients;
   return (app: FastifyInstance) => {
     app.post('/send', { schema: { body: sendBodySchema } }, async (req, reply) => {
       const message = req.body as Json;
-      refuseExternalContent(message);
-      refuseMultilineAddresses(message);
+      checkSendMessage(message);
+      const origin = originOf(req);
+      const { mail, from, to } = compose(message);
+      checkEnvelope(from, to, maxRecipients);
 
-      const composer = new MailComposer({ ...message, disableFileAccess: true, disableUrlAccess: true } as ConstructorParameters<typeof MailComposer>[0]);
-      const mail = composer.compile();
-      const envelope = mail.getEnvelope();
-      const from = envelope.from || '';
-      const to = [...new Set(envelope.to)];
-      if (!to.length) throw HttpError.badRequest('to: at least one recipient is required (to, cc, bcc or envelope.to)');
-      if (to.length > deps.config.api.maxRecipients) {
-        throw HttpError.badRequest(`to: too many recipients (${to.length}); at most ${deps.config.api.maxRecipients} per message`);
+      const envelope: HookEnvelope = { id: '', from, to, origin };
+      await deps.hooks.run('api:mail', envelope, message);
+      checkEnvelope(envelope.from, envelope.to, maxRecipients);
+
+      const source = new ComposedSource(mail.createReadStream());
+      let result;
+      try {
+        result = await deps.ingest.ingest({
+          from: envelope.from,
+          to: [...new Set(envelope.to)],
+          origin,
+          source,
+          maxSizeBytes: deps.config.smtp.maxSize,
+        });
+      } catch (err) {
+        throw source.failure ?? err;
       }
-      for (const address of [from, ...to]) {
-        try {
-          checkAddress(address, address === from);
-        } catch (err) {
-          throw HttpError.badRequest((err as Error).message);
-        }
-      }
-
-      const user = headerValue(req.headers['x-authenticated-user']);
-      const originatingIp = headerValue(req.headers['x-originating-ip']);
-      const origin = { via: 'api' as const, remoteAddress: req.ip, user, originatingIp, transmissionType: 'HTTP' };
-      await deps.hooks.run('api:mail', { id: '', from, to, origin }, message);
-
-      const result = await deps.ingest.ingest({
-        from,
-        to,
-        origin,
-        source: composedStream(mail.createReadStream()),
-        maxSizeBytes: deps.config.smtp.maxSize,
-      });
       return reply.send({
         id: result.id,
         messageId: result.messageId,
@@ -68,59 +60,39 @@ export function sendRoute(deps: { config: Config; ingest: Ingest; hooks: HookRun
   };
 }
 
-/** The composer's stream, with its file/URL refusals turned into 400s. */
-async function* composedStream(stream: AsyncIterable<Buffer | string>): AsyncGenerator<Buffer> {
-  try {
-    for await (const chunk of stream) yield typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-  } catch (err) {
-    const code = (err as { code?: string }).code;
-    if (code === 'EFILEACCESS' || code === 'EURLACCESS') throw HttpError.badRequest(`content from files or URLs is not allowed (${code})`);
-    throw HttpError.badRequest(`message could not be built: ${(err as Error).message}`);
+function checkEnvelope(from: unknown, to: unknown, maxRecipients: number): asserts to is string[] {
+  if (typeof from !== 'string' || !from) {
+    throw HttpError.badRequest('from: a sender address is required (from, sender, replyTo or envelope.from)');
   }
+  if (!Array.isArray(to) || to.some((r) => typeof r !== 'string')) throw HttpError.badRequest('to: recipients must be addresses');
+  if (!to.length) throw HttpError.badRequest('to: at least one recipient is required (to, cc, bcc or envelope.to)');
+  if (to.length > maxRecipients) {
+    throw HttpError.badRequest(`to: too many recipients (${to.length}); at most ${maxRecipients} per message`);
+  }
+  check(from, 'from');
+  for (const rcpt of to as string[]) check(rcpt, 'to');
+}
+
+function check(address: string, field: string): void {
+  try {
+    checkAddress(address, false);
+  } catch (err) {
+    throw HttpError.badRequest(`${field}: ${(err as Error).message}`);
+  }
+}
+
+/** Who sent it: the socket, and what a trusted front end says in X-Authenticated-User / X-Originating-IP. */
+function originOf(req: FastifyRequest): Origin {
+  const user = headerValue(req.headers['x-authenticated-user']);
+  const originatingIp = headerValue(req.headers['x-originating-ip'])?.replace(/^\[(.*)\]$/, '$1');
+  if (originatingIp !== undefined && !isIP(originatingIp)) {
+    throw HttpError.badRequest('X-Originating-IP: expected an IPv4 or IPv6 address');
+  }
+  return { via: 'api', remoteAddress: req.ip, user, originatingIp, transmissionType: 'HTTP' };
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {
   const v = Array.isArray(value) ? value[0] : value;
-  return v ? v.replace(/[\x00-\x1f\x7f]/g, '').slice(0, 255) : undefined;
-}
-
-function refuseExternalContent(message: Json): void {
-  const check = (value: unknown, where: string) => {
-    if (value && typeof value === 'object' && !Array.isArray(value)) {
-      for (const key of ['path', 'href'] as const) {
-        if ((value as Json)[key] !== undefined) {
-          throw HttpError.badRequest(`${where}.${key}: content must be given inline (content or a base64 string); file paths and URLs are not allowed`);
-        }
-      }
-    }
-  };
-  for (const field of CONTENT_FIELDS) check(message[field], field);
-  for (const field of LIST_FIELDS) {
-    const list = message[field];
-    if (Array.isArray(list)) list.forEach((item, i) => check(item, `${field}[${i}]`));
-  }
-}
-
-function refuseMultilineAddresses(message: Json): void {
-  const check = (value: unknown, where: string): void => {
-    if (typeof value === 'string') {
-      if (/[\r\n\x00]/.test(value)) throw HttpError.badRequest(`${where}: line breaks are not allowed in addresses`);
-    } else if (Array.isArray(value)) {
-      value.forEach((v, i) => check(v, `${where}[${i}]`));
-    } else if (value && typeof value === 'object') {
-      const v = value as Json;
-      check(v.address, `${where}.address`);
-      check(v.name, `${where}.name`);
-    }
-  };
-  for (const field of ADDRESS_FIELDS) check(message[field], field);
-  const env = message.envelope as Json | undefined;
-  if (env) {
-    check(env.from, 'envelope.from');
-    check(env.to, 'envelope.to');
-    check(env.cc, 'envelope.cc');
-    check(env.bcc, 'envelope.bcc');
-  }
-  check(message.messageId, 'messageId');
-  check(message.inReplyTo, 'inReplyTo');
+  const clean = v?.replace(/[\x00-\x1f\x7f]/g, '').trim().slice(0, 255);
+  return clean || undefined;
 }

@@ -1,6 +1,8 @@
 /**
  * The JSON schema of POST /send: nodemailer's message fields that make sense over HTTP. Unknown
- * fields are refused (400 naming the field) rather than silently ignored.
+ * fields are refused (400 naming the field) rather than silently ignored: server.ts runs ajv with
+ * removeAdditional: false. Fields only nodemailer's Mailer understands (`list`, transport options
+ * like `dkim`) are left out, since MailComposer alone would drop them without a word.
  */
 const text = { type: 'string', maxLength: 100_000_000 } as const;
 const line = { type: 'string', maxLength: 4096 } as const;
@@ -90,9 +92,9 @@ export const sendBodySchema = {
     references: { anyOf: [line, { type: 'array', items: line, maxItems: 1000 }] },
     date: line,
     priority: { type: 'string', enum: ['high', 'normal', 'low'] },
-    encoding: line,
+    /** Content-Transfer-Encoding of the text parts (nodemailer's message-level `encoding`) */
+    encoding: { type: 'string', enum: ['quoted-printable', 'base64'] },
     textEncoding: { type: 'string', enum: ['quoted-printable', 'base64'] },
-    list: { type: 'object', maxProperties: 20 },
     envelope: {
       type: 'object',
       properties: { from: line, to: addressList, cc: addressList, bcc: addressList },

@@ -23,6 +23,10 @@ export function createApi(config: Config, logger: Logger, routes: ApiRoutes[]): 
     return503OnClosing: true,
   });
 
+  // JSON only: fastify also parses text/plain by default, which would let a wrong Content-Type
+  // through to the schema (a confusing 400) instead of the 415 it is
+  app.removeContentTypeParser('text/plain');
+
   const token = config.api.token;
   if (token) {
     const expected = Buffer.from(`Bearer ${token}`);

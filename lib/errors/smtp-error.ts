@@ -46,6 +46,10 @@ export class SmtpError extends Error {
   static noRecipients(): SmtpError {
     return new SmtpError(503, '5.5.1', 'Error: need RCPT command');
   }
+  /** The message itself could not be built or read (a /send body the composer refused). */
+  static contentRejected(why: string): SmtpError {
+    return new SmtpError(554, '5.6.0', `Message content rejected: ${why.replace(/[\r\n]+/g, ' ').slice(0, 300)}`);
+  }
   static unknownZone(zone: string): SmtpError {
     return new SmtpError(550, '5.7.1', `Unknown sending zone ${JSON.stringify(zone.slice(0, 64))}`);
   }

@@ -31,6 +31,8 @@ export class QueueStore {
   readonly startedAt = Date.now();
   /** ids whose ingest is running: the garbage collector leaves their chunks alone */
   private readonly inflight = new Set<string>();
+  /** ids being deleted: a second delete of the same id must not count its rows down again */
+  private readonly deleting = new Set<string>();
   private readonly committer: GroupCommitter;
 
   private constructor(
@@ -106,19 +108,25 @@ export class QueueStore {
 
   /** Removes a message and all its rows. Returns false when there was no such message. */
   async deleteMessage(id: string): Promise<boolean> {
-    const meta = await this.getMeta(id);
-    if (!meta) return false;
-    const rows = await this.getRows(id);
-    const ops: BatchOp[] = [{ type: 'del', key: keys.meta(id) }];
-    for (const row of rows) {
-      ops.push({ type: 'del', key: keys.row(id, row.seq) });
-      ops.push({ type: 'del', key: keys.schedule(row.zone, row.due, id, row.seq) });
+    if (this.deleting.has(id)) return false;
+    this.deleting.add(id);
+    try {
+      const meta = await this.getMeta(id);
+      if (!meta) return false;
+      const rows = await this.getRows(id);
+      const ops: BatchOp[] = [{ type: 'del', key: keys.meta(id) }];
+      for (const row of rows) {
+        ops.push({ type: 'del', key: keys.row(id, row.seq) });
+        ops.push({ type: 'del', key: keys.schedule(row.zone, row.due, id, row.seq) });
+      }
+      await this.committer.commit(ops);
+      for (const row of rows) this.counters.add(row, -1);
+      // without its metadata the body is unreachable; clear it now (the collector would later)
+      await this.db.clear(keys.bodyRange(id));
+      return true;
+    } finally {
+      this.deleting.delete(id);
     }
-    await this.committer.commit(ops);
-    for (const row of rows) this.counters.add(row, -1);
-    // without its metadata the body is unreachable; clear it now (the collector would later)
-    await this.db.clear(keys.bodyRange(id));
-    return true;
   }
 
   /**
