@@ -1,15 +1,12 @@
 #!/usr/bin/env node
 /**
- * The `sluice` command line. Thin: each command loads what it needs and calls into lib/.
+ * The `sluice` command line. Thin: each command imports what it needs when it runs (so --help
+ * does not load the SMTP server and LevelDB) and calls into lib/.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { runCommand } from '../lib/app/run.js';
-import { createAppDir } from '../lib/app/create.js';
-import { ConfigError, loadConfig } from '../lib/config/load.js';
-import { hashPassword } from '../lib/accept/passwords.js';
 
 const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string };
 
@@ -25,17 +22,19 @@ await yargs(hideBin(process.argv))
   .usage('$0 <command> [options]')
   .command(
     'run',
-    'run Sluice (the master, its listeners and its workers)',
+    'run Sluice from an app dir: the SMTP and HTTP listeners and the queue',
     (y) => y.option('dir', appDirOption),
     async (argv) => {
+      const { runCommand } = await import('../lib/app/run.js');
       process.exitCode = await runCommand(argv.dir);
     },
   )
   .command(
     'create <dir>',
-    'make a new app dir with a config.toml, plugins/ and keys/',
+    'make a new app dir: config.toml, plugins/ (with an example), keys/, data/',
     (y) => y.positional('dir', { type: 'string', demandOption: true }),
-    (argv) => {
+    async (argv) => {
+      const { createAppDir } = await import('../lib/app/create.js');
       try {
         const created = createAppDir(argv.dir);
         console.log(`created ${created}\nnext: edit ${created}/config.toml, then: sluice run -d ${argv.dir}`);
@@ -47,9 +46,10 @@ await yargs(hideBin(process.argv))
   )
   .command(
     'check-config',
-    'load and validate the config, print the result',
+    'load and validate the config; print "config ok" or one line per problem',
     (y) => y.option('dir', appDirOption).option('print', { type: 'boolean', default: false, describe: 'print the merged config as JSON' }),
-    (argv) => {
+    async (argv) => {
+      const { ConfigError, loadConfig } = await import('../lib/config/load.js');
       try {
         const loaded = loadConfig({ appDir: argv.dir });
         console.log(`config ok (${loaded.files.join(' + ')})`);
@@ -66,21 +66,54 @@ await yargs(hideBin(process.argv))
     'print a password hash for [smtp.users] (reads stdin when no password is given)',
     (y) => y.positional('password', { type: 'string' }),
     async (argv) => {
-      const password = argv.password ?? readFileSync(0, 'utf8').replace(/\r?\n$/, '');
+      const password = argv.password ?? (await readPassword());
       if (!password) {
         console.error('sluice hash-password: empty password');
         process.exitCode = 1;
         return;
       }
+      const { hashPassword } = await import('../lib/accept/passwords.js');
       console.log(await hashPassword(password));
     },
   )
+  .example('$0 create /var/lib/sluice', 'make an app dir')
+  .example('$0 check-config -d /var/lib/sluice', 'check its config')
+  .example('$0 run -d /var/lib/sluice', 'run it')
+  .example('$0 hash-password < secret.txt', 'hash a password for [smtp.users]')
+  .epilogue('Config: config/default.toml, then DIR/config.toml, then SLUICE_… environment variables (SLUICE_SMTP__PORT=2600).')
   .demandCommand(1, 'name a command: run, create, check-config or hash-password')
   .strict()
   .version(pkg.version)
   .help()
   .alias('h', 'help')
   .parseAsync();
+
+/**
+ * The password from stdin: typed at a terminal without echo (one line), or piped (all of it,
+ * less one trailing newline). Better than an argument, which lands in shell history and `ps`.
+ */
+async function readPassword(): Promise<string> {
+  const stdin = process.stdin;
+  if (!stdin.isTTY) return readFileSync(0, 'utf8').replace(/\r?\n$/, '');
+  process.stderr.write('Password: ');
+  stdin.setRawMode(true);
+  stdin.resume();
+  let typed = '';
+  try {
+    for await (const chunk of stdin) {
+      for (const ch of String(chunk)) {
+        if (ch === '\r' || ch === '\n' || ch === '\u0004') return typed;
+        if (ch === '\u0003') return ''; // Ctrl-C: nothing hashed
+        typed = ch === '\u007f' || ch === '\b' ? typed.slice(0, -1) : typed + ch;
+      }
+    }
+    return typed;
+  } finally {
+    stdin.setRawMode(false);
+    stdin.pause();
+    process.stderr.write('\n');
+  }
+}
 
 /** The config as printed by check-config: secrets replaced. */
 function redact(config: unknown): unknown {

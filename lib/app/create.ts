@@ -1,45 +1,37 @@
 /**
- * `sluice create DIR`: a new app dir with a commented config.toml, plugins/, keys/ and data/.
- * Refuses to overwrite an existing config.
+ * `sluice create DIR`: a new app dir made from setup/app-template/ — a commented config.toml,
+ * plugins/ with an example plugin, keys/ (mode 0700) and data/. Refuses to overwrite an
+ * existing config; other files already there are left alone.
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-const CONFIG = `# Sluice app config. Every key and its default is documented in Sluice's config/default.toml;
-# anything set here is laid over those defaults. Check it with: sluice check-config -d .
+/** The template ships with the package (setup/ is in package.json's files). */
+export const APP_TEMPLATE_DIR = fileURLToPath(new URL('../../../setup/app-template', import.meta.url));
 
-hostname = "mta.example.test"
-
-[smtp]
-host = "127.0.0.1"
-port = 2525
-# Users who may log in (make a hash with: sluice hash-password)
-# [smtp.users]
-# alice = "scrypt$..."
-
-[api]
-host = "127.0.0.1"
-port = 8080
-
-[queue]
-path = "data/queue"
-
-[zones.default]
-processes = 1
-connections = 5
-
-# [zones.bulk]
-# senderDomains = ["news.example.test"]
-`;
-
-const KEYS_README = `Put DKIM private keys here (mode 0600), and name them in config.toml under [[dkim.keys]].\n`;
+const DIR_MODES: Record<string, number> = { plugins: 0o755, keys: 0o700, data: 0o750 };
 
 export function createAppDir(dir: string): string {
   const root = path.resolve(dir);
   const configFile = path.join(root, 'config.toml');
   if (existsSync(configFile)) throw new Error(`${configFile} exists already; not overwriting it`);
-  for (const sub of ['plugins', 'keys', 'data']) mkdirSync(path.join(root, sub), { recursive: true, mode: sub === 'keys' ? 0o700 : 0o755 });
-  writeFileSync(configFile, CONFIG);
-  writeFileSync(path.join(root, 'keys', 'README'), KEYS_README);
+  mkdirSync(root, { recursive: true });
+  for (const [sub, mode] of Object.entries(DIR_MODES)) mkdirSync(path.join(root, sub), { recursive: true, mode });
+  copyTemplate(APP_TEMPLATE_DIR, root);
   return root;
+}
+
+/** Copies the template's files into place, keeping any file the user has already. */
+function copyTemplate(from: string, to: string): void {
+  for (const entry of readdirSync(from, { withFileTypes: true })) {
+    const src = path.join(from, entry.name);
+    const dst = path.join(to, entry.name);
+    if (entry.isDirectory()) {
+      mkdirSync(dst, { recursive: true });
+      copyTemplate(src, dst);
+    } else if (!existsSync(dst)) {
+      copyFileSync(src, dst);
+    }
+  }
 }

@@ -9,7 +9,7 @@ import { QueueOpenError } from '../queue/open.js';
 import { Master } from './master.js';
 
 /** How long a clean stop may take before the process exits anyway. */
-const STOP_DEADLINE_MS = 35_000;
+export const STOP_DEADLINE_MS = 35_000;
 
 export async function runCommand(appDir: string): Promise<number> {
   let loaded;

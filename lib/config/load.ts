@@ -1,15 +1,16 @@
 /**
  * Loads the config in layers — config/default.toml, the app dir's config.toml, then SLUICE_…
  * environment variables — validates the result once against the schema, reporting every wrong
- * key together, resolves relative paths against the app dir and deep-freezes it.
+ * key together, resolves relative paths against the app dir and deep-freezes it. A problem
+ * never stops at the first: the caller gets them all (ConfigError.problems), one line each.
  */
-import { readFileSync, existsSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseToml } from 'smol-toml';
 import { configSchema, type Config, type ListenerConfig } from './schema.js';
-import { check, type Spec } from './spec.js';
-import { isCidr, isLoopbackHost } from './net.js';
+import { check, keyPath, suggest, type Spec } from './spec.js';
+import { isLoopbackHost } from './net.js';
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -40,6 +41,7 @@ export interface LoadedConfig {
 
 export function loadConfig(opts: LoadOptions): LoadedConfig {
   const appDir = path.resolve(opts.appDir);
+  checkAppDir(appDir);
   const files = [DEFAULT_CONFIG_FILE];
   let merged = readToml(DEFAULT_CONFIG_FILE);
   const appFile = path.join(appDir, 'config.toml');
@@ -48,13 +50,27 @@ export function loadConfig(opts: LoadOptions): LoadedConfig {
     files.push(appFile);
   }
   const problems: string[] = [];
-  merged = deepMerge(merged, envLayer(opts.env ?? process.env, problems));
+  const env = envLayer(opts.env ?? process.env, merged, problems);
+  merged = deepMerge(merged, env.layer);
   if (opts.overrides) merged = deepMerge(merged, opts.overrides);
 
-  const config = check(configSchema as Spec, merged, '', problems) as Config;
+  const checked: string[] = [];
+  const config = check(configSchema as Spec, merged, '', checked) as Config;
+  problems.push(...checked.map((p) => withSource(p, env.sources)));
   if (problems.length === 0) problems.push(...crossChecks(config));
   if (problems.length) throw new ConfigError(problems);
   return { config: deepFreeze(resolvePaths(config, appDir)), appDir, files };
+}
+
+/** A missing app dir is a typo, not a request for a new one (that is `sluice create`). */
+function checkAppDir(appDir: string): void {
+  let isDir = false;
+  try {
+    isDir = statSync(appDir).isDirectory();
+  } catch {
+    throw new ConfigError([`${appDir}: the app dir does not exist (make one with: sluice create ${appDir})`]);
+  }
+  if (!isDir) throw new ConfigError([`${appDir}: the app dir is not a directory`]);
 }
 
 function readToml(file: string): Table {
@@ -67,8 +83,10 @@ function readToml(file: string): Table {
   try {
     return parseToml(text) as Table;
   } catch (err) {
-    const msg = (err as Error).message.split('\n')[0];
-    throw new ConfigError([`${file}: not valid TOML: ${msg}`]);
+    const e = err as Error & { line?: number; column?: number };
+    const at = e.line ? `:${e.line}${e.column ? `:${e.column}` : ''}` : '';
+    const msg = (e.message.split('\n')[0] ?? '').replace(/^Invalid TOML document:\s*/, '');
+    throw new ConfigError([`${file}${at}: not valid TOML: ${msg}`]);
   }
 }
 
@@ -86,47 +104,78 @@ function isTable(v: unknown): v is Table {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
 }
 
+interface EnvLayer {
+  layer: Table;
+  /** key path → the variable that set it, so a bad value names the variable too */
+  sources: [string, string][];
+}
+
 /**
  * SLUICE_SMTP__PORT=2587 → { smtp: { port: 2587 } }. Each level matches a schema key without
- * regard to case (env names are upper case, keys camelCase); names under user tables (zones,
- * routes) are taken in lower case. Values are read as TOML values when they parse as one
- * (numbers, booleans, lists), else as plain strings.
+ * regard to case (env names are upper case, keys camelCase). A level under a table the user
+ * names (zones, routes, interfaces, users) matches an entry of that name already in the files,
+ * again without regard to case, and is taken in lower case when there is none: so
+ * SLUICE_ZONES__BULK__PROCESSES=4 changes [zones.bulk] or makes it. Values are read as TOML
+ * values (numbers, booleans, lists like ["a", "b"], inline tables); a value that does not parse
+ * as TOML, or any value of a string key, is taken as the plain string. An empty value unsets an
+ * optional key.
  */
-function envLayer(env: NodeJS.ProcessEnv, problems: string[]): Table {
+function envLayer(env: NodeJS.ProcessEnv, files: Table, problems: string[]): EnvLayer {
   const layer: Table = {};
-  for (const [name, raw] of Object.entries(env)) {
+  const sources: [string, string][] = [];
+  for (const name of Object.keys(env).sort()) {
+    const raw = env[name];
     if (!name.startsWith(ENV_PREFIX) || raw === undefined) continue;
     const parts = name.slice(ENV_PREFIX.length).split('__');
     const keys: string[] = [];
-    let spec: Spec | undefined = configSchema as Spec;
+    let spec: Spec = configSchema as Spec;
+    let fromFiles: unknown = files;
+    let where = '';
+    let problem: string | undefined;
     for (const part of parts) {
-      if (!spec) break;
+      let key: string | undefined;
       if (spec.kind === 'object') {
-        const key: string | undefined = Object.keys(spec.fields).find((k) => k.toLowerCase() === part.toLowerCase());
+        const known = Object.keys(spec.fields);
+        key = known.find((k) => k.toLowerCase() === part.toLowerCase());
         if (!key) {
-          spec = undefined;
+          const hint = part.includes('_') ? '; levels are separated by a double underscore, e.g. SLUICE_SMTP__PORT' : '';
+          problem = `${where ? `[${where}]` : 'the top level'} has no key "${part.toLowerCase()}" (${suggest(part, known)}${hint})`;
           break;
         }
-        keys.push(key);
-        spec = spec.fields[key];
-      } else if (spec.kind === 'map') {
-        keys.push(part.toLowerCase());
+        spec = spec.fields[key]!;
+      } else if (spec.kind === 'map' && part !== '') {
+        const existing = isTable(fromFiles) ? Object.keys(fromFiles) : [];
+        key = existing.find((k) => k.toLowerCase() === part.toLowerCase()) ?? part.toLowerCase();
         spec = spec.of;
       } else {
-        spec = undefined;
+        problem = part === '' ? 'an empty level (three or more underscores in a row?)' : `${where} takes no sub-keys`;
+        break;
       }
+      keys.push(key);
+      where = keyPath(where, key);
+      fromFiles = isTable(fromFiles) ? fromFiles[key] : undefined;
     }
-    if (!spec || keys.length !== parts.length) {
-      problems.push(`${name}: not a config key (use SLUICE_SECTION__KEY, e.g. SLUICE_SMTP__PORT)`);
+    if (problem || keys.length === 0) {
+      problems.push(`${name}: not a config key: ${problem ?? 'name a key, e.g. SLUICE_SMTP__PORT'}`);
       continue;
     }
     let target = layer;
     for (const key of keys.slice(0, -1)) {
       target = (target[key] = isTable(target[key]) ? target[key] : {}) as Table;
     }
-    target[keys[keys.length - 1]!] = spec.kind === 'string' ? raw : envValue(raw);
+    // an empty value unsets an optional key (SLUICE_API__TOKEN= in a compose file)
+    target[keys[keys.length - 1]!] = raw === '' && spec.optional ? undefined : spec.kind === 'string' ? raw : envValue(raw);
+    sources.push([where, name]);
   }
-  return layer;
+  return { layer, sources };
+}
+
+/** "smtp.port: expected …" → "… (set by SLUICE_SMTP__PORT)" when a variable set that key. */
+function withSource(problem: string, sources: [string, string][]): string {
+  const match = sources
+    .filter(([p]) => problem.startsWith(`${p}:`) || problem.startsWith(`${p}.`) || problem.startsWith(`${p}[`))
+    .sort((a, b) => b[0].length - a[0].length)[0];
+  return match ? `${problem} (set by ${match[1]})` : problem;
 }
 
 function envValue(raw: string): unknown {
@@ -143,16 +192,24 @@ function crossChecks(config: Config): string[] {
   if (config.api.enabled && !isLoopbackHost(config.api.host) && !config.api.token) {
     problems.push(`api.token: required when api.host (${config.api.host}) is not a loopback address`);
   }
+  const bound = new Map<string, string>();
+  const claim = (name: string, host: string, port: number) => {
+    if (port === 0) return; // any free port: no clash possible
+    const address = `${host}:${port}`;
+    const other = bound.get(address);
+    if (other) problems.push(`${name}.port: ${address} is taken by ${other} already`);
+    else bound.set(address, name);
+  };
+  if (config.api.enabled) claim('api', config.api.host, config.api.port);
+  claim('channel', config.channel.host, config.channel.port);
   for (const [name, listener] of listeners(config)) {
     if ((listener.key === undefined) !== (listener.cert === undefined)) {
       problems.push(`${name}.key / ${name}.cert: set both or neither`);
     }
     if (listener.secure && !listener.key) problems.push(`${name}.secure: needs key and cert`);
+    claim(name, listener.host, listener.port);
   }
   if (!config.zones.default) problems.push('zones.default: the default zone must exist');
-  for (const [i, cidr] of config.smtp.trustedNetworks.entries()) {
-    if (!isCidr(cidr)) problems.push(`smtp.trustedNetworks[${i}]: expected a CIDR block like "127.0.0.0/8", got ${JSON.stringify(cidr)}`);
-  }
   return problems;
 }
 
@@ -161,8 +218,8 @@ export function listeners(config: Config): [string, ListenerConfig][] {
   const { users: _users, interfaces, enabled, ...main } = config.smtp;
   const out: [string, ListenerConfig][] = enabled ? [['smtp', main]] : [];
   for (const [name, over] of Object.entries(interfaces)) {
-    const defined = Object.fromEntries(Object.entries(over).filter(([, v]) => v !== undefined));
-    out.push([`smtp.interfaces.${name}`, { ...main, ...defined } as ListenerConfig]);
+    const defined = Object.fromEntries(Object.entries(over).filter(([, v]) => v !== undefined)) as Partial<ListenerConfig>;
+    out.push([`smtp.interfaces.${name}`, { ...main, ...defined }]);
   }
   return out;
 }

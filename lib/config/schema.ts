@@ -3,16 +3,22 @@
  * config/default.toml (documented there); entries the user names (zones, routes, interfaces,
  * plugins) carry their defaults here. The `Config` type is inferred from this schema.
  */
+import ipaddr from 'ipaddr.js';
+import { isCidr } from './net.js';
 import { t, withDefault, type Infer } from './spec.js';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const HOSTPORT = /^[^\s:]+(:\d{1,5})?$|^\[[0-9a-fA-F:.]+\](:\d{1,5})?$/;
+/** a host name or address literal: one word, no controls (it ends up in greetings and headers) */
+const HOST = /^[A-Za-z0-9_.:\[\]-]{1,253}$/;
 
 const port = () => t.int({ min: 0, max: 65535 });
+const host = () => t.string({ pattern: HOST, hint: 'a host name or IP address like "127.0.0.1"' });
+const cidr = () => t.string({ valid: isCidr, hint: 'a CIDR block like "127.0.0.0/8" or an IP address' });
 
 /** Settings one SMTP submission listener has; extra interfaces override any of them. */
 const listenerFields = {
-  host: t.string(),
+  host: host(),
   port: port(),
   /** implicit TLS from the first byte (port 465 style) */
   secure: t.bool(),
@@ -23,15 +29,15 @@ const listenerFields = {
   maxRecipients: t.int({ min: 1, max: 100_000 }),
   /** "always": every client authenticates; "untrusted": trusted networks may relay without it */
   auth: t.string({ oneOf: ['always', 'untrusted'] }),
-  /** allow AUTH PLAIN/LOGIN without TLS (otherwise STARTTLS first, unless the client is trusted) */
+  /** with key and cert set: allow AUTH before STARTTLS (a listener without TLS offers AUTH in the clear) */
   allowInsecureAuth: t.bool(),
   authMethods: t.list(t.string({ oneOf: ['PLAIN', 'LOGIN'] })),
-  trustedNetworks: t.list(t.string({ hint: 'a CIDR block like "127.0.0.0/8"' })),
+  trustedNetworks: t.list(cidr()),
   /** smtp-server waits this long before the greeting to catch early talkers */
   greetingDelay: t.duration({ max: 30_000 }),
   reverseLookup: t.bool(),
   /** peers allowed to send a PROXY protocol header; empty = PROXY protocol off */
-  proxyProtocol: t.list(t.string()),
+  proxyProtocol: t.list(t.string({ valid: (v) => v === '*' || ipaddr.isValid(v), hint: 'an IP address, or "*" for any peer' })),
   /** leave the client's IP and name out of the Received header */
   hideClientInfo: t.bool(),
   maxClients: t.int({ min: 1 }),
@@ -46,14 +52,15 @@ const listenerFields = {
   sessionTimeout: t.duration({ min: 100 }),
 };
 
-type ListenerFields = typeof listenerFields;
-/** Every listener key made optional, for `[smtp.interfaces.NAME]` overrides. */
-const interfaceFields = Object.fromEntries(
-  Object.entries(listenerFields).map(([k, spec]) => [k, { ...spec, optional: true, default: undefined }]),
-) as unknown as { [K in keyof ListenerFields]: ListenerFields[K] };
+const listenerSpec = t.object(listenerFields);
+/**
+ * `[smtp.interfaces.NAME]`: the same keys, each optional; an unset key is inherited from [smtp]
+ * (see `listeners()` in load.ts). Unknown keys are refused here as anywhere else.
+ */
+const interfaceSpec = t.object(t.partial(listenerFields));
 
 const routeSpec = t.object({
-  host: t.string(),
+  host: host(),
   port: withDefault(port(), 25),
 });
 
@@ -61,7 +68,7 @@ const zoneSpec = t.object({
   processes: withDefault(t.int({ min: 0, max: 64 }), 1),
   connections: withDefault(t.int({ min: 1, max: 1000 }), 5),
   /** local addresses with their HELO names */
-  pool: withDefault(t.list(t.object({ address: t.string(), name: t.string() })), []),
+  pool: withDefault(t.list(t.object({ address: t.string({ valid: (v) => ipaddr.isValid(v), hint: 'an IP address' }), name: host() })), []),
   /** e.g. "100 messages/minute" per connection; empty = unlimited */
   throttling: withDefault(t.string({ pattern: /^$|^\d+\s*(messages?\s*)?\/\s*(s|sec|second|m|min|minute|h|hour)$/i, hint: 'like "100 messages/minute"' }), ''),
   connectionsPerDomain: withDefault(t.int({ min: 1 }), 5),
@@ -73,7 +80,7 @@ const zoneSpec = t.object({
   recipientDomains: withDefault(t.list(t.string()), []),
   ignoreIPv6: withDefault(t.bool(), false),
   /** a smarthost for the whole zone instead of MX lookups */
-  route: t.optObject({ host: t.string(), port: withDefault(port(), 25) }),
+  route: t.optObject({ host: host(), port: withDefault(port(), 25) }),
 });
 
 const dkimKeySpec = t.object({
@@ -87,7 +94,7 @@ const pluginSpec = t.map(t.any());
 
 export const configSchema = t.object({
   /** the name this host gives in greetings, HELO and Received headers */
-  hostname: t.string(),
+  hostname: host(),
   log: t.object({
     level: t.string({ oneOf: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] }),
   }),
@@ -97,11 +104,11 @@ export const configSchema = t.object({
     /** user name → password hash from `sluice hash-password` */
     users: t.map(t.string({ pattern: /^scrypt\$/, hint: 'a hash from `sluice hash-password`' })),
     /** more listeners beside the main one; unset keys come from [smtp] */
-    interfaces: t.map(t.object(interfaceFields), { keyPattern: NAME }),
+    interfaces: t.map(interfaceSpec, { keyPattern: NAME }),
   }),
   api: t.object({
     enabled: t.bool(),
-    host: t.string(),
+    host: host(),
     port: port(),
     /** bearer token; required when the API listens beyond loopback */
     token: t.optString(),
@@ -109,7 +116,7 @@ export const configSchema = t.object({
     maxRecipients: t.int({ min: 1, max: 100_000 }),
   }),
   channel: t.object({
-    host: t.string(),
+    host: host(),
     port: port(),
   }),
   queue: t.object({
@@ -143,6 +150,7 @@ export const configSchema = t.object({
 });
 
 export type Config = Infer<typeof configSchema>;
-export type ListenerConfig = Infer<ReturnType<typeof t.object<ListenerFields>>>;
+export type ListenerConfig = Infer<typeof listenerSpec>;
+export type InterfaceConfig = Infer<typeof interfaceSpec>;
 export type ZoneConfig = Infer<typeof zoneSpec>;
 export type DkimKeyConfig = Infer<typeof dkimKeySpec>;

@@ -1,0 +1,90 @@
+/**
+ * README.md is where users learn Sluice; these tests keep its catalogues true: every log event
+ * and hook name is documented, the config table's defaults are the real ones, and the two
+ * commands a newcomer types are there verbatim.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse as parseToml } from 'smol-toml';
+import { DEFAULT_CONFIG_FILE } from '../../lib/config/load.js';
+import { configSchema } from '../../lib/config/schema.js';
+import type { Spec } from '../../lib/config/spec.js';
+import { LOG_EVENTS } from '../../lib/log/events.js';
+import { HOOK_NAMES } from '../../lib/plugins/hooks.js';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+
+/** The first cells of the rows of every Markdown table, as written. */
+const firstCells = readme.split('\n').flatMap((l) => (/^\|\s*`/.test(l) ? [l.split('|')[1]!.trim()] : []));
+const documented = (code: string) => firstCells.includes(`\`${code}\``);
+
+test('the README keeps the two commands and npm test verbatim', () => {
+  assert.ok(readme.includes('npm ci && npm start'));
+  assert.ok(readme.includes('npm test'));
+});
+
+test('every message event in LOG_EVENTS has a row in the README', () => {
+  const missing = Object.keys(LOG_EVENTS).filter((code) => !documented(code));
+  assert.deepEqual(missing, []);
+});
+
+test('every event code the code logs has a row in the README', () => {
+  const sources = (dir: string): string[] =>
+    readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sources(path.join(dir, e.name)) : e.name.endsWith('.ts') ? [path.join(dir, e.name)] : []));
+  const codes = new Set<string>();
+  for (const file of sources(path.join(ROOT, 'lib'))) {
+    const text = readFileSync(file, 'utf8');
+    for (const m of text.matchAll(/\bevent: '([A-Z][A-Z_]+)'/g)) codes.add(m[1]!);
+    for (const m of text.matchAll(/\blogEvent\([^,]+,\s*'([A-Z][A-Z_]+)'/g)) codes.add(m[1]!);
+  }
+  assert.ok(codes.has('LISTENING') && codes.has('QUEUED'), 'the scan finds the codes');
+  assert.deepEqual([...codes].filter((code) => !documented(code)).sort(), []);
+});
+
+test('every hook name in HOOK_NAMES has a row in the README', () => {
+  const missing = HOOK_NAMES.filter((name) => !documented(name));
+  assert.deepEqual(missing, []);
+});
+
+test("the README's config table names real keys with their real defaults", () => {
+  const defaults = parseToml(readFileSync(DEFAULT_CONFIG_FILE, 'utf8')) as Record<string, unknown>;
+  const rows = readme.split('\n').filter((l) => /^\| `[a-z][A-Za-z.]*[A-Za-z"]`/.test(l) && l.split('|').length >= 5);
+  let compared = 0;
+  for (const row of rows) {
+    const [, keyCell, valueCell] = row.split('|').map((c) => c.trim());
+    const keys = [...keyCell!.matchAll(/`([^`]+)`/g)].map((m) => m[1]!);
+    const values = [...valueCell!.matchAll(/`([^`]+)`/g)].map((m) => m[1]!);
+    for (const [i, key] of keys.entries()) {
+      const spec = specAt(key);
+      assert.ok(spec, `README names ${key}, which is not a config key`);
+      if (values.length !== keys.length) continue; // "unset", "none"
+      const shown = (parseToml(`v = ${values[i]}`) as { v: unknown }).v;
+      const real = key.includes('.NAME.') ? spec.default : valueAt(defaults, key);
+      assert.deepEqual(plain(shown), plain(real), `README shows ${key} = ${values[i]}`);
+      compared++;
+    }
+  }
+  assert.ok(compared > 40, `compared ${compared} defaults`);
+});
+
+/** The schema node of a dotted key; NAME and "…" stand for a name the user chooses. */
+function specAt(key: string): Spec | undefined {
+  let spec: Spec | undefined = configSchema as Spec;
+  for (const part of key.split('.')) {
+    if (!spec) return undefined;
+    if (spec.kind === 'object') spec = spec.fields[part];
+    else if (spec.kind === 'map' && (part === 'NAME' || part.startsWith('"'))) spec = spec.of;
+    else return undefined;
+  }
+  return spec;
+}
+
+function valueAt(root: Record<string, unknown>, key: string): unknown {
+  return key.split('.').reduce<unknown>((node, k) => (node && typeof node === 'object' ? (node as Record<string, unknown>)[k] : undefined), root);
+}
+
+const plain = (v: unknown) => JSON.parse(JSON.stringify(v ?? null)) as unknown;
