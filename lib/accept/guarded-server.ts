@@ -48,6 +48,7 @@ export class GuardedSmtpServer extends SMTPServer {
     connection.on('error', (err: Error) => this._onError(err));
     connection.on('connect', (data: Parameters<SMTPServer['_onClientConnect']>[0]) => this._onClientConnect(data));
     keepOwnEnhancedCodes(connection);
+    answerUnofferedAuth(connection);
 
     const ip = connection.remoteAddress || 'unknown';
     const count = (this.perIp.get(ip) ?? 0) + 1;
@@ -83,6 +84,24 @@ function keepOwnEnhancedCodes(connection: SMTPConnection): void {
   connection.send = (code, data, context) => {
     if (typeof data === 'string' && ENHANCED.test(data)) return send(code, data, false);
     return send(code, data, context);
+  };
+}
+
+/**
+ * AUTH on a session where it is not offered (see SmtpFeeder.offerCommands) gets 538 when
+ * STARTTLS would make it available, else 503; the library would say "500 command not
+ * recognized" and count it as junk.
+ */
+function answerUnofferedAuth(connection: SMTPConnection): void {
+  const onCommand = connection._onCommand.bind(connection);
+  connection._onCommand = (command, callback) => {
+    const verb = command.subarray(0, 5).toString('latin1').toUpperCase();
+    if (connection._ready && !connection._upgrading && !connection._nextHandler && /^AUTH(\s|$)/.test(verb) && connection._isDisabled('AUTH')) {
+      const err = !connection.secure && connection._isSupported('STARTTLS') ? SmtpError.encryptionRequired() : SmtpError.authNotOffered();
+      connection.send(err.responseCode, err.replyText);
+      return connection._whenWritable(callback ?? (() => undefined));
+    }
+    return onCommand(command, callback);
   };
 }
 

@@ -68,6 +68,10 @@ export class SmtpFeeder {
       onRcptTo: (address, session, cb) => this.callback(this.onRcptTo(address, session), cb),
       onData: (stream, session, cb) => this.callback(this.onData(stream, session), cb),
       onConnect: (session, cb) => this.callback(this.onConnect(session), cb),
+      onSecure: (_socket, session, cb) => {
+        this.offerCommands(session);
+        cb();
+      },
     };
     this.server = new GuardedSmtpServer(options, {
       greetingDelayMs: listener.greetingDelay,
@@ -109,8 +113,22 @@ export class SmtpFeeder {
     return this.deps.listener.auth === 'untrusted' && this.isTrusted(session.remoteAddress);
   }
 
+  /**
+   * AUTH is offered only where credentials are safe: on TLS, on loopback-like trusted networks,
+   * or where allowInsecureAuth says so. smtp-server itself would offer it in clear whenever
+   * STARTTLS is not configured. Runs at connect and again once TLS is up.
+   */
+  private offerCommands(session: SMTPServerSession): void {
+    const { listener } = this.deps;
+    const disabled = listener.key ? [] : ['STARTTLS'];
+    const authSafe = session.secure || listener.allowInsecureAuth || this.isTrusted(session.remoteAddress);
+    if (!listener.authMethods.length || !authSafe) disabled.push('AUTH');
+    session.disabledCommands = disabled;
+  }
+
   private async onConnect(session: SMTPServerSession): Promise<void> {
     if (this.closing) throw SmtpError.shuttingDown();
+    this.offerCommands(session);
     await this.deps.hooks.run('smtp:connect', session);
   }
 
