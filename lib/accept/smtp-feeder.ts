@@ -49,7 +49,8 @@ export class SmtpFeeder {
       ...tls,
       disabledCommands: listener.key ? [] : ['STARTTLS'],
       authMethods: [...listener.authMethods],
-      allowInsecureAuth: listener.allowInsecureAuth,
+      // where AUTH may be used in clear is decided per session by offerCommands()
+      allowInsecureAuth: true,
       authOptional: true,
       size: listener.maxSize,
       hideSize: false,
@@ -121,9 +122,12 @@ export class SmtpFeeder {
   private offerCommands(session: SMTPServerSession): void {
     const { listener } = this.deps;
     const disabled = listener.key ? [] : ['STARTTLS'];
-    const authSafe = session.secure || listener.allowInsecureAuth || this.isTrusted(session.remoteAddress);
-    if (!listener.authMethods.length || !authSafe) disabled.push('AUTH');
+    if (!listener.authMethods.length || !this.authIsSafe(session)) disabled.push('AUTH');
     session.disabledCommands = disabled;
+  }
+
+  private authIsSafe(session: SMTPServerSession): boolean {
+    return session.secure || this.deps.listener.allowInsecureAuth || this.isTrusted(session.remoteAddress);
   }
 
   private async onConnect(session: SMTPServerSession): Promise<void> {
@@ -133,6 +137,7 @@ export class SmtpFeeder {
   }
 
   private async onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession): Promise<{ user: string }> {
+    if (!this.authIsSafe(session)) throw SmtpError.encryptionRequired();
     const username = auth.username ?? '';
     const stored = this.deps.config.smtp.users[username];
     const ok = stored !== undefined && typeof auth.password === 'string' && (await verifyPassword(auth.password, stored));

@@ -50,8 +50,11 @@ export function addReceived(headers: MessageHeaders, info: ReceivedInfo): void {
   const o = info.origin;
   const parts: string[] = [];
   if (!info.hideClientInfo) {
-    const from = clean(info.helo) || clean(o.clientHostname) || (o.remoteAddress ? `[${clean(o.remoteAddress)}]` : 'localhost');
-    const client = [clean(o.clientHostname), o.remoteAddress ? `[${clean(o.remoteAddress)}]` : ''].filter(Boolean).join(' ');
+    // smtp-server gives "[ip]" as the client's name when it has none (no reverse lookup)
+    const name = clean(o.clientHostname).startsWith('[') ? '' : clean(o.clientHostname);
+    const literal = o.remoteAddress ? `[${clean(o.remoteAddress)}]` : '';
+    const from = clean(info.helo) || name || literal || 'localhost';
+    const client = [name, literal].filter(Boolean).join(' ');
     parts.push(`from ${from}${client ? ` (${client})` : ''}`);
   }
   parts.push(`by ${clean(info.hostname)} (Sluice)`);
