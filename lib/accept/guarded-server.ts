@@ -5,9 +5,11 @@
  * - the greeting delay is a setting (the library fixes it at 100 ms, which caps a client that
  *   opens one connection per message near 200 msg/s), and 0 by default for submission;
  * - connections per client IP are capped (421 4.7.0 over the cap);
+ * - PROXY protocol peers may be given as CIDR blocks (the library compares exact addresses);
  * - deadlines the idle timeout cannot give: a command line must be complete within
- *   commandTimeout, a DATA transfer within dataTimeout, a session within sessionTimeout, so a
- *   client trickling one byte at a time cannot hold a connection for hours;
+ *   commandTimeout (and so must a PROXY header or an implicit TLS handshake), a DATA transfer
+ *   within dataTimeout, a session within sessionTimeout, so a client trickling one byte at a
+ *   time cannot hold a connection for hours — in plaintext and after STARTTLS alike;
  * - replies keep the enhanced status code our SmtpError chose (the library would otherwise put
  *   its own table's code in front of ours).
  */
@@ -15,6 +17,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
+import type { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import { SmtpError } from '../errors/smtp-error.js';
 
 export interface GuardOptions {
@@ -23,6 +26,8 @@ export interface GuardOptions {
   commandTimeoutMs: number;
   dataTimeoutMs: number;
   sessionTimeoutMs: number;
+  /** peers whose connections start with a PROXY header (addresses or CIDR blocks) */
+  proxyFrom: (address: string | undefined) => boolean;
 }
 
 const ENHANCED = /^[245]\.\d{1,3}\.\d{1,3} /;
@@ -40,6 +45,30 @@ export class GuardedSmtpServer extends SMTPServer {
   /** Open connections from one address (for tests and status). */
   connectionsFrom(ip: string): number {
     return this.perIp.get(ip) ?? 0;
+  }
+
+  /** The library matches exact addresses only; ours takes CIDR blocks like trustedNetworks. */
+  override _expectsProxyHeader(socket: Socket): boolean {
+    return this.guard.proxyFrom(socket.remoteAddress);
+  }
+
+  /**
+   * Before the session starts (PROXY header, implicit TLS handshake) the library has only an
+   * idle timeout, which a byte now and then resets. The session must begin within
+   * commandTimeout, like any command line.
+   */
+  override _acceptSocket(socket: Socket, handshake: boolean): (() => void) | false {
+    const release = super._acceptSocket(socket, handshake);
+    if (!release) return release;
+    const timer = setTimeout(() => {
+      // the topmost socket: destroying a raw socket under a TLS handshake crashes Node
+      (this._pendingSockets.get(socket) ?? socket).destroy();
+    }, this.guard.commandTimeoutMs);
+    timer.unref();
+    return () => {
+      clearTimeout(timer);
+      release();
+    };
   }
 
   override connect(socket: Socket | TLSSocket, socketOptions?: ConstructorParameters<typeof SMTPConnection>[2]): void {
@@ -106,8 +135,10 @@ function answerUnofferedAuth(connection: SMTPConnection): void {
 }
 
 /**
- * Watches the bytes the connection's parser receives (after TLS too: STARTTLS pipes the new
- * socket into the same parser) and closes the connection with 421 when a deadline passes.
+ * Watches the bytes the connection's parser receives and closes the connection with 421 when a
+ * deadline passes. STARTTLS retires the parser and makes a new one for the TLS session (so that
+ * plaintext pipelined behind STARTTLS is never run), so every parser the connection creates is
+ * watched, not only the first.
  */
 function armDeadlines(connection: SMTPConnection, guard: GuardOptions): { clear(): void } {
   let lineTimer: NodeJS.Timeout | undefined;
@@ -119,8 +150,7 @@ function armDeadlines(connection: SMTPConnection, guard: GuardOptions): { clear(
   const sessionTimer = setTimeout(expire('Session'), guard.sessionTimeoutMs);
   sessionTimer.unref();
 
-  const parser = connection._parser;
-  if (parser) {
+  const watch = (parser: SMTPStream): void => {
     const write = parser.write.bind(parser) as (...args: unknown[]) => boolean;
     parser.write = ((chunk: Buffer, ...rest: unknown[]) => {
       if (parser._dataMode) {
@@ -147,7 +177,15 @@ function armDeadlines(connection: SMTPConnection, guard: GuardOptions): { clear(
       }
       return write(chunk, ...rest);
     }) as typeof parser.write;
-  }
+  };
+
+  if (connection._parser) watch(connection._parser);
+  const createParser = connection._createParser.bind(connection);
+  connection._createParser = () => {
+    const parser = createParser();
+    watch(parser);
+    return parser;
+  };
   return {
     clear() {
       clearTimeout(sessionTimer);

@@ -60,7 +60,8 @@ export class SmtpFeeder {
       hideENHANCEDSTATUSCODES: false,
       hideDSN: false,
       disableReverseLookup: !listener.reverseLookup,
-      useProxy: listener.proxyProtocol.length ? [...listener.proxyProtocol] : false,
+      // which peers send a PROXY header is decided by GuardOptions.proxyFrom
+      useProxy: listener.proxyProtocol.length > 0,
       maxClients: listener.maxClients,
       socketTimeout: listener.socketTimeout,
       logger: false,
@@ -80,6 +81,7 @@ export class SmtpFeeder {
       commandTimeoutMs: listener.commandTimeout,
       dataTimeoutMs: listener.dataTimeout,
       sessionTimeoutMs: listener.sessionTimeout,
+      proxyFrom: networkMatcher(listener.proxyProtocol),
     });
     this.server.on('error', (err) => deps.logger.warn({ err, listener: deps.name }, `SMTP listener ${deps.name}: ${err.message}`));
   }

@@ -150,8 +150,12 @@ function crossChecks(config: Config): string[] {
     if (listener.secure && !listener.key) problems.push(`${name}.secure: needs key and cert`);
   }
   if (!config.zones.default) problems.push('zones.default: the default zone must exist');
-  for (const [i, cidr] of config.smtp.trustedNetworks.entries()) {
-    if (!isCidr(cidr)) problems.push(`smtp.trustedNetworks[${i}]: expected a CIDR block like "127.0.0.0/8", got ${JSON.stringify(cidr)}`);
+  for (const [name, listener] of listeners(config)) {
+    for (const key of ['trustedNetworks', 'proxyProtocol'] as const) {
+      for (const [i, cidr] of listener[key].entries()) {
+        if (!isCidr(cidr)) problems.push(`${name}.${key}[${i}]: expected an address or a CIDR block like "127.0.0.0/8", got ${JSON.stringify(cidr)}`);
+      }
+    }
   }
   return problems;
 }

@@ -5,13 +5,16 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
 import net from 'node:net';
-import { startMaster, type TestMaster } from '../helpers/master.js';
+import { loadConfig } from '../../lib/config/load.js';
+import { startMaster, tempDir, testOverrides, type TestMaster } from '../helpers/master.js';
 import { SmtpTalk } from '../helpers/smtp-talk.js';
 
 let m: TestMaster;
 let noProxyPort: number;
 let otherPeerPort: number;
+let cidrPort: number;
 before(async () => {
   m = await startMaster({
     smtp: {
@@ -21,11 +24,13 @@ before(async () => {
       interfaces: {
         noproxy: { port: 0, proxyProtocol: [], trustedNetworks: ['127.0.0.0/8'] },
         otherpeer: { port: 0, proxyProtocol: ['127.0.0.2'], trustedNetworks: ['127.0.0.0/8'] },
+        cidr: { port: 0, proxyProtocol: ['127.0.0.0/8'] },
       },
     },
   });
   noProxyPort = m.port('smtp.interfaces.noproxy');
   otherPeerPort = m.port('smtp.interfaces.otherpeer');
+  cidrPort = m.port('smtp.interfaces.cidr');
 });
 after(() => m.stop());
 
@@ -88,5 +93,27 @@ test('without proxyProtocol a PROXY line is refused and changes nothing', async 
     c.close();
     const meta = await m.master.store.getMeta(id);
     assert.equal(meta?.origin.remoteAddress, '127.0.0.1');
+  }
+});
+
+test('proxyProtocol takes CIDR blocks, like trustedNetworks', async () => {
+  const c = await SmtpTalk.connect(cidrPort, '127.0.0.1', '127.0.9.9');
+  c.write('PROXY TCP4 203.0.113.5 127.0.0.1 51000 2525\r\n');
+  await c.expect(220);
+  await c.send('EHLO client.test', 250);
+  const id = await sendOne(c, 'proxied via a block');
+  c.close();
+  assert.equal((await m.master.store.getMeta(id))?.origin.remoteAddress, '203.0.113.5');
+});
+
+test('a proxyProtocol entry that is not an address or a block stops the start, naming the key', () => {
+  const dir = tempDir();
+  try {
+    assert.throws(
+      () => loadConfig({ appDir: dir, env: {}, overrides: testOverrides({ smtp: { interfaces: { edge: { port: 0, proxyProtocol: ['proxy.example.test'] } } } }) }),
+      (err: Error) => /smtp\.interfaces\.edge\.proxyProtocol\[0\]/.test(err.message),
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
