@@ -10,10 +10,11 @@
  *   commandTimeout (and so must a PROXY header or an implicit TLS handshake), a DATA transfer
  *   within dataTimeout, a session within sessionTimeout, so a client trickling one byte at a
  *   time cannot hold a connection for hours — in plaintext and after STARTTLS alike;
+ * - a client that half-closes still gets its replies before the connection closes;
  * - replies keep the enhanced status code our SmtpError chose (the library would otherwise put
  *   its own table's code in front of ours).
  */
-import type { Socket } from 'node:net';
+import net, { type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
@@ -39,7 +40,9 @@ export class GuardedSmtpServer extends SMTPServer {
     options: SMTPServerOptions,
     private readonly guard: GuardOptions,
   ) {
-    super(options);
+    // a client may half-close (send everything, QUIT included, then FIN) and still read the
+    // replies; the connection is closed once its last command has been answered, see connect()
+    super({ ...options, allowHalfOpen: true });
   }
 
   /** Open connections from one address (for tests and status). */
@@ -83,6 +86,7 @@ export class GuardedSmtpServer extends SMTPServer {
     const count = (this.perIp.get(ip) ?? 0) + 1;
     this.perIp.set(ip, count);
     const timers = armDeadlines(connection, this.guard);
+    closeAfterHalfClose(connection);
     socket.once('close', () => {
       timers.clear();
       const left = (this.perIp.get(ip) ?? 1) - 1;
@@ -105,6 +109,38 @@ export class GuardedSmtpServer extends SMTPServer {
       }
     });
   }
+}
+
+/**
+ * When the client half-closes, the socket pipe ends the parser, and the parser finishes only
+ * after every command it holds has been answered (a DATA's 250 included). Then the connection
+ * closes; without this it would stay half-open until the idle timeout.
+ */
+function closeAfterHalfClose(connection: SMTPConnection): void {
+  // smtp-server writes a reply only while readyState is 'open'; a half-closed socket is
+  // 'writeOnly' and can carry replies all the same
+  const socket = connection._socket;
+  const readyState = Object.getOwnPropertyDescriptor(net.Socket.prototype, 'readyState')?.get;
+  if (readyState) {
+    Object.defineProperty(socket, 'readyState', {
+      configurable: true,
+      get: () => {
+        const state = readyState.call(socket) as string;
+        return state === 'writeOnly' ? 'open' : state;
+      },
+    });
+  }
+  const watch = (parser: SMTPStream | false) => {
+    if (parser) parser.once('finish', () => setImmediate(() => connection.close()));
+  };
+  watch(connection._parser);
+  // STARTTLS makes a new parser (see armDeadlines); the TLS socket ends it in turn
+  const createParser = connection._createParser.bind(connection);
+  connection._createParser = () => {
+    const parser = createParser();
+    watch(parser);
+    return parser;
+  };
 }
 
 /** Replies whose text already starts with an enhanced code are sent as they are. */
