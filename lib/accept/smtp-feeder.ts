@@ -6,6 +6,7 @@
  * Relay policy: a client inside trustedNetworks may send without AUTH on an interface whose
  * `auth` is "untrusted"; anyone else must authenticate first (530). There is no other way in.
  */
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -18,7 +19,7 @@ import type { DiskGuard } from '../queue/disk-space.js';
 import { checkAddress } from './address.js';
 import { GuardedSmtpServer } from './guarded-server.js';
 import type { Ingest } from './ingest.js';
-import { verifyPassword } from './passwords.js';
+import { hashPassword, verifyPassword } from './passwords.js';
 
 export interface FeederDeps {
   config: Config;
@@ -29,6 +30,10 @@ export interface FeederDeps {
   disk: DiskGuard;
   logger: Logger;
 }
+
+let dummyHash: Promise<string> | undefined;
+/** A hash no password matches (its password is random), made once. */
+const unknownUserHash = () => (dummyHash ??= hashPassword(randomBytes(16).toString('hex')));
 
 /** smtp-server wants callbacks; our policy is async functions that throw SmtpError. */
 const toReply = (err: SmtpError) => Object.assign(new Error(err.replyText), { responseCode: err.responseCode });
@@ -141,8 +146,13 @@ export class SmtpFeeder {
   private async onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession): Promise<{ user: string }> {
     if (!this.authIsSafe(session)) throw SmtpError.encryptionRequired();
     const username = auth.username ?? '';
-    const stored = this.deps.config.smtp.users[username];
-    const ok = stored !== undefined && typeof auth.password === 'string' && (await verifyPassword(auth.password, stored));
+    const users = this.deps.config.smtp.users;
+    // own keys only: "constructor" or "__proto__" are not users
+    const stored = Object.hasOwn(users, username) ? users[username] : undefined;
+    const password = typeof auth.password === 'string' ? auth.password : '';
+    // an unknown user costs the same scrypt as a known one, so timing does not tell them apart
+    const verified = await verifyPassword(password, stored ?? (await unknownUserHash()));
+    const ok = stored !== undefined && typeof auth.password === 'string' && verified;
     if (!ok) {
       this.deps.logger.info({ event: 'AUTH_FAILED', user: username.slice(0, 64), ip: session.remoteAddress }, 'authentication failed');
       throw SmtpError.authFailed();
@@ -183,8 +193,13 @@ export class SmtpFeeder {
     try {
       await hooks.run('smtp:data', { id: '', from, to, origin, session }, session);
     } catch (err) {
-      stream.resume(); // read the message to its end so the session stays in step
-      await new Promise((resolve) => stream.once('end', resolve));
+      // read the message to its end so the session stays in step; a client that leaves
+      // mid-message destroys the stream, which then closes without an 'end'
+      stream.resume();
+      await new Promise((resolve) => {
+        stream.once('end', resolve);
+        stream.once('close', resolve);
+      });
       throw err;
     }
     const result = await ingest.ingest({

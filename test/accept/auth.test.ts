@@ -79,6 +79,17 @@ test('raw AUTH PLAIN: 235, then MAIL is accepted; without AUTH the same client g
   c.close();
 });
 
+test('user names that are Object.prototype keys are unknown users (535), not a server error', async () => {
+  const c = await SmtpTalk.connect(insecure.smtpPort);
+  await c.expect(220);
+  await c.send('EHLO client.test', 250);
+  for (const user of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) {
+    const r = await c.send('AUTH PLAIN ' + Buffer.from(`\0${user}\0${PASSWORD}`).toString('base64'), 535);
+    assert.match(r.text, /^535 5\.7\.8 /);
+  }
+  c.close();
+});
+
 test('AUTH LOGIN step by step, and a broken base64 answer is refused', async () => {
   const c = await SmtpTalk.connect(insecure.smtpPort);
   await c.expect(220);

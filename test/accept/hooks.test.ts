@@ -11,6 +11,7 @@ import { SmtpTalk, type Reply } from '../helpers/smtp-talk.js';
 const HOOK_TIMEOUT_MS = 300;
 
 let m: TestMaster;
+let dataRefusals = 0;
 before(async () => {
   m = await startMaster({ api: { enabled: false }, hooks: { timeout: HOOK_TIMEOUT_MS } });
   const hooks = m.master.hooks;
@@ -23,8 +24,15 @@ before(async () => {
   hooks.add('smtp:mail_from', 'test', (address) => {
     if (address.address === 'banned@x.test') throw Object.assign(new Error('Sender blocked\r\n250 fake'), { responseCode: 554 });
   });
+  hooks.add('smtp:connect', 'test', (session) => {
+    if (session.remoteAddress === '127.0.0.66') throw Object.assign(new Error('Go away'), { responseCode: 554 });
+  });
   hooks.add('smtp:data', 'test', (envelope) => {
     if (envelope.to.includes('refuse-data@y.test')) throw Object.assign(new Error('Not today'), { responseCode: 554 });
+    if (envelope.to.includes('leave-early@y.test')) {
+      dataRefusals++;
+      throw Object.assign(new Error('Not this one'), { responseCode: 554 });
+    }
   });
   hooks.add('message:headers', 'test', (envelope, info) => {
     info.headers.add('X-Hooked', `yes ${envelope.id}`);
@@ -135,4 +143,30 @@ test('message:headers adds a header that is stored; a rejection there stores not
   for await (const _ of m.master.store.db.keys()) after++;
   assert.equal(after, before);
   c.close();
+});
+
+test('smtp:connect refusing a client: it gets that reply instead of a greeting, others are served', async () => {
+  const c = await SmtpTalk.connect(m.smtpPort, '127.0.0.1', '127.0.0.66');
+  const r = await c.expect(554);
+  assert.match(r.text, /Go away/);
+  await c.waitClosed();
+  (await open()).close();
+});
+
+test('smtp:data refusing while the client leaves mid-message: the server goes on serving', async () => {
+  const c = await open();
+  await c.send('MAIL FROM:<a@x.test>', 250);
+  await c.send('RCPT TO:<leave-early@y.test>', 250);
+  await c.send('DATA', 354);
+  c.write('Subject: gone\r\n\r\nhalf');
+  c.close();
+  // the next session on the same server runs a full transaction
+  const d = await open();
+  await d.send('MAIL FROM:<a@x.test>', 250);
+  await d.send('RCPT TO:<fine@y.test>', 250);
+  await d.send('DATA', 354);
+  d.write('Subject: next\r\n\r\nok\r\n.\r\n');
+  await d.expect(250);
+  d.close();
+  assert.equal(dataRefusals, 1);
 });
