@@ -171,8 +171,12 @@ export class SmtpFeeder {
   }
 
   private async onRcptTo(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {
-    if (session.envelope.rcptTo.length >= this.deps.listener.maxRecipients) {
-      throw SmtpError.tooManyRecipients(this.deps.listener.maxRecipients);
+    const { rcptTo } = session.envelope;
+    if (rcptTo.length >= this.deps.listener.maxRecipients) {
+      // a repeated recipient replaces its earlier entry (smtp-server compares without case), so
+      // it does not count; the scan runs only at the limit
+      const key = address.address.toLowerCase();
+      if (!rcptTo.some((r) => r.address.toLowerCase() === key)) throw SmtpError.tooManyRecipients(this.deps.listener.maxRecipients);
     }
     checkAddress(address.address, false);
     await this.deps.hooks.run('smtp:rcpt_to', address, session);

@@ -149,6 +149,8 @@ const RAW_CASES: [name: string, message: string][] = [
   ['bare CR, bare LF and CR CR LF', HEAD + 'a\rb\nc\r\r\nd\n\re \r\n\r\n'],
   ['header/body boundary split every way', 'Subject: s\r\n\r\n  x  \r\n\r\n'],
   ['headers only, no blank line', 'Subject: only headers\r\n'],
+  ['no header block at all', '\r\n  body only\r\n'],
+  ['no header block, bare LF first', '\nbody after a bare LF\n'],
   ['empty message', ''],
 ];
 

@@ -8,10 +8,16 @@ import assert from 'node:assert/strict';
 import { startMaster, type TestMaster } from '../helpers/master.js';
 import { SmtpTalk } from '../helpers/smtp-talk.js';
 
+const MAX_HEADER_BYTES = 4096;
+
 let m: TestMaster;
 let privatePort: number;
 before(async () => {
-  m = await startMaster({ api: { enabled: false }, smtp: { interfaces: { private: { port: 0, hideClientInfo: true } } } });
+  m = await startMaster({
+    api: { enabled: false },
+    queue: { maxHeaderSize: MAX_HEADER_BYTES },
+    smtp: { interfaces: { private: { port: 0, hideClientInfo: true } } },
+  });
   privatePort = m.port('smtp.interfaces.private');
 });
 after(() => m.stop());
@@ -96,4 +102,28 @@ test('a message with no header block at all gets valid headers and keeps its bod
   const chunks: Buffer[] = [];
   for await (const c of m.master.store.readBody(id)) chunks.push(c);
   assert.equal(Buffer.concat(chunks).toString(), 'just a body\r\n');
+});
+
+test('a header block over queue.maxHeaderSize gets 552 5.3.4, nothing is stored, the session goes on', async () => {
+  const c = await SmtpTalk.connect(m.smtpPort);
+  try {
+    await c.expect(220);
+    await c.send('EHLO client-name.test', 250);
+    for (const ending of ['\r\n\r\nbody', '']) {
+      let before = 0;
+      for await (const _ of m.master.store.db.keys()) before++;
+      await c.send('MAIL FROM:<a@x.test>', 250);
+      await c.send('RCPT TO:<r@y.test>', 250);
+      await c.send('DATA', 354);
+      c.write('X-Filler: ' + 'f'.repeat(70) + ('\r\n X-More: ' + 'f'.repeat(70)).repeat(MAX_HEADER_BYTES / 70) + ending + '\r\n.\r\n');
+      const r = await c.expect(552);
+      assert.match(r.text, /^552 5\.3\.4 .*header/i);
+      let after = 0;
+      for await (const _ of m.master.store.db.keys()) after++;
+      assert.equal(after, before);
+    }
+    await c.send('MAIL FROM:<a@x.test>', 250);
+  } finally {
+    c.close();
+  }
 });
