@@ -130,15 +130,20 @@ function closeAfterHalfClose(connection: SMTPConnection): void {
       },
     });
   }
-  const watch = (parser: SMTPStream | false) => {
-    if (parser) parser.once('finish', () => setImmediate(() => connection.close()));
-  };
-  watch(connection._parser);
-  // STARTTLS makes a new parser (see armDeadlines); the TLS socket ends it in turn
+  onEveryParser(connection, (parser) => parser.once('finish', () => setImmediate(() => connection.close())));
+}
+
+/**
+ * Runs `fn` on the connection's parser and on every parser it makes later: STARTTLS retires the
+ * parser and makes a new one for the TLS session (so that plaintext pipelined behind STARTTLS is
+ * never run), and the guards must hold inside TLS too.
+ */
+function onEveryParser(connection: SMTPConnection, fn: (parser: SMTPStream) => void): void {
+  if (connection._parser) fn(connection._parser);
   const createParser = connection._createParser.bind(connection);
   connection._createParser = () => {
     const parser = createParser();
-    watch(parser);
+    fn(parser);
     return parser;
   };
 }
@@ -171,10 +176,8 @@ function answerUnofferedAuth(connection: SMTPConnection): void {
 }
 
 /**
- * Watches the bytes the connection's parser receives and closes the connection with 421 when a
- * deadline passes. STARTTLS retires the parser and makes a new one for the TLS session (so that
- * plaintext pipelined behind STARTTLS is never run), so every parser the connection creates is
- * watched, not only the first.
+ * Watches the bytes the connection's parsers receive (plaintext and after STARTTLS) and closes
+ * the connection with 421 when a deadline passes.
  */
 function armDeadlines(connection: SMTPConnection, guard: GuardOptions): { clear(): void } {
   let lineTimer: NodeJS.Timeout | undefined;
@@ -215,13 +218,7 @@ function armDeadlines(connection: SMTPConnection, guard: GuardOptions): { clear(
     }) as typeof parser.write;
   };
 
-  if (connection._parser) watch(connection._parser);
-  const createParser = connection._createParser.bind(connection);
-  connection._createParser = () => {
-    const parser = createParser();
-    watch(parser);
-    return parser;
-  };
+  onEveryParser(connection, watch);
   return {
     clear() {
       clearTimeout(sessionTimer);
