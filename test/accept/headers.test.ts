@@ -22,11 +22,12 @@ before(async () => {
 });
 after(() => m.stop());
 
-async function submit(port: number, message: string, rcpts = ['r@y.test']): Promise<{ id: string; headers: string }> {
+async function submit(port: number, message: string, rcpts = ['r@y.test'], helo = 'EHLO client-name.test'): Promise<{ id: string; headers: string }> {
   const c = await SmtpTalk.connect(port);
   try {
     await c.expect(220);
-    await c.send('EHLO client-name.test', 250);
+    c.write(Buffer.from(helo + '\r\n', 'latin1'));
+    await c.expect(250);
     await c.send('MAIL FROM:<a@x.test>', 250);
     for (const r of rcpts) await c.send(`RCPT TO:<${r}>`, 250);
     await c.send('DATA', 354);
@@ -60,6 +61,18 @@ test('Received comes first, names the queue id, the client name and IP, and the 
   assert.match(received, /by sluice\.test/);
   assert.match(received, /for <r@y\.test>/);
   assert.match(received, /; \w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} \+0000$/);
+});
+
+test('a HELO name with ";", brackets or 8-bit bytes cannot garble the Received header', async () => {
+  for (const helo of ['HELO evil;by.example.test(x)', 'EHLO h\xe9llo.test', 'HELO a\\b']) {
+    const { id, headers } = await submit(m.smtpPort, 'Subject: helo\r\n\r\nbody', ['r@y.test'], helo);
+    const [received] = fields(headers, 'Received');
+    assert.ok(received);
+    assert.equal(received.split(';').length, 2, `one ";" before the date: ${received}`);
+    assert.match(received, /^from [A-Za-z0-9._:[\]-]+ \(\[127\.0\.0\.1\]\) by sluice\.test/);
+    assert.match(received, new RegExp(`id ${id}`));
+    assert.doesNotMatch(headers, /[^\x00-\x7f]/);
+  }
 });
 
 test('hideClientInfo leaves the client IP and name out of Received, and keeps the id', async () => {
