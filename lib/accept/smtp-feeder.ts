@@ -122,8 +122,8 @@ export class SmtpFeeder {
   }
 
   /**
-   * AUTH is offered only where credentials are safe: on TLS, on loopback-like trusted networks,
-   * or where allowInsecureAuth says so. smtp-server itself would offer it in clear whenever
+   * AUTH is offered only where credentials are safe: on TLS, to clients in trustedNetworks, or
+   * where allowInsecureAuth says so. smtp-server itself would offer it in clear whenever
    * STARTTLS is not configured. Runs at connect and again once TLS is up.
    */
   private offerCommands(session: SMTPServerSession): void {

@@ -36,7 +36,7 @@ const clean = (s: string | undefined) => (s ?? '').replace(/[\x00-\x1f\x7f()\\]+
  * The client's HELO name as one Received token: smtp-server only refuses controls in it, and a
  * ';' (which ends the tokens before the date), a space or 8-bit bytes would garble the header.
  */
-const heloToken = (s: string | undefined) => (s ?? '').replace(/[^A-Za-z0-9.\-_:[\]]/g, '_').slice(0, 255);
+const heloToken = (s: string | undefined) => (typeof s === 'string' ? s : '').replace(/[^A-Za-z0-9.\-_:[\]]/g, '_').slice(0, 255);
 
 export interface ReceivedInfo {
   id: string;
