@@ -5,16 +5,20 @@
  * - the greeting delay is a setting (the library fixes it at 100 ms, which caps a client that
  *   opens one connection per message near 200 msg/s), and 0 by default for submission;
  * - connections per client IP are capped (421 4.7.0 over the cap);
+ * - PROXY protocol peers may be given as CIDR blocks (the library compares exact addresses);
  * - deadlines the idle timeout cannot give: a command line must be complete within
- *   commandTimeout, a DATA transfer within dataTimeout, a session within sessionTimeout, so a
- *   client trickling one byte at a time cannot hold a connection for hours;
+ *   commandTimeout (and so must a PROXY header or an implicit TLS handshake), a DATA transfer
+ *   within dataTimeout, a session within sessionTimeout, so a client trickling one byte at a
+ *   time cannot hold a connection for hours — in plaintext and after STARTTLS alike;
+ * - a client that half-closes still gets its replies before the connection closes;
  * - replies keep the enhanced status code our SmtpError chose (the library would otherwise put
  *   its own table's code in front of ours).
  */
-import type { Socket } from 'node:net';
+import net, { type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
+import type { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import { SmtpError } from '../errors/smtp-error.js';
 
 export interface GuardOptions {
@@ -23,6 +27,8 @@ export interface GuardOptions {
   commandTimeoutMs: number;
   dataTimeoutMs: number;
   sessionTimeoutMs: number;
+  /** peers whose connections start with a PROXY header (addresses or CIDR blocks) */
+  proxyFrom: (address: string | undefined) => boolean;
 }
 
 const ENHANCED = /^[245]\.\d{1,3}\.\d{1,3} /;
@@ -34,12 +40,38 @@ export class GuardedSmtpServer extends SMTPServer {
     options: SMTPServerOptions,
     private readonly guard: GuardOptions,
   ) {
-    super(options);
+    // a client may half-close (send everything, QUIT included, then FIN) and still read the
+    // replies; the connection is closed once its last command has been answered, see connect()
+    super({ ...options, allowHalfOpen: true });
   }
 
   /** Open connections from one address (for tests and status). */
   connectionsFrom(ip: string): number {
     return this.perIp.get(ip) ?? 0;
+  }
+
+  /** The library matches exact addresses only; ours takes CIDR blocks like trustedNetworks. */
+  override _expectsProxyHeader(socket: Socket): boolean {
+    return this.guard.proxyFrom(socket.remoteAddress);
+  }
+
+  /**
+   * Before the session starts (PROXY header, implicit TLS handshake) the library has only an
+   * idle timeout, which a byte now and then resets. The session must begin within
+   * commandTimeout, like any command line.
+   */
+  override _acceptSocket(socket: Socket, handshake: boolean): (() => void) | false {
+    const release = super._acceptSocket(socket, handshake);
+    if (!release) return release;
+    const timer = setTimeout(() => {
+      // the topmost socket: destroying a raw socket under a TLS handshake crashes Node
+      (this._pendingSockets.get(socket) ?? socket).destroy();
+    }, this.guard.commandTimeoutMs);
+    timer.unref();
+    return () => {
+      clearTimeout(timer);
+      release();
+    };
   }
 
   override connect(socket: Socket | TLSSocket, socketOptions?: ConstructorParameters<typeof SMTPConnection>[2]): void {
@@ -48,11 +80,13 @@ export class GuardedSmtpServer extends SMTPServer {
     connection.on('error', (err: Error) => this._onError(err));
     connection.on('connect', (data: Parameters<SMTPServer['_onClientConnect']>[0]) => this._onClientConnect(data));
     keepOwnEnhancedCodes(connection);
+    answerUnofferedAuth(connection);
 
     const ip = connection.remoteAddress || 'unknown';
     const count = (this.perIp.get(ip) ?? 0) + 1;
     this.perIp.set(ip, count);
     const timers = armDeadlines(connection, this.guard);
+    closeAfterHalfClose(connection);
     socket.once('close', () => {
       timers.clear();
       const left = (this.perIp.get(ip) ?? 1) - 1;
@@ -77,6 +111,43 @@ export class GuardedSmtpServer extends SMTPServer {
   }
 }
 
+/**
+ * When the client half-closes, the socket pipe ends the parser, and the parser finishes only
+ * after every command it holds has been answered (a DATA's 250 included). Then the connection
+ * closes; without this it would stay half-open until the idle timeout.
+ */
+function closeAfterHalfClose(connection: SMTPConnection): void {
+  // smtp-server writes a reply only while readyState is 'open'; a half-closed socket is
+  // 'writeOnly' and can carry replies all the same
+  const socket = connection._socket;
+  const readyState = Object.getOwnPropertyDescriptor(net.Socket.prototype, 'readyState')?.get;
+  if (readyState) {
+    Object.defineProperty(socket, 'readyState', {
+      configurable: true,
+      get: () => {
+        const state = readyState.call(socket) as string;
+        return state === 'writeOnly' ? 'open' : state;
+      },
+    });
+  }
+  onEveryParser(connection, (parser) => parser.once('finish', () => setImmediate(() => connection.close())));
+}
+
+/**
+ * Runs `fn` on the connection's parser and on every parser it makes later: STARTTLS retires the
+ * parser and makes a new one for the TLS session (so that plaintext pipelined behind STARTTLS is
+ * never run), and the guards must hold inside TLS too.
+ */
+function onEveryParser(connection: SMTPConnection, fn: (parser: SMTPStream) => void): void {
+  if (connection._parser) fn(connection._parser);
+  const createParser = connection._createParser.bind(connection);
+  connection._createParser = () => {
+    const parser = createParser();
+    fn(parser);
+    return parser;
+  };
+}
+
 /** Replies whose text already starts with an enhanced code are sent as they are. */
 function keepOwnEnhancedCodes(connection: SMTPConnection): void {
   const send = connection.send.bind(connection);
@@ -87,8 +158,26 @@ function keepOwnEnhancedCodes(connection: SMTPConnection): void {
 }
 
 /**
- * Watches the bytes the connection's parser receives (after TLS too: STARTTLS pipes the new
- * socket into the same parser) and closes the connection with 421 when a deadline passes.
+ * AUTH on a session where it is not offered (see SmtpFeeder.offerCommands) gets 538 when
+ * STARTTLS would make it available, else 503; the library would say "500 command not
+ * recognized" and count it as junk.
+ */
+function answerUnofferedAuth(connection: SMTPConnection): void {
+  const onCommand = connection._onCommand.bind(connection);
+  connection._onCommand = (command, callback) => {
+    const verb = command.subarray(0, 5).toString('latin1').toUpperCase();
+    if (connection._ready && !connection._upgrading && !connection._nextHandler && /^AUTH(\s|$)/.test(verb) && connection._isDisabled('AUTH')) {
+      const err = !connection.secure && connection._isSupported('STARTTLS') ? SmtpError.encryptionRequired() : SmtpError.authNotOffered();
+      connection.send(err.responseCode, err.replyText);
+      return connection._whenWritable(callback ?? (() => undefined));
+    }
+    return onCommand(command, callback);
+  };
+}
+
+/**
+ * Watches the bytes the connection's parsers receive (plaintext and after STARTTLS) and closes
+ * the connection with 421 when a deadline passes.
  */
 function armDeadlines(connection: SMTPConnection, guard: GuardOptions): { clear(): void } {
   let lineTimer: NodeJS.Timeout | undefined;
@@ -100,8 +189,7 @@ function armDeadlines(connection: SMTPConnection, guard: GuardOptions): { clear(
   const sessionTimer = setTimeout(expire('Session'), guard.sessionTimeoutMs);
   sessionTimer.unref();
 
-  const parser = connection._parser;
-  if (parser) {
+  const watch = (parser: SMTPStream): void => {
     const write = parser.write.bind(parser) as (...args: unknown[]) => boolean;
     parser.write = ((chunk: Buffer, ...rest: unknown[]) => {
       if (parser._dataMode) {
@@ -128,7 +216,9 @@ function armDeadlines(connection: SMTPConnection, guard: GuardOptions): { clear(
       }
       return write(chunk, ...rest);
     }) as typeof parser.write;
-  }
+  };
+
+  onEveryParser(connection, watch);
   return {
     clear() {
       clearTimeout(sessionTimer);

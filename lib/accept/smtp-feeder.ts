@@ -6,6 +6,7 @@
  * Relay policy: a client inside trustedNetworks may send without AUTH on an interface whose
  * `auth` is "untrusted"; anyone else must authenticate first (530). There is no other way in.
  */
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -18,7 +19,7 @@ import type { DiskGuard } from '../queue/disk-space.js';
 import { checkAddress } from './address.js';
 import { GuardedSmtpServer } from './guarded-server.js';
 import type { Ingest } from './ingest.js';
-import { verifyPassword } from './passwords.js';
+import { hashPassword, verifyPassword } from './passwords.js';
 
 export interface FeederDeps {
   config: Config;
@@ -29,6 +30,10 @@ export interface FeederDeps {
   disk: DiskGuard;
   logger: Logger;
 }
+
+let dummyHash: Promise<string> | undefined;
+/** A hash no password matches (its password is random), made once. */
+const unknownUserHash = () => (dummyHash ??= hashPassword(randomBytes(16).toString('hex')));
 
 /** smtp-server wants callbacks; our policy is async functions that throw SmtpError. */
 const toReply = (err: SmtpError) => Object.assign(new Error(err.replyText), { responseCode: err.responseCode });
@@ -49,7 +54,8 @@ export class SmtpFeeder {
       ...tls,
       disabledCommands: listener.key ? [] : ['STARTTLS'],
       authMethods: [...listener.authMethods],
-      allowInsecureAuth: listener.allowInsecureAuth,
+      // where AUTH may be used in clear is decided per session by offerCommands()
+      allowInsecureAuth: true,
       authOptional: true,
       size: listener.maxSize,
       hideSize: false,
@@ -59,7 +65,8 @@ export class SmtpFeeder {
       hideENHANCEDSTATUSCODES: false,
       hideDSN: false,
       disableReverseLookup: !listener.reverseLookup,
-      useProxy: listener.proxyProtocol.length ? [...listener.proxyProtocol] : false,
+      // which peers send a PROXY header is decided by GuardOptions.proxyFrom
+      useProxy: listener.proxyProtocol.length > 0,
       maxClients: listener.maxClients,
       socketTimeout: listener.socketTimeout,
       logger: false,
@@ -68,6 +75,10 @@ export class SmtpFeeder {
       onRcptTo: (address, session, cb) => this.callback(this.onRcptTo(address, session), cb),
       onData: (stream, session, cb) => this.callback(this.onData(stream, session), cb),
       onConnect: (session, cb) => this.callback(this.onConnect(session), cb),
+      onSecure: (_socket, session, cb) => {
+        this.offerCommands(session);
+        cb();
+      },
     };
     this.server = new GuardedSmtpServer(options, {
       greetingDelayMs: listener.greetingDelay,
@@ -75,6 +86,7 @@ export class SmtpFeeder {
       commandTimeoutMs: listener.commandTimeout,
       dataTimeoutMs: listener.dataTimeout,
       sessionTimeoutMs: listener.sessionTimeout,
+      proxyFrom: networkMatcher(listener.proxyProtocol),
     });
     this.server.on('error', (err) => deps.logger.warn({ err, listener: deps.name }, `SMTP listener ${deps.name}: ${err.message}`));
   }
@@ -109,15 +121,38 @@ export class SmtpFeeder {
     return this.deps.listener.auth === 'untrusted' && this.isTrusted(session.remoteAddress);
   }
 
+  /**
+   * AUTH is offered only where credentials are safe: on TLS, to clients in trustedNetworks, or
+   * where allowInsecureAuth says so. smtp-server itself would offer it in clear whenever
+   * STARTTLS is not configured. Runs at connect and again once TLS is up.
+   */
+  private offerCommands(session: SMTPServerSession): void {
+    const { listener } = this.deps;
+    const disabled = listener.key ? [] : ['STARTTLS'];
+    if (!listener.authMethods.length || !this.authIsSafe(session)) disabled.push('AUTH');
+    session.disabledCommands = disabled;
+  }
+
+  private authIsSafe(session: SMTPServerSession): boolean {
+    return session.secure || this.deps.listener.allowInsecureAuth || this.isTrusted(session.remoteAddress);
+  }
+
   private async onConnect(session: SMTPServerSession): Promise<void> {
     if (this.closing) throw SmtpError.shuttingDown();
+    this.offerCommands(session);
     await this.deps.hooks.run('smtp:connect', session);
   }
 
   private async onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession): Promise<{ user: string }> {
+    if (!this.authIsSafe(session)) throw SmtpError.encryptionRequired();
     const username = auth.username ?? '';
-    const stored = this.deps.config.smtp.users[username];
-    const ok = stored !== undefined && typeof auth.password === 'string' && (await verifyPassword(auth.password, stored));
+    const users = this.deps.config.smtp.users;
+    // own keys only: "constructor" or "__proto__" are not users
+    const stored = Object.hasOwn(users, username) ? users[username] : undefined;
+    const password = typeof auth.password === 'string' ? auth.password : '';
+    // an unknown user costs the same scrypt as a known one, so timing does not tell them apart
+    const verified = await verifyPassword(password, stored ?? (await unknownUserHash()));
+    const ok = stored !== undefined && typeof auth.password === 'string' && verified;
     if (!ok) {
       this.deps.logger.info({ event: 'AUTH_FAILED', user: username.slice(0, 64), ip: session.remoteAddress }, 'authentication failed');
       throw SmtpError.authFailed();
@@ -136,8 +171,12 @@ export class SmtpFeeder {
   }
 
   private async onRcptTo(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {
-    if (session.envelope.rcptTo.length >= this.deps.listener.maxRecipients) {
-      throw SmtpError.tooManyRecipients(this.deps.listener.maxRecipients);
+    const { rcptTo } = session.envelope;
+    if (rcptTo.length >= this.deps.listener.maxRecipients) {
+      // a repeated recipient replaces its earlier entry (smtp-server compares without case), so
+      // it does not count; the scan runs only at the limit
+      const key = address.address.toLowerCase();
+      if (!rcptTo.some((r) => r.address.toLowerCase() === key)) throw SmtpError.tooManyRecipients(this.deps.listener.maxRecipients);
     }
     checkAddress(address.address, false);
     await this.deps.hooks.run('smtp:rcpt_to', address, session);
@@ -158,8 +197,13 @@ export class SmtpFeeder {
     try {
       await hooks.run('smtp:data', { id: '', from, to, origin, session }, session);
     } catch (err) {
-      stream.resume(); // read the message to its end so the session stays in step
-      await new Promise((resolve) => stream.once('end', resolve));
+      // read the message to its end so the session stays in step; a client that leaves
+      // mid-message destroys the stream, which then closes without an 'end'
+      stream.resume();
+      await new Promise((resolve) => {
+        stream.once('end', resolve);
+        stream.once('close', resolve);
+      });
       throw err;
     }
     const result = await ingest.ingest({

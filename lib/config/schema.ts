@@ -37,7 +37,7 @@ const listenerFields = {
   greetingDelay: t.duration({ max: 30_000 }),
   reverseLookup: t.bool(),
   /** peers allowed to send a PROXY protocol header; empty = PROXY protocol off */
-  proxyProtocol: t.list(t.string({ valid: (v) => v === '*' || ipaddr.isValid(v), hint: 'an IP address, or "*" for any peer' })),
+  proxyProtocol: t.list(t.string({ valid: (v) => v === '*' || isCidr(v), hint: 'an IP address or CIDR block, or "*" for any peer' })),
   /** leave the client's IP and name out of the Received header */
   hideClientInfo: t.bool(),
   maxClients: t.int({ min: 1 }),

@@ -31,6 +31,12 @@ export class SmtpError extends Error {
   static authFailed(): SmtpError {
     return new SmtpError(535, '5.7.8', 'Authentication credentials invalid');
   }
+  static encryptionRequired(): SmtpError {
+    return new SmtpError(538, '5.7.11', 'Encryption required: issue STARTTLS first');
+  }
+  static authNotOffered(): SmtpError {
+    return new SmtpError(503, '5.5.1', 'Error: authentication not enabled on this connection');
+  }
   static messageTooBig(maxSizeBytes: number): SmtpError {
     return new SmtpError(552, '5.3.4', `Message exceeds fixed maximum message size ${maxSizeBytes}`);
   }

@@ -32,6 +32,11 @@ export function addMissingHeaders(headers: MessageHeaders, hostname: string, now
 
 /** A single-line token safe to put into a header: no CR/LF or other controls. */
 const clean = (s: string | undefined) => (s ?? '').replace(/[\x00-\x1f\x7f()\\]+/g, ' ').trim().slice(0, 255);
+/**
+ * The client's HELO name as one Received token: smtp-server only refuses controls in it, and a
+ * ';' (which ends the tokens before the date), a space or 8-bit bytes would garble the header.
+ */
+const heloToken = (s: string | undefined) => (typeof s === 'string' ? s : '').replace(/[^A-Za-z0-9.\-_:[\]]/g, '_').slice(0, 255);
 
 export interface ReceivedInfo {
   id: string;
@@ -50,8 +55,11 @@ export function addReceived(headers: MessageHeaders, info: ReceivedInfo): void {
   const o = info.origin;
   const parts: string[] = [];
   if (!info.hideClientInfo) {
-    const from = clean(info.helo) || clean(o.clientHostname) || (o.remoteAddress ? `[${clean(o.remoteAddress)}]` : 'localhost');
-    const client = [clean(o.clientHostname), o.remoteAddress ? `[${clean(o.remoteAddress)}]` : ''].filter(Boolean).join(' ');
+    // smtp-server gives "[ip]" as the client's name when it has none (no reverse lookup)
+    const name = clean(o.clientHostname).startsWith('[') ? '' : clean(o.clientHostname);
+    const literal = o.remoteAddress ? `[${clean(o.remoteAddress)}]` : '';
+    const from = heloToken(info.helo) || name || literal || 'localhost';
+    const client = [name, literal].filter(Boolean).join(' ');
     parts.push(`from ${from}${client ? ` (${client})` : ''}`);
   }
   parts.push(`by ${clean(info.hostname)} (Sluice)`);

@@ -41,6 +41,11 @@ export class SmtpTalk {
     });
   }
 
+  /** Talks over a socket that is already connected (a TLS socket after a handshake, say). */
+  static wrap(socket: net.Socket): SmtpTalk {
+    return new SmtpTalk(socket);
+  }
+
   private push(r: Reply) {
     const w = this.waiters.shift();
     if (w) w(r);
