@@ -3,7 +3,11 @@
  * Stored messages therefore contain no stray CR/LF, so nothing we later send can smuggle a
  * second message past a receiver (Postfix's cleanup_replace_stray_cr_lf), and the DKIM body
  * hash is made over exactly the bytes that go out.
+ *
+ * NUL bytes are dropped too: RFC 5322 allows none, and nodemailer sends "\r\n\0.\r\n" as it is,
+ * which a receiver that discards NULs would read as the end of the data (smuggling).
  */
+const NUL = 0x00;
 const CR = 0x0d;
 const LF = 0x0a;
 
@@ -42,7 +46,7 @@ export function createLineEndNormalizer(): LineEndNormalizer {
         } else if (c === LF) {
           out[o++] = CR;
           out[o++] = LF;
-        } else {
+        } else if (c !== NUL) {
           out[o++] = c;
         }
       }
@@ -56,8 +60,9 @@ export function createLineEndNormalizer(): LineEndNormalizer {
   };
 }
 
-/** True when every CR is followed by LF and every LF preceded by CR, with no CR at the end. */
+/** True when every CR is followed by LF and every LF preceded by CR, with no CR at the end and no NUL. */
 function isClean(chunk: Buffer): boolean {
+  if (chunk.includes(NUL)) return false;
   let pos = chunk.indexOf(LF);
   let crPos = chunk.indexOf(CR);
   while (pos !== -1 || crPos !== -1) {
