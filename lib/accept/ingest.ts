@@ -99,7 +99,9 @@ export class Ingest {
     const splitter = new HeaderSplitter(config.queue.maxHeaderSize);
     const hasher = new BodyHasher();
     let received = 0;
-    let failure: unknown;
+    // the same admission rule as MAIL FROM (room for the largest allowed message on top of the
+    // reserve), here so that POST /send gets it too; decided before anything is written
+    let failure: unknown = this.deps.disk.hasRoom(req.maxSizeBytes * 1.5) ? undefined : SmtpError.insufficientStorage();
     let info: MessageInfo | undefined;
 
     const take = async (chunk: Buffer) => {

@@ -1,7 +1,11 @@
 /**
  * `sluice run`: load the config, start the master, stop it cleanly on SIGTERM/SIGINT. Start-up
- * failures (bad config, locked or damaged queue, port in use) print one line and give a non-zero
- * exit code. This is the only place that decides the process's exit status.
+ * failures (bad config, locked or damaged queue, port in use) print one line each on stderr and
+ * give a non-zero exit code. This is the only place that decides the process's exit status.
+ *
+ * A clean stop: the listeners close at once (new connections are refused), transactions in
+ * flight finish (250) or get 421, then the queue closes; exit 0. If that takes longer than
+ * STOP_DEADLINE_MS the process exits 1 anyway: a message without its 250 was never promised.
  */
 import { ConfigError, loadConfig } from '../config/load.js';
 import { createLogger } from '../log/logger.js';
@@ -16,8 +20,12 @@ export async function runCommand(appDir: string): Promise<number> {
   try {
     loaded = loadConfig({ appDir });
   } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    for (const line of err.problems) console.error(`sluice: config error: ${line}`);
+    if (!(err instanceof ConfigError)) {
+      console.error(`sluice: cannot load the config: ${describeStartError(err)}`);
+      return 78;
+    }
+    // one line per wrong key, all of them at once
+    for (const line of err.problems) console.error(`sluice: config error: ${oneLine(line)}`);
     return 78; // EX_CONFIG
   }
   const logger = createLogger(loaded.config.log.level, { role: 'master' });
@@ -26,7 +34,7 @@ export async function runCommand(appDir: string): Promise<number> {
   try {
     await master.start();
   } catch (err) {
-    const message = err instanceof QueueOpenError ? err.message : describeStartError(err);
+    const message = oneLine(err instanceof QueueOpenError ? err.message : describeStartError(err));
     console.error(`sluice: ${message}`);
     logger.fatal({ event: 'START_FAILED', err }, message);
     return 1;
@@ -36,12 +44,17 @@ export async function runCommand(appDir: string): Promise<number> {
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {
-      if (stopping) return;
+      if (stopping) {
+        // systemd and shells may repeat the signal; the clean stop already running goes on
+        logger.info({ event: 'STOPPING', signal }, `already stopping (${signal} again)`);
+        return;
+      }
       stopping = true;
       logger.info({ event: 'STOPPING', signal }, `stopping on ${signal}`);
       const deadline = setTimeout(() => {
         logger.error({ event: 'STOP_TIMEOUT' }, 'clean stop took too long, exiting');
-        resolve(1);
+        // whatever still holds the event loop (a stuck socket) must not keep the process alive
+        process.exit(1);
       }, STOP_DEADLINE_MS);
       deadline.unref();
       master.stop().then(
@@ -51,20 +64,28 @@ export async function runCommand(appDir: string): Promise<number> {
           resolve(0);
         },
         (err: unknown) => {
+          clearTimeout(deadline);
           logger.error({ err }, 'error while stopping');
           resolve(1);
         },
       );
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
   });
 }
 
 function describeStartError(err: unknown): string {
-  const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+  const e = (err ?? {}) as NodeJS.ErrnoException & { address?: string; port?: number };
   if (e.code === 'EADDRINUSE') return `cannot listen on ${e.address}:${e.port}: the address is in use`;
+  if (e.code === 'EADDRNOTAVAIL') return `cannot listen on ${e.address}:${e.port}: no such local address`;
   if (e.code === 'EACCES' && e.port !== undefined) return `cannot listen on ${e.address}:${e.port}: permission denied (ports below 1024 need CAP_NET_BIND_SERVICE)`;
   if (e.code === 'ENOENT' && e.path) return `cannot read ${e.path}: no such file`;
-  return e.message ?? String(err);
+  if ((e.code === 'EACCES' || e.code === 'EPERM') && e.path) return `cannot read ${e.path}: permission denied`;
+  return typeof e.message === 'string' && e.message ? e.message : String(err);
+}
+
+/** stderr gets one line per failure, whatever the error's text holds. */
+function oneLine(text: string): string {
+  return text.replace(/\s*[\r\n]+\s*/g, ' ').trim();
 }

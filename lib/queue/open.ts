@@ -1,12 +1,18 @@
 /**
  * Opens the queue's LevelDB safely. An existing queue is opened with createIfMissing:false, so a
  * damaged one (CURRENT lost) fails loudly instead of LevelDB starting an empty queue and deleting
- * the old files. Lock, corruption and permission errors become one clear line each.
+ * the old files. Lock, corruption and permission errors become one clear line each, naming the
+ * directory (LevelDB puts the reason in `err.cause`: LEVEL_LOCKED, LEVEL_CORRUPTION, or
+ * LEVEL_IO_ERROR with the OS's text).
+ *
+ * Nothing here repairs or deletes: a corrupt queue is the operator's call (ZoneMTA's stance too).
  */
 import { ClassicLevel } from 'classic-level';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 
 export type QueueDb = ClassicLevel<string, Buffer>;
+
+const DATA_FILE = /^(CURRENT|MANIFEST-\d+|\d+\.(log|ldb|sst))$/;
 
 export class QueueOpenError extends Error {
   constructor(message: string, readonly code: 'LOCKED' | 'CORRUPT' | 'DAMAGED' | 'ACCESS' | 'OTHER') {
@@ -22,7 +28,8 @@ export async function openQueueDb(dir: string): Promise<QueueDb> {
   } catch (err) {
     throw accessError(dir, err);
   }
-  const isNew = existing.length === 0;
+  // LOCK and LOG are made by every open, even a failed one; only these hold data
+  const isNew = !existing.some((name) => DATA_FILE.test(name));
   if (!isNew && !existing.includes('CURRENT')) {
     throw new QueueOpenError(
       `queue ${dir} is damaged: it has files but no CURRENT file, so LevelDB cannot find its data. ` +
@@ -55,24 +62,45 @@ export async function openQueueDb(dir: string): Promise<QueueDb> {
 function describeOpenError(dir: string, err: unknown): QueueOpenError {
   const e = err as { code?: string; cause?: { code?: string; message?: string }; message?: string };
   const cause = e.cause?.code;
-  const detail = (e.cause?.message ?? e.message ?? String(err)).split('\n')[0];
+  const detail = oneLine(e.cause?.message ?? e.message ?? String(err));
   if (cause === 'LEVEL_LOCKED') {
-    return new QueueOpenError(`queue ${dir} is locked: another process (another Sluice?) is using it`, 'LOCKED');
+    return new QueueOpenError(`queue ${dir} is locked: another process (another Sluice?) holds its LOCK file. Stop that process first; one queue has one master.`, 'LOCKED');
   }
   if (cause === 'LEVEL_CORRUPTION') {
     return new QueueOpenError(
-      `queue ${dir} is corrupt (${detail}). Sluice changed nothing. Stop, back up the directory, ` +
-        'then repair it with LevelDB\'s repair (e.g. `node -e "require(\'classic-level\')..."`) or move it aside.',
+      `queue ${dir} is corrupt (LevelDB: ${detail}). Sluice changed nothing and will not start on it. ` +
+        'Copy the directory somewhere safe, then either repair the copy with classic-level\'s ClassicLevel.repair() and point queue.path at it, ' +
+        'or move the directory aside to start with an empty queue.',
       'CORRUPT',
     );
   }
-  if (/permission denied|EACCES|read-only|EROFS/i.test(detail ?? '')) {
-    return new QueueOpenError(`queue ${dir} is not writable: ${detail}`, 'ACCESS');
+  if (/read-only file system|EROFS/i.test(detail)) {
+    return new QueueOpenError(`queue ${dir} is on a read-only file system (LevelDB: ${detail}); Sluice needs to write there.`, 'ACCESS');
   }
-  return new QueueOpenError(`queue ${dir} cannot be opened: ${detail}`, 'OTHER');
+  if (/permission denied|EACCES|EPERM/i.test(detail)) {
+    return new QueueOpenError(`queue ${dir} is not writable (LevelDB: ${detail}); ${whoNeedsAccess()}.`, 'ACCESS');
+  }
+  return new QueueOpenError(`queue ${dir} cannot be opened (LevelDB: ${detail}).`, 'OTHER');
 }
 
 function accessError(dir: string, err: unknown): QueueOpenError {
   const e = err as NodeJS.ErrnoException;
-  return new QueueOpenError(`queue ${dir} is not accessible: ${e.code ?? ''} ${e.message}`.trim(), 'ACCESS');
+  const why: Record<string, string> = {
+    EACCES: 'permission denied',
+    EPERM: 'permission denied',
+    EROFS: 'read-only file system',
+    ENOTDIR: 'a part of the path is not a directory',
+  };
+  const reason = why[e.code ?? ''] ?? oneLine(e.message);
+  const hint = e.code === 'EACCES' || e.code === 'EPERM' ? `; ${whoNeedsAccess()}` : '';
+  return new QueueOpenError(`queue ${dir} cannot be read or created: ${reason} (${e.code ?? 'error'} on ${e.path ?? dir})${hint}.`, 'ACCESS');
+}
+
+function whoNeedsAccess(): string {
+  const uid = process.getuid?.();
+  return `the user running Sluice${uid === undefined ? '' : ` (uid ${uid})`} needs read and write access to it`;
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, ' ').trim();
 }

@@ -9,6 +9,10 @@
  *   synced batch makes them durable too. Until then they are invisible leftovers.
  * - Leftovers (body chunks without metadata) of an ingest that failed or was interrupted are
  *   deleted by `collectGarbage`, never while their ingest is still running.
+ * - Every write goes through the WriteGuard. After a failed write the database is reopened before
+ *   anything else is written, and a message is acknowledged only if its body and its commit were
+ *   written in one generation in which nothing failed; otherwise the caller gets an error (451)
+ *   and whatever of it reached the disk is removed after the reopen.
  */
 import type { Logger } from 'pino';
 import { keys, decodeBodyKey, decodeRowKey, PREFIX } from './keys.js';
@@ -16,6 +20,7 @@ import { GroupCommitter, type BatchOp } from './group-commit.js';
 import { QueueCounters } from './counters.js';
 import { openQueueDb, type QueueDb } from './open.js';
 import { queueIdTime } from './ids.js';
+import { QueueUnavailableError, WriteGuard } from './write-guard.js';
 import type { DeliveryRow, MessageMeta } from './types.js';
 
 const json = (value: unknown) => Buffer.from(JSON.stringify(value));
@@ -33,7 +38,10 @@ export class QueueStore {
   private readonly inflight = new Set<string>();
   /** ids being deleted: a second delete of the same id must not count its rows down again */
   private readonly deleting = new Set<string>();
+  /** ids refused after their commit may have reached the disk: removed after the next reopen */
+  private readonly refused = new Set<string>();
   private readonly committer: GroupCommitter;
+  readonly guard: WriteGuard;
 
   private constructor(
     readonly db: QueueDb,
@@ -41,6 +49,7 @@ export class QueueStore {
     private readonly opts: StoreOptions,
   ) {
     this.committer = new GroupCommitter(db);
+    this.guard = new WriteGuard(db, opts.logger, () => this.removeRefused());
   }
 
   static async open(path: string, opts: StoreOptions): Promise<QueueStore> {
@@ -51,11 +60,17 @@ export class QueueStore {
   }
 
   async close(): Promise<void> {
-    await this.db.close();
+    await this.guard.close();
+    if (this.db.status === 'open' || this.db.status === 'opening') await this.db.close();
   }
 
   get isOpen(): boolean {
     return this.db.status === 'open';
+  }
+
+  /** False while the database is being reopened after a failed write. */
+  get writable(): boolean {
+    return this.guard.writable;
   }
 
   private async loadCounters(): Promise<void> {
@@ -67,7 +82,7 @@ export class QueueStore {
   /** Starts streaming one message's body into the queue. */
   bodyWriter(id: string): BodyWriter {
     this.inflight.add(id);
-    return new BodyWriter(this.db, id, this.opts.chunkSizeBytes, () => this.inflight.delete(id));
+    return new BodyWriter(this.db, this.guard, id, this.opts.chunkSizeBytes, () => this.inflight.delete(id));
   }
 
   /**
@@ -82,12 +97,45 @@ export class QueueStore {
       ops.push({ type: 'put', key: keys.row(row.id, row.seq), value: json(row) });
       ops.push({ type: 'put', key: keys.schedule(row.zone, row.due, row.id, row.seq), value: Buffer.alloc(0) });
     }
+    const gen = this.guard.generation;
     try {
-      await this.committer.commit(ops);
+      // chunks written before a reopen may not have survived it: the body must be of this generation
+      if (body.generation !== undefined && body.generation !== gen) throw new Error('the queue database was reopened while the body was written');
+      try {
+        await this.guard.write(() => this.committer.commit(ops));
+      } catch (err) {
+        // a failed write may still surface after the reopen replays the log
+        if (!(err instanceof QueueUnavailableError)) this.refused.add(meta.id);
+        throw err;
+      }
+      if (this.guard.spoiled(gen)) {
+        // another write failed before this one completed: after the reopen this record may be
+        // gone (or torn), so it is not acknowledged, and removed if it is there
+        this.refused.add(meta.id);
+        throw new Error('a queue write failed while this message was committed');
+      }
     } finally {
       body.done();
     }
     for (const row of rows) this.counters.add(row, 1);
+  }
+
+  /** After a reopen: takes out messages that were refused but may have reached the disk. */
+  private async removeRefused(): Promise<void> {
+    if (!this.refused.size) return;
+    const ids = [...this.refused];
+    const ops: BatchOp[] = [];
+    for (const id of ids) {
+      ops.push({ type: 'del', key: keys.meta(id) });
+      for await (const [key, value] of this.db.iterator(keys.rowRange(id))) {
+        const row = parse<DeliveryRow>(value);
+        ops.push({ type: 'del', key }, { type: 'del', key: keys.schedule(row.zone, row.due, id, row.seq) });
+      }
+      for await (const key of this.db.keys(keys.bodyRange(id))) ops.push({ type: 'del', key });
+    }
+    await this.guard.write(() => this.db.batch(ops, { sync: true }));
+    for (const id of ids) this.refused.delete(id);
+    this.opts.logger.warn({ component: 'queue', ids: ids.slice(0, 20) }, `cleared ${ids.length} refused message(s) that may have reached the disk before the failure`);
   }
 
   async getMeta(id: string): Promise<MessageMeta | undefined> {
@@ -119,10 +167,10 @@ export class QueueStore {
         ops.push({ type: 'del', key: keys.row(id, row.seq) });
         ops.push({ type: 'del', key: keys.schedule(row.zone, row.due, id, row.seq) });
       }
-      await this.committer.commit(ops);
+      await this.guard.write(() => this.committer.commit(ops));
       for (const row of rows) this.counters.add(row, -1);
       // without its metadata the body is unreachable; clear it now (the collector would later)
-      await this.db.clear(keys.bodyRange(id));
+      await this.guard.write(() => this.db.clear(keys.bodyRange(id)));
       return true;
     } finally {
       this.deleting.delete(id);
@@ -134,6 +182,7 @@ export class QueueStore {
    * id), unless their ingest is still running. Returns the number of messages collected.
    */
   async collectGarbage(nowMs: number, graceMs: number): Promise<number> {
+    if (!this.guard.writable) return 0;
     const orphans: string[] = [];
     let lastId = '';
     for await (const key of this.db.keys(keys.allOf(PREFIX.body))) {
@@ -143,8 +192,14 @@ export class QueueStore {
       if (this.inflight.has(id) || queueIdTime(id) > nowMs - graceMs) continue;
       if ((await this.db.get(keys.meta(id))) === undefined) orphans.push(id);
     }
-    for (const id of orphans) await this.db.clear(keys.bodyRange(id));
-    return orphans.length;
+    let collected = 0;
+    for (const id of orphans) {
+      // an ingest may have started for this id since the scan (not with today's ids, but cheap)
+      if (this.inflight.has(id)) continue;
+      await this.guard.write(() => this.db.clear(keys.bodyRange(id)));
+      collected++;
+    }
+    return collected;
   }
 
   /** Every pending row id, for tests and tools that compare the queue with a list of ids. */
@@ -165,9 +220,12 @@ export class BodyWriter {
   private wroteAny = false;
   private finished = false;
   bytes = 0;
+  /** the database generation the first chunk was written in (undefined: nothing written yet) */
+  generation: number | undefined;
 
   constructor(
     private readonly db: QueueDb,
+    private readonly guard: WriteGuard,
     readonly id: string,
     private readonly chunkSizeBytes: number,
     private readonly onDone: () => void,
@@ -189,7 +247,9 @@ export class BodyWriter {
       this.parts = rest.length ? [rest] : [];
       this.partsBytes = rest.length;
       this.wroteAny = true;
-      await this.db.put(keys.body(this.id, this.chunkNo++), head);
+      this.generation ??= this.guard.generation;
+      if (this.generation !== this.guard.generation) throw new Error('the queue database was reopened while the body was written');
+      await this.guard.write(() => this.db.put(keys.body(this.id, this.chunkNo++), head));
     }
   }
 
@@ -213,7 +273,7 @@ export class BodyWriter {
     this.parts = [];
     this.partsBytes = 0;
     try {
-      if (this.wroteAny) await this.db.clear(keys.bodyRange(this.id));
+      if (this.wroteAny) await this.guard.write(() => this.db.clear(keys.bodyRange(this.id)));
     } catch {
       // the database is failing; the leftovers stay invisible and are collected later
     } finally {

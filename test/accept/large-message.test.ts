@@ -18,7 +18,7 @@ import { once } from 'node:events';
 import path from 'node:path';
 import { createLogger } from '../../lib/log/logger.js';
 import { QueueStore } from '../../lib/queue/store.js';
-import { rssBytes, startChildMaster, type ChildMaster } from '../helpers/child-master.js';
+import { rssBytes, startChildMaster, type ChildMaster } from '../helpers/spawn-master.js';
 import { SmtpTalk } from '../helpers/smtp-talk.js';
 
 const MESSAGE_BYTES = 50 * 1024 * 1024;

@@ -1,0 +1,72 @@
+/**
+ * F7c: no reserve at all (minFreeSpace 0) on a real 6 MB tmpfs, so LevelDB runs into ENOSPC
+ * while compacting — an error LevelDB keeps returning for every later write until the database
+ * is reopened. Replies stay 250/451/452, and 250 returns after the remount without a restart;
+ * every acknowledged message is whole.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import path from 'node:path';
+import { makeAppDir, startChild, type ChildMaster } from '../helpers/child-master.js';
+import { countOutcomes, submit } from '../helpers/submit.js';
+import { mountTmpfs } from '../helpers/tmpfs.js';
+import { verifyQueue } from '../helpers/verify-queue.js';
+import { MB, RCPTS, waitFor250 } from './disk-full.js';
+
+test('F7c: with no reserve LevelDB itself hits ENOSPC (compaction); 451s, then 250 again after the remount without a restart', { timeout: 120_000 }, async (t) => {
+  const appDir = makeAppDir({ smtp: { maxSize: '100KB' }, queue: { minFreeSpace: 0 } }, 'sluice-f7c-');
+  // 6 MB: when LevelDB's log reaches its 4 MB write buffer, the table it compacts into cannot fit
+  const disk = mountTmpfs(path.join(appDir, 'data'), 6);
+  if (typeof disk === 'string') {
+    rmSync(appDir, { recursive: true, force: true });
+    t.skip(disk);
+    return;
+  }
+  let m: ChildMaster | undefined;
+  try {
+    m = await startChild(appDir);
+    const pid = m.pid;
+    const target = { host: '127.0.0.1', port: m.smtpPort };
+    let refused = 0;
+    const r = await submit({
+      target: () => target,
+      runId: 'f7c',
+      count: 2000,
+      concurrency: 10,
+      bodyBytes: 20_000,
+      randomBody: true,
+      maxRetries: 0,
+      onAttempt: (a) => {
+        if (a.outcome === '4xx') refused++;
+      },
+      shouldStop: () => refused >= 40,
+    });
+    t.diagnostic(`until full: ${JSON.stringify(countOutcomes(r.attempts))}, free ${(disk.freeBytes() / MB).toFixed(2)} MB`);
+    const wrong = r.attempts.filter((a) => !(a.outcome === '250' || (a.outcome === '4xx' && (a.code === 451 || a.code === 452))));
+    assert.deepEqual(wrong.slice(0, 5), [], 'every reply is 250, 451 or 452');
+    const errors = m.lines.filter((l) => l.level >= 50).map((l) => String(l.msg));
+    assert.ok(errors.some((e) => /queue write failed.*No space left/.test(e)), `LevelDB hit ENOSPC: ${errors.slice(0, 3).join(' | ')}`);
+
+    disk.resize(64);
+    const back = await waitFor250(m.smtpPort, 'f7c-after', 10_000);
+    t.diagnostic(`250 again ${back.ms} ms after the remount`);
+    assert.ok(back.ms >= 0 && back.queueId, `no 250 within 10 s of freeing space (last: ${back.last})`);
+    assert.equal(m.pid, pid);
+    assert.ok(m.running);
+    assert.deepEqual(await m.stop(), { code: 0, signal: null });
+
+    const acked = new Map(r.acked);
+    acked.set('f7c-after', back.queueId!);
+    const report = await verifyQueue(path.join(appDir, 'data', 'queue'), acked, RCPTS.length);
+    t.diagnostic(`acked ${acked.size}, stored ${report.stored}, LOST ${report.lost.length}`);
+    assert.deepEqual(report.problems, [], 'every acknowledged message is whole after a fresh open');
+  } finally {
+    if (m) {
+      m.kill('SIGKILL');
+      await m.exited;
+    }
+    disk.unmount();
+    rmSync(appDir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,87 @@
+/**
+ * F1b, unit side: the batch that makes a message visible is written with { sync: true }, in one
+ * batch with its metadata, rows and schedule keys; concurrent messages may share that batch (group
+ * commit) but never skip the sync. Observed on a real ClassicLevel by recording the options every
+ * db.batch call gets — the write itself still happens.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import path from 'node:path';
+import { keys } from '../../lib/queue/keys.js';
+import { newQueueId } from '../../lib/queue/ids.js';
+import type { QueueStore } from '../../lib/queue/store.js';
+import { openStore, storeMessage, tempQueuePath } from '../helpers/queue-fixtures.js';
+import { checkWhole } from '../helpers/verify-queue.js';
+
+interface Recorded {
+  keys: string[];
+  sync: boolean | undefined;
+}
+
+/** Records every batch's keys and sync option, then lets it through unchanged. */
+function recordBatches(store: QueueStore): Recorded[] {
+  const seen: Recorded[] = [];
+  const db = store.db;
+  const batch = db.batch.bind(db) as (ops: unknown, options?: unknown) => Promise<void>;
+  (db as unknown as { batch: unknown }).batch = (ops: { key: string }[], options?: { sync?: boolean }) => {
+    seen.push({ keys: ops.map((o) => o.key), sync: options?.sync });
+    return batch(ops, options);
+  };
+  return seen;
+}
+
+test('commitMessage writes body tail, metadata, rows and schedule keys in one batch with sync: true', async () => {
+  const queuePath = tempQueuePath();
+  const store = await openStore(queuePath);
+  try {
+    const seen = recordBatches(store);
+    const id = newQueueId();
+    await storeMessage(store, id, Buffer.from('line of text\r\n'.repeat(300)));
+    const commits = seen.filter((b) => b.keys.includes(keys.meta(id)));
+    assert.equal(commits.length, 1, 'one batch makes the message visible');
+    assert.equal(commits[0]!.sync, true);
+    assert.ok(commits[0]!.keys.includes(keys.row(id, 1)) && commits[0]!.keys.includes(keys.row(id, 2)), 'rows are in the same batch');
+    assert.equal(commits[0]!.keys.filter((k) => k.startsWith('s:')).length, 2, 'schedule keys are in the same batch');
+    assert.equal(await checkWhole(store, id, 2), undefined);
+  } finally {
+    await store.close();
+    rmSync(path.dirname(queuePath), { recursive: true, force: true });
+  }
+});
+
+test('concurrent commits share synced batches (group commit) and every batch is synced', async () => {
+  const queuePath = tempQueuePath();
+  const store = await openStore(queuePath);
+  try {
+    const seen = recordBatches(store);
+    const ids = Array.from({ length: 50 }, () => newQueueId());
+    await Promise.all(ids.map((id) => storeMessage(store, id, Buffer.from(`body of ${id}\r\n`))));
+    assert.ok(seen.length > 0 && seen.length <= ids.length, `${seen.length} batches for ${ids.length} messages`);
+    assert.ok(seen.every((b) => b.sync === true), 'every batch is synced');
+    for (const id of ids) assert.equal(await checkWhole(store, id, 2), undefined);
+  } finally {
+    await store.close();
+    rmSync(path.dirname(queuePath), { recursive: true, force: true });
+  }
+});
+
+test('deleteMessage takes metadata, rows and schedule keys out in one synced batch', async () => {
+  const queuePath = tempQueuePath();
+  const store = await openStore(queuePath);
+  try {
+    const id = newQueueId();
+    await storeMessage(store, id, Buffer.from('x\r\n'.repeat(1000)));
+    const seen = recordBatches(store);
+    assert.equal(await store.deleteMessage(id), true);
+    const removal = seen.find((b) => b.keys.includes(keys.meta(id)));
+    assert.ok(removal, 'one batch removes the metadata');
+    assert.equal(removal.sync, true);
+    assert.equal(await store.getMeta(id), undefined);
+    assert.deepEqual(await store.getRows(id), []);
+    assert.equal(store.counters.totals().queued, 0);
+  } finally {
+    await store.close();
+    rmSync(path.dirname(queuePath), { recursive: true, force: true });
+  }
+});
