@@ -12,7 +12,7 @@
  */
 import type { Logger } from 'pino';
 import { keys, decodeBodyKey, decodeRowKey, PREFIX } from './keys.js';
-import { GroupCommitter, type BatchOp } from './group-commit.js';
+import { GroupCommitter, type BatchOp, type GroupCommitStats } from './group-commit.js';
 import { QueueCounters } from './counters.js';
 import { openQueueDb, type QueueDb } from './open.js';
 import { queueIdTime } from './ids.js';
@@ -50,6 +50,11 @@ export class QueueStore {
 
   async close(): Promise<void> {
     await this.db.close();
+  }
+
+  /** Synced writes so far and the commits they carried (fsync sharing, for health and bench). */
+  get commitStats(): Readonly<GroupCommitStats> {
+    return this.committer.stats;
   }
 
   get isOpen(): boolean {
