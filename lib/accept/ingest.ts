@@ -167,11 +167,15 @@ export class Ingest {
     await hooks.run('queue:route', envelope, routing);
     for (const zone of routing.zones) if (!zones.has(zone)) throw SmtpError.unknownZone(zone);
 
-    info.size = info.headers.build().length + parsed.bodySize;
+    // built once for the size the message:store hook sees, and built again only when such a hook
+    // exists (it may change the headers: the stored block is the final one); building is a regex
+    // pass over every header line and a copy, once per message is enough
+    const builtBlock = info.headers.build();
+    info.size = builtBlock.length + parsed.bodySize;
     info.bodyHash = parsed.bodyHash;
+    const storeHooks = hooks.has('message:store');
     await hooks.run('message:store', envelope, info);
-    // a hook may have changed headers; the stored block is the final one
-    const headerBlock = info.headers.build();
+    const headerBlock = storeHooks ? info.headers.build() : builtBlock;
     if (!disk.hasRoom(0)) throw SmtpError.insufficientStorage();
 
     const now = Date.now();

@@ -13,7 +13,14 @@ export function healthRoutes(deps: { store: QueueStore; disk: DiskGuard }) {
       const ok = db === 'open' && diskOk;
       return reply.status(ok ? 200 : 503).send({
         status: ok ? 'ok' : 'degraded',
-        queue: { db, ...deps.store.counters.totals(), freeBytes: deps.disk.freeBytes(), accepting: diskOk },
+        queue: {
+          db,
+          ...deps.store.counters.totals(),
+          freeBytes: deps.disk.freeBytes(),
+          accepting: diskOk,
+          // how many commits shared each fsync (group commit); the benchmark prints it
+          commits: { ...deps.store.commitStats },
+        },
       });
     });
   };

@@ -1,24 +1,160 @@
 /**
  * The DKIM relaxed body hash (RFC 6376 §3.4.4, sha256), computed chunk by chunk as the body
- * streams into the queue, so signing at delivery never reads the body twice. nodemailer's
- * canonicaliser does the work; we drive it directly instead of as a stream to save a copy.
+ * streams into the queue, so signing at delivery never reads the body twice.
+ *
+ * The canonical form is nodemailer's (lib/dkim/relaxed-body), byte for byte: whitespace at the end
+ * of a line is dropped, a run of SP/HTAB inside a line becomes one SP, a bare LF ends a line, a
+ * CR not followed by LF is content, empty lines at the end are ignored, and a non-empty body ends
+ * with CRLF. Why our own loop: nodemailer's makes a method call per byte and ran at ~100 MB/s,
+ * a fifth of the CPU Sluice spent accepting 100 KB messages (profile in bench/README.md). Here
+ * lines that are already canonical (most of them) are hashed as they are, found by native scans;
+ * only the others go through a byte loop with its state in locals. About 3x faster;
+ * test/message/body-hash-equivalence checks the two give the same hash on random bodies cut at
+ * random places.
  */
-import RelaxedBody from 'nodemailer/lib/dkim/relaxed-body';
+import { createHash, type Hash } from 'node:crypto';
+
+const CR = 0x0d;
+const LF = 0x0a;
+const SP = 0x20;
+const TAB = 0x09;
+const CRLF = Buffer.from('\r\n');
+/** a run of held-back empty lines is hashed from this buffer in slices */
+const EMPTY_LINES = Buffer.alloc(4096, CRLF);
+/** input is canonicalised this many bytes at a time, into one scratch buffer shared by all
+ * hashers (update is synchronous and the hash copies what it is given) */
+const SLICE_BYTES = 64 * 1024;
+const scratch = Buffer.allocUnsafe(SLICE_BYTES * 2 + 2);
+/** below this a slice goes straight through the byte loop */
+const FAST_MIN_BYTES = 256;
+/** what makes a line differ from its canonical form: a tab, two spaces, a space before the line
+ * end, a CR without LF, an LF without CR */
+const NOT_CANONICAL = /\t| {2}| \r|\r(?!\n)|(?<!\r)\n/g;
 
 export class BodyHasher {
-  private readonly relaxed = new RelaxedBody({ hashAlgo: 'sha256' });
+  private readonly hash: Hash = createHash('sha256');
+  /** the current line has had a content byte */
+  private lineHasContent = false;
+  /** SP/HTAB seen since the last content byte of this line */
+  private pendingWsp = false;
+  /** a CR whose meaning (line end or content) the next byte decides */
+  private pendingCr = false;
+  /** empty lines held back: they count only if content follows them */
+  private pendingEmptyLines = 0;
 
   update(chunk: Buffer): void {
-    if (chunk.length) this.relaxed.updateHash(chunk);
+    for (let at = 0; at < chunk.length; at += SLICE_BYTES) this.updateSlice(chunk.subarray(at, at + SLICE_BYTES));
   }
 
-  /** base64 digest, as it goes into the bh= tag */
+  /**
+   * Most lines of a real body are already canonical (no tab, no double space, no space before
+   * the line end, CRLF line ends): their bytes are hashed as they are. Native scans (indexOf and
+   * one regular expression) find the lines that are not; those, the first line fragment and the
+   * trailing lines go through the byte loop, which knows the state between them.
+   */
+  private updateSlice(slice: Buffer): void {
+    const first = slice.length >= FAST_MIN_BYTES ? slice.indexOf(CRLF) : -1;
+    if (first === -1) return this.canonicalise(slice);
+    // up to the first line end through the byte loop: after it we stand at the start of a line
+    this.canonicalise(slice.subarray(0, first + 2));
+    const base = first + 2;
+    const s = slice.toString('latin1', base);
+    const len = s.length;
+    NOT_CANONICAL.lastIndex = 0;
+    let cur = 0;
+    while (cur < len) {
+      const m = NOT_CANONICAL.exec(s);
+      // the lines before the next odd one (or all complete lines) ...
+      const lineStart = m ? s.lastIndexOf('\r\n', m.index - 1) + 2 : s.lastIndexOf('\r\n') + 2;
+      let end = Math.max(cur, lineStart > 1 ? lineStart : 0);
+      // ... as far as the last one with content: empty lines are held until content follows
+      while (end > cur && (end - 2 === cur || s.charCodeAt(end - 3) === LF)) end -= 2;
+      if (end > cur) {
+        this.flushEmptyLines();
+        this.hash.update(slice.subarray(base + cur, base + end));
+        cur = end;
+      }
+      // the odd line (or the tail) through the byte loop
+      const next = m ? s.indexOf('\r\n', m.index) : -1;
+      const stop = next === -1 ? len : next + 2;
+      this.canonicalise(slice.subarray(base + cur, base + stop));
+      cur = stop;
+      NOT_CANONICAL.lastIndex = stop;
+    }
+  }
+
+  /** The exact state machine, byte by byte; `chunk` is at most SLICE_BYTES. */
+  private canonicalise(chunk: Buffer): void {
+    const out = scratch;
+    let o = 0;
+    let lineHasContent = this.lineHasContent;
+    let pendingWsp = this.pendingWsp;
+    let pendingCr = this.pendingCr;
+    for (let i = 0, n = chunk.length; i < n; i++) {
+      let c = chunk[i]!;
+      if (c === LF) {
+        if (lineHasContent) {
+          out[o++] = CR;
+          out[o++] = LF;
+          lineHasContent = false;
+        } else {
+          this.pendingEmptyLines++;
+        }
+        pendingWsp = false;
+        pendingCr = false;
+        continue;
+      }
+      if (pendingCr) {
+        // the held CR was not followed by LF, so it is content: emit it, then look at c again
+        pendingCr = false;
+        c = CR;
+        i--;
+      } else if (c === CR) {
+        pendingCr = true;
+        continue;
+      } else if (c === SP || c === TAB) {
+        pendingWsp = true;
+        continue;
+      }
+      // a content byte
+      if (!lineHasContent) {
+        if (this.pendingEmptyLines) {
+          // content after empty lines: they are part of the body after all
+          this.hash.update(out.subarray(0, o));
+          o = 0;
+          this.flushEmptyLines();
+        }
+        lineHasContent = true;
+      }
+      if (pendingWsp) {
+        out[o++] = SP;
+        pendingWsp = false;
+      }
+      out[o++] = c;
+    }
+    this.lineHasContent = lineHasContent;
+    this.pendingWsp = pendingWsp;
+    this.pendingCr = pendingCr;
+    if (o) this.hash.update(out.subarray(0, o));
+  }
+
+  /** base64 digest, as it goes into the bh= tag; the hasher is finished after it */
   digest(): string {
-    let hash = '';
-    this.relaxed.once('hash', (value: string) => (hash = value));
-    // _flush finishes the canonical form (trailing empty lines, final CRLF) and emits 'hash'
-    // synchronously
-    (this.relaxed as unknown as { _flush(cb: () => void): void })._flush(() => undefined);
-    return hash;
+    if (this.pendingCr) {
+      // a CR at the very end of the body is content
+      if (!this.lineHasContent) this.flushEmptyLines();
+      this.hash.update(this.pendingWsp ? ' \r' : '\r', 'latin1');
+      this.lineHasContent = true;
+    }
+    if (this.lineHasContent) this.hash.update(CRLF);
+    return this.hash.digest('base64');
+  }
+
+  private flushEmptyLines(): void {
+    while (this.pendingEmptyLines > 0) {
+      const count = Math.min(this.pendingEmptyLines, EMPTY_LINES.length / 2);
+      this.hash.update(EMPTY_LINES.subarray(0, count * 2));
+      this.pendingEmptyLines -= count;
+    }
   }
 }

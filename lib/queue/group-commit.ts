@@ -15,9 +15,17 @@ interface Pending {
   reject: (err: unknown) => void;
 }
 
+/** How well fsyncs are shared: batches (one per commit call) over synced writes. */
+export interface GroupCommitStats {
+  syncs: number;
+  batches: number;
+}
+
 export class GroupCommitter {
   private waiting: Pending[] = [];
   private writing = false;
+  /** counted so GET /health and the benchmark can show how many commits share one fsync */
+  readonly stats: GroupCommitStats = { syncs: 0, batches: 0 };
 
   constructor(private readonly db: QueueDb) {}
 
@@ -35,6 +43,8 @@ export class GroupCommitter {
       const group = this.waiting;
       this.waiting = [];
       const ops = group.length === 1 ? group[0]!.ops : group.flatMap((p) => p.ops);
+      this.stats.syncs++;
+      this.stats.batches += group.length;
       try {
         await this.db.batch(ops, { sync: true });
         for (const p of group) p.resolve();

@@ -16,7 +16,7 @@
  */
 import type { Logger } from 'pino';
 import { keys, decodeBodyKey, decodeRowKey, PREFIX } from './keys.js';
-import { GroupCommitter, type BatchOp } from './group-commit.js';
+import { GroupCommitter, type BatchOp, type GroupCommitStats } from './group-commit.js';
 import { QueueCounters } from './counters.js';
 import { openQueueDb, type QueueDb } from './open.js';
 import { queueIdTime } from './ids.js';
@@ -62,6 +62,11 @@ export class QueueStore {
   async close(): Promise<void> {
     await this.guard.close();
     if (this.db.status === 'open' || this.db.status === 'opening') await this.db.close();
+  }
+
+  /** Synced writes so far and the commits they carried (fsync sharing, for health and bench). */
+  get commitStats(): Readonly<GroupCommitStats> {
+    return this.committer.stats;
   }
 
   get isOpen(): boolean {

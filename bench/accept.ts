@@ -1,0 +1,296 @@
+/**
+ * The acceptance benchmark (issue #2): how many messages per second Sluice takes in over SMTP,
+ * with fsync on, measured from the start of the load until the last 250, beside the ceiling of
+ * this machine: Postfix's smtp-source sending the same load to Postfix's smtp-sink, which
+ * accepts and throws away. Sluice runs as a child process (`sluice run`), so its CPU and memory
+ * are its own; the load generator is the same C program in both rows.
+ *
+ * Cases: 2 KB and 100 KB messages, 20 concurrent sessions, one message per connection and many
+ * per connection (smtp-source -d). Targets (one message per connection): at least 0.15 of the
+ * ceiling at 2 KB and 0.3 at 100 KB.
+ *
+ * Environment: BENCH_MESSAGES (default 5000) for a quick run, BENCH_CASES (comma list of case
+ * names, e.g. "2k-one") to run some cases only, BENCH_CPU_PROF (a directory) to run the Sluice
+ * child under `node --cpu-prof` and keep the profiles there, BENCH_SLUICE (the path of another
+ * build's dist/bin/sluice.js) to measure that build instead, for before/after comparisons,
+ * BENCH_LOG_LEVEL (default warn) for Sluice's log level.
+ *
+ * Everything is on 127.0.0.1 with ports found free, every wait is bounded, and temporary app
+ * dirs are removed at the end.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const SMTP_SOURCE = '/usr/sbin/smtp-source';
+const SMTP_SINK = '/usr/sbin/smtp-sink';
+const HOST = '127.0.0.1';
+const SESSIONS = 20;
+const MESSAGES = positiveInt(process.env.BENCH_MESSAGES, 5000);
+/** A load that takes longer than this is killed and the case fails (no run hangs the bench). */
+const SOURCE_TIMEOUT_MS = Math.max(60_000, MESSAGES * 40);
+const READY_TIMEOUT_MS = 20_000;
+/** Sluice's log level in the runs: warn keeps per-message lines out (BENCH_LOG_LEVEL=info shows their cost) */
+const LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? 'warn';
+const STOP_TIMEOUT_MS = 15_000;
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const sluiceBin = process.env.BENCH_SLUICE ? path.resolve(process.env.BENCH_SLUICE) : path.join(root, 'dist', 'bin', 'sluice.js');
+
+interface Case {
+  name: string;
+  sizeBytes: number;
+  /** many messages per connection (smtp-source -d) */
+  many: boolean;
+  /** the share of the ceiling we promise, where we promise one */
+  target?: number;
+}
+
+const ALL_CASES: Case[] = [
+  { name: '2k-one', sizeBytes: 2048, many: false, target: 0.15 },
+  { name: '100k-one', sizeBytes: 102_400, many: false, target: 0.3 },
+  { name: '2k-many', sizeBytes: 2048, many: true },
+  { name: '100k-many', sizeBytes: 102_400, many: true },
+];
+
+interface SluiceRun {
+  rate: number;
+  peakRssBytes: number;
+  cpuMs: number;
+  queued: number;
+  syncs: number;
+  batches: number;
+}
+
+interface Row {
+  c: Case;
+  sinkRate: number;
+  sluice: SluiceRun;
+}
+
+function positiveInt(value: string | undefined, fallback: number): number {
+  const n = Number(value);
+  return Number.isInteger(n) && n > 0 ? n : fallback;
+}
+
+function log(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+/** A port that was free a moment ago: listen on 0, read it, close. */
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, HOST, () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Waits until something on `port` answers with an SMTP greeting, or the child dies, or time runs out. */
+async function waitForGreeting(port: number, child: ChildProcess, what: string): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (let attempt = 0; Date.now() < deadline; attempt++) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${what} exited before it was ready`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const sock = connect(port, HOST);
+      const done = (v: boolean) => {
+        sock.destroy();
+        resolve(v);
+      };
+      sock.setTimeout(1000, () => done(false));
+      sock.once('error', () => done(false));
+      sock.once('data', (d) => {
+        sock.end('QUIT\r\n');
+        done(d.toString('latin1').startsWith('220'));
+      });
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, Math.min(25 * (attempt + 1), 250)));
+  }
+  throw new Error(`${what} did not answer on ${HOST}:${port} within ${READY_TIMEOUT_MS} ms`);
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => child.once('exit', () => resolve()));
+}
+
+/** SIGTERM, then SIGKILL if it does not go within the deadline. Only ever our own child. */
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+  await exited(child);
+  clearTimeout(timer);
+}
+
+/** Runs smtp-source against `port`; returns messages per second from its start to its exit. */
+async function runSource(port: number, c: Case): Promise<number> {
+  const args = ['-s', String(SESSIONS), '-m', String(MESSAGES), '-l', String(c.sizeBytes)];
+  if (c.many) args.push('-d');
+  args.push('-f', 's@src.test', '-t', 'r@dest.test', '-M', 'client.test', `${HOST}:${port}`);
+  const started = process.hrtime.bigint();
+  const child = spawn(SMTP_SOURCE, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout?.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-4000)));
+  child.stderr?.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-4000)));
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.kill('SIGKILL');
+  }, SOURCE_TIMEOUT_MS);
+  await exited(child);
+  clearTimeout(timer);
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  if (timedOut) throw new Error(`smtp-source did not finish within ${SOURCE_TIMEOUT_MS} ms`);
+  if (child.exitCode !== 0) throw new Error(`smtp-source exited with ${child.exitCode ?? child.signalCode}: ${output.trim()}`);
+  return MESSAGES / seconds;
+}
+
+async function runSink(c: Case): Promise<number> {
+  const port = await freePort();
+  const sink = spawn(SMTP_SINK, ['-u', 'nobody', `${HOST}:${port}`, '256'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  try {
+    await waitForGreeting(port, sink, 'smtp-sink');
+    return await runSource(port, c);
+  } finally {
+    await stopChild(sink);
+  }
+}
+
+/** Kernel's view of the child: peak resident set (VmHWM) and CPU time used so far. */
+function procStats(pid: number): { peakRssBytes: number; cpuMs: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const hwm = /^VmHWM:\s+(\d+) kB/m.exec(status);
+  // fields 14 and 15 of /proc/<pid>/stat (after the ")" of the command name) are utime, stime
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return { peakRssBytes: Number(hwm?.[1] ?? 0) * 1024, cpuMs: (ticks * 1000) / 100 };
+}
+
+interface Health {
+  queue: { queued: number; commits?: { syncs: number; batches: number } };
+}
+
+async function health(apiPort: number): Promise<Health> {
+  const res = await fetch(`http://${HOST}:${apiPort}/health`, { signal: AbortSignal.timeout(5000) });
+  return (await res.json()) as Health;
+}
+
+async function runSluice(c: Case): Promise<SluiceRun> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'sluice-bench-'));
+  const smtpPort = await freePort();
+  const apiPort = await freePort();
+  const channelPort = await freePort();
+  writeFileSync(
+    path.join(dir, 'config.toml'),
+    [
+      'hostname = "sluice.test"',
+      '[log]',
+      `level = "${LOG_LEVEL}"`,
+      '[smtp]',
+      `host = "${HOST}"`,
+      `port = ${smtpPort}`,
+      '[api]',
+      `host = "${HOST}"`,
+      `port = ${apiPort}`,
+      '[channel]',
+      `host = "${HOST}"`,
+      `port = ${channelPort}`,
+      '[queue]',
+      'path = "queue"',
+      '',
+    ].join('\n'),
+  );
+  const nodeArgs: string[] = [];
+  const profDir = process.env.BENCH_CPU_PROF;
+  if (profDir) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${path.resolve(profDir)}`, `--cpu-prof-name=sluice-${c.name}.cpuprofile`);
+  const child = spawn(process.execPath, [...nodeArgs, sluiceBin, 'run', '-d', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+  try {
+    await waitForGreeting(smtpPort, child, 'sluice');
+    const before = procStats(child.pid!);
+    const rate = await runSource(smtpPort, c);
+    const { peakRssBytes, cpuMs } = procStats(child.pid!);
+    const h = await health(apiPort);
+    return {
+      rate,
+      peakRssBytes,
+      cpuMs: cpuMs - before.cpuMs,
+      queued: h.queue.queued,
+      syncs: h.queue.commits?.syncs ?? 0,
+      batches: h.queue.commits?.batches ?? 0,
+    };
+  } catch (err) {
+    if (stderr.trim()) log(`sluice stderr: ${stderr.trim()}`);
+    throw err;
+  } finally {
+    await stopChild(child);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function table(rows: Row[]): string {
+  const head = ['case', 'smtp-sink msg/s', 'sluice msg/s', 'ratio', 'target', 'peak RSS MB', 'CPU ms/msg', 'msgs/fsync'];
+  const lines = rows.map(({ c, sinkRate, sluice }) => {
+    const ratio = sluice.rate / sinkRate;
+    const target = c.target === undefined ? '-' : `${c.target} ${ratio >= c.target ? 'met' : 'MISSED'}`;
+    return [
+      c.name,
+      sinkRate.toFixed(0),
+      sluice.rate.toFixed(0),
+      ratio.toFixed(3),
+      target,
+      (sluice.peakRssBytes / 2 ** 20).toFixed(0),
+      (sluice.cpuMs / MESSAGES).toFixed(2),
+      sluice.syncs ? (sluice.batches / sluice.syncs).toFixed(1) : '-',
+    ];
+  });
+  const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  const fmt = (cells: string[]) => `| ${cells.map((cell, i) => cell.padEnd(widths[i]!)).join(' | ')} |`;
+  return [fmt(head), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...lines.map(fmt)].join('\n');
+}
+
+async function main(): Promise<number> {
+  for (const tool of [SMTP_SOURCE, SMTP_SINK, sluiceBin]) {
+    if (!existsSync(tool)) {
+      log(`bench: ${tool} is missing (${tool === sluiceBin ? 'run npm run build' : 'apt-get install postfix'})`);
+      return 1;
+    }
+  }
+  const wanted = process.env.BENCH_CASES?.split(',').map((s) => s.trim()).filter(Boolean);
+  const cases = wanted?.length ? ALL_CASES.filter((c) => wanted.includes(c.name)) : ALL_CASES;
+  if (!cases.length) {
+    log(`bench: no case matches BENCH_CASES; cases are ${ALL_CASES.map((c) => c.name).join(', ')}`);
+    return 1;
+  }
+  log(`bench: ${MESSAGES} messages per run, ${SESSIONS} sessions, fsync on, log level ${LOG_LEVEL}, sluice ${path.relative(root, sluiceBin)}`);
+  const rows: Row[] = [];
+  let failed = false;
+  for (const c of cases) {
+    try {
+      const sinkRate = await runSink(c);
+      log(`  ${c.name}: smtp-sink ${sinkRate.toFixed(0)} msg/s`);
+      const sluice = await runSluice(c);
+      log(`  ${c.name}: sluice ${sluice.rate.toFixed(0)} msg/s, ${sluice.queued} queued, ${sluice.syncs} fsyncs for ${sluice.batches} commits`);
+      if (sluice.queued !== MESSAGES) throw new Error(`expected ${MESSAGES} queued deliveries, the queue has ${sluice.queued}`);
+      rows.push({ c, sinkRate, sluice });
+    } catch (err) {
+      failed = true;
+      log(`bench: case ${c.name} failed: ${(err as Error).message}`);
+    }
+  }
+  process.stdout.write(`\nAcceptance, ${MESSAGES} messages, ${SESSIONS} sessions, fsync on (${new Date().toISOString()})\n${table(rows)}\n`);
+  return failed ? 1 : 0;
+}
+
+process.exitCode = await main();
