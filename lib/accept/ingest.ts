@@ -30,7 +30,7 @@ export interface IngestRequest {
   from: string;
   to: readonly string[];
   origin: Origin;
-  source: AsyncIterable<Buffer | string>;
+  source: AsyncIterable<Buffer | string> | Iterable<Buffer | string>;
   maxSizeBytes: number;
   /** the client's HELO name, for the Received header */
   helo?: string;
@@ -59,6 +59,8 @@ export class Ingest {
       zones: ZoneSelector;
       disk: DiskGuard;
       logger: Logger;
+      /** told after each commit which zones have new work (the scheduler wakes their workers) */
+      onQueued?: (zones: string[]) => void;
     },
   ) {}
 
@@ -201,6 +203,7 @@ export class Ingest {
       attempts: 0,
     }));
     await store.commitMessage(meta, rows, writer);
+    this.deps.onQueued?.([...new Set(routing.zones)]);
     // after the commit the message is ours: a failing notification hook must not undo the 250
     hooks.run('message:queue', envelope, info).catch(() => undefined);
     return {

@@ -52,9 +52,13 @@ const interfaceFields = Object.fromEntries(
   Object.entries(listenerFields).map(([k, spec]) => [k, { ...spec, optional: true, default: undefined }]),
 ) as unknown as { [K in keyof ListenerFields]: ListenerFields[K] };
 
+const TLS_POLICY = ['none', 'may', 'encrypt', 'verify'] as const;
+const tlsPolicy = () => t.string({ oneOf: TLS_POLICY });
+
 const routeSpec = t.object({
   host: t.string(),
   port: withDefault(port(), 25),
+  tls: t.optString({ oneOf: TLS_POLICY }),
 });
 
 const zoneSpec = t.object({
@@ -72,6 +76,8 @@ const zoneSpec = t.object({
   senderDomains: withDefault(t.list(t.string()), []),
   recipientDomains: withDefault(t.list(t.string()), []),
   ignoreIPv6: withDefault(t.bool(), false),
+  /** TLS policy for this zone's deliveries unless tlsPolicies names the domain */
+  tls: t.optString({ oneOf: TLS_POLICY }),
   /** a smarthost for the whole zone instead of MX lookups */
   route: t.optObject({ host: t.string(), port: withDefault(port(), 25) }),
 });
@@ -126,7 +132,28 @@ export const configSchema = t.object({
     minFreeSpace: t.size(),
     /** honour a future Date header by holding the first attempt until then */
     futureDate: t.bool(),
+    /** a worker must report within this, or its deliveries are handed out again */
+    leaseTimeout: t.duration({ min: 1000 }),
+    /** waits between attempts; the last one repeats until maxQueueTime */
+    retrySchedule: t.list(t.duration({ min: 100 }), { maxItems: 100 }),
+    /** a message still undelivered after this bounces */
+    maxQueueTime: t.duration({ min: 1000 }),
+    /** send one "delayed" notice when a delivery has waited this long; 0 = never */
+    delayWarning: t.duration(),
   }),
+  delivery: t.object({
+    connectTimeout: t.duration({ min: 100 }),
+    greetingTimeout: t.duration({ min: 100 }),
+    socketTimeout: t.duration({ min: 100 }),
+    /** recipients of one domain sent in one SMTP transaction */
+    maxRecipientsPerTransaction: t.int({ min: 1, max: 1000 }),
+    /** deliver to MX hosts that resolve to loopback or private addresses (static routes always may) */
+    allowLocalAddresses: t.bool(),
+    /** default TLS policy: none, may (opportunistic), encrypt (TLS required), verify (TLS with a valid certificate) */
+    tls: tlsPolicy(),
+  }),
+  /** TLS policy per recipient domain, over the zone's and the default */
+  tlsPolicies: t.map(tlsPolicy()),
   zones: t.map(zoneSpec, { keyPattern: NAME }),
   routes: t.map(routeSpec),
   dns: t.object({

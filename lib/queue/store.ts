@@ -78,7 +78,7 @@ export class QueueStore {
     ops.push({ type: 'put', key: keys.meta(meta.id), value: json(meta) });
     for (const row of rows) {
       ops.push({ type: 'put', key: keys.row(row.id, row.seq), value: json(row) });
-      ops.push({ type: 'put', key: keys.schedule(row.zone, row.due, row.id, row.seq), value: Buffer.alloc(0) });
+      ops.push({ type: 'put', key: keys.schedule(row.zone, row.due, row.id, row.seq), value: Buffer.from(row.domain) });
     }
     try {
       await this.committer.commit(ops);
@@ -86,6 +86,11 @@ export class QueueStore {
       body.done();
     }
     for (const row of rows) this.counters.add(row, 1);
+  }
+
+  /** Writes a batch of queue changes (synced, group-committed): used by the delivery outcomes. */
+  commit(ops: BatchOp[]): Promise<void> {
+    return this.committer.commit(ops);
   }
 
   async getMeta(id: string): Promise<MessageMeta | undefined> {
