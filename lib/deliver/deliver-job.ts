@@ -19,9 +19,8 @@ import type { Config, ZoneConfig } from '../config/schema.js';
 import type { Job, RowResult } from '../channel/protocol.js';
 import { classifyReply, type BounceRule } from '../bounce/classify.js';
 import { DestinationError, type DestinationResolver, type TargetHost } from './destination.js';
-import { dkimSignatures, keysFor, type DkimKey } from './dkim.js';
+import { dkimSignaturesAsync, fromDomainOf, keysFor, type DkimKey } from './dkim.js';
 import { sendTransaction, type TlsPolicy, type TransactionError } from './smtp-client.js';
-import { fromDomain } from './from-domain.js';
 
 export interface DeliveryContext {
   config: Config;
@@ -164,10 +163,10 @@ export function pickPool(job: Job, zone: ZoneConfig, hostname: string): { addres
  */
 function bodyStream(job: Job, ctx: DeliveryContext): { stream: Readable; readonly finished: boolean } {
   const state = { finished: false };
-  const keys = keysFor(fromDomain(job.headers), ctx.dkimKeys);
-  const signatures = keys.length ? dkimSignatures(job.headers, job.bodyHash, keys) : '';
+  const keys = ctx.dkimKeys.length ? keysFor(fromDomainOf(job.headers) ?? '', ctx.dkimKeys) : [];
   async function* gen(): AsyncGenerator<Buffer> {
-    if (signatures) yield Buffer.from(signatures, 'latin1');
+    // signed after the headers were normalised at accept, over the exact bytes that go out
+    if (keys.length) yield Buffer.from(await dkimSignaturesAsync(job.headers, job.bodyHash, keys), 'latin1');
     yield Buffer.from(job.headers, 'latin1');
     for (let n = 0; n < job.chunks; n++) {
       const chunk = await ctx.chunk(job.id, n);
