@@ -15,6 +15,7 @@ import { SmtpFeeder } from '../accept/smtp-feeder.js';
 import { healthRoutes } from '../api/health-routes.js';
 import { queueRoutes } from '../api/queue-routes.js';
 import { sendRoute } from '../api/send-route.js';
+import { retryRoute } from '../api/retry-route.js';
 import { createApi, listenApi } from '../api/server.js';
 import { listeners, type LoadedConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
@@ -23,7 +24,8 @@ import { HookRunner } from '../plugins/runner.js';
 import { DiskGuard } from '../queue/disk-space.js';
 import { QueueStore } from '../queue/store.js';
 import { Scheduler } from '../queue/scheduler.js';
-import { Outcomes } from '../queue/outcomes.js';
+import { Outcomes, type OutcomeListener } from '../queue/outcomes.js';
+import { EventWebhook } from '../bounce/webhook.js';
 import { keys } from '../queue/keys.js';
 import { ChannelServer } from '../channel/server.js';
 import { BounceNotifier } from '../bounce/notify.js';
@@ -47,6 +49,7 @@ export class Master {
   scheduler: Scheduler | undefined;
   channel: ChannelServer | undefined;
   supervisor: Supervisor | undefined;
+  private webhook: EventWebhook | undefined;
   readonly listening: ListenerAddress[] = [];
 
   constructor(
@@ -64,7 +67,12 @@ export class Master {
     const zones = new ZoneSelector(config);
     const scheduler = (this.scheduler = new Scheduler(this.store, config, logger.child({ component: 'scheduler' })));
     const ingest = new Ingest({ config, store: this.store, hooks: this.hooks, zones, disk, logger, onQueued: (z) => z.forEach((zone) => scheduler.wake(zone)) });
-    const outcomes = new Outcomes(this.store, config, logger, new BounceNotifier(config, ingest, logger));
+    const notified: OutcomeListener[] = [new BounceNotifier(config, ingest, logger)];
+    if (config.events.url) {
+      this.webhook = new EventWebhook({ url: config.events.url, secret: config.events.secret, timeoutMs: config.events.timeout, maxAttempts: config.events.maxAttempts, maxPending: config.events.maxPending }, logger.child({ component: 'events' }));
+      notified.push(this.webhook);
+    }
+    const outcomes = new Outcomes(this.store, config, logger, notified);
 
     try {
       await this.startDelivery(scheduler, outcomes);
@@ -73,6 +81,7 @@ export class Master {
           sendRoute({ config, ingest, hooks: this.hooks }),
           queueRoutes({ store: this.store, zones, logger }),
           healthRoutes({ store: this.store, disk }),
+          retryRoute({ store: this.store, scheduler }),
         ]);
         this.announce('api', 'api', await listenApi(this.api, config));
       }
@@ -151,6 +160,7 @@ export class Master {
     await this.channel?.close();
     this.channel = undefined;
     this.scheduler?.close();
+    this.webhook?.stop();
     if (this.store?.isOpen) await this.store.close();
   }
 }

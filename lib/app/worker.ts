@@ -8,6 +8,7 @@ import { ChannelClient } from '../channel/client.js';
 import { loadBounceRules } from '../bounce/classify.js';
 import { DestinationResolver } from '../deliver/destination.js';
 import { loadDkimKeys } from '../deliver/dkim.js';
+import { Circuit } from '../deliver/circuit.js';
 import { WorkerLoop } from '../deliver/worker-loop.js';
 import { createLogger } from '../log/logger.js';
 
@@ -59,6 +60,7 @@ export async function runWorker(init: WorkerInit, stopSignal: Promise<void>): Pr
       resolver,
       dkimKeys: dkim.keys,
       bounceRules: loadBounceRules(),
+      circuit: new Circuit(config.delivery.unreachableHold),
       logger,
       chunk: (id, n) => channel.chunk(id, n),
     },

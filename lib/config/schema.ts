@@ -145,12 +145,24 @@ export const configSchema = t.object({
     connectTimeout: t.duration({ min: 100 }),
     greetingTimeout: t.duration({ min: 100 }),
     socketTimeout: t.duration({ min: 100 }),
+    /** after a refused or timed-out connection, skip that address for this long; 0 = never */
+    unreachableHold: t.duration(),
     /** recipients of one domain sent in one SMTP transaction */
     maxRecipientsPerTransaction: t.int({ min: 1, max: 1000 }),
     /** deliver to MX hosts that resolve to loopback or private addresses (static routes always may) */
     allowLocalAddresses: t.bool(),
     /** default TLS policy: none, may (opportunistic), encrypt (TLS required), verify (TLS with a valid certificate) */
     tls: tlsPolicy(),
+  }),
+  /** delivery events (delivered, deferred, bounced) POSTed to a URL */
+  events: t.object({
+    url: t.optString({ pattern: /^https?:\/\//, hint: 'an http(s) URL' }),
+    /** HMAC-SHA256 key for the X-Sluice-Signature header */
+    secret: t.optString(),
+    timeout: t.duration({ min: 100 }),
+    maxAttempts: t.int({ min: 1, max: 100 }),
+    /** events waiting in memory at most; beyond, the oldest are dropped (and logged) */
+    maxPending: t.int({ min: 1 }),
   }),
   /** TLS policy per recipient domain, over the zone's and the default */
   tlsPolicies: t.map(tlsPolicy()),

@@ -21,6 +21,7 @@ import { classifyReply, type BounceRule } from '../bounce/classify.js';
 import { DestinationError, type DestinationResolver, type TargetHost } from './destination.js';
 import { dkimSignaturesAsync, fromDomainOf, keysFor, type DkimKey } from './dkim.js';
 import { sendTransaction, type TlsPolicy, type TransactionError } from './smtp-client.js';
+import type { Circuit } from './circuit.js';
 
 export interface DeliveryContext {
   config: Config;
@@ -28,6 +29,7 @@ export interface DeliveryContext {
   resolver: DestinationResolver;
   dkimKeys: readonly DkimKey[];
   bounceRules: BounceRule[];
+  circuit: Circuit;
   logger: Logger;
   /** pulls one stored body chunk from the master; undefined after the last */
   chunk(id: string, n: number): Promise<Buffer | undefined>;
@@ -60,6 +62,10 @@ export async function deliverJob(job: Job, ctx: DeliveryContext): Promise<RowRes
   let last: TransactionError | undefined;
   for (const host of hosts) {
     for (const { address } of host.addresses) {
+      if (ctx.circuit.isOpen(address, host.port)) {
+        last = Object.assign(new Error(`${host.host} [${address}]:${host.port} failed recently; not trying it again yet`), { code: 'ECONNECTION', connected: false, dataSent: false, tls: false });
+        continue;
+      }
       const body = bodyStream(job, ctx);
       try {
         const result = await sendTransaction(
@@ -81,6 +87,7 @@ export async function deliverJob(job: Job, ctx: DeliveryContext): Promise<RowRes
         return mapResult(job, result, host, pool.address, ctx);
       } catch (err) {
         last = err as TransactionError;
+        if (!last.connected && (last.code === 'ECONNECTION' || last.code === 'ETIMEDOUT' || last.code === 'ESOCKET')) ctx.circuit.trip(address, host.port);
         const phase = phaseOf(last);
         if (last.connected && !PRE_TRANSACTION.has(phase)) {
           return mapError(job, last, host, pool.address, ctx);

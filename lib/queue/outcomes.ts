@@ -38,7 +38,7 @@ export class Outcomes {
     private readonly store: QueueStore,
     private readonly config: Config,
     private readonly logger: Logger,
-    private readonly listener: OutcomeListener,
+    private readonly listeners: readonly OutcomeListener[],
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -128,18 +128,21 @@ export class Outcomes {
     this.log(lease, done, deferred);
 
     const meta = lease.meta;
-    const notify = async (what: string, fn: () => Promise<void>) => {
-      try {
-        await fn();
-      } catch (err) {
-        this.logger.error({ err, id: lease.id }, `${what} notification failed`);
-      }
-    };
-    if (bounced.length) await notify('bounce', () => this.listener.bounced(meta, bounced));
-    if (delayed.length) await notify('delay', () => this.listener.delayed(meta, delayed));
     const deliveredRows = done.filter((d) => d.result.outcome === 'delivered');
-    if (deliveredRows.length && this.listener.delivered) await notify('delivered', () => this.listener.delivered!(meta, deliveredRows));
-    if (deferred.length && this.listener.deferred) await notify('deferred', () => this.listener.deferred!(meta, deferred));
+    for (const listener of this.listeners) {
+      const notify = async (what: string, rows: FinishedRow[], fn: ((m: MessageMeta, r: FinishedRow[]) => Promise<void>) | undefined) => {
+        if (!rows.length || !fn) return;
+        try {
+          await fn.call(listener, meta, rows);
+        } catch (err) {
+          this.logger.error({ err, id: lease.id }, `${what} notification failed`);
+        }
+      };
+      await notify('bounce', bounced, listener.bounced);
+      await notify('delay', delayed, listener.delayed);
+      await notify('delivered', deliveredRows, listener.delivered);
+      await notify('deferred', deferred, listener.deferred);
+    }
   }
 
   private async pending(id: string): Promise<number> {
