@@ -9,6 +9,7 @@ import { loadBounceRules } from '../bounce/classify.js';
 import { DestinationResolver } from '../deliver/destination.js';
 import { loadDkimKeys } from '../deliver/dkim.js';
 import { Circuit } from '../deliver/circuit.js';
+import { SessionPool, throttleGapMs } from '../deliver/session-pool.js';
 import { WorkerLoop } from '../deliver/worker-loop.js';
 import { createLogger } from '../log/logger.js';
 
@@ -52,6 +53,12 @@ export async function runWorker(init: WorkerInit, stopSignal: Promise<void>): Pr
     allowLocalAddresses: config.delivery.allowLocalAddresses,
     timeoutMs: config.delivery.connectTimeout,
   });
+  const sessions = new SessionPool({
+    idleMs: config.delivery.sessionIdle,
+    maxIdlePerKey: Math.max(1, zoneConfig.connectionsPerDomain),
+    maxMessagesPerSession: config.delivery.maxMessagesPerSession,
+    minGapMs: throttleGapMs(zoneConfig.throttling),
+  });
   const loop = new WorkerLoop(
     channel,
     {
@@ -61,6 +68,7 @@ export async function runWorker(init: WorkerInit, stopSignal: Promise<void>): Pr
       dkimKeys: dkim.keys,
       bounceRules: loadBounceRules(),
       circuit: new Circuit(config.delivery.unreachableHold),
+      sessions,
       logger,
       chunk: (id, n) => channel.chunk(id, n),
     },
@@ -72,11 +80,13 @@ export async function runWorker(init: WorkerInit, stopSignal: Promise<void>): Pr
   logger.info({ event: 'WORKER_READY', connections: zoneConfig.connections }, `worker ${init.workerId} ready`);
   const why = await Promise.race([channelLost, stopSignal.then(() => 'stop' as const)]);
   if (why === 'lost') {
+    sessions.closeAll();
     logger.warn({ event: 'CHANNEL_LOST' }, 'data channel closed; exiting (deliveries in flight are released by the master)');
     return 0;
   }
   // a clean stop: finish what is in flight (bounded by the master's kill deadline), then leave
   await loop.stop();
+  sessions.closeAll();
   channel.close();
   return 0;
 }

@@ -147,6 +147,9 @@ export const configSchema = t.object({
     socketTimeout: t.duration({ min: 100 }),
     /** after a refused or timed-out connection, skip that address for this long; 0 = never */
     unreachableHold: t.duration(),
+    /** keep a session open this long after a message, for the next one to the same host; 0 = no reuse */
+    sessionIdle: t.duration(),
+    maxMessagesPerSession: t.int({ min: 1 }),
     /** recipients of one domain sent in one SMTP transaction */
     maxRecipientsPerTransaction: t.int({ min: 1, max: 1000 }),
     /** deliver to MX hosts that resolve to loopback or private addresses (static routes always may) */

@@ -20,7 +20,8 @@ import type { Job, RowResult } from '../channel/protocol.js';
 import { classifyReply, type BounceRule } from '../bounce/classify.js';
 import { DestinationError, type DestinationResolver, type TargetHost } from './destination.js';
 import { dkimSignaturesAsync, fromDomainOf, keysFor, type DkimKey } from './dkim.js';
-import { sendTransaction, type TlsPolicy, type TransactionError } from './smtp-client.js';
+import { SmtpSession, type SessionOptions, type TlsPolicy, type TransactionError, type TransactionResult } from './smtp-client.js';
+import type { SessionPool } from './session-pool.js';
 import type { Circuit } from './circuit.js';
 
 export interface DeliveryContext {
@@ -30,6 +31,7 @@ export interface DeliveryContext {
   dkimKeys: readonly DkimKey[];
   bounceRules: BounceRule[];
   circuit: Circuit;
+  sessions: SessionPool;
   logger: Logger;
   /** pulls one stored body chunk from the master; undefined after the last */
   chunk(id: string, n: number): Promise<Buffer | undefined>;
@@ -66,24 +68,20 @@ export async function deliverJob(job: Job, ctx: DeliveryContext): Promise<RowRes
         last = Object.assign(new Error(`${host.host} [${address}]:${host.port} failed recently; not trying it again yet`), { code: 'ECONNECTION', connected: false, dataSent: false, tls: false });
         continue;
       }
-      const body = bodyStream(job, ctx);
+      const options: SessionOptions = {
+        address,
+        port: host.port,
+        hostname: host.host,
+        localAddress: pool.address,
+        heloName: pool.name,
+        tls,
+        connectTimeoutMs: config.delivery.connectTimeout,
+        greetingTimeoutMs: config.delivery.greetingTimeout,
+        socketTimeoutMs: config.delivery.socketTimeout,
+      };
       try {
-        const result = await sendTransaction(
-          {
-            address,
-            port: host.port,
-            hostname: host.host,
-            localAddress: pool.address,
-            heloName: pool.name,
-            tls,
-            connectTimeoutMs: config.delivery.connectTimeout,
-            greetingTimeoutMs: config.delivery.greetingTimeout,
-            socketTimeoutMs: config.delivery.socketTimeout,
-          },
-          { from: job.from, to: job.rows.map((r) => r.recipient), size: job.size },
-          body.stream,
-          () => body.finished,
-        );
+        const result = await transact(job, options, ctx);
+        ctx.circuit.reset(address, host.port);
         return mapResult(job, result, host, pool.address, ctx);
       } catch (err) {
         last = err as TransactionError;
@@ -98,6 +96,29 @@ export async function deliverJob(job: Job, ctx: DeliveryContext): Promise<RowRes
   }
   const mx = hosts[hosts.length - 1]?.host;
   return mapError(job, last ?? Object.assign(new Error('no host could be reached'), { connected: false, dataSent: false, tls: false, code: 'ECONNECTION' }), { host: mx ?? job.domain } as TargetHost, pool.address, ctx, true);
+}
+
+/** One transaction on a pooled session if there is one (a stale one is replaced once), else on a new session. */
+async function transact(job: Job, options: SessionOptions, ctx: DeliveryContext): Promise<TransactionResult> {
+  const envelope = { from: job.from, to: job.rows.map((r) => r.recipient), size: job.size };
+  let session = ctx.sessions.take(options);
+  const reused = session !== undefined;
+  if (session) {
+    const body = bodyStream(job, ctx);
+    try {
+      const result = await session.send(envelope, body.stream, () => body.finished, true);
+      ctx.sessions.give(session);
+      return result;
+    } catch (err) {
+      if (!(err as TransactionError).staleSession) throw err;
+    }
+  }
+  session = await SmtpSession.open(options);
+  const body = bodyStream(job, ctx);
+  const result = await session.send(envelope, body.stream, () => body.finished, false);
+  ctx.sessions.give(session);
+  void reused;
+  return result;
 }
 
 function allRows(job: Job, r: Omit<RowResult, 'seq'>): RowResult[] {
