@@ -51,7 +51,8 @@ export async function runWorker(init: WorkerInit, stopSignal: Promise<void>): Pr
     servers: [...config.dns.servers],
     ignoreIPv6: zoneConfig.ignoreIPv6,
     allowLocalAddresses: config.delivery.allowLocalAddresses,
-    timeoutMs: config.delivery.connectTimeout,
+    timeoutMs: config.dns.timeout,
+    port: config.delivery.mxPort,
   });
   const sessions = new SessionPool({
     idleMs: config.delivery.sessionIdle,

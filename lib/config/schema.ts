@@ -145,6 +145,8 @@ export const configSchema = t.object({
     connectTimeout: t.duration({ min: 100 }),
     greetingTimeout: t.duration({ min: 100 }),
     socketTimeout: t.duration({ min: 100 }),
+    /** the SMTP port of MX hosts (Postfix's smtp_tcp_port); 25 except in tests */
+    mxPort: port(),
     /** after a refused or timed-out connection, skip that address for this long; 0 = never */
     unreachableHold: t.duration(),
     /** keep a session open this long after a message, for the next one to the same host; 0 = no reuse */
@@ -173,6 +175,8 @@ export const configSchema = t.object({
   routes: t.map(routeSpec),
   dns: t.object({
     servers: t.list(t.string({ pattern: HOSTPORT, hint: 'an address like "127.0.0.1:5353"' })),
+    /** one DNS query may take this long */
+    timeout: t.duration({ min: 50 }),
   }),
   dkim: t.object({
     keys: t.list(dkimKeySpec),
