@@ -10,6 +10,10 @@ import { runCommand } from '../lib/app/run.js';
 import { createAppDir } from '../lib/app/create.js';
 import { ConfigError, loadConfig } from '../lib/config/load.js';
 import { hashPassword } from '../lib/accept/passwords.js';
+import { createLogger } from '../lib/log/logger.js';
+import { PluginLoadError } from '../lib/plugins/facade.js';
+import { checkPlugins } from '../lib/plugins/loader.js';
+import { HookRunner } from '../lib/plugins/runner.js';
 
 const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string };
 
@@ -49,14 +53,22 @@ await yargs(hideBin(process.argv))
     'check-config',
     'load and validate the config, print the result',
     (y) => y.option('dir', appDirOption).option('print', { type: 'boolean', default: false, describe: 'print the merged config as JSON' }),
-    (argv) => {
+    async (argv) => {
       try {
         const loaded = loadConfig({ appDir: argv.dir });
+        // plugins load as they would at start (each for its processes), then stop again
+        const plugins = await checkPlugins(loaded.config, createLogger('silent'), () => new HookRunner(createLogger('silent'), loaded.config.hooks.timeout));
         console.log(`config ok (${loaded.files.join(' + ')})`);
+        if (plugins.length) console.log(`plugins ok: ${plugins.join(', ')}`);
         if (argv.print) console.log(JSON.stringify(redact(loaded.config), null, 2));
       } catch (err) {
-        if (!(err instanceof ConfigError)) throw err;
-        for (const line of err.problems) console.error(`config error: ${line}`);
+        if (err instanceof PluginLoadError) {
+          console.error(`plugin error: ${err.message}`);
+        } else if (err instanceof ConfigError) {
+          for (const line of err.problems) console.error(`config error: ${line}`);
+        } else {
+          throw err;
+        }
         process.exitCode = 1;
       }
     },

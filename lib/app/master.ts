@@ -2,10 +2,10 @@
  * The master process's composition root: wire the parts, start them in pipeline order, stop them
  * in reverse. The master owns the queue database; nothing else opens it.
  *
- * Start: queue → scheduler → data channel → workers → ingest → HTTP API → SMTP listeners →
- *        garbage collector.
+ * Start: plugins (main) → queue → scheduler → data channel → workers → ingest → HTTP API (with
+ *        the plugins' routes) → SMTP listeners → garbage collector.
  * Stop:  listeners (no new mail) → API → workers (finish in-flight) → data channel → scheduler
- *        → collector → queue.
+ *        → collector → plugins → queue.
  */
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
@@ -16,11 +16,14 @@ import { healthRoutes } from '../api/health-routes.js';
 import { queueRoutes } from '../api/queue-routes.js';
 import { sendRoute } from '../api/send-route.js';
 import { retryRoute } from '../api/retry-route.js';
+import { pluginRoutes } from '../api/plugin-routes.js';
 import { createApi, listenApi } from '../api/server.js';
 import { listeners, type LoadedConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { logEvent } from '../log/logger.js';
 import { HookRunner } from '../plugins/runner.js';
+import { loadPlugins, type LoadedPlugins } from '../plugins/loader.js';
+import { OutcomeHooks } from '../plugins/outcome-hooks.js';
 import { DiskGuard } from '../queue/disk-space.js';
 import { QueueStore } from '../queue/store.js';
 import { Scheduler } from '../queue/scheduler.js';
@@ -50,6 +53,7 @@ export class Master {
   channel: ChannelServer | undefined;
   supervisor: Supervisor | undefined;
   private webhook: EventWebhook | undefined;
+  plugins: LoadedPlugins | undefined;
   readonly listening: ListenerAddress[] = [];
 
   constructor(
@@ -62,12 +66,21 @@ export class Master {
 
   async start(): Promise<void> {
     const { config, logger } = this;
-    this.store = await QueueStore.open(config.queue.path, { chunkSizeBytes: config.queue.chunkSize, logger });
+    // first: a plugin that cannot load stops the start before anything is opened
+    const plugins = (this.plugins = await loadPlugins({ config, process: 'main', hooks: this.hooks, logger }));
+    try {
+      this.store = await QueueStore.open(config.queue.path, { chunkSizeBytes: config.queue.chunkSize, logger });
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
     const disk = new DiskGuard(config.queue.path, config.queue.minFreeSpace);
     const zones = new ZoneSelector(config);
     const scheduler = (this.scheduler = new Scheduler(this.store, config, logger.child({ component: 'scheduler' })));
     const ingest = new Ingest({ config, store: this.store, hooks: this.hooks, zones, disk, logger, onQueued: (z) => z.forEach((zone) => scheduler.wake(zone)) });
-    const notified: OutcomeListener[] = [new BounceNotifier(config, ingest, logger)];
+    const notified: OutcomeListener[] = [new BounceNotifier(config, ingest, logger, this.hooks)];
+    const outcomeHooks = new OutcomeHooks(this.hooks);
+    if (outcomeHooks.wanted) notified.push(outcomeHooks);
     if (config.events.url) {
       this.webhook = new EventWebhook({ url: config.events.url, secret: config.events.secret, timeoutMs: config.events.timeout, maxAttempts: config.events.maxAttempts, maxPending: config.events.maxPending }, logger.child({ component: 'events' }));
       notified.push(this.webhook);
@@ -79,9 +92,10 @@ export class Master {
       if (config.api.enabled) {
         this.api = createApi(config, logger, [
           sendRoute({ config, ingest, hooks: this.hooks }),
-          queueRoutes({ store: this.store, zones, logger }),
+          queueRoutes({ store: this.store, zones, logger, hooks: this.hooks }),
           healthRoutes({ store: this.store, disk }),
           retryRoute({ store: this.store, scheduler }),
+          pluginRoutes(plugins.routes),
         ]);
         this.announce('api', 'api', await listenApi(this.api, config));
       }
@@ -161,6 +175,8 @@ export class Master {
     this.channel = undefined;
     this.scheduler?.close();
     this.webhook?.stop();
+    await this.plugins?.stop();
+    this.plugins = undefined;
     if (this.store?.isOpen) await this.store.close();
   }
 }

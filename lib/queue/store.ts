@@ -109,10 +109,10 @@ export class QueueStore {
     for await (const value of this.db.values(keys.bodyRange(id))) yield value;
   }
 
-  /** Removes a message and all its rows. Returns false when there was no such message. */
-  async deleteMessage(id: string): Promise<boolean> {
+  /** Removes a message and all its rows. Returns the rows removed, or undefined when there was no such message. */
+  async deleteMessage(id: string): Promise<DeliveryRow[] | undefined> {
     const meta = await this.getMeta(id);
-    if (!meta) return false;
+    if (!meta) return undefined;
     const rows = await this.getRows(id);
     const ops: BatchOp[] = [{ type: 'del', key: keys.meta(id) }];
     for (const row of rows) {
@@ -123,7 +123,7 @@ export class QueueStore {
     for (const row of rows) this.counters.add(row, -1);
     // without its metadata the body is unreachable; clear it now (the collector would later)
     await this.db.clear(keys.bodyRange(id));
-    return true;
+    return rows;
   }
 
   /**
@@ -188,6 +188,22 @@ export class BodyWriter {
       this.wroteAny = true;
       await this.db.put(keys.body(this.id, this.chunkNo++), head);
     }
+  }
+
+  /**
+   * Everything written so far, in order: the chunks already put (unsynced, but readable in this
+   * process), then the buffered tail. For plugins that must see the stored message before its
+   * commit (message:store); after the commit the same read covers the whole body.
+   */
+  async *read(): AsyncGenerator<Buffer> {
+    const written = this.chunkNo;
+    const tail = [...this.parts];
+    for (let n = 0; n < written; n++) {
+      const chunk = await this.db.get(keys.body(this.id, n));
+      if (chunk === undefined) throw new Error(`body chunk ${n} of ${this.id} is missing`);
+      yield chunk;
+    }
+    yield* tail;
   }
 
   /** The batch operations for the buffered tail. */
