@@ -73,7 +73,10 @@ export function addReceived(headers: MessageHeaders, info: ReceivedInfo): void {
   const parts: string[] = [];
   if (!info.hideClientInfo) {
     const from = clean(info.helo) || clean(o.clientHostname) || (o.remoteAddress ? `[${clean(o.remoteAddress)}]` : 'localhost');
-    const client = [clean(o.clientHostname), o.remoteAddress ? `[${clean(o.remoteAddress)}]` : ''].filter(Boolean).join(' ');
+    const ip = o.remoteAddress ? `[${clean(o.remoteAddress)}]` : '';
+    // without a reverse lookup smtp-server gives "[ip]" as the host name: say it once
+    const host = clean(o.clientHostname) === ip ? '' : clean(o.clientHostname);
+    const client = [host, ip].filter(Boolean).join(' ');
     parts.push(`from ${from}${client ? ` (${client})` : ''}`);
   }
   parts.push(`by ${clean(info.hostname)} (Sluice)`);

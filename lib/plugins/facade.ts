@@ -29,6 +29,11 @@ export const optionSchema = { ...t, default: withDefault };
 export type OptionSchema = typeof optionSchema;
 export type Options<F extends Record<string, Spec>> = { readonly [K in keyof F]: Infer<F[K]> };
 
+/** The config key of a plugin's table, as config errors spell keys: plugins.name or plugins."core/x". */
+export function pluginKey(name: string): string {
+  return `plugins.${/^[A-Za-z_][A-Za-z0-9_-]*$/.test(name) ? name : JSON.stringify(name)}`;
+}
+
 /** A plugin's mistake at load time: its name leads the message. */
 export class PluginLoadError extends Error {
   constructor(
@@ -123,7 +128,7 @@ export function createFacade(parts: FacadeParts): { app: PluginApp; close(): voi
     options(build) {
       const fields = build(optionSchema);
       const problems: string[] = [];
-      const value = check(t.object(fields) as Spec, parts.options, `plugins.${JSON.stringify(name)}`, problems);
+      const value = check(t.object(fields) as Spec, parts.options, pluginKey(name), problems);
       if (problems.length) throw new PluginLoadError(name, `bad options:\n  ${problems.join('\n  ')}`);
       return deepFreeze(value) as Options<typeof fields>;
     },

@@ -21,7 +21,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
 import { ConfigError } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import { createFacade, PluginLoadError, type PluginApp, type PluginModule, type PluginRoute } from './facade.js';
+import { createFacade, pluginKey, PluginLoadError, type PluginApp, type PluginModule, type PluginRoute } from './facade.js';
 import type { PluginProcess } from './hooks.js';
 import type { HookRunner } from './runner.js';
 
@@ -58,7 +58,7 @@ export function pluginEntries(config: Config): PluginEntry[] {
   const problems: string[] = [];
   const entries: PluginEntry[] = [];
   for (const [name, raw] of Object.entries(config.plugins)) {
-    const key = `plugins.${JSON.stringify(name)}`;
+    const key = pluginKey(name);
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
       problems.push(`${key}: expected a table with enabled = ["main"|"sender"]`);
       continue;

@@ -97,8 +97,11 @@ export function init(app: PluginApp): void {
       case 'defer':
         throw app.reject(451, 'Message held by the spam check, try again later', '4.7.1');
       case 'tag':
-        info.headers.update('X-Spam-Flag', 'YES');
-        info.headers.update('X-Spam-Status', statusLine(result));
+        // ours replace any a client sent, at the bottom (below our Received header)
+        info.headers.remove('X-Spam-Flag');
+        info.headers.remove('X-Spam-Status');
+        info.headers.add('X-Spam-Flag', 'YES', Infinity);
+        info.headers.add('X-Spam-Status', statusLine(result), Infinity);
         return;
       case 'zone':
         routed.set(envelope, decision.zone);
