@@ -5,6 +5,7 @@ import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../../lib/config/load.js';
+import type { SmtpError } from '../../lib/errors/smtp-error.js';
 import { PluginLoadError } from '../../lib/plugins/facade.js';
 import { loadPlugins } from '../../lib/plugins/loader.js';
 import { HookRunner } from '../../lib/plugins/runner.js';
@@ -194,4 +195,13 @@ test('sluice run exits non-zero naming the plugin; sluice check-config loads plu
   assert.equal(ok.status, 0, ok.stderr);
   assert.match(ok.stdout, /config ok/);
   assert.match(ok.stdout, /plugins ok: good \(sender\)/);
+});
+
+test('a TypeScript plugin that imports its types from "sluice/plugin" compiles and loads', async () => {
+  const file = fileURLToPath(new URL('./typed-plugin.js', import.meta.url));
+  const { loaded, hooks } = await load(appDir(), { typed: userPlugin(file, { domain: 'blocked.test' }) });
+  assert.equal(loaded.plugins[0]?.title, 'Typed plugin');
+  const err = await hooks.run('smtp:rcpt_to', { address: 'x@blocked.test', args: false } as never, {} as never).catch((e: Error) => e);
+  assert.equal((err as SmtpError).replyText, '5.7.1 No mail to blocked.test');
+  assert.equal(hooks.has('sender:headers'), false, 'its sender hook is not called in main');
 });
