@@ -168,7 +168,11 @@ export async function loadPlugins(opts: LoadOptions): Promise<LoadedPlugins> {
   const stops: { plugin: string; fn: () => unknown }[] = [];
   const result: LoadedPlugins = { plugins: loaded, routes, stop: () => runStops(stops, config.hooks.timeout, logger) };
   try {
-    for (const entry of pluginEntries(config)) {
+    const entries = pluginEntries(config);
+    // a plugin of the other process must at least exist: a worker that cannot find its plugin
+    // would otherwise fail only after the master is up
+    for (const entry of entries) if (entry.processes.length && !entry.processes.includes(proc)) pluginFile(entry);
+    for (const entry of entries) {
       if (!entry.processes.includes(proc)) continue;
       const file = pluginFile(entry);
       const mod = await importPlugin(entry.name, file);

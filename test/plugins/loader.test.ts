@@ -76,6 +76,8 @@ test('a plugin is loaded only in the processes it is enabled for; hooks of the o
   assert.deepEqual(main.loaded.plugins.map((p) => p.name), ['both']);
   assert.ok(main.hooks.has('smtp:connect'));
   assert.equal(main.hooks.has('sender:fetch'), false);
+  const missing = await loadError(dir, { s: userPlugin('plugins/not-there.js', {}, ['sender']) });
+  assert.match(missing.message, /plugin "s": cannot find .*not-there\.js/, 'the master checks that a sender plugin exists');
   const sender = await load(dir, { both: userPlugin(both, {}, 'sender' as never) }, 'sender');
   assert.ok(sender.hooks.has('sender:fetch'));
   assert.equal(sender.hooks.has('smtp:connect'), false);

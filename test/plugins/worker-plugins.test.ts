@@ -42,7 +42,8 @@ const job = (to: string[]) => ({
 
 test('loadSenderPlugins loads "sender" plugins; the hooks change envelope.from, headers and the connection', async () => {
   const file = writePlugin(dir, 'sender.js', SENDER);
-  const { config } = loadConfig({ appDir: dir, env: {}, overrides: testOverrides({ plugins: { s: userPlugin(file, {}, ['sender']), m: userPlugin('plugins/none.js', {}, ['main']) } }) });
+  const mainOnly = writePlugin(dir, 'main-only.js', 'export function init() { throw new Error("a main plugin must not start in a sender"); }');
+  const { config } = loadConfig({ appDir: dir, env: {}, overrides: testOverrides({ plugins: { s: userPlugin(file, {}, ['sender']), m: userPlugin(mainOnly, {}, ['main']) } }) });
   const log = captureLog();
   const plugins = await loadSenderPlugins(config, log.logger);
   assert.deepEqual(plugins.plugins.map((p) => p.name), ['s']);
