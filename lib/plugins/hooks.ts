@@ -108,11 +108,13 @@ export interface ConnectOptions {
   localHostname: string;
 }
 
-/** The connection a delivery used, as far as it got. */
+/** The connection a delivery used, as far as it is known. */
 export interface SenderConnection {
+  /** the MX host name (or the static route's host) */
   hostname: string;
-  host: string;
-  port: number;
+  /** the IP address, when known */
+  host?: string;
+  port?: number;
   localAddress?: string;
   /** the transaction ran over TLS */
   tls: boolean;
@@ -248,7 +250,7 @@ export const HOOKS: { readonly [N in HookName]: HookSpec } = {
   'queue:outcome': { process: 'main', kind: 'notify', summary: 'a delivery result was recorded (delivered, deferred, bounced); notification' },
   'sender:fetch': { process: 'sender', kind: 'gate', summary: 'a worker took a delivery; a handler may change headers and envelope.from, or fail it' },
   'sender:headers': { process: 'sender', kind: 'gate', summary: 'before connecting and DKIM signing; a handler may change headers and envelope.from' },
-  'sender:connect': { process: 'sender', kind: 'gate', summary: 'before each new connection; a handler may change host, port, localAddress, localHostname' },
+  'sender:connect': { process: 'sender', kind: 'gate', summary: 'before connecting to an MX address; a handler may change host, port, localAddress, localHostname' },
   'sender:delivered': { process: 'sender', kind: 'notify', summary: 'the destination accepted the message; notification' },
   'sender:responseError': { process: 'sender', kind: 'notify', summary: 'a delivery failed (deferred or bounced); notification' },
 };

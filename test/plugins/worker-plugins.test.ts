@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { loadConfig } from '../../lib/config/load.js';
 import type { ConnectOptions } from '../../lib/plugins/hooks.js';
-import { deliveryChanges, deliveryForHooks, hookFailureResults, loadSenderPlugins } from '../../lib/plugins/worker-plugins.js';
+import { deliveryChanges, deliveryForHooks, hookFailureResults, loadSenderPlugins, notifyResults, prepareDelivery } from '../../lib/plugins/worker-plugins.js';
 import { captureLog } from '../helpers/capture-log.js';
 import { tempDir, testOverrides } from '../helpers/master.js';
 import { userPlugin, writePlugin } from '../helpers/plugins.js';
@@ -79,4 +79,37 @@ test('a sender gate hook that rejects bounces the recipients with its reply; one
   assert.equal(r?.outcome, 'deferred');
   assert.equal(r?.responseCode, 451);
   await plugins.stop();
+});
+
+test('prepareDelivery runs sender:fetch and sender:headers; notifyResults tells sender:delivered and sender:responseError', async () => {
+  const file = writePlugin(dir, 'sender3.js', `${SENDER.replace('export function init(app) {', 'export function init(app) {\n  const seen = (globalThis.__sluiceSender = []);\n  app.addHook("sender:delivered", (d, info) => { seen.push(["delivered", d.id, info.accepted, info.rejected, info.connection.hostname]); });\n  app.addHook("sender:responseError", (d, conn, err) => { seen.push(["error", d.id, err.results.map((r) => [r.recipient, r.outcome]), err.responseCode, conn && conn.hostname]); });')}`);
+  const { config } = loadConfig({ appDir: dir, env: {}, overrides: testOverrides({ plugins: { s: userPlugin(file, {}, ['sender']) } }) });
+  const plugins = await loadSenderPlugins(config, captureLog().logger);
+  const original = job(['ok@dest.test', 'full@dest.test']);
+  const prepared = await prepareDelivery(plugins.hooks, original);
+  assert.ok('job' in prepared && prepared.delivery);
+  assert.equal(prepared.job.from, 'bounces+0123456789abcdef012345@src.test');
+  assert.match(prepared.job.headers, /^X-Zone: default\r\n/m);
+  assert.equal(original.from, 'a@src.test', 'the job itself is untouched');
+
+  await notifyResults(plugins.hooks, prepared.delivery, [
+    { seq: 1, outcome: 'delivered', response: '250 ok', mx: 'mx.dest.test', tls: true },
+    { seq: 2, outcome: 'deferred', response: '452 4.2.2 mailbox full', responseCode: 452, mx: 'mx.dest.test' },
+  ]);
+  assert.deepEqual((globalThis as Record<string, unknown>).__sluiceSender, [
+    ['delivered', original.id, ['ok@dest.test'], ['full@dest.test'], 'mx.dest.test'],
+    ['error', original.id, [['full@dest.test', 'deferred']], 452, 'mx.dest.test'],
+  ]);
+
+  const refused = await prepareDelivery(plugins.hooks, job(['refuse@dest.test']));
+  assert.ok('results' in refused);
+  assert.equal(refused.results[0]?.outcome, 'bounced');
+  await plugins.stop();
+
+  const none = await loadSenderPlugins(loadConfig({ appDir: dir, env: {}, overrides: testOverrides() }).config, captureLog().logger);
+  const untouched = job(['x@dest.test']);
+  const plain = await prepareDelivery(none.hooks, untouched);
+  assert.ok('job' in plain);
+  assert.equal(plain.job, untouched, 'no sender plugin: the job as it is');
+  assert.equal(plain.delivery, undefined);
 });
