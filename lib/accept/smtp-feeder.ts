@@ -133,7 +133,7 @@ export class SmtpFeeder {
     try {
       await this.deps.hooks.run('smtp:auth', attempt, session);
     } catch (err) {
-      fail('refused by a plugin');
+      fail(err instanceof SmtpError && err.temporary ? 'a plugin failed (temporary error)' : 'refused by a plugin');
       throw err;
     }
     if (attempt.acceptedUser !== undefined) return { user: attempt.acceptedUser };

@@ -21,7 +21,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
 import { ConfigError } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import { createFacade, pluginKey, PluginLoadError, type PluginApp, type PluginModule, type PluginRoute } from './facade.js';
+import { createFacade, pluginKey, PluginLoadError, type PluginModule, type PluginRoute } from './facade.js';
 import type { PluginProcess } from './hooks.js';
 import type { HookRunner } from './runner.js';
 
@@ -234,7 +234,6 @@ function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> 
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
-export type { PluginApp };
 
 /**
  * For `sluice check-config`: loads every enabled plugin as each of its processes would, then

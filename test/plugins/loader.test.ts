@@ -207,3 +207,10 @@ test('a TypeScript plugin that imports its types from "sluice/plugin" compiles a
   assert.equal((err as SmtpError).replyText, '5.7.1 No mail to blocked.test');
   assert.equal(hooks.has('sender:headers'), false, 'its sender hook is not called in main');
 });
+
+test('a plugin route that clashes with another stops the start, naming the plugin', async () => {
+  const dir = appDir();
+  const file = writePlugin(dir, 'dup.js', `export function init(app) { app.addRoute({ method: 'GET', url: '/health', handler: async () => 'mine' }); }`);
+  const err = await startMaster({ plugins: { dup: userPlugin(file) } }, dir).catch((e: Error) => e);
+  assert.match(String(err), /plugin "dup": cannot add the route GET \/health: Method 'GET' already declared/);
+});
