@@ -1,7 +1,7 @@
 /**
  * A private Rspamd for tests: the Debian package's daemon, run in the foreground as our child
- * with a minimal config of our own in a temp dir (none of the system's Rspamd config is read), its normal
- * worker (the one that serves /checkv2) on a loopback port, stopped by PID.
+ * with a minimal config of our own in a temp dir (none of the system's Rspamd config is read),
+ * its normal worker (the one that serves /checkv2) on a loopback port, stopped by PID.
  *
  * The config keeps start-up fast and the daemon off the network: no hyperscan (its cold compile
  * takes ~20 s), none of the stock rules or maps, DNS pointed at a closed loopback port. Rspamd's
