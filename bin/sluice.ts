@@ -50,13 +50,25 @@ await yargs(hideBin(process.argv))
     (y) => y.option('dir', appDirOption).option('print', { type: 'boolean', default: false, describe: 'print the merged config as JSON' }),
     async (argv) => {
       const { ConfigError, loadConfig } = await import('../lib/config/load.js');
+      const { createLogger } = await import('../lib/log/logger.js');
+      const { PluginLoadError } = await import('../lib/plugins/facade.js');
+      const { checkPlugins } = await import('../lib/plugins/loader.js');
+      const { HookRunner } = await import('../lib/plugins/runner.js');
       try {
         const loaded = loadConfig({ appDir: argv.dir });
+        // plugins load as they would at start (each for its processes), then stop again
+        const plugins = await checkPlugins(loaded.config, createLogger('silent'), () => new HookRunner(createLogger('silent'), loaded.config.hooks.timeout));
         console.log(`config ok (${loaded.files.join(' + ')})`);
+        if (plugins.length) console.log(`plugins ok: ${plugins.join(', ')}`);
         if (argv.print) console.log(JSON.stringify(redact(loaded.config), null, 2));
       } catch (err) {
-        if (!(err instanceof ConfigError)) throw err;
-        for (const line of err.problems) console.error(`config error: ${line}`);
+        if (err instanceof PluginLoadError) {
+          console.error(`plugin error: ${err.message}`);
+        } else if (err instanceof ConfigError) {
+          for (const line of err.problems) console.error(`config error: ${line}`);
+        } else {
+          throw err;
+        }
         process.exitCode = 1;
       }
     },

@@ -2,14 +2,20 @@
  * The one way into the queue. SMTP submission, POST /send and the bounces we make all end here:
  *
  *   bytes → CRLF normaliser → header split → message:headers hook → Message-ID/Date/Received
- *         → zone per recipient (queue:route hook) → DKIM relaxed body hash, chunk by chunk
- *         → body chunks into LevelDB → message:store hook → one synced commit → the id
+ *         → DKIM relaxed body hash, chunk by chunk → body chunks into LevelDB
+ *         → message:store hook (may read the whole stored message, change headers, refuse)
+ *         → zone per recipient (queue:route hook) → one synced commit → the id
+ *         → message:queue hook (a notification: the client has its reply)
+ *
+ * message:store runs before the zones are chosen, as in ZoneMTA, so that what a content check
+ * decides there (a header, a zone) is seen by the routing.
  *
  * Memory per message is the header block plus one body chunk, whatever the message size. The
  * source is always read to its end, even after a failure, so an SMTP session stays in step and
  * can send its next message. Nothing is visible in the queue until the commit succeeds; any
  * failure before it discards what was written and reaches the caller as an SmtpError.
  */
+import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { SmtpError, asSmtpError } from '../errors/smtp-error.js';
@@ -18,7 +24,7 @@ import { BodyHasher } from '../message/body-hash.js';
 import { HeaderSplitter, HeaderTooLargeError } from '../message/header-split.js';
 import { addMissingHeaders, addReceived, firstValue, parseHeaders } from '../message/headers.js';
 import { createLineEndNormalizer } from '../message/line-ends.js';
-import type { HookEnvelope, MessageInfo } from '../plugins/hooks.js';
+import type { HookEnvelope, MessageInfo, StoredMessageInfo } from '../plugins/hooks.js';
 import type { HookRunner } from '../plugins/runner.js';
 import type { DiskGuard } from '../queue/disk-space.js';
 import { newQueueId } from '../queue/ids.js';
@@ -30,7 +36,7 @@ export interface IngestRequest {
   from: string;
   to: readonly string[];
   origin: Origin;
-  source: AsyncIterable<Buffer | string>;
+  source: AsyncIterable<Buffer | string> | Iterable<Buffer | string>;
   maxSizeBytes: number;
   /** the client's HELO name, for the Received header */
   helo?: string;
@@ -59,6 +65,8 @@ export class Ingest {
       zones: ZoneSelector;
       disk: DiskGuard;
       logger: Logger;
+      /** told after each commit which zones have new work (the scheduler wakes their workers) */
+      onQueued?: (zones: string[]) => void;
     },
   ) {}
 
@@ -161,21 +169,24 @@ export class Ingest {
     parsed: { info: MessageInfo; bodySize: number; bodyHash: string },
   ): Promise<IngestResult> {
     const { config, store, hooks, zones, disk } = this.deps;
-    const { info } = parsed;
+    const headers = parsed.info.headers;
+    const info: StoredMessageInfo = Object.assign(parsed.info, {
+      messageId: parsed.info.messageId ?? '',
+      size: 0,
+      bodyHash: parsed.bodyHash,
+      // the header block as it is when read, then the body as stored (all of it by now)
+      read: () => Readable.from(storedMessage(headers, writer)),
+    });
+    // the size costs a build of the header block (a regex pass and a copy): only when a hook asks
+    Object.defineProperty(info, 'size', { enumerable: true, get: () => headers.build().length + parsed.bodySize });
+    await hooks.run('message:store', envelope, info);
+
     const recipients = envelope.to;
     const routing = { recipients, zones: zones.select(info.headers, envelope.from, recipients) };
     await hooks.run('queue:route', envelope, routing);
     for (const zone of routing.zones) if (!zones.has(zone)) throw SmtpError.unknownZone(zone);
-
-    // built once for the size the message:store hook sees, and built again only when such a hook
-    // exists (it may change the headers: the stored block is the final one); building is a regex
-    // pass over every header line and a copy, once per message is enough
-    const builtBlock = info.headers.build();
-    info.size = builtBlock.length + parsed.bodySize;
-    info.bodyHash = parsed.bodyHash;
-    const storeHooks = hooks.has('message:store');
-    await hooks.run('message:store', envelope, info);
-    const headerBlock = storeHooks ? info.headers.build() : builtBlock;
+    // hooks may have changed headers; the stored block is the final one
+    const headerBlock = info.headers.build();
     if (!disk.hasRoom(0)) throw SmtpError.insufficientStorage();
 
     const now = Date.now();
@@ -190,7 +201,7 @@ export class Ingest {
       size: headerBlock.length + parsed.bodySize,
       chunks: writer.chunks,
       bodyHash: parsed.bodyHash,
-      messageId: info.messageId ?? '',
+      messageId: info.messageId,
       subject: firstValue(info.headers, 'subject'),
       origin: req.origin,
       ...(deferUntil ? { deferUntil } : {}),
@@ -207,14 +218,20 @@ export class Ingest {
       attempts: 0,
     }));
     await store.commitMessage(meta, rows, writer);
-    // after the commit the message is ours: a failing notification hook must not undo the 250
-    hooks.run('message:queue', envelope, info).catch(() => undefined);
+    this.deps.onQueued?.([...new Set(routing.zones)]);
+    // after the commit the message is ours: a notification hook must not delay or undo the 250
+    void hooks.notify('message:queue', envelope, info);
     return {
       id: envelope.id,
       messageId: meta.messageId,
       recipients: rows.map((r) => ({ seq: r.seq, recipient: r.recipient, zone: r.zone })),
     };
   }
+}
+
+async function* storedMessage(headers: MessageInfo['headers'], writer: BodyWriter): AsyncGenerator<Buffer> {
+  yield headers.build();
+  yield* writer.read();
 }
 
 function futureDate(value: string, nowMs: number): number | undefined {

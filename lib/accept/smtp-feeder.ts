@@ -14,6 +14,7 @@ import type { SMTPServerAddress, SMTPServerAuthentication, SMTPServerDataStream,
 import type { Config, ListenerConfig } from '../config/schema.js';
 import { networkMatcher } from '../config/net.js';
 import { SmtpError, asSmtpError } from '../errors/smtp-error.js';
+import type { AuthAttempt } from '../plugins/hooks.js';
 import type { HookRunner } from '../plugins/runner.js';
 import type { DiskGuard } from '../queue/disk-space.js';
 import { checkAddress } from './address.js';
@@ -143,18 +144,37 @@ export class SmtpFeeder {
     await this.deps.hooks.run('smtp:connect', session);
   }
 
+  /**
+   * smtp:auth handlers go first: one may accept the login (auth.accept()), refuse it (throw) or
+   * pass. A login no handler accepted is checked against [smtp.users]; nobody's → 535.
+   */
   private async onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession): Promise<{ user: string }> {
     if (!this.authIsSafe(session)) throw SmtpError.encryptionRequired();
     const username = auth.username ?? '';
+    const password = typeof auth.password === 'string' ? auth.password : '';
+    const fail = (why: string) => {
+      this.deps.logger.info({ event: 'AUTH_FAILED', user: username.slice(0, 64), ip: session.remoteAddress, why }, 'authentication failed');
+    };
+    if (!username) {
+      fail('no user name');
+      throw SmtpError.authFailed();
+    }
+    const attempt = authAttempt(auth.method, username, password);
+    try {
+      await this.deps.hooks.run('smtp:auth', attempt, session);
+    } catch (err) {
+      fail(err instanceof SmtpError && err.temporary ? 'a plugin failed (temporary error)' : 'refused by a plugin');
+      throw err;
+    }
+    if (attempt.acceptedUser !== undefined) return { user: attempt.acceptedUser };
     const users = this.deps.config.smtp.users;
     // own keys only: "constructor" or "__proto__" are not users
     const stored = Object.hasOwn(users, username) ? users[username] : undefined;
-    const password = typeof auth.password === 'string' ? auth.password : '';
     // an unknown user costs the same scrypt as a known one, so timing does not tell them apart
     const verified = await verifyPassword(password, stored ?? (await unknownUserHash()));
-    const ok = stored !== undefined && typeof auth.password === 'string' && verified;
+    const ok = stored !== undefined && password !== '' && verified;
     if (!ok) {
-      this.deps.logger.info({ event: 'AUTH_FAILED', user: username.slice(0, 64), ip: session.remoteAddress }, 'authentication failed');
+      fail('bad credentials');
       throw SmtpError.authFailed();
     }
     return { user: username };
@@ -218,4 +238,21 @@ export class SmtpFeeder {
     });
     return `Ok: queued as ${result.id}`;
   }
+}
+
+/** The AUTH attempt handed to smtp:auth handlers. */
+function authAttempt(method: string, username: string, password: string): AuthAttempt {
+  let accepted: string | undefined;
+  return {
+    method,
+    username,
+    password,
+    accept(user = username) {
+      if (typeof user !== 'string' || !user || /[\r\n]/.test(user)) throw new TypeError('auth.accept(user): user must be a one-line, non-empty string');
+      accepted = user;
+    },
+    get acceptedUser() {
+      return accepted;
+    },
+  };
 }

@@ -5,6 +5,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { logEvent } from '../log/logger.js';
+import { releaseDeleted } from '../plugins/outcome-hooks.js';
+import type { HookRunner } from '../plugins/runner.js';
 import { isQueueId } from '../queue/ids.js';
 import type { QueueStore } from '../queue/store.js';
 import type { DeliveryRow } from '../queue/types.js';
@@ -37,7 +39,7 @@ export function rowView(row: DeliveryRow) {
   };
 }
 
-export function queueRoutes(deps: { store: QueueStore; zones: ZoneSelector; logger: Logger }) {
+export function queueRoutes(deps: { store: QueueStore; zones: ZoneSelector; logger: Logger; hooks?: HookRunner }) {
   return (app: FastifyInstance) => {
     app.get('/queue/:zone', { schema: { params: zoneParams } }, async (req) => {
       const { zone } = req.params as { zone: string };
@@ -64,8 +66,10 @@ export function queueRoutes(deps: { store: QueueStore; zones: ZoneSelector; logg
 
     app.delete('/message/:id', { schema: { params: idParams } }, async (req) => {
       const id = checkedId(req.params);
-      if (!(await deps.store.deleteMessage(id))) throw HttpError.notFound(`No message ${id} in the queue`);
+      const rows = await deps.store.deleteMessage(id);
+      if (!rows) throw HttpError.notFound(`No message ${id} in the queue`);
       logEvent(deps.logger, 'DELETED', { id, by: 'api' });
+      if (deps.hooks) await releaseDeleted(deps.hooks, rows);
       return { success: true, id };
     });
   };

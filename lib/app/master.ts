@@ -2,8 +2,10 @@
  * The master process's composition root: wire the parts, start them in pipeline order, stop them
  * in reverse. The master owns the queue database; nothing else opens it.
  *
- * Start: queue → hooks → ingest → HTTP API → SMTP listeners → garbage collector.
- * Stop:  listeners (no new mail) → API → collector → queue.
+ * Start: plugins (main) → queue → scheduler → data channel → workers → ingest → HTTP API (with
+ *        the plugins' routes) → SMTP listeners → garbage collector.
+ * Stop:  listeners (no new mail) → API → workers (finish in-flight) → data channel → scheduler
+ *        → collector → plugins → queue.
  */
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
@@ -13,18 +15,29 @@ import { SmtpFeeder } from '../accept/smtp-feeder.js';
 import { healthRoutes } from '../api/health-routes.js';
 import { queueRoutes } from '../api/queue-routes.js';
 import { sendRoute } from '../api/send-route.js';
+import { retryRoute } from '../api/retry-route.js';
+import { pluginRoutes } from '../api/plugin-routes.js';
 import { createApi, listenApi } from '../api/server.js';
 import { listeners, type LoadedConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { logEvent } from '../log/logger.js';
 import { HookRunner } from '../plugins/runner.js';
+import { loadPlugins, type LoadedPlugins } from '../plugins/loader.js';
+import { OutcomeHooks } from '../plugins/outcome-hooks.js';
 import { DiskGuard } from '../queue/disk-space.js';
 import { QueueStore } from '../queue/store.js';
+import { Scheduler } from '../queue/scheduler.js';
+import { Outcomes, type OutcomeListener } from '../queue/outcomes.js';
+import { EventWebhook } from '../bounce/webhook.js';
+import { keys } from '../queue/keys.js';
+import { ChannelServer } from '../channel/server.js';
+import { BounceNotifier } from '../bounce/notify.js';
 import { ZoneSelector } from '../zones/select.js';
+import { Supervisor } from './supervisor.js';
 
 export interface ListenerAddress {
   name: string;
-  kind: 'smtp' | 'api';
+  kind: 'smtp' | 'api' | 'channel';
   address: string;
   port: number;
 }
@@ -36,6 +49,11 @@ export class Master {
   private feeders: SmtpFeeder[] = [];
   private api: FastifyInstance | undefined;
   private gcTimer: NodeJS.Timeout | undefined;
+  scheduler: Scheduler | undefined;
+  channel: ChannelServer | undefined;
+  supervisor: Supervisor | undefined;
+  private webhook: EventWebhook | undefined;
+  plugins: LoadedPlugins | undefined;
   readonly listening: ListenerAddress[] = [];
 
   constructor(
@@ -48,17 +66,36 @@ export class Master {
 
   async start(): Promise<void> {
     const { config, logger } = this;
-    this.store = await QueueStore.open(config.queue.path, { chunkSizeBytes: config.queue.chunkSize, logger });
+    // first: a plugin that cannot load stops the start before anything is opened
+    const plugins = (this.plugins = await loadPlugins({ config, process: 'main', hooks: this.hooks, logger }));
+    try {
+      this.store = await QueueStore.open(config.queue.path, { chunkSizeBytes: config.queue.chunkSize, logger });
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
     const disk = new DiskGuard(config.queue.path, config.queue.minFreeSpace);
     const zones = new ZoneSelector(config);
-    const ingest = new Ingest({ config, store: this.store, hooks: this.hooks, zones, disk, logger });
+    const scheduler = (this.scheduler = new Scheduler(this.store, config, logger.child({ component: 'scheduler' })));
+    const ingest = new Ingest({ config, store: this.store, hooks: this.hooks, zones, disk, logger, onQueued: (z) => z.forEach((zone) => scheduler.wake(zone)) });
+    const notified: OutcomeListener[] = [new BounceNotifier(config, ingest, logger, this.hooks)];
+    const outcomeHooks = new OutcomeHooks(this.hooks);
+    if (outcomeHooks.wanted) notified.push(outcomeHooks);
+    if (config.events.url) {
+      this.webhook = new EventWebhook({ url: config.events.url, secret: config.events.secret, timeoutMs: config.events.timeout, maxAttempts: config.events.maxAttempts, maxPending: config.events.maxPending }, logger.child({ component: 'events' }));
+      notified.push(this.webhook);
+    }
+    const outcomes = new Outcomes(this.store, config, logger, notified);
 
     try {
+      await this.startDelivery(scheduler, outcomes);
       if (config.api.enabled) {
         this.api = createApi(config, logger, [
           sendRoute({ config, ingest, hooks: this.hooks }),
-          queueRoutes({ store: this.store, zones, logger }),
+          queueRoutes({ store: this.store, zones, logger, hooks: this.hooks }),
           healthRoutes({ store: this.store, disk }),
+          retryRoute({ store: this.store, scheduler }),
+          pluginRoutes(plugins.routes),
         ]);
         this.announce('api', 'api', await listenApi(this.api, config));
       }
@@ -76,7 +113,40 @@ export class Master {
     void this.collectGarbage();
   }
 
-  private announce(name: string, kind: 'smtp' | 'api', addr: AddressInfo): void {
+  /** The data channel and the workers behind it. */
+  private async startDelivery(scheduler: Scheduler, outcomes: Outcomes): Promise<void> {
+    const { config, logger } = this;
+    const store = this.store;
+    const supervisor = (this.supervisor = new Supervisor(config, { host: config.channel.host, port: 0 }, logger.child({ component: 'workers' })));
+    this.channel = new ChannelServer(
+      {
+        credentials: (workerId) => supervisor.credentials(workerId),
+        fetch: (peer) => scheduler.fetch(peer.owner, peer.zone),
+        readChunk: (id, n) => store.db.get(keys.body(id, n)),
+        result: async (peer, leaseId, results) => {
+          const lease = scheduler.lease(leaseId);
+          // a report for a lease that expired or belongs to another connection changes nothing
+          if (!lease || lease.owner !== peer.owner) return;
+          try {
+            await outcomes.apply(lease, results);
+          } finally {
+            scheduler.endLease(leaseId);
+          }
+        },
+        closed: (peer) => {
+          const n = scheduler.releaseOwner(peer.owner);
+          if (n) logger.warn({ event: 'LEASES_RELEASED', workerId: peer.workerId, leases: n }, `worker ${peer.workerId} left; ${n} deliveries are due again`);
+        },
+      },
+      logger.child({ component: 'channel' }),
+    );
+    const addr = await this.channel.listen(config.channel.host, config.channel.port);
+    this.announce('channel', 'channel', addr);
+    (supervisor as unknown as { channel: { host: string; port: number } }).channel = { host: config.channel.host, port: addr.port };
+    supervisor.start();
+  }
+
+  private announce(name: string, kind: ListenerAddress['kind'], addr: AddressInfo): void {
     this.listening.push({ name, kind, address: addr.address, port: addr.port });
     this.logger.info({ event: 'LISTENING', listener: name, kind, address: addr.address, port: addr.port }, `${name} listening on ${addr.address}:${addr.port}`);
   }
@@ -99,6 +169,14 @@ export class Master {
       await this.api.close().catch(() => undefined);
       this.api = undefined;
     }
+    await this.supervisor?.stop();
+    this.supervisor = undefined;
+    await this.channel?.close();
+    this.channel = undefined;
+    this.scheduler?.close();
+    this.webhook?.stop();
+    await this.plugins?.stop();
+    this.plugins = undefined;
     if (this.store?.isOpen) await this.store.close();
   }
 }

@@ -34,6 +34,12 @@ export async function runCommand(appDir: string): Promise<number> {
   try {
     await master.start();
   } catch (err) {
+    if (err instanceof ConfigError) {
+      // the plugin tables are checked when the plugins load
+      for (const line of err.problems) console.error(`sluice: config error: ${line}`);
+      logger.fatal({ event: 'START_FAILED', problems: err.problems }, 'config error');
+      return 78;
+    }
     const message = oneLine(err instanceof QueueOpenError ? err.message : describeStartError(err));
     console.error(`sluice: ${message}`);
     logger.fatal({ event: 'START_FAILED', err }, message);

@@ -59,9 +59,13 @@ const listenerSpec = t.object(listenerFields);
  */
 const interfaceSpec = t.object(t.partial(listenerFields));
 
+const TLS_POLICY = ['none', 'may', 'encrypt', 'verify'] as const;
+const tlsPolicy = () => t.string({ oneOf: TLS_POLICY });
+
 const routeSpec = t.object({
   host: host(),
   port: withDefault(port(), 25),
+  tls: t.optString({ oneOf: TLS_POLICY }),
 });
 
 const zoneSpec = t.object({
@@ -79,6 +83,8 @@ const zoneSpec = t.object({
   senderDomains: withDefault(t.list(t.string()), []),
   recipientDomains: withDefault(t.list(t.string()), []),
   ignoreIPv6: withDefault(t.bool(), false),
+  /** TLS policy for this zone's deliveries unless tlsPolicies names the domain */
+  tls: t.optString({ oneOf: TLS_POLICY }),
   /** a smarthost for the whole zone instead of MX lookups */
   route: t.optObject({ host: host(), port: withDefault(port(), 25) }),
 });
@@ -133,11 +139,51 @@ export const configSchema = t.object({
     minFreeSpace: t.size(),
     /** honour a future Date header by holding the first attempt until then */
     futureDate: t.bool(),
+    /** a worker must report within this, or its deliveries are handed out again */
+    leaseTimeout: t.duration({ min: 1000 }),
+    /** waits between attempts; the last one repeats until maxQueueTime */
+    retrySchedule: t.list(t.duration({ min: 100 }), { maxItems: 100 }),
+    /** a message still undelivered after this bounces */
+    maxQueueTime: t.duration({ min: 1000 }),
+    /** send one "delayed" notice when a delivery has waited this long; 0 = never */
+    delayWarning: t.duration(),
   }),
+  delivery: t.object({
+    connectTimeout: t.duration({ min: 100 }),
+    greetingTimeout: t.duration({ min: 100 }),
+    socketTimeout: t.duration({ min: 100 }),
+    /** the SMTP port of MX hosts (Postfix's smtp_tcp_port); 25 except in tests */
+    mxPort: port(),
+    /** after a refused or timed-out connection, skip that address for this long; 0 = never */
+    unreachableHold: t.duration(),
+    /** keep a session open this long after a message, for the next one to the same host; 0 = no reuse */
+    sessionIdle: t.duration(),
+    maxMessagesPerSession: t.int({ min: 1 }),
+    /** recipients of one domain sent in one SMTP transaction */
+    maxRecipientsPerTransaction: t.int({ min: 1, max: 1000 }),
+    /** deliver to MX hosts that resolve to loopback or private addresses (static routes always may) */
+    allowLocalAddresses: t.bool(),
+    /** default TLS policy: none, may (opportunistic), encrypt (TLS required), verify (TLS with a valid certificate) */
+    tls: tlsPolicy(),
+  }),
+  /** delivery events (delivered, deferred, bounced) POSTed to a URL */
+  events: t.object({
+    url: t.optString({ pattern: /^https?:\/\//, hint: 'an http(s) URL' }),
+    /** HMAC-SHA256 key for the X-Sluice-Signature header */
+    secret: t.optString(),
+    timeout: t.duration({ min: 100 }),
+    maxAttempts: t.int({ min: 1, max: 100 }),
+    /** events waiting in memory at most; beyond, the oldest are dropped (and logged) */
+    maxPending: t.int({ min: 1 }),
+  }),
+  /** TLS policy per recipient domain, over the zone's and the default */
+  tlsPolicies: t.map(tlsPolicy()),
   zones: t.map(zoneSpec, { keyPattern: NAME }),
   routes: t.map(routeSpec),
   dns: t.object({
     servers: t.list(t.string({ pattern: HOSTPORT, hint: 'an address like "127.0.0.1:5353"' })),
+    /** one DNS query may take this long */
+    timeout: t.duration({ min: 50 }),
   }),
   dkim: t.object({
     keys: t.list(dkimKeySpec),

@@ -12,6 +12,8 @@ export const LOG_EVENTS = {
   BOUNCED: 'a delivery failed permanently',
   DROPPED: 'a delivery was dropped without a bounce',
   GC: 'leftovers of interrupted ingests were collected',
+  BOUNCE_QUEUED: 'a bounce (DSN) to the sender was queued',
+  DELAY_NOTICE_QUEUED: 'a "delayed" notice (DSN) to the sender was queued',
 } as const;
 
 export type LogEvent = keyof typeof LOG_EVENTS;

@@ -8,7 +8,29 @@ import mailsplit from 'mailsplit';
 import type { Origin } from '../queue/types.js';
 
 const { Headers } = mailsplit;
-export type MessageHeaders = InstanceType<typeof Headers>;
+
+/**
+ * A header block that can be read and changed (mailsplit's Headers). Spelled out here rather
+ * than taken from mailsplit, so that plugin authors get the type without mailsplit's.
+ */
+export interface MessageHeaders {
+  hasHeader(key: string): boolean;
+  /** every line of that header, "Key: value" as it stands (folded lines included) */
+  get(key: string): string[];
+  /** the first value of that header, unfolded; '' when there is none */
+  getFirst(key: string): string;
+  getList(): { key: string; line: string }[];
+  /** adds a header at `index` (0: on top, the default; Infinity: at the bottom) */
+  add(key: string, value: string | Buffer | number, index?: number): void;
+  /** adds an already formatted "Key: value" line */
+  addFormatted(key: string, line: string, index?: number): void;
+  /** removes every line of that header */
+  remove(key: string): void;
+  /** replaces every line of that header by one with this value (added on top when missing) */
+  update(key: string, value: string | Buffer | number, relativeIndex?: number): void;
+  /** the header block, with the blank line that ends it */
+  build(lineEnd?: string): Buffer;
+}
 
 export function parseHeaders(block: Buffer): MessageHeaders {
   return new Headers(block);

@@ -6,7 +6,9 @@
  *   m:<id>                          message metadata (JSON)
  *   b:<id>:<chunk>                  body chunk n (raw bytes), chunk = 6 hex digits
  *   d:<id>:<seq>                    delivery row for one recipient (JSON), seq = 4 hex digits
- *   s:<zone>:<due>:<id>:<seq>       scheduling index: row due at <due> (ms, 13 digits)
+ *   s:<zone>:<due>:<id>:<seq>       scheduling index: row due at <due> (ms, 13 digits); value is
+ *                                   the row's domain, so the scheduler can apply domain limits
+ *                                   without reading the row
  *
  * A message is visible once its m: key exists; b: keys without an m: key are leftovers of an
  * interrupted ingest and are collected. Every row has exactly one s: key while pending.
@@ -34,6 +36,11 @@ export const keys = {
   scheduleDue: (zone: string, nowMs: number) => ({
     gte: `s:${enc(zone)}:`,
     lte: `s:${enc(zone)}:${String(Math.max(0, Math.floor(nowMs))).padStart(13, '0')};`,
+  }),
+  /** rows of a zone due after `afterMs`, to find when to look again */
+  scheduleAfter: (zone: string, afterMs: number) => ({
+    gt: `s:${enc(zone)}:${String(Math.max(0, Math.floor(afterMs))).padStart(13, '0')};`,
+    lt: `s:${enc(zone)};`,
   }),
   allOf: (prefix: string) => ({ gte: prefix, lt: prefix.slice(0, -1) + ';' }),
 };

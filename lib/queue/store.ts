@@ -100,7 +100,7 @@ export class QueueStore {
     ops.push({ type: 'put', key: keys.meta(meta.id), value: json(meta) });
     for (const row of rows) {
       ops.push({ type: 'put', key: keys.row(row.id, row.seq), value: json(row) });
-      ops.push({ type: 'put', key: keys.schedule(row.zone, row.due, row.id, row.seq), value: Buffer.alloc(0) });
+      ops.push({ type: 'put', key: keys.schedule(row.zone, row.due, row.id, row.seq), value: Buffer.from(row.domain) });
     }
     const gen = this.guard.generation;
     try {
@@ -143,6 +143,11 @@ export class QueueStore {
     this.opts.logger.warn({ component: 'queue', ids: ids.slice(0, 20) }, `cleared ${ids.length} refused message(s) that may have reached the disk before the failure`);
   }
 
+  /** Writes a batch of queue changes (synced, group-committed): used by the delivery outcomes. */
+  commit(ops: BatchOp[]): Promise<void> {
+    return this.guard.write(() => this.committer.commit(ops));
+  }
+
   async getMeta(id: string): Promise<MessageMeta | undefined> {
     const value = await this.db.get(keys.meta(id));
     return value === undefined ? undefined : parse<MessageMeta>(value);
@@ -159,13 +164,13 @@ export class QueueStore {
     for await (const value of this.db.values(keys.bodyRange(id))) yield value;
   }
 
-  /** Removes a message and all its rows. Returns false when there was no such message. */
-  async deleteMessage(id: string): Promise<boolean> {
-    if (this.deleting.has(id)) return false;
+  /** Removes a message and all its rows. Returns the rows removed, or undefined when there was no such message. */
+  async deleteMessage(id: string): Promise<DeliveryRow[] | undefined> {
+    if (this.deleting.has(id)) return undefined;
     this.deleting.add(id);
     try {
       const meta = await this.getMeta(id);
-      if (!meta) return false;
+      if (!meta) return undefined;
       const rows = await this.getRows(id);
       const ops: BatchOp[] = [{ type: 'del', key: keys.meta(id) }];
       for (const row of rows) {
@@ -176,7 +181,7 @@ export class QueueStore {
       for (const row of rows) this.counters.add(row, -1);
       // without its metadata the body is unreachable; clear it now (the collector would later)
       await this.guard.write(() => this.db.clear(keys.bodyRange(id)));
-      return true;
+      return rows;
     } finally {
       this.deleting.delete(id);
     }
@@ -256,6 +261,22 @@ export class BodyWriter {
       if (this.generation !== this.guard.generation) throw new Error('the queue database was reopened while the body was written');
       await this.guard.write(() => this.db.put(keys.body(this.id, this.chunkNo++), head));
     }
+  }
+
+  /**
+   * Everything written so far, in order: the chunks already put (unsynced, but readable in this
+   * process), then the buffered tail. For plugins that must see the stored message before its
+   * commit (message:store); after the commit the same read covers the whole body.
+   */
+  async *read(): AsyncGenerator<Buffer> {
+    const written = this.chunkNo;
+    const tail = [...this.parts];
+    for (let n = 0; n < written; n++) {
+      const chunk = await this.db.get(keys.body(this.id, n));
+      if (chunk === undefined) throw new Error(`body chunk ${n} of ${this.id} is missing`);
+      yield chunk;
+    }
+    yield* tail;
   }
 
   /** The batch operations for the buffered tail. */

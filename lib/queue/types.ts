@@ -55,4 +55,6 @@ export interface DeliveryRow {
   lastAttempt?: number;
   lastResponse?: string;
   category?: string;
+  /** the "delayed" notice was sent */
+  warned?: boolean;
 }

@@ -33,6 +33,9 @@ export function testOverrides(overrides: Record<string, unknown> = {}): Record<s
     api: { port: 0 },
     channel: { port: 0 },
     queue: { minFreeSpace: 0 },
+    // no delivery workers unless a test asks for them, and never a DNS query off this machine
+    zones: { default: { processes: 0 } },
+    dns: { servers: ['127.0.0.1:9'] },
   };
   return merge(base, overrides);
 }

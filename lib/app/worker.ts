@@ -1,0 +1,93 @@
+/**
+ * The delivery worker's composition root: given its zone, id, secret and the config by the
+ * master over IPC, it loads its DKIM keys, connects the data channel and runs the delivery loop.
+ * It exits when the channel closes (it never outlives its master) or when told to stop.
+ */
+import type { Config } from '../config/schema.js';
+import { ChannelClient } from '../channel/client.js';
+import { loadBounceRules } from '../bounce/classify.js';
+import { DestinationResolver } from '../deliver/destination.js';
+import { loadDkimKeys } from '../deliver/dkim.js';
+import { Circuit } from '../deliver/circuit.js';
+import { SessionPool, throttleGapMs } from '../deliver/session-pool.js';
+import { WorkerLoop } from '../deliver/worker-loop.js';
+import { createLogger } from '../log/logger.js';
+
+export interface WorkerInit {
+  type: 'init';
+  config: Config;
+  zone: string;
+  workerId: string;
+  secret: string;
+  channel: { host: string; port: number };
+}
+
+/** Resolves with the exit code once the worker is done. */
+export async function runWorker(init: WorkerInit, stopSignal: Promise<void>): Promise<number> {
+  const { config, zone } = init;
+  const logger = createLogger(config.log.level, { role: 'worker', zone, workerId: init.workerId });
+  const zoneConfig = config.zones[zone];
+  if (!zoneConfig) {
+    logger.fatal(`unknown zone ${zone}`);
+    return 1;
+  }
+  let dkim;
+  try {
+    dkim = loadDkimKeys(config.dkim.keys);
+  } catch (err) {
+    logger.fatal({ event: 'DKIM_KEYS_FAILED', err: (err as Error).message }, (err as Error).message);
+    return 1;
+  }
+  for (const warning of dkim.warnings) logger.warn({ event: 'DKIM_KEY_WARNING' }, warning);
+
+  const channel = new ChannelClient();
+  try {
+    await channel.connect({ ...init.channel, zone, workerId: init.workerId, secret: init.secret });
+  } catch (err) {
+    logger.error({ err: (err as Error).message }, 'cannot reach the master on the data channel');
+    return 1;
+  }
+  const resolver = new DestinationResolver({
+    servers: [...config.dns.servers],
+    ignoreIPv6: zoneConfig.ignoreIPv6,
+    allowLocalAddresses: config.delivery.allowLocalAddresses,
+    timeoutMs: config.dns.timeout,
+    port: config.delivery.mxPort,
+  });
+  const sessions = new SessionPool({
+    idleMs: config.delivery.sessionIdle,
+    maxIdlePerKey: Math.max(1, zoneConfig.connectionsPerDomain),
+    maxMessagesPerSession: config.delivery.maxMessagesPerSession,
+    minGapMs: throttleGapMs(zoneConfig.throttling),
+  });
+  const loop = new WorkerLoop(
+    channel,
+    {
+      config,
+      zone: zoneConfig,
+      resolver,
+      dkimKeys: dkim.keys,
+      bounceRules: loadBounceRules(),
+      circuit: new Circuit(config.delivery.unreachableHold),
+      sessions,
+      logger,
+      chunk: (id, n) => channel.chunk(id, n),
+    },
+    zoneConfig.connections,
+    logger,
+  );
+  const channelLost = new Promise<'lost'>((resolve) => (channel.onClose = () => resolve('lost')));
+  loop.start();
+  logger.info({ event: 'WORKER_READY', connections: zoneConfig.connections }, `worker ${init.workerId} ready`);
+  const why = await Promise.race([channelLost, stopSignal.then(() => 'stop' as const)]);
+  if (why === 'lost') {
+    sessions.closeAll();
+    logger.warn({ event: 'CHANNEL_LOST' }, 'data channel closed; exiting (deliveries in flight are released by the master)');
+    return 0;
+  }
+  // a clean stop: finish what is in flight (bounded by the master's kill deadline), then leave
+  await loop.stop();
+  sessions.closeAll();
+  channel.close();
+  return 0;
+}

@@ -1,0 +1,119 @@
+/**
+ * The worker's end of the data channel. Requests carry ids; answers resolve them. If the
+ * connection drops, every pending request fails and `onClose` fires: the worker then cancels its
+ * deliveries and exits (it must never outlive its master).
+ */
+import net from 'node:net';
+import { encodeJson, FrameDecoder, FRAME_BODY, FRAME_JSON } from './frames.js';
+import { isMasterMessage, PROTOCOL_VERSION, type Job, type MasterMessage, type RowResult, type WorkerMessage } from './protocol.js';
+
+export class ChannelClosedError extends Error {
+  constructor() {
+    super('data channel closed');
+  }
+}
+
+type Pending = { resolve: (m: MasterMessage | Buffer) => void; reject: (e: Error) => void };
+
+export class ChannelClient {
+  private socket: net.Socket | undefined;
+  private readonly pending = new Map<number, Pending>();
+  private nextReq = 1;
+  private closed = false;
+  onClose: () => void = () => undefined;
+
+  async connect(opts: { host: string; port: number; zone: string; workerId: string; secret: string }): Promise<void> {
+    const socket = net.connect({ host: opts.host, port: opts.port });
+    socket.setNoDelay(true);
+    this.socket = socket;
+    const decoder = new FrameDecoder();
+    const welcomed = new Promise<void>((resolve, reject) => {
+      const fail = () => reject(new ChannelClosedError());
+      socket.once('close', fail);
+      this.onWelcome = () => {
+        socket.off('close', fail);
+        resolve();
+      };
+    });
+    socket.on('data', (chunk: Buffer) => {
+      let frames;
+      try {
+        frames = decoder.push(chunk);
+      } catch {
+        return socket.destroy();
+      }
+      for (const f of frames) {
+        if (f.kind === FRAME_BODY) {
+          this.settle(f.req, f.data);
+        } else if (f.kind === FRAME_JSON && isMasterMessage(f.message)) {
+          const m = f.message;
+          if (m.type === 'welcome') this.onWelcome();
+          else this.settle(m.req, m);
+        }
+      }
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      this.closed = true;
+      for (const p of this.pending.values()) p.reject(new ChannelClosedError());
+      this.pending.clear();
+      this.onClose();
+    });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    this.send({ type: 'hello', version: PROTOCOL_VERSION, zone: opts.zone, workerId: opts.workerId, secret: opts.secret });
+    await welcomed;
+  }
+
+  private onWelcome: () => void = () => undefined;
+
+  close(): void {
+    this.socket?.destroy();
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Waits for the next job of this worker's zone. */
+  async fetch(): Promise<Job> {
+    const m = await this.request((req) => ({ type: 'fetch', req }));
+    if (Buffer.isBuffer(m) || m.type !== 'job') throw new Error('unexpected answer to fetch');
+    return m.job;
+  }
+
+  /** One body chunk, or undefined after the last. */
+  async chunk(id: string, chunk: number): Promise<Buffer | undefined> {
+    const m = await this.request((req) => ({ type: 'body', req, id, chunk }));
+    if (Buffer.isBuffer(m)) return m;
+    if (m.type === 'bodyEnd') return undefined;
+    throw new Error(m.type === 'error' ? m.message : 'unexpected answer to body');
+  }
+
+  async result(leaseId: string, results: RowResult[]): Promise<void> {
+    const m = await this.request((req) => ({ type: 'result', req, leaseId, results }));
+    if (!Buffer.isBuffer(m) && m.type === 'error') throw new Error(m.message);
+  }
+
+  private request(make: (req: number) => WorkerMessage): Promise<MasterMessage | Buffer> {
+    if (this.closed || !this.socket) return Promise.reject(new ChannelClosedError());
+    const req = this.nextReq++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(req, { resolve, reject });
+      this.send(make(req));
+    });
+  }
+
+  private settle(req: number, value: MasterMessage | Buffer): void {
+    const p = this.pending.get(req);
+    if (!p) return;
+    this.pending.delete(req);
+    p.resolve(value);
+  }
+
+  private send(m: WorkerMessage): void {
+    this.socket?.write(encodeJson(m));
+  }
+}

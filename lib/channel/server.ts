@@ -1,0 +1,148 @@
+/**
+ * The master's end of the data channel: a TCP server on loopback. A connection must say `hello`
+ * with the secret its worker was given at fork within a few seconds, or it is closed. After that
+ * it may fetch jobs, pull bodies chunk by chunk and report results. When the connection closes,
+ * every lease it held is released at once (its deliveries are due again).
+ */
+import net from 'node:net';
+import { timingSafeEqual } from 'node:crypto';
+import type { Logger } from 'pino';
+import { encodeBody, encodeJson, FrameDecoder, FrameError, FRAME_JSON } from './frames.js';
+import { isWorkerMessage, PROTOCOL_VERSION, type Job, type MasterMessage, type RowResult, type WorkerMessage } from './protocol.js';
+
+const HELLO_TIMEOUT_MS = 5000;
+
+export interface ChannelPeer {
+  /** unique per connection */
+  owner: string;
+  workerId: string;
+  zone: string;
+}
+
+export interface ChannelHandlers {
+  /** the secret and zone a worker id was forked with, or undefined for an unknown id */
+  credentials(workerId: string): { secret: string; zone: string } | undefined;
+  fetch(peer: ChannelPeer): Promise<Job>;
+  readChunk(id: string, chunk: number): Promise<Buffer | undefined>;
+  result(peer: ChannelPeer, leaseId: string, results: RowResult[]): Promise<void>;
+  closed(peer: ChannelPeer): void;
+}
+
+export class ChannelServer {
+  private readonly server: net.Server;
+  private readonly sockets = new Set<net.Socket>();
+  private nextOwner = 1;
+
+  constructor(
+    private readonly handlers: ChannelHandlers,
+    private readonly logger: Logger,
+  ) {
+    this.server = net.createServer((socket) => this.accept(socket));
+  }
+
+  listen(host: string, port: number): Promise<net.AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve(this.server.address() as net.AddressInfo);
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** Cuts every worker connection (tests use this to simulate a dropped channel). */
+  dropAll(): void {
+    for (const s of this.sockets) s.destroy();
+  }
+
+  private accept(socket: net.Socket): void {
+    this.sockets.add(socket);
+    socket.setNoDelay(true);
+    const decoder = new FrameDecoder();
+    let peer: ChannelPeer | undefined;
+    const send = (m: MasterMessage) => {
+      if (!socket.destroyed) socket.write(encodeJson(m));
+    };
+    const helloTimer = setTimeout(() => socket.destroy(), HELLO_TIMEOUT_MS);
+    helloTimer.unref();
+
+    const onMessage = (m: WorkerMessage) => {
+      if (!peer) {
+        if (m.type !== 'hello') return socket.destroy();
+        const creds = this.handlers.credentials(String(m.workerId));
+        if (!creds || m.version !== PROTOCOL_VERSION || !sameSecret(creds.secret, String(m.secret)) || creds.zone !== m.zone) {
+          this.logger.warn({ event: 'CHANNEL_REFUSED', workerId: String(m.workerId).slice(0, 64) }, 'data channel: bad hello, closing');
+          return socket.destroy();
+        }
+        clearTimeout(helloTimer);
+        peer = { owner: `c${this.nextOwner++}`, workerId: m.workerId, zone: m.zone };
+        send({ type: 'welcome', version: PROTOCOL_VERSION, workerId: m.workerId });
+        return;
+      }
+      const p = peer;
+      switch (m.type) {
+        case 'hello':
+          return socket.destroy();
+        case 'fetch':
+          this.handlers.fetch(p).then(
+            (job) => {
+              if (socket.destroyed) this.handlers.closed(p); // lease went to a dead socket: give it back
+              else send({ type: 'job', req: m.req, job });
+            },
+            () => undefined, // the worker went away or we are closing
+          );
+          return;
+        case 'body':
+          this.handlers.readChunk(m.id, m.chunk).then(
+            (data) => {
+              if (socket.destroyed) return;
+              if (data) for (const part of encodeBody(m.req, data)) socket.write(part);
+              else send({ type: 'bodyEnd', req: m.req });
+            },
+            (err: Error) => send({ type: 'error', req: m.req, message: err.message }),
+          );
+          return;
+        case 'result':
+          this.handlers.result(p, m.leaseId, m.results).then(
+            () => send({ type: 'ack', req: m.req }),
+            (err: Error) => {
+              this.logger.error({ err, leaseId: m.leaseId }, 'recording a delivery result failed');
+              send({ type: 'error', req: m.req, message: 'result not recorded' });
+            },
+          );
+          return;
+      }
+    };
+
+    socket.on('data', (chunk: Buffer) => {
+      let frames;
+      try {
+        frames = decoder.push(chunk);
+      } catch (err) {
+        this.logger.warn({ err: (err as FrameError).message }, 'data channel: protocol error, closing');
+        return socket.destroy();
+      }
+      for (const f of frames) {
+        if (f.kind !== FRAME_JSON || !isWorkerMessage(f.message)) return socket.destroy();
+        onMessage(f.message);
+      }
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      clearTimeout(helloTimer);
+      this.sockets.delete(socket);
+      if (peer) this.handlers.closed(peer);
+    });
+  }
+}
+
+function sameSecret(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}

@@ -1,0 +1,214 @@
+/**
+ * Delivers one job (one message, one domain, its recipients): find where to send it (static
+ * route or MX), try the hosts in order until one takes the transaction, and turn every answer
+ * into a per-recipient result for the master.
+ *
+ * Failure policy (what moves to the next host and what ends the attempt) is here, in one place:
+ * - could not connect, no greeting, failed TLS handshake, 4xx/5xx greeting or EHLO → next address
+ *   or next MX (RFC 5321 §5.1: try the alternatives);
+ * - once MAIL FROM is sent, the answer is the answer: 2xx delivered, 4xx deferred, 5xx bounced,
+ *   by the reply classification rules (lib/bounce), per recipient where the server answered per
+ *   recipient;
+ * - the connection lost after the whole message was sent, before the reply: deferred and marked
+ *   `uncertain` (the message may have arrived: RFC 1047's window; at-least-once).
+ */
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import type { Config, ZoneConfig } from '../config/schema.js';
+import type { Job, RowResult } from '../channel/protocol.js';
+import { classifyReply, type BounceRule } from '../bounce/classify.js';
+import { DestinationError, type DestinationResolver, type TargetHost } from './destination.js';
+import { dkimSignaturesAsync, fromDomainOf, keysFor, type DkimKey } from './dkim.js';
+import { SmtpSession, type SessionOptions, type TlsPolicy, type TransactionError, type TransactionResult } from './smtp-client.js';
+import type { SessionPool } from './session-pool.js';
+import type { Circuit } from './circuit.js';
+
+export interface DeliveryContext {
+  config: Config;
+  zone: ZoneConfig;
+  resolver: DestinationResolver;
+  dkimKeys: readonly DkimKey[];
+  bounceRules: BounceRule[];
+  circuit: Circuit;
+  sessions: SessionPool;
+  logger: Logger;
+  /** pulls one stored body chunk from the master; undefined after the last */
+  chunk(id: string, n: number): Promise<Buffer | undefined>;
+}
+
+/** Phases before MAIL FROM: a failure there means "try the next host". */
+const PRE_TRANSACTION = new Set(['CONN', 'GREETING', 'EHLO', 'HELO', 'STARTTLS', undefined]);
+
+export async function deliverJob(job: Job, ctx: DeliveryContext): Promise<RowResult[]> {
+  const { config, zone } = ctx;
+  const route = config.routes[job.domain] ?? zone.route;
+  let hosts: TargetHost[];
+  try {
+    hosts = await ctx.resolver.resolve(job.domain, route);
+  } catch (err) {
+    const e = err as DestinationError;
+    const temporary = e instanceof DestinationError ? e.temporary : true;
+    return allRows(job, {
+      outcome: temporary ? 'deferred' : 'bounced',
+      response: e.message,
+      status: e instanceof DestinationError ? e.enhancedStatus : '4.4.3',
+      category: 'dns',
+      code: 'EDNS',
+    });
+  }
+  if (!hosts.length) return allRows(job, { outcome: 'deferred', response: `no usable address for ${job.domain}`, status: '4.4.4', category: 'dns', code: 'EDNS' });
+
+  const tls = tlsPolicyFor(job.domain, config, zone, route?.tls);
+  const pool = pickPool(job, zone, config.hostname);
+  let last: TransactionError | undefined;
+  for (const host of hosts) {
+    for (const { address } of host.addresses) {
+      if (ctx.circuit.isOpen(address, host.port)) {
+        last = Object.assign(new Error(`${host.host} [${address}]:${host.port} failed recently; not trying it again yet`), { code: 'ECONNECTION', connected: false, dataSent: false, tls: false });
+        continue;
+      }
+      const options: SessionOptions = {
+        address,
+        port: host.port,
+        hostname: host.host,
+        localAddress: pool.address,
+        heloName: pool.name,
+        tls,
+        connectTimeoutMs: config.delivery.connectTimeout,
+        greetingTimeoutMs: config.delivery.greetingTimeout,
+        socketTimeoutMs: config.delivery.socketTimeout,
+      };
+      try {
+        const result = await transact(job, options, ctx);
+        ctx.circuit.reset(address, host.port);
+        return mapResult(job, result, host, pool.address, ctx);
+      } catch (err) {
+        last = err as TransactionError;
+        if (!last.connected && (last.code === 'ECONNECTION' || last.code === 'ETIMEDOUT' || last.code === 'ESOCKET')) ctx.circuit.trip(address, host.port);
+        const phase = phaseOf(last);
+        if (last.connected && !PRE_TRANSACTION.has(phase)) {
+          return mapError(job, last, host, pool.address, ctx);
+        }
+        ctx.logger.debug({ id: job.id, mx: host.host, address, err: last.message }, 'host failed before the transaction, trying the next');
+      }
+    }
+  }
+  const mx = hosts[hosts.length - 1]?.host;
+  return mapError(job, last ?? Object.assign(new Error('no host could be reached'), { connected: false, dataSent: false, tls: false, code: 'ECONNECTION' }), { host: mx ?? job.domain } as TargetHost, pool.address, ctx, true);
+}
+
+/** One transaction on a pooled session if there is one (a stale one is replaced once), else on a new session. */
+async function transact(job: Job, options: SessionOptions, ctx: DeliveryContext): Promise<TransactionResult> {
+  const envelope = { from: job.from, to: job.rows.map((r) => r.recipient), size: job.size };
+  let session = ctx.sessions.take(options);
+  const reused = session !== undefined;
+  if (session) {
+    const body = bodyStream(job, ctx);
+    try {
+      const result = await session.send(envelope, body.stream, () => body.finished, true);
+      ctx.sessions.give(session);
+      return result;
+    } catch (err) {
+      if (!(err as TransactionError).staleSession) throw err;
+    }
+  }
+  session = await SmtpSession.open(options);
+  const body = bodyStream(job, ctx);
+  const result = await session.send(envelope, body.stream, () => body.finished, false);
+  ctx.sessions.give(session);
+  void reused;
+  return result;
+}
+
+function allRows(job: Job, r: Omit<RowResult, 'seq'>): RowResult[] {
+  return job.rows.map((row) => ({ seq: row.seq, ...r }));
+}
+
+function phaseOf(err: TransactionError): string | undefined {
+  const cmd = (err.command ?? '').toUpperCase();
+  if (!err.connected) return 'CONN';
+  if (err.code === 'ETLS' || cmd.startsWith('STARTTLS')) return 'STARTTLS';
+  if (cmd.startsWith('EHLO') || cmd.startsWith('HELO') || cmd.startsWith('LHLO')) return 'EHLO';
+  if (cmd.startsWith('MAIL')) return 'MAIL';
+  if (cmd.startsWith('RCPT')) return 'RCPT';
+  if (cmd.startsWith('DATA')) return 'DATA';
+  if (err.dataSent) return 'DOT';
+  if (err.code === 'EENVELOPE') return 'RCPT';
+  if (err.code === 'EMESSAGE' || err.code === 'EPROTOCOL') return 'DATA';
+  return cmd ? cmd.split(' ')[0] : undefined;
+}
+
+function mapResult(job: Job, result: { accepted: string[]; rejected: { recipient: string; responseCode?: number; response: string }[]; response: string; tls: boolean }, host: TargetHost, localAddress: string | undefined, ctx: DeliveryContext): RowResult[] {
+  const rejected = new Map(result.rejected.map((r) => [r.recipient.toLowerCase(), r]));
+  return job.rows.map((row) => {
+    const rej = rejected.get(row.recipient.toLowerCase());
+    if (!rej) return { seq: row.seq, outcome: 'delivered', response: result.response, responseCode: 250, mx: host.host, localAddress, tls: result.tls };
+    const c = classifyReply({ responseCode: rej.responseCode, response: rej.response, phase: 'RCPT' }, ctx.bounceRules);
+    return { seq: row.seq, outcome: c.action === 'bounce' ? 'bounced' : 'deferred', response: rej.response, responseCode: rej.responseCode, status: c.status, category: c.category, mx: host.host, localAddress, tls: result.tls };
+  });
+}
+
+function mapError(job: Job, err: TransactionError, host: TargetHost, localAddress: string | undefined, ctx: DeliveryContext, unreachable = false): RowResult[] {
+  const phase = unreachable ? 'CONN' : phaseOf(err);
+  const rejectedErrors = (err as { rejectedErrors?: { recipient?: string; responseCode?: number; response?: string; message?: string }[] }).rejectedErrors;
+  const perRecipient = new Map<string, { responseCode?: number; response: string }>();
+  if (err.code === 'EENVELOPE' && rejectedErrors?.length) {
+    for (const e of rejectedErrors) if (e.recipient) perRecipient.set(e.recipient.toLowerCase(), { responseCode: e.responseCode, response: e.response ?? e.message ?? 'rejected' });
+  }
+  // a connection lost after the whole message went out: it may have arrived
+  const uncertain = err.dataSent && !err.responseCode;
+  return job.rows.map((row) => {
+    const own = perRecipient.get(row.recipient.toLowerCase());
+    const responseCode = own?.responseCode ?? err.responseCode;
+    const response = own?.response ?? err.response ?? `${err.code ?? 'ERROR'}: ${err.message}`;
+    const c = classifyReply({ responseCode, response, code: err.code, phase }, ctx.bounceRules);
+    const outcome = uncertain ? 'deferred' : c.action === 'bounce' ? 'bounced' : 'deferred';
+    return { seq: row.seq, outcome, response, responseCode, status: c.status, category: c.category, code: err.code, mx: host.host, localAddress, tls: err.tls, ...(uncertain ? { uncertain: true } : {}) };
+  });
+}
+
+export function tlsPolicyFor(domain: string, config: Config, zone: ZoneConfig, routeTls?: string): TlsPolicy {
+  return (config.tlsPolicies[domain] ?? routeTls ?? zone.tls ?? config.delivery.tls) as TlsPolicy;
+}
+
+/**
+ * The local address and HELO name from the zone's pool. The same delivery keeps the same address
+ * across retries (greylisting is keyed on it), unless the last failure said that address is
+ * blocklisted: then each retry moves on to the next one.
+ */
+export function pickPool(job: Job, zone: ZoneConfig, hostname: string): { address?: string; name: string } {
+  if (!zone.pool.length) return { name: hostname };
+  const base = createHash('sha1').update(`${job.id}:${job.domain}`).digest().readUInt32BE(0);
+  const shift = job.lastCategory === 'blocklist' ? job.attempts : 0;
+  const entry = zone.pool[(base + shift) % zone.pool.length]!;
+  return { address: entry.address, name: entry.name };
+}
+
+/**
+ * The message as it goes out: DKIM signatures, the stored headers, then the body pulled chunk by
+ * chunk from the master as the SMTP connection asks for it (bounded memory, no re-read to sign).
+ */
+function bodyStream(job: Job, ctx: DeliveryContext): { stream: Readable; readonly finished: boolean } {
+  const state = { finished: false };
+  const keys = ctx.dkimKeys.length ? keysFor(fromDomainOf(job.headers) ?? '', ctx.dkimKeys) : [];
+  async function* gen(): AsyncGenerator<Buffer> {
+    // signed after the headers were normalised at accept, over the exact bytes that go out
+    if (keys.length) yield Buffer.from(await dkimSignaturesAsync(job.headers, job.bodyHash, keys), 'latin1');
+    yield Buffer.from(job.headers, 'latin1');
+    for (let n = 0; n < job.chunks; n++) {
+      const chunk = await ctx.chunk(job.id, n);
+      // a body that ends early (deleted meanwhile) must never go out truncated: failing the
+      // stream aborts DATA before the final dot, so the server discards what it got
+      if (!chunk) throw Object.assign(new Error(`body of ${job.id} is incomplete in the queue`), { code: 'EMESSAGE' });
+      yield chunk;
+    }
+    state.finished = true;
+  }
+  return {
+    stream: Readable.from(gen(), { objectMode: false }),
+    get finished() {
+      return state.finished;
+    },
+  };
+}

@@ -1,0 +1,299 @@
+/**
+ * The scheduler: hands due deliveries to workers under lease, and keeps the zone's limits.
+ *
+ * - A worker's `fetch` waits (long poll) until a delivery of its zone is due and allowed.
+ * - A job is one message to one domain: the first due row, plus the rows of the same message and
+ *   domain next to it in the index (they share their due time), up to the per-transaction limit.
+ * - Limits per zone and domain: connections at once (connectionsPerDomain) and messages per minute
+ *   (domainRatePerMinute), shared by every process of the zone because only the master decides.
+ *
+ * Invariants: a row is leased by at most one worker at a time. Leases live in memory only: when
+ * the worker's channel closes, or the lease expires, its rows are simply due again; when the
+ * master dies, every lease is gone and nothing was marked as taken on disk. A lease never makes a
+ * delivery disappear; only a reported outcome does.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import type { Job } from '../channel/protocol.js';
+import { decodeScheduleKey, keys } from './keys.js';
+import type { QueueStore } from './store.js';
+import type { DeliveryRow, MessageMeta } from './types.js';
+import { DomainLimits } from '../zones/domain-limits.js';
+
+/** How many index keys one pass may read before it gives up for now. */
+const SCAN_BUDGET = 5000;
+/** Even with nothing due, look again this often (a safety net for missed wake-ups). */
+const IDLE_RECHECK_MS = 5000;
+
+export interface Lease {
+  leaseId: string;
+  owner: string;
+  zone: string;
+  domain: string;
+  id: string;
+  rows: DeliveryRow[];
+  meta: MessageMeta;
+  timer: NodeJS.Timeout;
+}
+
+interface Waiter {
+  owner: string;
+  resolve: (job: Job) => void;
+  reject: (err: Error) => void;
+}
+
+interface ZoneState {
+  waiters: Waiter[];
+  pumping: boolean;
+  again: boolean;
+  timer?: NodeJS.Timeout;
+  timerAt?: number;
+}
+
+export class SchedulerClosedError extends Error {}
+
+export class Scheduler {
+  private readonly leases = new Map<string, Lease>();
+  private readonly leasedRows = new Set<string>();
+  private readonly zones = new Map<string, ZoneState>();
+  readonly limits: DomainLimits;
+  private closed = false;
+
+  constructor(
+    private readonly store: QueueStore,
+    private readonly config: Config,
+    private readonly logger: Logger,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.limits = new DomainLimits(config, now);
+  }
+
+  /** Waits for the next due delivery of `zone` and leases it to `owner`. */
+  fetch(owner: string, zone: string): Promise<Job> {
+    if (this.closed) return Promise.reject(new SchedulerClosedError('scheduler closed'));
+    return new Promise((resolve, reject) => {
+      this.zone(zone).waiters.push({ owner, resolve, reject });
+      this.wake(zone);
+    });
+  }
+
+  /** Something changed for `zone` (new mail, a slot freed): look for work. */
+  wake(zone: string): void {
+    const state = this.zone(zone);
+    if (!state.waiters.length) return;
+    if (state.pumping) {
+      state.again = true;
+      return;
+    }
+    void this.pump(zone, state);
+  }
+
+  wakeAll(): void {
+    for (const zone of this.zones.keys()) this.wake(zone);
+  }
+
+  lease(leaseId: string): Lease | undefined {
+    return this.leases.get(leaseId);
+  }
+
+  /** Ends a lease (its outcome was recorded, or it is given up): rows become free again. */
+  endLease(leaseId: string): Lease | undefined {
+    const lease = this.leases.get(leaseId);
+    if (!lease) return undefined;
+    clearTimeout(lease.timer);
+    this.leases.delete(leaseId);
+    for (const row of lease.rows) this.leasedRows.delete(rowKey(row.id, row.seq));
+    this.limits.release(lease.zone, lease.domain);
+    this.wake(lease.zone);
+    return lease;
+  }
+
+  /** A worker's channel closed: everything it held or waited for is released at once. */
+  releaseOwner(owner: string): number {
+    let released = 0;
+    for (const lease of [...this.leases.values()]) {
+      if (lease.owner === owner) {
+        this.endLease(lease.leaseId);
+        released++;
+      }
+    }
+    for (const state of this.zones.values()) {
+      const keep: Waiter[] = [];
+      for (const w of state.waiters) {
+        if (w.owner === owner) w.reject(new SchedulerClosedError('worker gone'));
+        else keep.push(w);
+      }
+      state.waiters = keep;
+    }
+    return released;
+  }
+
+  /** Rows currently leased, for status and tests. */
+  get leasedCount(): number {
+    return this.leasedRows.size;
+  }
+
+  leasesOf(owner: string): number {
+    let n = 0;
+    for (const lease of this.leases.values()) if (lease.owner === owner) n++;
+    return n;
+  }
+
+  isLeased(id: string, seq: number): boolean {
+    return this.leasedRows.has(rowKey(id, seq));
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const state of this.zones.values()) {
+      clearTimeout(state.timer);
+      for (const w of state.waiters.splice(0)) w.reject(new SchedulerClosedError('scheduler closed'));
+    }
+    for (const lease of this.leases.values()) clearTimeout(lease.timer);
+  }
+
+  private zone(zone: string): ZoneState {
+    let state = this.zones.get(zone);
+    if (!state) this.zones.set(zone, (state = { waiters: [], pumping: false, again: false }));
+    return state;
+  }
+
+  private async pump(zone: string, state: ZoneState): Promise<void> {
+    state.pumping = true;
+    try {
+      do {
+        state.again = false;
+        await this.fill(zone, state);
+      } while (state.again && state.waiters.length && !this.closed);
+      if (state.waiters.length && !this.closed) await this.armTimer(zone, state);
+    } catch (err) {
+      this.logger.error({ err, zone }, 'scheduler pass failed');
+      this.setTimer(zone, state, this.now() + 1000);
+    } finally {
+      state.pumping = false;
+    }
+  }
+
+  /** One pass over the due part of the zone's index, handing jobs to as many waiters as it can. */
+  private async fill(zone: string, state: ZoneState): Promise<void> {
+    const now = this.now();
+    const maxRows = this.config.delivery.maxRecipientsPerTransaction;
+    let scanned = 0;
+    let group: { id: string; domain: string; keys: { seq: number; due: number }[] } | undefined;
+    const groups: NonNullable<typeof group>[] = [];
+    const blockedDomains = new Set<string>();
+
+    const flush = () => {
+      if (group) {
+        groups.push(group);
+        // count the connection now, so the rest of this pass sees it
+        this.limits.acquire(zone, group.domain);
+        group = undefined;
+      }
+    };
+
+    for await (const [key, value] of this.store.db.iterator(keys.scheduleDue(zone, now))) {
+      if (++scanned > SCAN_BUDGET) break;
+      const { id, seq, dueMs } = decodeScheduleKey(key);
+      const domain = value.toString();
+      if (this.leasedRows.has(rowKey(id, seq))) continue;
+      if (group && group.id === id && group.domain === domain && group.keys.length < maxRows) {
+        group.keys.push({ seq, due: dueMs });
+        continue;
+      }
+      flush();
+      if (groups.length >= state.waiters.length) break;
+      if (blockedDomains.has(domain)) continue;
+      if (!this.limits.mayStart(zone, domain)) {
+        blockedDomains.add(domain);
+        continue;
+      }
+      group = { id, domain, keys: [{ seq, due: dueMs }] };
+    }
+    flush();
+
+    for (const g of groups) {
+      const waiter = state.waiters.shift();
+      if (!waiter) {
+        this.limits.release(zone, g.domain);
+        continue;
+      }
+      const job = await this.makeJob(zone, g, waiter.owner);
+      if (job) waiter.resolve(job);
+      else state.waiters.unshift(waiter);
+    }
+  }
+
+  private async makeJob(zone: string, g: { id: string; domain: string; keys: { seq: number; due: number }[] }, owner: string): Promise<Job | undefined> {
+    const meta = await this.store.getMeta(g.id);
+    const rowValues = await this.store.db.getMany(g.keys.map((k) => keys.row(g.id, k.seq)));
+    const rows: DeliveryRow[] = [];
+    const stale: string[] = [];
+    rowValues.forEach((value, i) => {
+      const k = g.keys[i]!;
+      if (value === undefined || !meta) stale.push(keys.schedule(zone, k.due, g.id, k.seq));
+      else rows.push(JSON.parse(value.toString('utf8')) as DeliveryRow);
+    });
+    if (stale.length) {
+      // index keys whose row or message is gone (deleted by an operator mid-scan): drop them
+      await this.store.db.batch(stale.map((key) => ({ type: 'del' as const, key })));
+    }
+    if (!meta || !rows.length) {
+      this.limits.release(zone, g.domain);
+      return undefined;
+    }
+    const leaseId = randomUUID();
+    for (const row of rows) this.leasedRows.add(rowKey(row.id, row.seq));
+    const timer = setTimeout(() => {
+      this.logger.warn({ event: 'LEASE_EXPIRED', leaseId, id: g.id, owner }, `lease ${leaseId} of ${g.id} expired; its rows are due again`);
+      this.endLease(leaseId);
+    }, this.config.queue.leaseTimeout);
+    timer.unref();
+    this.leases.set(leaseId, { leaseId, owner, zone, domain: g.domain, id: g.id, rows, meta, timer });
+    return {
+      leaseId,
+      id: g.id,
+      zone,
+      domain: g.domain,
+      from: meta.from,
+      rows: rows.map((r) => ({ seq: r.seq, recipient: r.recipient })),
+      headers: meta.headers,
+      bodyHash: meta.bodyHash,
+      size: meta.size,
+      chunks: meta.chunks,
+      messageId: meta.messageId,
+      created: meta.created,
+      attempts: Math.max(...rows.map((r) => r.attempts)),
+      lastCategory: rows.find((r) => r.category)?.category,
+    };
+  }
+
+  /** Sleeps until the next row of the zone is due (or a domain limit may have eased). */
+  private async armTimer(zone: string, state: ZoneState): Promise<void> {
+    const now = this.now();
+    let next = now + IDLE_RECHECK_MS;
+    for await (const key of this.store.db.keys({ ...keys.scheduleAfter(zone, now), limit: 1 })) {
+      next = Math.min(next, decodeScheduleKey(key).dueMs);
+    }
+    const rateFree = this.limits.nextFreeAt(zone);
+    if (rateFree !== undefined) next = Math.min(next, rateFree);
+    this.setTimer(zone, state, Math.max(next, now + 10));
+  }
+
+  private setTimer(zone: string, state: ZoneState, at: number): void {
+    if (state.timer && state.timerAt !== undefined && state.timerAt <= at) return;
+    clearTimeout(state.timer);
+    state.timerAt = at;
+    state.timer = setTimeout(() => {
+      state.timer = undefined;
+      state.timerAt = undefined;
+      this.wake(zone);
+    }, at - this.now());
+    state.timer.unref();
+  }
+}
+
+function rowKey(id: string, seq: number): string {
+  return `${id}:${seq}`;
+}

@@ -1,0 +1,132 @@
+/**
+ * fakemx's modes, records and the small pure helpers shared by fakemx.ts and fakemx-raw.ts
+ * (reply parsing, mode checks, X-Test-Id extraction, what counts as a copy).
+ */
+import type net from 'node:net';
+import type tls from 'node:tls';
+
+export type FailStage = 'MAIL' | 'RCPT' | 'DATA' | 'DOT';
+export type StallStage = 'EHLO' | 'MAIL' | 'RCPT' | 'DATA' | 'DOT';
+
+export type FakeMxMode =
+  | { kind: 'accept' }
+  | { kind: 'tempfail'; at: FailStage; reply?: string; firstAttemptPerId?: boolean }
+  | { kind: 'permfail'; at: FailStage; reply?: string; firstAttemptPerId?: boolean }
+  | { kind: 'dropAfterDot'; firstAttemptPerId?: boolean }
+  | { kind: 'delayDot'; ms: number }
+  | { kind: 'silent' }
+  | { kind: 'stallAt'; at: StallStage }
+  | { kind: 'starttlsInject' };
+
+export type SimpleMode = 'accept' | 'silent' | 'dropAfterDot' | 'starttlsInject';
+
+export const DEFAULT_TEMPFAIL_REPLY = '450 4.2.0 greylisted, try again later';
+export const DEFAULT_PERMFAIL_REPLY = '550 5.1.1 user unknown';
+
+/**
+ * open: in progress; accepted: 250 after the dot; rejected: we refused it (MAIL, DATA or DOT);
+ * dropped: dropAfterDot; stalled: stallAt hit during it; aborted: the client left (or RSET)
+ * before the end, e.g. after all its recipients were refused.
+ */
+export type Outcome = 'open' | 'accepted' | 'rejected' | 'dropped' | 'stalled' | 'aborted';
+
+export interface FakeMxTransaction {
+  connectionId: string;
+  from: string;
+  /** Recipients we accepted. */
+  to: string[];
+  /** Recipients we refused, with the reply. */
+  refused: { address: string; reply: string }[];
+  /** The message as received, after dot-unstuffing; undefined until the final dot. */
+  data?: Buffer;
+  size?: number;
+  testId?: string;
+  heloName: string;
+  tls: boolean;
+  localAddress: string;
+  localPort: number;
+  remoteAddress: string;
+  remotePort: number;
+  connectedAt: number;
+  mailAt: number;
+  /** When the final dot arrived. */
+  dataEndAt?: number;
+  /** Our last reply in this transaction ('250 …', '450 …'); undefined if we never answered. */
+  reply?: string;
+  outcome: Outcome;
+}
+
+export interface FakeMxConnection {
+  id: string;
+  server: 'smtp-server' | 'raw';
+  mode: FakeMxMode['kind'];
+  remoteAddress: string;
+  remotePort: number;
+  connectedAt: number;
+  closedAt?: number;
+  tls: boolean;
+  /** Raw sessions: every command line received, in order (after TLS they are marked). */
+  commands: string[];
+}
+
+export interface FakeMxOptions {
+  mode?: FakeMxMode | SimpleMode;
+  /** Offer STARTTLS (default true). */
+  tls?: boolean;
+  /** Name in the greeting and EHLO reply (default mx.test). */
+  name?: string;
+  /** Advertise SIZE and refuse bigger messages (552). */
+  maxSizeBytes?: number;
+  /** Keep message bytes in `messages` (default true; X-Test-Id is read either way). */
+  keepData?: boolean;
+  /** Loopback address to listen on (default 127.0.0.1). */
+  host?: string;
+}
+
+/** What a raw session needs from the fakemx. */
+export interface FakeMxRecorder {
+  readonly name: string;
+  readonly secureContext: tls.SecureContext;
+  startTransaction(c: FakeMxConnection, socket: net.Socket, heloName: string, isTls: boolean, from: string): FakeMxTransaction;
+  finishData(t: FakeMxTransaction, data: Buffer): void;
+  changed(): void;
+}
+
+export interface Reply {
+  code: number;
+  text: string;
+  line: string;
+}
+
+export function parseReply(reply: string): Reply {
+  const m = /^([245]\d\d)[ -]?(.*)$/.exec(reply.trim());
+  if (!m) throw new Error(`fakemx: a reply starts with a 3-digit code: ${JSON.stringify(reply)}`);
+  return { code: Number(m[1]), text: m[2] ?? '', line: `${m[1]} ${m[2] ?? ''}`.trimEnd() };
+}
+
+export function replyError(r: Reply): Error {
+  return Object.assign(new Error(r.text), { responseCode: r.code });
+}
+
+export function normalizeMode(mode: FakeMxMode | SimpleMode): FakeMxMode {
+  const m: FakeMxMode = typeof mode === 'string' ? ({ kind: mode } as FakeMxMode) : { ...mode };
+  if ((m.kind === 'tempfail' || m.kind === 'permfail') && m.reply) {
+    const r = parseReply(m.reply);
+    const wanted = m.kind === 'tempfail' ? 4 : 5;
+    if (Math.floor(r.code / 100) !== wanted) throw new Error(`fakemx: ${m.kind} needs a ${wanted}xx reply, got ${m.reply}`);
+  }
+  return m;
+}
+
+export function isCopy(t: FakeMxTransaction): boolean {
+  return t.dataEndAt !== undefined && (t.outcome === 'accepted' || t.outcome === 'dropped' || t.outcome === 'stalled');
+}
+
+/** The X-Test-Id header's value, from the header block only (folded lines unfolded). */
+export function testIdOf(data: Buffer): string | undefined {
+  const head = data.subarray(0, 65536).toString('latin1');
+  const end = /\r?\n\r?\n/.exec(head);
+  const block = (end ? head.slice(0, end.index) : head).replace(/\r?\n[ \t]+/g, ' ');
+  const m = /^x-test-id:[ \t]*([^\r\n]*)$/im.exec(block);
+  return m ? m[1]!.trim() : undefined;
+}
