@@ -207,6 +207,11 @@ async function runSluice(c: Case): Promise<SluiceRun> {
       `port = ${channelPort}`,
       '[queue]',
       'path = "queue"',
+      // acceptance only: no delivery (and no DNS lookups of the bench's .test domains)
+      '[zones.default]',
+      'processes = 0',
+      '[dns]',
+      'servers = ["127.0.0.1:9"]',
       '',
     ].join('\n'),
   );

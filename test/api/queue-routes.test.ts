@@ -13,7 +13,7 @@ import { isErrorShape, postJson, request, type Json, type SendReply } from '../h
 let m: TestMaster;
 before(async () => {
   // small chunks so a message has several body keys
-  m = await startMaster({ queue: { chunkSize: '1KB' }, zones: { bulk: { recipientDomains: ['bulk.test', 'mass.test'] } } });
+  m = await startMaster({ queue: { chunkSize: '1KB' }, zones: { bulk: { processes: 0, recipientDomains: ['bulk.test', 'mass.test'] } } });
 });
 after(() => m.stop());
 

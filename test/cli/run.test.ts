@@ -40,7 +40,7 @@ test('run logs one LISTENING line per listener, accepts a connection, and exits 
   const dir = tempDir(t);
   writeFileSync(
     path.join(dir, 'config.toml'),
-    ['hostname = "cli.sluice.test"', '[smtp]', 'port = 0', '[smtp.interfaces.submission]', 'port = 0', 'auth = "always"', '[api]', 'port = 0', '[channel]', 'port = 0', '[queue]', 'minFreeSpace = 0'].join('\n'),
+    ['hostname = "cli.sluice.test"', '[smtp]', 'port = 0', '[smtp.interfaces.submission]', 'port = 0', 'auth = "always"', '[api]', 'port = 0', '[channel]', 'port = 0', '[queue]', 'minFreeSpace = 0', '[zones.default]', 'processes = 0', '[dns]', 'servers = ["127.0.0.1:9"]'].join('\n'),
   );
   const child = startCli(['run', '-d', dir]);
   t.after(() => {

@@ -83,6 +83,9 @@ export function writeAppConfig(dir: string, opts: ConfigOptions = {}): void {
     table('api', { port: 0 }),
     table('channel', { port: 0 }),
     table('queue', { path: 'data/queue', minFreeSpace: 0 }, opts.queue),
+    // acceptance only: no delivery workers, and never a DNS query off this machine
+    table('zones.default', { processes: 0 }),
+    '[dns]\nservers = ["127.0.0.1:9"]',
     opts.extraToml ?? '',
   ].join('\n');
   writeFileSync(path.join(dir, 'config.toml'), toml + '\n');

@@ -37,7 +37,12 @@ export function testOverrides(overrides: Record<string, unknown> = {}): Record<s
     zones: { default: { processes: 0 } },
     dns: { servers: ['127.0.0.1:9'] },
   };
-  return merge(base, overrides);
+  const out = merge(base, overrides);
+  // every zone a test names is acceptance-only unless the test asks for workers
+  for (const zone of Object.values((out.zones ?? {}) as Record<string, Record<string, unknown>>)) {
+    if (zone.processes === undefined) zone.processes = 0;
+  }
+  return out;
 }
 
 function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {

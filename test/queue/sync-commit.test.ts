@@ -73,7 +73,7 @@ test('deleteMessage takes metadata, rows and schedule keys out in one synced bat
     const id = newQueueId();
     await storeMessage(store, id, Buffer.from('x\r\n'.repeat(1000)));
     const seen = recordBatches(store);
-    assert.equal(await store.deleteMessage(id), true);
+    assert.ok(await store.deleteMessage(id), "deleteMessage returns the rows it removed");
     const removal = seen.find((b) => b.keys.includes(keys.meta(id)));
     assert.ok(removal, 'one batch removes the metadata');
     assert.equal(removal.sync, true);
