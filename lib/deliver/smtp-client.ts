@@ -81,7 +81,11 @@ export class SmtpSession {
       fail?.(err);
     };
     this.conn.on('error', die);
-    this.conn.on('end', () => die(Object.assign(new Error('Connection closed unexpectedly'), { code: 'ECONNECTION' })));
+    // nodemailer emits 'end' from close() just BEFORE it hands the pending send its own error
+    // (after a 421 it closes first, then fails the send with the server's reply). Waiting one
+    // turn lets that error, with its responseCode and reply text, win over this generic one;
+    // otherwise "421 4.3.2 shutting down" was recorded as "Connection closed unexpectedly" (F4c).
+    this.conn.on('end', () => setImmediate(() => die(Object.assign(new Error('Connection closed unexpectedly'), { code: 'ECONNECTION' }))));
   }
 
   get secure(): boolean {

@@ -232,8 +232,17 @@ export class Scheduler {
     const stale: string[] = [];
     rowValues.forEach((value, i) => {
       const k = g.keys[i]!;
-      if (value === undefined || !meta) stale.push(keys.schedule(zone, k.due, g.id, k.seq));
-      else rows.push(JSON.parse(value.toString('utf8')) as DeliveryRow);
+      if (value === undefined || !meta) {
+        stale.push(keys.schedule(zone, k.due, g.id, k.seq));
+        return;
+      }
+      const row = JSON.parse(value.toString('utf8')) as DeliveryRow;
+      // The scan reads an iterator snapshot: an outcome recorded meanwhile may have moved the
+      // row to a later time (its lease ended, so it is not "leased" any more). The row's own
+      // due time is the truth; trying it now would be an early retry (seen in F4: a second
+      // attempt 30 ms after a deferral).
+      if (row.due !== k.due) return;
+      rows.push(row);
     });
     if (stale.length) {
       // index keys whose row or message is gone (deleted by an operator mid-scan): drop them
