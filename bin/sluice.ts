@@ -10,6 +10,7 @@ import { runCommand } from '../lib/app/run.js';
 import { createAppDir } from '../lib/app/create.js';
 import { ConfigError, loadConfig } from '../lib/config/load.js';
 import { hashPassword } from '../lib/accept/passwords.js';
+import { checkBounce } from '../lib/bounce/check-bounce.js';
 
 const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string };
 
@@ -75,7 +76,25 @@ await yargs(hideBin(process.argv))
       console.log(await hashPassword(password));
     },
   )
-  .demandCommand(1, 'name a command: run, create, check-config or hash-password')
+  .command(
+    'check-bounce',
+    'show how an SMTP reply (from stdin, or --response) is classified: action, category, status, rule',
+    (y) =>
+      y
+        .option('response', { alias: 'r', type: 'string', describe: 'the reply, e.g. "550 5.1.1 <x@y.test>: user unknown" (default: read stdin)' })
+        .option('code', { type: 'string', describe: 'an error code instead of a reply: ECONNREFUSED, ETIMEDOUT, ENOTFOUND, ETLS, ...' })
+        .option('phase', { type: 'string', describe: 'the SMTP phase: CONN, HELO, MAIL, RCPT, DATA, DOT' })
+        .option('rules', { type: 'string', describe: 'a rules file to use instead of the shipped config/bounce-rules.txt' })
+        .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON' }),
+    (argv) => {
+      process.exitCode = checkBounce(argv, {
+        readStdin: () => readFileSync(0, 'utf8'),
+        out: (line) => console.log(line),
+        err: (line) => console.error(line),
+      });
+    },
+  )
+  .demandCommand(1, 'name a command: run, create, check-config, check-bounce or hash-password')
   .strict()
   .version(pkg.version)
   .help()

@@ -1,5 +1,6 @@
 // mailsplit ships no types; this covers the part Sluice uses.
 declare module 'mailsplit' {
+  import { Transform } from 'node:stream';
   export interface HeaderLine {
     key: string;
     line: string;
@@ -15,6 +16,22 @@ declare module 'mailsplit' {
     remove(key: string): void;
     update(key: string, value: string | Buffer | number, relativeIndex?: number): void;
     build(lineEnd?: string): Buffer;
+  }
+  /** One MIME node as the Splitter emits it (its body follows as 'body' chunks). */
+  export interface MimeNode {
+    type: 'node';
+    root: boolean;
+    contentType: string | false;
+    multipart: string | false;
+    encoding: string | false;
+    headers: Headers;
+    parentNode?: MimeNode;
+    getHeaders(): Buffer;
+  }
+  export type SplitterChunk = MimeNode | { type: 'body' | 'data'; value: Buffer; node?: MimeNode };
+  /** A Transform: raw message bytes in, SplitterChunk objects out. */
+  export class Splitter extends Transform {
+    constructor(config?: Record<string, unknown>);
   }
 }
 
