@@ -58,6 +58,8 @@ export interface RowResult {
   tls?: boolean;
   /** the reply after the final dot was lost: the message may have arrived (RFC 1047) */
   uncertain?: boolean;
+  /** how long the attempt took in the worker, from job to result (Postfix logs it as delays=) */
+  durationMs?: number;
 }
 
 export type WorkerMessage =

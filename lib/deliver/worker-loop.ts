@@ -39,6 +39,7 @@ export class WorkerLoop {
         return; // channel closed
       }
       this.inFlight++;
+      const startedMs = Date.now();
       let results: RowResult[];
       try {
         results = await deliverJob(job, this.ctx);
@@ -48,6 +49,8 @@ export class WorkerLoop {
       } finally {
         this.inFlight--;
       }
+      const durationMs = Date.now() - startedMs;
+      results = results.map((r) => ({ ...r, durationMs }));
       try {
         await this.channel.result(job.leaseId, results);
       } catch {

@@ -162,11 +162,17 @@ export class Scheduler {
   private async pump(zone: string, state: ZoneState): Promise<void> {
     state.pumping = true;
     try {
-      do {
+      for (;;) {
         state.again = false;
         await this.fill(zone, state);
-      } while (state.again && state.waiters.length && !this.closed);
-      if (state.waiters.length && !this.closed) await this.armTimer(zone, state);
+        if (!state.waiters.length || this.closed) break;
+        if (state.again) continue;
+        await this.armTimer(zone, state);
+        // a wake that came while the timer was being armed (a lease ended, a worker asked for
+        // work) must not wait for that timer: it was lost before, and a due row then sat for up
+        // to a second or more (seen in F6 as a 1.1 s gap before an attempt)
+        if (!state.again) break;
+      }
     } catch (err) {
       this.logger.error({ err, zone }, 'scheduler pass failed');
       this.setTimer(zone, state, this.now() + 1000);
