@@ -35,6 +35,8 @@ export interface Lease {
   rows: DeliveryRow[];
   meta: MessageMeta;
   timer: NodeJS.Timeout;
+  /** its outcome is being written: the rows stay taken until that is done */
+  reporting?: boolean;
 }
 
 interface Waiter {
@@ -109,13 +111,33 @@ export class Scheduler {
     return lease;
   }
 
-  /** A worker's channel closed: everything it held or waited for is released at once. */
-  releaseOwner(owner: string): number {
-    let released = 0;
+  /**
+   * Records a worker's report for a lease it holds: `apply` writes the outcome, then the lease
+   * ends. A report for a lease that expired or belongs to another connection changes nothing.
+   * While the outcome is being written the lease is not released, even if the worker's channel
+   * closes or the lease expires meanwhile: releasing it then made the rows due before their
+   * outcome was on disk, and a delivered message could be handed out again (a duplicate).
+   */
+  async settle(leaseId: string, owner: string, apply: (lease: Lease) => Promise<void>): Promise<void> {
+    const lease = this.leases.get(leaseId);
+    if (!lease || lease.owner !== owner || lease.reporting) return;
+    lease.reporting = true;
+    try {
+      await apply(lease);
+    } finally {
+      lease.reporting = false;
+      this.endLease(leaseId);
+    }
+  }
+
+  /** A worker's channel closed: everything it held or waited for is released at once. Returns
+   * the ids of the messages whose deliveries are due again. */
+  releaseOwner(owner: string): string[] {
+    const released: string[] = [];
     for (const lease of [...this.leases.values()]) {
-      if (lease.owner === owner) {
+      if (lease.owner === owner && !lease.reporting) {
         this.endLease(lease.leaseId);
-        released++;
+        released.push(lease.id);
       }
     }
     for (const state of this.zones.values()) {
@@ -261,6 +283,7 @@ export class Scheduler {
     const leaseId = randomUUID();
     for (const row of rows) this.leasedRows.add(rowKey(row.id, row.seq));
     const timer = setTimeout(() => {
+      if (this.leases.get(leaseId)?.reporting) return; // settle() ends it when the write is done
       this.logger.warn({ event: 'LEASE_EXPIRED', leaseId, id: g.id, owner }, `lease ${leaseId} of ${g.id} expired; its rows are due again`);
       this.endLease(leaseId);
     }, this.config.queue.leaseTimeout);
