@@ -85,7 +85,9 @@ export async function deliverJob(job: Job, ctx: DeliveryContext): Promise<RowRes
         return mapResult(job, result, host, pool.address, ctx);
       } catch (err) {
         last = err as TransactionError;
-        if (!last.connected && (last.code === 'ECONNECTION' || last.code === 'ETIMEDOUT' || last.code === 'ESOCKET')) ctx.circuit.trip(address, host.port);
+        // a host that did not answer is held back for a while; one whose certificate failed our
+        // policy is not unreachable (other domains with another policy may use it at once)
+        if (!last.connected && !isTlsFailure(last) && (last.code === 'ECONNECTION' || last.code === 'ETIMEDOUT' || last.code === 'ESOCKET')) ctx.circuit.trip(address, host.port);
         const phase = phaseOf(last);
         if (last.connected && !PRE_TRANSACTION.has(phase)) {
           return mapError(job, last, host, pool.address, ctx);
@@ -158,14 +160,26 @@ function mapError(job: Job, err: TransactionError, host: TargetHost, localAddres
   }
   // a connection lost after the whole message went out: it may have arrived
   const uncertain = err.dataSent && !err.responseCode;
+  // STARTTLS refused or failed while the policy needs TLS ("encrypt", "verify"): the server may
+  // offer it tomorrow; it is never a reason to bounce. The reply classification alone said
+  // "bounce" for "500 command not recognized" to a STARTTLS nobody had offered (F13).
+  const tlsFailure = isTlsFailure(err);
   return job.rows.map((row) => {
     const own = perRecipient.get(row.recipient.toLowerCase());
     const responseCode = own?.responseCode ?? err.responseCode;
     const response = own?.response ?? err.response ?? `${err.code ?? 'ERROR'}: ${err.message}`;
     const c = classifyReply({ responseCode, response, code: err.code, phase }, ctx.bounceRules);
-    const outcome = uncertain ? 'deferred' : c.action === 'bounce' ? 'bounced' : 'deferred';
-    return { seq: row.seq, outcome, response, responseCode, status: c.status, category: c.category, code: err.code, mx: host.host, localAddress, tls: err.tls, ...(uncertain ? { uncertain: true } : {}) };
+    const outcome = uncertain || tlsFailure ? 'deferred' : c.action === 'bounce' ? 'bounced' : 'deferred';
+    const status = tlsFailure && !c.status.startsWith('4.') ? '4.7.5' : c.status;
+    const category = tlsFailure ? 'tls' : c.category;
+    return { seq: row.seq, outcome, response, responseCode, status, category, code: err.code, mx: host.host, localAddress, tls: err.tls, ...(uncertain ? { uncertain: true } : {}) };
   });
+}
+
+/** STARTTLS refused or failed, or a certificate our policy does not accept (nodemailer reports
+ * the latter as ESOCKET with the TLS code underneath). */
+function isTlsFailure(err: TransactionError): boolean {
+  return err.code === 'ETLS' || /^ERR_(TLS|SSL)_|CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/.test(err.originalCode ?? '');
 }
 
 export function tlsPolicyFor(domain: string, config: Config, zone: ZoneConfig, routeTls?: string): TlsPolicy {

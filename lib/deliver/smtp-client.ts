@@ -8,6 +8,7 @@
  * `connected` (did we reach the greeting and EHLO?), `dataSent` (had the whole message been
  * handed over?) and `tls`.
  */
+import net from 'node:net';
 import type { Readable } from 'node:stream';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 
@@ -35,6 +36,8 @@ export interface TransactionResult {
 
 export interface TransactionError extends Error {
   code?: string;
+  /** the system or TLS code under nodemailer's (e.g. DEPTH_ZERO_SELF_SIGNED_CERT under ESOCKET) */
+  originalCode?: string;
   responseCode?: number;
   response?: string;
   command?: string;
@@ -59,15 +62,18 @@ export class SmtpSession {
 
   private constructor(readonly opts: SessionOptions) {
     this.key = sessionKey(opts);
+    // SNI carries host names only (RFC 6066); a route to an address literal sends none (Node
+    // warns, and will ignore it). The certificate is still checked against the address.
+    const servername = net.isIP(opts.hostname) ? undefined : opts.hostname;
     this.conn = new SMTPConnection({
       host: opts.address,
       port: opts.port,
-      servername: opts.hostname,
+      servername,
       name: opts.heloName,
       localAddress: opts.localAddress,
       ignoreTLS: opts.tls === 'none',
       requireTLS: opts.tls === 'encrypt' || opts.tls === 'verify',
-      tls: { rejectUnauthorized: opts.tls === 'verify', servername: opts.hostname, minVersion: 'TLSv1.2' },
+      tls: { rejectUnauthorized: opts.tls === 'verify', ...(servername ? { servername } : {}), minVersion: 'TLSv1.2' },
       connectionTimeout: opts.connectTimeoutMs,
       greetingTimeout: opts.greetingTimeoutMs,
       socketTimeout: opts.socketTimeoutMs,
