@@ -110,7 +110,7 @@ export class Master {
         fetch: (peer) => scheduler.fetch(peer.owner, peer.zone),
         readChunk: (id, n) => store.db.get(keys.body(id, n)),
         // a report for a lease that expired or belongs to another connection changes nothing
-        result: (peer, leaseId, results) => scheduler.settle(leaseId, peer.owner, (lease) => outcomes.apply(lease, results)),
+        result: (peer, leaseId, results, keptSession) => scheduler.settle(leaseId, peer.owner, (lease) => outcomes.apply(lease, results), keptSession),
         closed: (peer) => {
           const ids = scheduler.releaseOwner(peer.owner);
           if (ids.length) logger.warn({ event: 'LEASES_RELEASED', workerId: peer.workerId, leases: ids.length, ids: ids.slice(0, 100) }, `worker ${peer.workerId} left; ${ids.length} deliveries are due again`);

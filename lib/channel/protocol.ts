@@ -8,7 +8,7 @@
  *   hello {zone, workerId, secret} → welcome | (close)
  *   fetch {req}                    → job {req, job}          (held until work is due)
  *   body {req, id, chunk}          → body frame {req, bytes} | bodyEnd {req}
- *   result {req, leaseId, rows}    → ack {req}
+ *   result {req, leaseId, rows, keptSession} → ack {req}
  */
 export const PROTOCOL_VERSION = 1;
 
@@ -66,7 +66,8 @@ export type WorkerMessage =
   | { type: 'hello'; version: number; zone: string; workerId: string; secret: string }
   | { type: 'fetch'; req: number }
   | { type: 'body'; req: number; id: string; chunk: number }
-  | { type: 'result'; req: number; leaseId: string; results: RowResult[] };
+  /** keptSession: the worker keeps its SMTP session open for the next message to that host */
+  | { type: 'result'; req: number; leaseId: string; results: RowResult[]; keptSession?: boolean };
 
 export type MasterMessage =
   | { type: 'welcome'; version: number; workerId: string }

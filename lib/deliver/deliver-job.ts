@@ -40,7 +40,20 @@ export interface DeliveryContext {
 /** Phases before MAIL FROM: a failure there means "try the next host". */
 const PRE_TRANSACTION = new Set(['CONN', 'GREETING', 'EHLO', 'HELO', 'STARTTLS', undefined]);
 
-export async function deliverJob(job: Job, ctx: DeliveryContext): Promise<RowResult[]> {
+export interface DeliveryOutcome {
+  results: RowResult[];
+  /** the session went back to the pool for the next message to that host (the master counts it
+   * as a connection to the domain while it is idle) */
+  keptSession: boolean;
+}
+
+export async function deliverJob(job: Job, ctx: DeliveryContext): Promise<DeliveryOutcome> {
+  const session = { kept: false };
+  const results = await deliverRows(job, ctx, session);
+  return { results, keptSession: session.kept };
+}
+
+async function deliverRows(job: Job, ctx: DeliveryContext, session: { kept: boolean }): Promise<RowResult[]> {
   const { config, zone } = ctx;
   const route = config.routes[job.domain] ?? zone.route;
   let hosts: TargetHost[];
@@ -81,6 +94,7 @@ export async function deliverJob(job: Job, ctx: DeliveryContext): Promise<RowRes
       };
       try {
         const result = await transact(job, options, ctx);
+        session.kept = result.kept;
         ctx.circuit.reset(address, host.port);
         return mapResult(job, result, host, pool.address, ctx);
       } catch (err) {
@@ -101,7 +115,7 @@ export async function deliverJob(job: Job, ctx: DeliveryContext): Promise<RowRes
 }
 
 /** One transaction on a pooled session if there is one (a stale one is replaced once), else on a new session. */
-async function transact(job: Job, options: SessionOptions, ctx: DeliveryContext): Promise<TransactionResult> {
+async function transact(job: Job, options: SessionOptions, ctx: DeliveryContext): Promise<TransactionResult & { kept: boolean }> {
   const envelope = { from: job.from, to: job.rows.map((r) => r.recipient), size: job.size };
   let session = ctx.sessions.take(options);
   const reused = session !== undefined;
@@ -109,8 +123,7 @@ async function transact(job: Job, options: SessionOptions, ctx: DeliveryContext)
     const body = bodyStream(job, ctx);
     try {
       const result = await session.send(envelope, body.stream, () => body.finished, true);
-      ctx.sessions.give(session);
-      return result;
+      return { ...result, kept: ctx.sessions.give(session) };
     } catch (err) {
       if (!(err as TransactionError).staleSession) throw err;
     }
@@ -118,9 +131,8 @@ async function transact(job: Job, options: SessionOptions, ctx: DeliveryContext)
   session = await SmtpSession.open(options);
   const body = bodyStream(job, ctx);
   const result = await session.send(envelope, body.stream, () => body.finished, false);
-  ctx.sessions.give(session);
   void reused;
-  return result;
+  return { ...result, kept: ctx.sessions.give(session) };
 }
 
 function allRows(job: Job, r: Omit<RowResult, 'seq'>): RowResult[] {

@@ -41,8 +41,9 @@ export class WorkerLoop {
       this.inFlight++;
       const startedMs = Date.now();
       let results: RowResult[];
+      let keptSession = false;
       try {
-        results = await deliverJob(job, this.ctx);
+        ({ results, keptSession } = await deliverJob(job, this.ctx));
       } catch (err) {
         this.logger.error({ err, id: job.id }, 'delivery failed unexpectedly');
         results = job.rows.map((r) => ({ seq: r.seq, outcome: 'deferred', response: `local error: ${(err as Error).message}`, category: 'other' }));
@@ -52,7 +53,7 @@ export class WorkerLoop {
       const durationMs = Date.now() - startedMs;
       results = results.map((r) => ({ ...r, durationMs }));
       try {
-        await this.channel.result(job.leaseId, results);
+        await this.channel.result(job.leaseId, results, keptSession);
       } catch {
         return; // the master will hand the job out again
       }

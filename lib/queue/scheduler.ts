@@ -25,6 +25,8 @@ import { DomainLimits } from '../zones/domain-limits.js';
 const SCAN_BUDGET = 5000;
 /** Even with nothing due, look again this often (a safety net for missed wake-ups). */
 const IDLE_RECHECK_MS = 5000;
+/** A worker closes an idle session at sessionIdle; the master counts it a little longer. */
+const HOLD_MARGIN_MS = 1000;
 
 export interface Lease {
   leaseId: string;
@@ -43,6 +45,13 @@ interface Waiter {
   owner: string;
   resolve: (job: Job) => void;
   reject: (err: Error) => void;
+}
+
+interface Group {
+  id: string;
+  domain: string;
+  keys: { seq: number; due: number }[];
+  waiter: Waiter;
 }
 
 interface ZoneState {
@@ -118,7 +127,7 @@ export class Scheduler {
    * closes or the lease expires meanwhile: releasing it then made the rows due before their
    * outcome was on disk, and a delivered message could be handed out again (a duplicate).
    */
-  async settle(leaseId: string, owner: string, apply: (lease: Lease) => Promise<void>): Promise<void> {
+  async settle(leaseId: string, owner: string, apply: (lease: Lease) => Promise<void>, keptSession = false): Promise<void> {
     const lease = this.leases.get(leaseId);
     if (!lease || lease.owner !== owner || lease.reporting) return;
     lease.reporting = true;
@@ -126,6 +135,11 @@ export class Scheduler {
       await apply(lease);
     } finally {
       lease.reporting = false;
+      // the worker kept its session open for the next message: it still counts as a connection
+      // to that domain until the worker's idle time is surely over (set before the lease ends,
+      // so no scan sees the domain with a free connection in between)
+      const idleMs = this.config.delivery.sessionIdle;
+      if (keptSession && idleMs > 0 && this.leases.has(leaseId)) this.limits.hold(lease.zone, lease.domain, owner, this.now() + idleMs + HOLD_MARGIN_MS);
       this.endLease(leaseId);
     }
   }
@@ -148,6 +162,9 @@ export class Scheduler {
       }
       state.waiters = keep;
     }
+    // its idle sessions died with it: their domains may take a new connection
+    this.limits.dropHolds(owner);
+    this.wakeAll();
     return released;
   }
 
@@ -203,54 +220,77 @@ export class Scheduler {
     }
   }
 
-  /** One pass over the due part of the zone's index, handing jobs to as many waiters as it can. */
+  /**
+   * One pass over the due part of the zone's index, handing jobs to as many waiters as it can.
+   * A job is one message to one domain: the due rows of a message are next to each other in the
+   * index (same due time), with their domains mixed in recipient order, so each domain of the
+   * message being read gets its own group (a message to a@x, b@y, c@x makes one transaction to
+   * x with both, not two).
+   */
   private async fill(zone: string, state: ZoneState): Promise<void> {
     const now = this.now();
     const maxRows = this.config.delivery.maxRecipientsPerTransaction;
     let scanned = 0;
-    let group: { id: string; domain: string; keys: { seq: number; due: number }[] } | undefined;
-    const groups: NonNullable<typeof group>[] = [];
+    /** waiters this pass may still hand work to */
+    const free = [...state.waiters];
+    const groups: Group[] = [];
+    /** the groups of the message being read, by domain (the last one, while it has room) */
+    let open = new Map<string, Group>();
+    let openId: string | undefined;
     const blockedDomains = new Set<string>();
-
-    const flush = () => {
-      if (group) {
-        groups.push(group);
-        // count the connection now, so the rest of this pass sees it
-        this.limits.acquire(zone, group.domain);
-        group = undefined;
-      }
-    };
 
     for await (const [key, value] of this.store.db.iterator(keys.scheduleDue(zone, now))) {
       if (++scanned > SCAN_BUDGET) break;
       const { id, seq, dueMs } = decodeScheduleKey(key);
       const domain = value.toString();
       if (this.leasedRows.has(rowKey(id, seq))) continue;
-      if (group && group.id === id && group.domain === domain && group.keys.length < maxRows) {
-        group.keys.push({ seq, due: dueMs });
+      if (id !== openId) {
+        if (!free.length) break;
+        open = new Map();
+        openId = id;
+      }
+      const g = open.get(domain);
+      if (g && g.keys.length < maxRows) {
+        g.keys.push({ seq, due: dueMs });
         continue;
       }
-      flush();
-      if (groups.length >= state.waiters.length) break;
-      if (blockedDomains.has(domain)) continue;
-      if (!this.limits.mayStart(zone, domain)) {
+      if (!free.length || blockedDomains.has(domain)) continue;
+      // count the connection now, so the rest of this pass sees it
+      const waiter = this.claim(zone, domain, free);
+      if (!waiter) {
         blockedDomains.add(domain);
         continue;
       }
-      group = { id, domain, keys: [{ seq, due: dueMs }] };
+      const next: Group = { id, domain, keys: [{ seq, due: dueMs }], waiter };
+      open.set(domain, next);
+      groups.push(next);
     }
-    flush();
 
     for (const g of groups) {
-      const waiter = state.waiters.shift();
-      if (!waiter) {
+      const i = state.waiters.indexOf(g.waiter);
+      if (i < 0) {
+        // its worker left during the scan: the rows stay due, the connection was never made
         this.limits.release(zone, g.domain);
         continue;
       }
-      const job = await this.makeJob(zone, g, waiter.owner);
-      if (job) waiter.resolve(job);
-      else state.waiters.unshift(waiter);
+      state.waiters.splice(i, 1);
+      const job = await this.makeJob(zone, g, g.waiter.owner);
+      if (job) g.waiter.resolve(job);
+      else state.waiters.unshift(g.waiter);
     }
+  }
+
+  /**
+   * A waiter for a new delivery to `domain`, taken from `free`, with the connection counted: the
+   * worker that keeps an idle session to that domain, when it has a slot free (no new
+   * connection); else any worker, when the domain's limits allow one more connection.
+   */
+  private claim(zone: string, domain: string, free: Waiter[]): Waiter | undefined {
+    const i = free.findIndex((w) => this.limits.hasHold(zone, domain, w.owner));
+    if (i >= 0 && this.limits.useHold(zone, domain, free[i]!.owner)) return free.splice(i, 1)[0];
+    if (!this.limits.mayStart(zone, domain)) return undefined;
+    this.limits.acquire(zone, domain);
+    return free.shift();
   }
 
   private async makeJob(zone: string, g: { id: string; domain: string; keys: { seq: number; due: number }[] }, owner: string): Promise<Job | undefined> {
