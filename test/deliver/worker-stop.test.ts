@@ -37,3 +37,22 @@ test('stop during deliveries: in-flight ones finish and are recorded, workers ex
   assert.equal(mx.transactions.filter((t) => t.outcome === 'accepted').length, 4, 'the in-flight deliveries completed');
   assert.equal(m.events('DELIVERED').length, 4, 'and were recorded before the workers left');
 });
+
+test('a worker that cannot start is replaced at once a few times, then with growing back-off (no hot loop)', async () => {
+  // a DKIM key file that does not exist: every worker exits with an error right after its start
+  const m = await startLoggedMaster({
+    dkim: { keys: [{ domain: 'x.test', selector: 's1', privateKey: 'keys/missing.pem' }] },
+    zones: { default: { processes: 1 } },
+  });
+  cleanup.push(() => m.stop());
+  const t0 = Date.now();
+  await new Promise((r) => setTimeout(r, 4000));
+  const exits = m.events('WORKER_EXITED');
+  const delays = exits.map((e) => Number(e.restartInMs));
+  console.log(`# crash loop: ${m.events('WORKER_STARTED').length} starts in ${Date.now() - t0} ms, restart delays ${delays.join(',')} ms`);
+  assert.ok(exits.length >= 5, 'the failing worker was restarted');
+  assert.ok(exits.every((e) => e.code === 1), 'it failed on its own (exit 1)');
+  assert.deepEqual(delays.slice(0, 4), [0, 0, 0, 0], 'the first restarts are immediate');
+  assert.ok(delays.slice(4).every((d, i) => d >= 1000 * 2 ** i), `then they back off: ${delays.join(',')}`);
+  assert.ok(m.events('WORKER_STARTED').length <= 8, 'no hot loop');
+});
