@@ -23,6 +23,8 @@ import { DomainLimits } from '../zones/domain-limits.js';
 
 /** How many index keys one pass may read before it gives up for now. */
 const SCAN_BUDGET = 5000;
+/** A pass that stopped at its budget with workers still waiting goes on this soon, from there. */
+const CONTINUE_MS = 100;
 /** Even with nothing due, look again this often (a safety net for missed wake-ups). */
 const IDLE_RECHECK_MS = 5000;
 /** A worker closes an idle session at sessionIdle; the master counts it a little longer. */
@@ -60,6 +62,8 @@ interface ZoneState {
   again: boolean;
   timer?: NodeJS.Timeout;
   timerAt?: number;
+  /** the last key read by a pass that stopped at its budget: the next pass starts after it */
+  cursor?: string;
 }
 
 export class SchedulerClosedError extends Error {}
@@ -203,9 +207,16 @@ export class Scheduler {
     try {
       for (;;) {
         state.again = false;
-        await this.fill(zone, state);
+        const unread = await this.fill(zone, state);
         if (!state.waiters.length || this.closed) break;
         if (state.again) continue;
+        if (unread) {
+          // part of the due range was not read; go on from the cursor soon (not at once: a
+          // backlog that cannot start, e.g. a rate-limited domain, would otherwise keep the
+          // master busy reading it over and over)
+          this.setTimer(zone, state, this.now() + CONTINUE_MS);
+          break;
+        }
         await this.armTimer(zone, state);
         // a wake that came while the timer was being armed (a lease ended, a worker asked for
         // work) must not wait for that timer: it was lost before, and a due row then sat for up
@@ -226,8 +237,13 @@ export class Scheduler {
    * index (same due time), with their domains mixed in recipient order, so each domain of the
    * message being read gets its own group (a message to a@x, b@y, c@x makes one transaction to
    * x with both, not two).
+   *
+   * A pass reads at most SCAN_BUDGET keys. When it stops there with workers still waiting, the
+   * next pass starts after the last key it read, so rows further on are reached too: before, a
+   * backlog of more than SCAN_BUDGET rows that could not start (a rate-limited domain) hid every
+   * other domain queued behind it. Returns true when it stopped at the budget.
    */
-  private async fill(zone: string, state: ZoneState): Promise<void> {
+  private async fill(zone: string, state: ZoneState): Promise<boolean> {
     const now = this.now();
     const maxRows = this.config.delivery.maxRecipientsPerTransaction;
     let scanned = 0;
@@ -238,9 +254,19 @@ export class Scheduler {
     let open = new Map<string, Group>();
     let openId: string | undefined;
     const blockedDomains = new Set<string>();
+    const due = keys.scheduleDue(zone, now);
+    const range = state.cursor && state.cursor >= due.gte && state.cursor < due.lte ? { gt: state.cursor, lte: due.lte } : due;
+    state.cursor = undefined;
+    let lastKey: string | undefined;
+    let unread = false;
 
-    for await (const [key, value] of this.store.db.iterator(keys.scheduleDue(zone, now))) {
-      if (++scanned > SCAN_BUDGET) break;
+    for await (const [key, value] of this.store.db.iterator(range)) {
+      if (++scanned > SCAN_BUDGET) {
+        state.cursor = lastKey;
+        unread = true;
+        break;
+      }
+      lastKey = key;
       const { id, seq, dueMs } = decodeScheduleKey(key);
       const domain = value.toString();
       if (this.leasedRows.has(rowKey(id, seq))) continue;
@@ -278,6 +304,7 @@ export class Scheduler {
       if (job) g.waiter.resolve(job);
       else state.waiters.unshift(g.waiter);
     }
+    return unread;
   }
 
   /**

@@ -121,3 +121,16 @@ test('GET /message/:id shows a deferred row with its attempts and last reply; PO
   console.log(`# retry: delivered ${Date.now() - retriedAt} ms after POST /message/:id/retry`);
   assert.equal((await fetch(`${m.api}/message/${id}/retry`, { method: 'POST' })).status, 404, 'a message no longer queued: 404');
 });
+
+test('a big backlog for a rate-limited domain does not hold up other domains (more due rows than one scan reads)', async () => {
+  const { mx, smtp, m } = await setup({ processes: 1, connections: 4, domainRatePerMinute: 1 });
+  // 6 × 1000 recipients at slow.test: 6000 due rows, more than one scheduler pass reads (5000)
+  for (let k = 0; k < 6; k++) await smtp.send({ to: Array.from({ length: 1000 }, (_, i) => `u${k}-${i}@slow.test`), testId: `bulk-${k}` });
+  await mx.waitFor(1, 5000); // the one slow.test transaction the rate allows
+  const sentAt = Date.now();
+  await smtp.send({ to: 'x@fast.test', testId: 'fast' });
+  await mx.waitUntil(() => mx.copiesById().get('fast') === 1, 5000, () => 'fast.test waited behind the slow.test backlog');
+  console.log(`# 6000 rows blocked by a rate limit ahead in the index: fast.test delivered in ${Date.now() - sentAt} ms`);
+  assert.equal(mx.transactions.filter((t) => t.to.some((r) => r.endsWith('@slow.test'))).length, 1, 'slow.test kept to its rate');
+  void m;
+});
