@@ -88,12 +88,32 @@ await yargs(hideBin(process.argv))
       console.log(await hashPassword(password));
     },
   )
+  .command(
+    'check-bounce',
+    'show how an SMTP reply (from stdin, or --response) is classified: action, category, status, rule',
+    (y) =>
+      y
+        .option('response', { alias: 'r', type: 'string', describe: 'the reply, e.g. "550 5.1.1 <x@y.test>: user unknown" (default: read stdin)' })
+        .option('code', { type: 'string', describe: 'an error code instead of a reply: ECONNREFUSED, ETIMEDOUT, ENOTFOUND, ETLS, ...' })
+        .option('phase', { type: 'string', describe: 'the SMTP phase: CONN, HELO, MAIL, RCPT, DATA, DOT' })
+        .option('rules', { type: 'string', describe: 'a rules file to use instead of the shipped config/bounce-rules.txt' })
+        .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON' }),
+    async (argv) => {
+      const { checkBounce } = await import('../lib/bounce/check-bounce.js');
+      process.exitCode = checkBounce(argv, {
+        readStdin: () => readFileSync(0, 'utf8'),
+        out: (line) => console.log(line),
+        err: (line) => console.error(line),
+      });
+    },
+  )
   .example('$0 create /var/lib/sluice', 'make an app dir')
   .example('$0 check-config -d /var/lib/sluice', 'check its config')
   .example('$0 run -d /var/lib/sluice', 'run it')
   .example('$0 hash-password < secret.txt', 'hash a password for [smtp.users]')
   .epilogue('Config: config/default.toml, then DIR/config.toml, then SLUICE_… environment variables (SLUICE_SMTP__PORT=2600).')
-  .demandCommand(1, 'name a command: run, create, check-config or hash-password')
+  .example('echo "550 5.1.1 <x@y.test>: user unknown" | $0 check-bounce', 'how a reply is classified')
+  .demandCommand(1, 'name a command: run, create, check-config, check-bounce or hash-password')
   .strict()
   .version(pkg.version)
   .help()

@@ -25,11 +25,19 @@ declare module 'mailsplit' {
     contentType: string | false;
     multipart: string | false;
   }
-  export interface SplitterChunk {
-    type: 'data' | 'body';
-    value: Buffer;
+  /** One MIME node as the Splitter emits it (its body follows as 'body' chunks). */
+  export interface MimeNode {
+    type: 'node';
+    root: boolean;
+    contentType: string | false;
+    multipart: string | false;
+    encoding: string | false;
+    headers: Headers;
+    parentNode?: MimeNode;
+    getHeaders(): Buffer;
   }
-  /** Parses a whole message into nodes and their bodies (used by tests to walk MIME parts). */
+  export type SplitterChunk = MimeNode | { type: 'body' | 'data'; value: Buffer; node?: MimeNode };
+  /** A Transform: raw message bytes in, SplitterChunk objects out. */
   export class Splitter extends Transform {
     constructor(config?: Record<string, unknown>);
   }

@@ -123,19 +123,11 @@ export class Master {
         credentials: (workerId) => supervisor.credentials(workerId),
         fetch: (peer) => scheduler.fetch(peer.owner, peer.zone),
         readChunk: (id, n) => store.db.get(keys.body(id, n)),
-        result: async (peer, leaseId, results) => {
-          const lease = scheduler.lease(leaseId);
-          // a report for a lease that expired or belongs to another connection changes nothing
-          if (!lease || lease.owner !== peer.owner) return;
-          try {
-            await outcomes.apply(lease, results);
-          } finally {
-            scheduler.endLease(leaseId);
-          }
-        },
+        // a report for a lease that expired or belongs to another connection changes nothing
+        result: (peer, leaseId, results, keptSession) => scheduler.settle(leaseId, peer.owner, (lease) => outcomes.apply(lease, results), keptSession),
         closed: (peer) => {
-          const n = scheduler.releaseOwner(peer.owner);
-          if (n) logger.warn({ event: 'LEASES_RELEASED', workerId: peer.workerId, leases: n }, `worker ${peer.workerId} left; ${n} deliveries are due again`);
+          const ids = scheduler.releaseOwner(peer.owner);
+          if (ids.length) logger.warn({ event: 'LEASES_RELEASED', workerId: peer.workerId, leases: ids.length, ids: ids.slice(0, 100) }, `worker ${peer.workerId} left; ${ids.length} deliveries are due again`);
         },
       },
       logger.child({ component: 'channel' }),

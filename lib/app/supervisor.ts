@@ -1,8 +1,8 @@
 /**
  * Keeps each zone's delivery workers running: forks `processes` children per zone, gives each a
  * fresh secret for the data channel over IPC (never in argv or the environment), restarts one
- * that dies (with growing back-off when it keeps dying young, logged), and stops them cleanly:
- * ask, wait, then kill.
+ * that dies (at once, unless its slot is crash-looping: then with growing back-off, logged), and
+ * stops them cleanly: ask, wait, then kill.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -13,8 +13,15 @@ import type { WorkerInit } from './worker.js';
 
 const WORKER_ENTRY = fileURLToPath(new URL('./worker-main.js', import.meta.url));
 const MAX_BACKOFF_MS = 30_000;
-/** a worker that lived this long was healthy: its next restart is immediate */
-const HEALTHY_AFTER_MS = 30_000;
+/**
+ * A slot that started this many workers within RESTART_WINDOW_MS is crash-looping: its next
+ * restarts back off. Below that a dead worker is replaced at once, whatever killed it: its
+ * deliveries are due again and need hands (F2: "a replacement within 2 s", after several kills
+ * in a row). The earlier rule — back off whenever a worker died within 30 s of its start —
+ * delayed the third quick kill of a slot by 2 s and the fourth by 4 s.
+ */
+const LOOP_STARTS = 5;
+const RESTART_WINDOW_MS = 60_000;
 const STOP_GRACE_MS = 10_000;
 
 interface Slot {
@@ -24,7 +31,8 @@ interface Slot {
   child?: ChildProcess;
   workerId?: string;
   startedAt: number;
-  failures: number;
+  /** start times within RESTART_WINDOW_MS, oldest first */
+  recentStarts: number[];
   timer?: NodeJS.Timeout;
 }
 
@@ -42,7 +50,7 @@ export class Supervisor {
   start(): void {
     for (const [zone, z] of Object.entries(this.config.zones)) {
       for (let i = 0; i < z.processes; i++) {
-        const slot: Slot = { zone, index: i, generation: 0, startedAt: 0, failures: 0 };
+        const slot: Slot = { zone, index: i, generation: 0, startedAt: 0, recentStarts: [] };
         this.slots.push(slot);
         this.spawn(slot);
       }
@@ -67,6 +75,7 @@ export class Supervisor {
     slot.child = child;
     slot.workerId = workerId;
     slot.startedAt = Date.now();
+    slot.recentStarts.push(slot.startedAt);
     const init: WorkerInit = { type: 'init', config: this.config, zone: slot.zone, workerId, secret, channel: this.channel };
     child.send(init);
     this.logger.info({ event: 'WORKER_STARTED', zone: slot.zone, workerId, pid: child.pid }, `worker ${workerId} started (pid ${child.pid})`);
@@ -75,9 +84,10 @@ export class Supervisor {
       this.credentialsById.delete(workerId);
       if (slot.child === child) slot.child = undefined;
       if (this.stopping) return;
-      const lived = Date.now() - slot.startedAt;
-      slot.failures = lived >= HEALTHY_AFTER_MS ? 0 : slot.failures + 1;
-      const delay = slot.failures <= 1 ? 0 : Math.min(MAX_BACKOFF_MS, 500 * 2 ** (slot.failures - 1));
+      const now = Date.now();
+      while (slot.recentStarts.length && slot.recentStarts[0]! <= now - RESTART_WINDOW_MS) slot.recentStarts.shift();
+      const starts = slot.recentStarts.length;
+      const delay = starts < LOOP_STARTS ? 0 : Math.min(MAX_BACKOFF_MS, 1000 * 2 ** (starts - LOOP_STARTS));
       this.logger.warn({ event: 'WORKER_EXITED', zone: slot.zone, workerId, code, signal, restartInMs: delay }, `worker ${workerId} exited (${signal ?? code}); restarting in ${delay} ms`);
       slot.timer = setTimeout(() => this.spawn(slot), delay);
     });

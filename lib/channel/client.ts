@@ -92,8 +92,8 @@ export class ChannelClient {
     throw new Error(m.type === 'error' ? m.message : 'unexpected answer to body');
   }
 
-  async result(leaseId: string, results: RowResult[]): Promise<void> {
-    const m = await this.request((req) => ({ type: 'result', req, leaseId, results }));
+  async result(leaseId: string, results: RowResult[], keptSession = false): Promise<void> {
+    const m = await this.request((req) => ({ type: 'result', req, leaseId, results, ...(keptSession ? { keptSession } : {}) }));
     if (!Buffer.isBuffer(m) && m.type === 'error') throw new Error(m.message);
   }
 

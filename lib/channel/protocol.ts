@@ -8,7 +8,7 @@
  *   hello {zone, workerId, secret} → welcome | (close)
  *   fetch {req}                    → job {req, job}          (held until work is due)
  *   body {req, id, chunk}          → body frame {req, bytes} | bodyEnd {req}
- *   result {req, leaseId, rows}    → ack {req}
+ *   result {req, leaseId, rows, keptSession} → ack {req}
  */
 export const PROTOCOL_VERSION = 1;
 
@@ -58,13 +58,16 @@ export interface RowResult {
   tls?: boolean;
   /** the reply after the final dot was lost: the message may have arrived (RFC 1047) */
   uncertain?: boolean;
+  /** how long the attempt took in the worker, from job to result (Postfix logs it as delays=) */
+  durationMs?: number;
 }
 
 export type WorkerMessage =
   | { type: 'hello'; version: number; zone: string; workerId: string; secret: string }
   | { type: 'fetch'; req: number }
   | { type: 'body'; req: number; id: string; chunk: number }
-  | { type: 'result'; req: number; leaseId: string; results: RowResult[] };
+  /** keptSession: the worker keeps its SMTP session open for the next message to that host */
+  | { type: 'result'; req: number; leaseId: string; results: RowResult[]; keptSession?: boolean };
 
 export type MasterMessage =
   | { type: 'welcome'; version: number; workerId: string }

@@ -24,7 +24,7 @@ export interface ChannelHandlers {
   credentials(workerId: string): { secret: string; zone: string } | undefined;
   fetch(peer: ChannelPeer): Promise<Job>;
   readChunk(id: string, chunk: number): Promise<Buffer | undefined>;
-  result(peer: ChannelPeer, leaseId: string, results: RowResult[]): Promise<void>;
+  result(peer: ChannelPeer, leaseId: string, results: RowResult[], keptSession: boolean): Promise<void>;
   closed(peer: ChannelPeer): void;
 }
 
@@ -108,7 +108,7 @@ export class ChannelServer {
           );
           return;
         case 'result':
-          this.handlers.result(p, m.leaseId, m.results).then(
+          this.handlers.result(p, m.leaseId, m.results, m.keptSession === true).then(
             () => send({ type: 'ack', req: m.req }),
             (err: Error) => {
               this.logger.error({ err, leaseId: m.leaseId }, 'recording a delivery result failed');

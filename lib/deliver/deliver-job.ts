@@ -40,7 +40,20 @@ export interface DeliveryContext {
 /** Phases before MAIL FROM: a failure there means "try the next host". */
 const PRE_TRANSACTION = new Set(['CONN', 'GREETING', 'EHLO', 'HELO', 'STARTTLS', undefined]);
 
-export async function deliverJob(job: Job, ctx: DeliveryContext): Promise<RowResult[]> {
+export interface DeliveryOutcome {
+  results: RowResult[];
+  /** the session went back to the pool for the next message to that host (the master counts it
+   * as a connection to the domain while it is idle) */
+  keptSession: boolean;
+}
+
+export async function deliverJob(job: Job, ctx: DeliveryContext): Promise<DeliveryOutcome> {
+  const session = { kept: false };
+  const results = await deliverRows(job, ctx, session);
+  return { results, keptSession: session.kept };
+}
+
+async function deliverRows(job: Job, ctx: DeliveryContext, session: { kept: boolean }): Promise<RowResult[]> {
   const { config, zone } = ctx;
   const route = config.routes[job.domain] ?? zone.route;
   let hosts: TargetHost[];
@@ -81,11 +94,14 @@ export async function deliverJob(job: Job, ctx: DeliveryContext): Promise<RowRes
       };
       try {
         const result = await transact(job, options, ctx);
+        session.kept = result.kept;
         ctx.circuit.reset(address, host.port);
         return mapResult(job, result, host, pool.address, ctx);
       } catch (err) {
         last = err as TransactionError;
-        if (!last.connected && (last.code === 'ECONNECTION' || last.code === 'ETIMEDOUT' || last.code === 'ESOCKET')) ctx.circuit.trip(address, host.port);
+        // a host that did not answer is held back for a while; one whose certificate failed our
+        // policy is not unreachable (other domains with another policy may use it at once)
+        if (!last.connected && !isTlsFailure(last) && (last.code === 'ECONNECTION' || last.code === 'ETIMEDOUT' || last.code === 'ESOCKET')) ctx.circuit.trip(address, host.port);
         const phase = phaseOf(last);
         if (last.connected && !PRE_TRANSACTION.has(phase)) {
           return mapError(job, last, host, pool.address, ctx);
@@ -99,7 +115,7 @@ export async function deliverJob(job: Job, ctx: DeliveryContext): Promise<RowRes
 }
 
 /** One transaction on a pooled session if there is one (a stale one is replaced once), else on a new session. */
-async function transact(job: Job, options: SessionOptions, ctx: DeliveryContext): Promise<TransactionResult> {
+async function transact(job: Job, options: SessionOptions, ctx: DeliveryContext): Promise<TransactionResult & { kept: boolean }> {
   const envelope = { from: job.from, to: job.rows.map((r) => r.recipient), size: job.size };
   let session = ctx.sessions.take(options);
   const reused = session !== undefined;
@@ -107,8 +123,7 @@ async function transact(job: Job, options: SessionOptions, ctx: DeliveryContext)
     const body = bodyStream(job, ctx);
     try {
       const result = await session.send(envelope, body.stream, () => body.finished, true);
-      ctx.sessions.give(session);
-      return result;
+      return { ...result, kept: ctx.sessions.give(session) };
     } catch (err) {
       if (!(err as TransactionError).staleSession) throw err;
     }
@@ -116,9 +131,8 @@ async function transact(job: Job, options: SessionOptions, ctx: DeliveryContext)
   session = await SmtpSession.open(options);
   const body = bodyStream(job, ctx);
   const result = await session.send(envelope, body.stream, () => body.finished, false);
-  ctx.sessions.give(session);
   void reused;
-  return result;
+  return { ...result, kept: ctx.sessions.give(session) };
 }
 
 function allRows(job: Job, r: Omit<RowResult, 'seq'>): RowResult[] {
@@ -158,14 +172,26 @@ function mapError(job: Job, err: TransactionError, host: TargetHost, localAddres
   }
   // a connection lost after the whole message went out: it may have arrived
   const uncertain = err.dataSent && !err.responseCode;
+  // STARTTLS refused or failed while the policy needs TLS ("encrypt", "verify"): the server may
+  // offer it tomorrow; it is never a reason to bounce. The reply classification alone said
+  // "bounce" for "500 command not recognized" to a STARTTLS nobody had offered (F13).
+  const tlsFailure = isTlsFailure(err);
   return job.rows.map((row) => {
     const own = perRecipient.get(row.recipient.toLowerCase());
     const responseCode = own?.responseCode ?? err.responseCode;
     const response = own?.response ?? err.response ?? `${err.code ?? 'ERROR'}: ${err.message}`;
     const c = classifyReply({ responseCode, response, code: err.code, phase }, ctx.bounceRules);
-    const outcome = uncertain ? 'deferred' : c.action === 'bounce' ? 'bounced' : 'deferred';
-    return { seq: row.seq, outcome, response, responseCode, status: c.status, category: c.category, code: err.code, mx: host.host, localAddress, tls: err.tls, ...(uncertain ? { uncertain: true } : {}) };
+    const outcome = uncertain || tlsFailure ? 'deferred' : c.action === 'bounce' ? 'bounced' : 'deferred';
+    const status = tlsFailure && !c.status.startsWith('4.') ? '4.7.5' : c.status;
+    const category = tlsFailure ? 'tls' : c.category;
+    return { seq: row.seq, outcome, response, responseCode, status, category, code: err.code, mx: host.host, localAddress, tls: err.tls, ...(uncertain ? { uncertain: true } : {}) };
   });
+}
+
+/** STARTTLS refused or failed, or a certificate our policy does not accept (nodemailer reports
+ * the latter as ESOCKET with the TLS code underneath). */
+function isTlsFailure(err: TransactionError): boolean {
+  return err.code === 'ETLS' || /^ERR_(TLS|SSL)_|CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/.test(err.originalCode ?? '');
 }
 
 export function tlsPolicyFor(domain: string, config: Config, zone: ZoneConfig, routeTls?: string): TlsPolicy {

@@ -1,8 +1,8 @@
 /**
  * Idle SMTP sessions kept for the next message to the same host (same address, port, local
- * address, HELO name and TLS policy). Bounded: a few idle sessions per key, each for a few
- * seconds, each for a limited number of messages; and throttled per session when the zone says
- * so ("100 messages/minute" per connection).
+ * address, HELO name and TLS policy). Bounded: a few idle sessions per key, each closed exactly
+ * sessionIdle after its last message, each for a limited number of messages; and throttled per
+ * session when the zone says so ("100 messages/minute" per connection).
  */
 import { SmtpSession, sessionKey, type SessionOptions } from './smtp-client.js';
 
@@ -16,12 +16,11 @@ export interface PoolOptions {
 
 export class SessionPool {
   private readonly idle = new Map<string, SmtpSession[]>();
-  private readonly timer: NodeJS.Timeout;
+  /** each idle session closes at its own deadline: the master counts it as a connection to its
+   * domain until sessionIdle (+ a margin) after the message, so it must not outlive that */
+  private readonly timers = new Map<SmtpSession, NodeJS.Timeout>();
 
-  constructor(private readonly opts: PoolOptions) {
-    this.timer = setInterval(() => this.sweep(), Math.max(250, Math.min(opts.idleMs, 5000)));
-    this.timer.unref();
-  }
+  constructor(private readonly opts: PoolOptions) {}
 
   /** An idle session for these options that may send now, if there is one. */
   take(o: SessionOptions, nowMs = Date.now()): SmtpSession | undefined {
@@ -30,46 +29,57 @@ export class SessionPool {
     for (let i = list.length - 1; i >= 0; i--) {
       const s = list[i]!;
       if (s.dead) {
-        list.splice(i, 1);
+        this.forget(s);
         continue;
       }
       if (s.notBeforeMs > nowMs) continue;
-      list.splice(i, 1);
+      this.forget(s);
       return s;
     }
     return undefined;
   }
 
-  /** Returns a session after a clean transaction; it is closed instead when it is used up. */
-  give(s: SmtpSession, nowMs = Date.now()): void {
-    if (s.dead || s.messages >= this.opts.maxMessagesPerSession || this.opts.idleMs <= 0) return s.quit();
+  /** Returns a session after a clean transaction; it is closed instead when it is used up.
+   * True when the session was kept for the next message. */
+  give(s: SmtpSession, nowMs = Date.now()): boolean {
+    if (s.dead || s.messages >= this.opts.maxMessagesPerSession || this.opts.idleMs <= 0) {
+      s.quit();
+      return false;
+    }
     s.lastUsedMs = nowMs;
     s.notBeforeMs = nowMs + this.opts.minGapMs;
     const list = this.idle.get(s.key) ?? [];
-    if (list.length >= this.opts.maxIdlePerKey) return s.quit();
+    if (list.length >= this.opts.maxIdlePerKey) {
+      s.quit();
+      return false;
+    }
     list.push(s);
     this.idle.set(s.key, list);
+    const timer = setTimeout(() => {
+      this.forget(s);
+      s.quit();
+    }, this.opts.idleMs);
+    timer.unref();
+    this.timers.set(s, timer);
+    return true;
   }
 
   closeAll(): void {
-    clearInterval(this.timer);
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
     for (const list of this.idle.values()) for (const s of list) s.quit();
     this.idle.clear();
   }
 
-  private sweep(nowMs = Date.now()): void {
-    for (const [key, list] of this.idle) {
-      const keep = list.filter((s) => {
-        if (s.dead) return false;
-        if (nowMs - s.lastUsedMs > this.opts.idleMs) {
-          s.quit();
-          return false;
-        }
-        return true;
-      });
-      if (keep.length) this.idle.set(key, keep);
-      else this.idle.delete(key);
-    }
+  /** Takes `s` out of the idle lists and stops its timer. */
+  private forget(s: SmtpSession): void {
+    clearTimeout(this.timers.get(s));
+    this.timers.delete(s);
+    const list = this.idle.get(s.key);
+    if (!list) return;
+    const i = list.indexOf(s);
+    if (i >= 0) list.splice(i, 1);
+    if (!list.length) this.idle.delete(s.key);
   }
 }
 

@@ -8,6 +8,7 @@
  * `connected` (did we reach the greeting and EHLO?), `dataSent` (had the whole message been
  * handed over?) and `tls`.
  */
+import net from 'node:net';
 import type { Readable } from 'node:stream';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 
@@ -35,6 +36,8 @@ export interface TransactionResult {
 
 export interface TransactionError extends Error {
   code?: string;
+  /** the system or TLS code under nodemailer's (e.g. DEPTH_ZERO_SELF_SIGNED_CERT under ESOCKET) */
+  originalCode?: string;
   responseCode?: number;
   response?: string;
   command?: string;
@@ -59,15 +62,18 @@ export class SmtpSession {
 
   private constructor(readonly opts: SessionOptions) {
     this.key = sessionKey(opts);
+    // SNI carries host names only (RFC 6066); a route to an address literal sends none (Node
+    // warns, and will ignore it). The certificate is still checked against the address.
+    const servername = net.isIP(opts.hostname) ? undefined : opts.hostname;
     this.conn = new SMTPConnection({
       host: opts.address,
       port: opts.port,
-      servername: opts.hostname,
+      servername,
       name: opts.heloName,
       localAddress: opts.localAddress,
       ignoreTLS: opts.tls === 'none',
       requireTLS: opts.tls === 'encrypt' || opts.tls === 'verify',
-      tls: { rejectUnauthorized: opts.tls === 'verify', servername: opts.hostname, minVersion: 'TLSv1.2' },
+      tls: { rejectUnauthorized: opts.tls === 'verify', ...(servername ? { servername } : {}), minVersion: 'TLSv1.2' },
       connectionTimeout: opts.connectTimeoutMs,
       greetingTimeout: opts.greetingTimeoutMs,
       socketTimeout: opts.socketTimeoutMs,
@@ -81,7 +87,11 @@ export class SmtpSession {
       fail?.(err);
     };
     this.conn.on('error', die);
-    this.conn.on('end', () => die(Object.assign(new Error('Connection closed unexpectedly'), { code: 'ECONNECTION' })));
+    // nodemailer emits 'end' from close() just BEFORE it hands the pending send its own error
+    // (after a 421 it closes first, then fails the send with the server's reply). Waiting one
+    // turn lets that error, with its responseCode and reply text, win over this generic one;
+    // otherwise "421 4.3.2 shutting down" was recorded as "Connection closed unexpectedly" (F4c).
+    this.conn.on('end', () => setImmediate(() => die(Object.assign(new Error('Connection closed unexpectedly'), { code: 'ECONNECTION' }))));
   }
 
   get secure(): boolean {

@@ -2,6 +2,11 @@
  * The worker's loop: `connections` slots, each fetching a job from the master, delivering it and
  * reporting the result, until the channel closes or the worker is told to stop. A failure inside
  * a delivery is reported as a deferral, never a crash.
+ *
+ * Stopping waits for the deliveries in flight (and their reports), not for the fetches: a fetch
+ * is a long poll that only ends when work comes, so waiting for it held every clean shutdown to
+ * the master's kill deadline (10 s, then SIGKILL). A job handed out after the stop is not
+ * started; the master takes it back when the channel closes.
  */
 import type { Logger } from 'pino';
 import type { ChannelClient } from '../channel/client.js';
@@ -11,6 +16,8 @@ import { deliverJob, type DeliveryContext } from './deliver-job.js';
 export class WorkerLoop {
   private stopping = false;
   private readonly running: Promise<void>[] = [];
+  /** deliveries in flight, each until its result is reported */
+  private readonly active = new Set<Promise<void>>();
   inFlight = 0;
 
   constructor(
@@ -24,10 +31,10 @@ export class WorkerLoop {
     for (let i = 0; i < this.slots; i++) this.running.push(this.slot());
   }
 
-  /** Stops fetching; resolves when the deliveries in flight have been reported. */
+  /** Stops taking work; resolves when the deliveries in flight have been reported. */
   async stop(): Promise<void> {
     this.stopping = true;
-    await Promise.allSettled(this.running);
+    await Promise.allSettled([...this.active]);
   }
 
   private async slot(): Promise<void> {
@@ -38,21 +45,37 @@ export class WorkerLoop {
       } catch {
         return; // channel closed
       }
-      this.inFlight++;
-      let results: RowResult[];
+      if (this.stopping) return;
+      const run = this.deliver(job);
+      this.active.add(run);
       try {
-        results = await deliverJob(job, this.ctx);
-      } catch (err) {
-        this.logger.error({ err, id: job.id }, 'delivery failed unexpectedly');
-        results = job.rows.map((r) => ({ seq: r.seq, outcome: 'deferred', response: `local error: ${(err as Error).message}`, category: 'other' }));
+        await run;
       } finally {
-        this.inFlight--;
+        this.active.delete(run);
       }
-      try {
-        await this.channel.result(job.leaseId, results);
-      } catch {
-        return; // the master will hand the job out again
-      }
+    }
+  }
+
+  /** Delivers one job and reports its result (a lost channel: the master hands it out again). */
+  private async deliver(job: Job): Promise<void> {
+    this.inFlight++;
+    const startedMs = Date.now();
+    let results: RowResult[];
+    let keptSession = false;
+    try {
+      ({ results, keptSession } = await deliverJob(job, this.ctx));
+    } catch (err) {
+      this.logger.error({ err, id: job.id }, 'delivery failed unexpectedly');
+      results = job.rows.map((r) => ({ seq: r.seq, outcome: 'deferred', response: `local error: ${(err as Error).message}`, category: 'other' }));
+    } finally {
+      this.inFlight--;
+    }
+    const durationMs = Date.now() - startedMs;
+    results = results.map((r) => ({ ...r, durationMs }));
+    try {
+      await this.channel.result(job.leaseId, results, keptSession);
+    } catch {
+      // the channel closed: the master releases the lease and the delivery runs again
     }
   }
 }

@@ -170,6 +170,7 @@ export class Outcomes {
         status: result.status,
         category: result.category,
         attempts: row.attempts,
+        ...(result.durationMs !== undefined ? { durationMs: result.durationMs } : {}),
         ...(result.outcome === 'deferred' ? { next: new Date(row.due).toISOString() } : {}),
         ...(result.uncertain ? { uncertain: true } : {}),
         lease: lease.leaseId,

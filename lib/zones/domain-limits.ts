@@ -3,6 +3,14 @@
  * of a zone: connections at once (connectionsPerDomain) and messages per minute
  * (domainRatePerMinute, a sliding one-minute window). ZoneMTA counts these per process; here a
  * zone with 4 processes and a limit of 60/min sends 60/min, not 240.
+ *
+ * A connection to a domain is either busy (a lease: a delivery in flight) or idle (a *hold*: a
+ * worker kept the session open for its next message to that host, until sessionIdle runs out).
+ * Both count against connectionsPerDomain: an idle pooled session in one process plus a new one
+ * in another would otherwise be two connections under a limit of one. A hold is the right of its
+ * worker to the next delivery to that domain on that session; when that worker takes it, the hold
+ * turns back into a busy connection (`useHold`). Holds end when they expire, or when their worker
+ * leaves.
  */
 import type { Config } from '../config/schema.js';
 
@@ -12,6 +20,8 @@ export class DomainLimits {
   private readonly active = new Map<string, number>();
   /** start times within the last minute, per zone+domain, oldest first */
   private readonly starts = new Map<string, number[]>();
+  /** idle sessions kept, per zone+domain, per owner: their expiry times */
+  private readonly holds = new Map<string, Map<string, number[]>>();
 
   constructor(
     private readonly config: Config,
@@ -22,19 +32,15 @@ export class DomainLimits {
     const z = this.config.zones[zone];
     if (!z) return false;
     const key = `${zone}\0${domain}`;
-    if ((this.active.get(key) ?? 0) >= z.connectionsPerDomain) return false;
-    if (z.domainRatePerMinute > 0 && this.recent(key).length >= z.domainRatePerMinute) return false;
-    return true;
+    if ((this.active.get(key) ?? 0) + this.heldCount(key) >= z.connectionsPerDomain) return false;
+    return this.rateAllows(zone, key);
   }
 
+  /** A new connection starts (a lease). */
   acquire(zone: string, domain: string): void {
     const key = `${zone}\0${domain}`;
     this.active.set(key, (this.active.get(key) ?? 0) + 1);
-    if ((this.config.zones[zone]?.domainRatePerMinute ?? 0) > 0) {
-      const list = this.recent(key);
-      list.push(this.now());
-      this.starts.set(key, list);
-    }
+    this.countStart(zone, key);
   }
 
   release(zone: string, domain: string): void {
@@ -44,19 +50,95 @@ export class DomainLimits {
     else this.active.delete(key);
   }
 
-  activeFor(zone: string, domain: string): number {
-    return this.active.get(`${zone}\0${domain}`) ?? 0;
+  /** `owner` kept a session to `domain` idle until `untilMs`. */
+  hold(zone: string, domain: string, owner: string, untilMs: number): void {
+    const key = `${zone}\0${domain}`;
+    let byOwner = this.holds.get(key);
+    if (!byOwner) this.holds.set(key, (byOwner = new Map()));
+    const list = byOwner.get(owner) ?? [];
+    list.push(untilMs);
+    list.sort((a, b) => a - b);
+    byOwner.set(owner, list);
   }
 
-  /** When the earliest rate-limited domain of the zone may send again, if any is limited. */
+  /** Does `owner` hold an idle session to `domain` now? */
+  hasHold(zone: string, domain: string, owner: string): boolean {
+    const key = `${zone}\0${domain}`;
+    this.prune(key);
+    return (this.holds.get(key)?.get(owner)?.length ?? 0) > 0;
+  }
+
+  /** `owner` takes the next delivery to `domain` on its idle session: the hold becomes busy.
+   * False when the message rate does not allow a start now. */
+  useHold(zone: string, domain: string, owner: string): boolean {
+    const key = `${zone}\0${domain}`;
+    if (!this.hasHold(zone, domain, owner) || !this.rateAllows(zone, key)) return false;
+    const byOwner = this.holds.get(key)!;
+    const list = byOwner.get(owner)!;
+    list.pop(); // the one that would live longest: the session just used is the one kept
+    if (!list.length) byOwner.delete(owner);
+    if (!byOwner.size) this.holds.delete(key);
+    this.active.set(key, (this.active.get(key) ?? 0) + 1);
+    this.countStart(zone, key);
+    return true;
+  }
+
+  /** A worker left: its idle sessions are gone with it. */
+  dropHolds(owner: string): void {
+    for (const [key, byOwner] of this.holds) {
+      byOwner.delete(owner);
+      if (!byOwner.size) this.holds.delete(key);
+    }
+  }
+
+  activeFor(zone: string, domain: string): number {
+    const key = `${zone}\0${domain}`;
+    return (this.active.get(key) ?? 0) + this.heldCount(key);
+  }
+
+  /** When the earliest limit of the zone may ease (a rate window moves, a hold expires), if any. */
   nextFreeAt(zone: string): number | undefined {
     let at: number | undefined;
+    const consider = (t: number) => (at = at === undefined ? t : Math.min(at, t));
     for (const [key, list] of this.starts) {
-      if (!key.startsWith(`${zone}\0`) || !list.length) continue;
-      const t = list[0]! + WINDOW_MS;
-      at = at === undefined ? t : Math.min(at, t);
+      if (key.startsWith(`${zone}\0`) && list.length) consider(list[0]! + WINDOW_MS);
+    }
+    for (const [key, byOwner] of this.holds) {
+      if (!key.startsWith(`${zone}\0`)) continue;
+      for (const list of byOwner.values()) if (list.length) consider(list[0]!);
     }
     return at;
+  }
+
+  private rateAllows(zone: string, key: string): boolean {
+    const rate = this.config.zones[zone]?.domainRatePerMinute ?? 0;
+    return rate <= 0 || this.recent(key).length < rate;
+  }
+
+  private countStart(zone: string, key: string): void {
+    if ((this.config.zones[zone]?.domainRatePerMinute ?? 0) > 0) {
+      const list = this.recent(key);
+      list.push(this.now());
+      this.starts.set(key, list);
+    }
+  }
+
+  private heldCount(key: string): number {
+    this.prune(key);
+    let n = 0;
+    for (const list of this.holds.get(key)?.values() ?? []) n += list.length;
+    return n;
+  }
+
+  private prune(key: string): void {
+    const byOwner = this.holds.get(key);
+    if (!byOwner) return;
+    const now = this.now();
+    for (const [owner, list] of byOwner) {
+      while (list.length && list[0]! <= now) list.shift();
+      if (!list.length) byOwner.delete(owner);
+    }
+    if (!byOwner.size) this.holds.delete(key);
   }
 
   private recent(key: string): number[] {
