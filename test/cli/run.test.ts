@@ -69,7 +69,7 @@ test('run logs one LISTENING line per listener, accepts a connection, and exits 
   await started;
 
   const listening = logged.filter((l) => l.event === 'LISTENING');
-  assert.deepEqual(listening.map((l) => l.listener).sort(), ['api', 'smtp', 'smtp.interfaces.submission']);
+  assert.deepEqual(listening.map((l) => l.listener).sort(), ['api', 'channel', 'smtp', 'smtp.interfaces.submission']);
   for (const l of listening) {
     assert.equal(l.address, '127.0.0.1');
     assert.ok(typeof l.port === 'number' && l.port > 0, `${l.listener} has a real port`);
