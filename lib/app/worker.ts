@@ -8,6 +8,7 @@ import { ChannelClient } from '../channel/client.js';
 import { loadBounceRules } from '../bounce/classify.js';
 import { DestinationResolver } from '../deliver/destination.js';
 import { loadDkimKeys } from '../deliver/dkim.js';
+import { loadSenderPlugins, type SenderPlugins } from '../plugins/worker-plugins.js';
 import { Circuit } from '../deliver/circuit.js';
 import { SessionPool, throttleGapMs } from '../deliver/session-pool.js';
 import { WorkerLoop } from '../deliver/worker-loop.js';
@@ -39,12 +40,20 @@ export async function runWorker(init: WorkerInit, stopSignal: Promise<void>): Pr
     return 1;
   }
   for (const warning of dkim.warnings) logger.warn({ event: 'DKIM_KEY_WARNING' }, warning);
+  let plugins: SenderPlugins;
+  try {
+    plugins = await loadSenderPlugins(config, logger);
+  } catch (err) {
+    logger.fatal({ event: 'START_FAILED', err: (err as Error).message }, (err as Error).message);
+    return 1;
+  }
 
   const channel = new ChannelClient();
   try {
     await channel.connect({ ...init.channel, zone, workerId: init.workerId, secret: init.secret });
   } catch (err) {
     logger.error({ err: (err as Error).message }, 'cannot reach the master on the data channel');
+    await plugins.stop();
     return 1;
   }
   const resolver = new DestinationResolver({
@@ -70,6 +79,7 @@ export async function runWorker(init: WorkerInit, stopSignal: Promise<void>): Pr
       bounceRules: loadBounceRules(),
       circuit: new Circuit(config.delivery.unreachableHold),
       sessions,
+      hooks: plugins.hooks,
       logger,
       chunk: (id, n) => channel.chunk(id, n),
     },
@@ -83,11 +93,13 @@ export async function runWorker(init: WorkerInit, stopSignal: Promise<void>): Pr
   if (why === 'lost') {
     sessions.closeAll();
     logger.warn({ event: 'CHANNEL_LOST' }, 'data channel closed; exiting (deliveries in flight are released by the master)');
+    await plugins.stop();
     return 0;
   }
   // a clean stop: finish what is in flight (bounded by the master's kill deadline), then leave
   await loop.stop();
   sessions.closeAll();
   channel.close();
+  await plugins.stop();
   return 0;
 }

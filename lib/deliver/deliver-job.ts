@@ -23,6 +23,8 @@ import { dkimSignaturesAsync, fromDomainOf, keysFor, type DkimKey } from './dkim
 import { SmtpSession, type SessionOptions, type TlsPolicy, type TransactionError, type TransactionResult } from './smtp-client.js';
 import type { SessionPool } from './session-pool.js';
 import type { Circuit } from './circuit.js';
+import type { HookRunner } from '../plugins/runner.js';
+import type { ConnectOptions, Delivery } from '../plugins/hooks.js';
 
 export interface DeliveryContext {
   config: Config;
@@ -32,6 +34,8 @@ export interface DeliveryContext {
   bounceRules: BounceRule[];
   circuit: Circuit;
   sessions: SessionPool;
+  /** the sender:* plugin hooks (empty when no sender plugin is enabled) */
+  hooks: HookRunner;
   logger: Logger;
   /** pulls one stored body chunk from the master; undefined after the last */
   chunk(id: string, n: number): Promise<Buffer | undefined>;
@@ -47,13 +51,13 @@ export interface DeliveryOutcome {
   keptSession: boolean;
 }
 
-export async function deliverJob(job: Job, ctx: DeliveryContext): Promise<DeliveryOutcome> {
+export async function deliverJob(job: Job, ctx: DeliveryContext, delivery?: Delivery): Promise<DeliveryOutcome> {
   const session = { kept: false };
-  const results = await deliverRows(job, ctx, session);
+  const results = await deliverRows(job, ctx, session, delivery);
   return { results, keptSession: session.kept };
 }
 
-async function deliverRows(job: Job, ctx: DeliveryContext, session: { kept: boolean }): Promise<RowResult[]> {
+async function deliverRows(job: Job, ctx: DeliveryContext, session: { kept: boolean }, delivery: Delivery | undefined): Promise<RowResult[]> {
   const { config, zone } = ctx;
   const route = config.routes[job.domain] ?? zone.route;
   let hosts: TargetHost[];
@@ -76,17 +80,29 @@ async function deliverRows(job: Job, ctx: DeliveryContext, session: { kept: bool
   const pool = pickPool(job, zone, config.hostname);
   let last: TransactionError | undefined;
   for (const host of hosts) {
-    for (const { address } of host.addresses) {
-      if (ctx.circuit.isOpen(address, host.port)) {
-        last = Object.assign(new Error(`${host.host} [${address}]:${host.port} failed recently; not trying it again yet`), { code: 'ECONNECTION', connected: false, dataSent: false, tls: false });
+    for (const resolved of host.addresses) {
+      // sender:connect may send this connection elsewhere (another MX, port or local address)
+      const target: ConnectOptions = { hostname: host.host, host: resolved.address, port: host.port, localAddress: pool.address, localHostname: pool.name };
+      if (delivery) {
+        try {
+          await ctx.hooks.run('sender:connect', delivery, target);
+        } catch (err) {
+          last = Object.assign(new Error(`sender:connect refused ${host.host} [${resolved.address}]: ${(err as Error).message}`), { code: 'ECONNECTION', connected: false, dataSent: false, tls: false });
+          continue;
+        }
+      }
+      const address = target.host;
+      const port = target.port;
+      if (ctx.circuit.isOpen(address, port)) {
+        last = Object.assign(new Error(`${target.hostname} [${address}]:${port} failed recently; not trying it again yet`), { code: 'ECONNECTION', connected: false, dataSent: false, tls: false });
         continue;
       }
       const options: SessionOptions = {
         address,
-        port: host.port,
-        hostname: host.host,
-        localAddress: pool.address,
-        heloName: pool.name,
+        port,
+        hostname: target.hostname,
+        localAddress: target.localAddress,
+        heloName: target.localHostname,
         tls,
         connectTimeoutMs: config.delivery.connectTimeout,
         greetingTimeoutMs: config.delivery.greetingTimeout,
@@ -95,16 +111,16 @@ async function deliverRows(job: Job, ctx: DeliveryContext, session: { kept: bool
       try {
         const result = await transact(job, options, ctx);
         session.kept = result.kept;
-        ctx.circuit.reset(address, host.port);
-        return mapResult(job, result, host, pool.address, ctx);
+        ctx.circuit.reset(address, port);
+        return mapResult(job, result, host, target.localAddress, ctx);
       } catch (err) {
         last = err as TransactionError;
         // a host that did not answer is held back for a while; one whose certificate failed our
         // policy is not unreachable (other domains with another policy may use it at once)
-        if (!last.connected && !isTlsFailure(last) && (last.code === 'ECONNECTION' || last.code === 'ETIMEDOUT' || last.code === 'ESOCKET')) ctx.circuit.trip(address, host.port);
+        if (!last.connected && !isTlsFailure(last) && (last.code === 'ECONNECTION' || last.code === 'ETIMEDOUT' || last.code === 'ESOCKET')) ctx.circuit.trip(address, port);
         const phase = phaseOf(last);
         if (last.connected && !PRE_TRANSACTION.has(phase)) {
-          return mapError(job, last, host, pool.address, ctx);
+          return mapError(job, last, host, target.localAddress, ctx);
         }
         ctx.logger.debug({ id: job.id, mx: host.host, address, err: last.message }, 'host failed before the transaction, trying the next');
       }

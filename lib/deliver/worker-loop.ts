@@ -12,6 +12,8 @@ import type { Logger } from 'pino';
 import type { ChannelClient } from '../channel/client.js';
 import type { Job, RowResult } from '../channel/protocol.js';
 import { deliverJob, type DeliveryContext } from './deliver-job.js';
+import { notifyResults, prepareDelivery } from '../plugins/worker-plugins.js';
+import type { Delivery } from '../plugins/hooks.js';
 
 export class WorkerLoop {
   private stopping = false;
@@ -62,8 +64,16 @@ export class WorkerLoop {
     const startedMs = Date.now();
     let results: RowResult[];
     let keptSession = false;
+    let delivery: Delivery | undefined;
     try {
-      ({ results, keptSession } = await deliverJob(job, this.ctx));
+      // sender:fetch and sender:headers may change the envelope sender and the headers, or refuse
+      const prepared = await prepareDelivery(this.ctx.hooks, job);
+      if ('results' in prepared) {
+        results = prepared.results;
+      } else {
+        delivery = prepared.delivery;
+        ({ results, keptSession } = await deliverJob(prepared.job, this.ctx, delivery));
+      }
     } catch (err) {
       this.logger.error({ err, id: job.id }, 'delivery failed unexpectedly');
       results = job.rows.map((r) => ({ seq: r.seq, outcome: 'deferred', response: `local error: ${(err as Error).message}`, category: 'other' }));
@@ -72,6 +82,7 @@ export class WorkerLoop {
     }
     const durationMs = Date.now() - startedMs;
     results = results.map((r) => ({ ...r, durationMs }));
+    await notifyResults(this.ctx.hooks, delivery, results);
     try {
       await this.channel.result(job.leaseId, results, keptSession);
     } catch {
