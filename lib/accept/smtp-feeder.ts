@@ -39,7 +39,13 @@ const unknownUserHash = () => (dummyHash ??= hashPassword(randomBytes(16).toStri
 /** smtp-server wants callbacks; our policy is async functions that throw SmtpError. */
 const toReply = (err: SmtpError) => Object.assign(new Error(err.replyText), { responseCode: err.responseCode });
 
+/** Failed logins in one session: answers slow down from the third, the fifth ends the session. */
+const AUTH_FAILURES_BEFORE_TARPIT = 3;
+const AUTH_FAILURES_BEFORE_CLOSE = 5;
+const AUTH_TARPIT_MS = 1000;
+
 export class SmtpFeeder {
+  private readonly authFailures = new WeakMap<SMTPServerSession, number>();
   readonly server: GuardedSmtpServer;
   private readonly isTrusted: (ip: string | undefined) => boolean;
   private closing = false;
@@ -153,8 +159,23 @@ export class SmtpFeeder {
     const username = auth.username ?? '';
     const password = typeof auth.password === 'string' ? auth.password : '';
     const fail = (why: string) => {
-      this.deps.logger.info({ event: 'AUTH_FAILED', user: username.slice(0, 64), ip: session.remoteAddress, why }, 'authentication failed');
+      const failures = (this.authFailures.get(session) ?? 0) + 1;
+      this.authFailures.set(session, failures);
+      this.deps.logger.info({ event: 'AUTH_FAILED', user: username.slice(0, 64), ip: session.remoteAddress, why, failures }, 'authentication failed');
     };
+    try {
+      return await this.checkLogin(auth, session, username, password, fail);
+    } catch (err) {
+      // password guessing: from the third failure each answer waits, after the fifth the
+      // session ends (421), so one connection tries a handful of passwords, slowly
+      const failures = this.authFailures.get(session) ?? 0;
+      if (failures >= AUTH_FAILURES_BEFORE_CLOSE) throw SmtpError.tooManyAuthFailures();
+      if (failures >= AUTH_FAILURES_BEFORE_TARPIT) await new Promise((resolve) => setTimeout(resolve, AUTH_TARPIT_MS));
+      throw err;
+    }
+  }
+
+  private async checkLogin(auth: SMTPServerAuthentication, session: SMTPServerSession, username: string, password: string, fail: (why: string) => void): Promise<{ user: string }> {
     if (!username) {
       fail('no user name');
       throw SmtpError.authFailed();

@@ -28,6 +28,9 @@ export class SmtpError extends Error {
   static authRequired(): SmtpError {
     return new SmtpError(530, '5.7.0', 'Authentication required');
   }
+  static tooManyAuthFailures(): SmtpError {
+    return new SmtpError(421, '4.7.0', 'Too many failed logins, closing connection');
+  }
   static authFailed(): SmtpError {
     return new SmtpError(535, '5.7.8', 'Authentication credentials invalid');
   }

@@ -112,3 +112,20 @@ test('without TLS and without allowInsecureAuth, AUTH is neither offered nor acc
   await c.send('MAIL FROM:<a@x.test>', 530);
   c.close();
 });
+
+test('password guessing: from the third failure answers wait, the fifth failure ends the session with 421', async () => {
+  const c = await SmtpTalk.connect(insecure.smtpPort);
+  await c.expect(220);
+  await c.send('EHLO client.test', 250);
+  const plain = (pass: string) => 'AUTH PLAIN ' + Buffer.from(`\0alice\0${pass}`).toString('base64');
+  const times: number[] = [];
+  for (let i = 1; i <= 4; i++) {
+    const t0 = Date.now();
+    await c.send(plain(`guess${i}`), 535);
+    times.push(Date.now() - t0);
+  }
+  assert.ok(times[2]! >= 900 && times[3]! >= 900, `the third and fourth answers waited: ${times.join(', ')} ms`);
+  const last = await c.send(plain('guess5'), 421);
+  assert.match(last.text, /4\.7\.0 Too many failed logins/);
+  await c.waitClosed(5000);
+});
