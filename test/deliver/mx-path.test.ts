@@ -75,6 +75,8 @@ test('MX priorities and fallback to the next MX, resolved by a loopback DNS serv
   assert.deepEqual(preferred.got.map((g) => g.to), [['u@prio.test']], 'prio.test went to its preference-10 MX');
   assert.equal(mx.copiesById().get('mx-prio'), undefined, 'not to the preference-20 MX');
   assert.equal(mx.copiesById().get('mx-fallback'), 1, 'fallback.test reached its second MX');
+  // the destinations see the message before the master has logged the worker's report
+  await waitFor(() => [prioId, fallbackId].every((id) => m.events('DELIVERED').some((e) => e.id === id)), 10_000, 'both DELIVERED logged');
   const delivered = m.events('DELIVERED');
   assert.equal(delivered.find((e) => e.id === prioId)?.mx, 'mx-a.prio.test');
   assert.equal(delivered.find((e) => e.id === fallbackId)?.mx, 'live.fallback.test');
