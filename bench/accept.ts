@@ -18,24 +18,19 @@
  * Everything is on 127.0.0.1 with ports found free, every wait is bounded, and temporary app
  * dirs are removed at the end.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { HOST, SMTP_SINK, SMTP_SOURCE, exited, freePort, log, positiveInt, procStats, stopChild, waitForGreeting } from './tools.js';
 
-const SMTP_SOURCE = '/usr/sbin/smtp-source';
-const SMTP_SINK = '/usr/sbin/smtp-sink';
-const HOST = '127.0.0.1';
 const SESSIONS = 20;
 const MESSAGES = positiveInt(process.env.BENCH_MESSAGES, 5000);
 /** A load that takes longer than this is killed and the case fails (no run hangs the bench). */
 const SOURCE_TIMEOUT_MS = Math.max(60_000, MESSAGES * 40);
-const READY_TIMEOUT_MS = 20_000;
 /** Sluice's log level in the runs: warn keeps per-message lines out (BENCH_LOG_LEVEL=info shows their cost) */
 const LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? 'warn';
-const STOP_TIMEOUT_MS = 15_000;
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const sluiceBin = process.env.BENCH_SLUICE ? path.resolve(process.env.BENCH_SLUICE) : path.join(root, 'dist', 'bin', 'sluice.js');
@@ -71,66 +66,6 @@ interface Row {
   sluice: SluiceRun;
 }
 
-function positiveInt(value: string | undefined, fallback: number): number {
-  const n = Number(value);
-  return Number.isInteger(n) && n > 0 ? n : fallback;
-}
-
-function log(line: string): void {
-  process.stdout.write(`${line}\n`);
-}
-
-/** A port that was free a moment ago: listen on 0, read it, close. */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, HOST, () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-/** Waits until something on `port` answers with an SMTP greeting, or the child dies, or time runs out. */
-async function waitForGreeting(port: number, child: ChildProcess, what: string): Promise<void> {
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  for (let attempt = 0; Date.now() < deadline; attempt++) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${what} exited before it was ready`);
-    const ok = await new Promise<boolean>((resolve) => {
-      const sock = connect(port, HOST);
-      const done = (v: boolean) => {
-        sock.destroy();
-        resolve(v);
-      };
-      sock.setTimeout(1000, () => done(false));
-      sock.once('error', () => done(false));
-      sock.once('data', (d) => {
-        sock.end('QUIT\r\n');
-        done(d.toString('latin1').startsWith('220'));
-      });
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, Math.min(25 * (attempt + 1), 250)));
-  }
-  throw new Error(`${what} did not answer on ${HOST}:${port} within ${READY_TIMEOUT_MS} ms`);
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => child.once('exit', () => resolve()));
-}
-
-/** SIGTERM, then SIGKILL if it does not go within the deadline. Only ever our own child. */
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
-  await exited(child);
-  clearTimeout(timer);
-}
-
 /** Runs smtp-source against `port`; returns messages per second from its start to its exit. */
 async function runSource(port: number, c: Case): Promise<number> {
   const args = ['-s', String(SESSIONS), '-m', String(MESSAGES), '-l', String(c.sizeBytes)];
@@ -163,17 +98,6 @@ async function runSink(c: Case): Promise<number> {
   } finally {
     await stopChild(sink);
   }
-}
-
-/** Kernel's view of the child: peak resident set (VmHWM) and CPU time used so far. */
-function procStats(pid: number): { peakRssBytes: number; cpuMs: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const hwm = /^VmHWM:\s+(\d+) kB/m.exec(status);
-  // fields 14 and 15 of /proc/<pid>/stat (after the ")" of the command name) are utime, stime
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  return { peakRssBytes: Number(hwm?.[1] ?? 0) * 1024, cpuMs: (ticks * 1000) / 100 };
 }
 
 interface Health {

@@ -1,0 +1,335 @@
+/**
+ * The relay benchmark (issue #3): end-to-end throughput of Sluice as a relay. Postfix's
+ * smtp-source submits to Sluice (a child process, `sluice run`), whose delivery workers relay every
+ * message over SMTP to Postfix's smtp-sink through a static route of the default zone. The rate is
+ * messages per second from the start of smtp-source to the last arrival at the sink; beside it,
+ * from the same run, smtp-source straight into smtp-sink (the ceiling, timed the same way).
+ * Memory: the peak resident set (VmHWM) of the master plus each of its workers, summed.
+ *
+ * Cases: 2 KB and 100 KB messages, 20 concurrent sessions, one message per connection. Targets:
+ * at least 0.12 of the ceiling at 2 KB and 0.25 at 100 KB, all Sluice processes under 250 MB.
+ *
+ * Arrivals are counted from smtp-sink's own counter (`-c`: it writes "sess=N quit=N mesg=N\r" to
+ * stdout as things happen; mesg is the number of finished DATA transactions).
+ *
+ * Environment: BENCH_MESSAGES (default 5000), BENCH_CASES (e.g. "2k"), BENCH_PROCESSES (2),
+ * BENCH_CONNECTIONS (10 per process), BENCH_PER_DOMAIN (connectionsPerDomain, default processes ×
+ * connections: every message goes to one domain), BENCH_SESSION_IDLE (delivery.sessionIdle, "5s"),
+ * BENCH_SLUICE (another build's dist/bin/sluice.js), BENCH_LOG_LEVEL (warn).
+ *
+ * Everything is on 127.0.0.1 with ports found free, every wait is bounded, children are stopped
+ * by PID and the temporary app dir is removed at the end.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { HOST, SMTP_SINK, SMTP_SOURCE, childPids, exited, freePort, log, positiveInt, procStats, stopChild, waitForGreeting } from './tools.js';
+
+const SESSIONS = 20;
+const MESSAGES = positiveInt(process.env.BENCH_MESSAGES, 5000);
+const PROCESSES = positiveInt(process.env.BENCH_PROCESSES, 2);
+const CONNECTIONS = positiveInt(process.env.BENCH_CONNECTIONS, 10);
+const PER_DOMAIN = positiveInt(process.env.BENCH_PER_DOMAIN, PROCESSES * CONNECTIONS);
+const SESSION_IDLE = process.env.BENCH_SESSION_IDLE ?? '5s';
+const LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? 'warn';
+/** A run whose last message has not arrived by then fails (no run hangs the bench). */
+const RUN_TIMEOUT_MS = Math.max(60_000, MESSAGES * 60);
+const WORKERS_TIMEOUT_MS = 20_000;
+/** How often the memory of master and workers is read during a run (VmHWM is a peak anyway; this catches workers that exit). */
+const SAMPLE_MS = 250;
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const sluiceBin = process.env.BENCH_SLUICE ? path.resolve(process.env.BENCH_SLUICE) : path.join(root, 'dist', 'bin', 'sluice.js');
+
+interface Case {
+  name: string;
+  sizeBytes: number;
+  target: number;
+}
+
+const ALL_CASES: Case[] = [
+  { name: '2k', sizeBytes: 2048, target: 0.12 },
+  { name: '100k', sizeBytes: 102_400, target: 0.25 },
+];
+const RSS_LIMIT_BYTES = 250 * 2 ** 20;
+
+interface RelayRun {
+  rate: number;
+  peakRssBytes: number;
+  masterPeakRssBytes: number;
+  workers: number;
+  cpuMs: number;
+  arrived: number;
+}
+
+/** smtp-sink with its running counter read from stdout; resolves waiters when `mesg` reaches a count. */
+class CountingSink {
+  count = 0;
+  /** when `count` first reached the awaited number (hrtime ns) */
+  reachedAt = 0n;
+  private tail = '';
+  private waiter?: { n: number; resolve: () => void };
+
+  private constructor(readonly port: number, readonly child: ChildProcess) {
+    child.stdout?.on('data', (d: Buffer) => this.onOutput(d.toString('latin1')));
+  }
+
+  static async start(): Promise<CountingSink> {
+    const port = await freePort();
+    const child = spawn(SMTP_SINK, ['-c', '-u', 'nobody', `${HOST}:${port}`, '256'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const sink = new CountingSink(port, child);
+    try {
+      await waitForGreeting(port, child, 'smtp-sink');
+    } catch (err) {
+      await stopChild(child);
+      throw err;
+    }
+    return sink;
+  }
+
+  private onOutput(text: string): void {
+    // keep the last partial record: a number may be split across chunks
+    const all = this.tail + text;
+    let last = -1;
+    for (const m of all.matchAll(/mesg=(\d+)\r/g)) last = Number(m[1]);
+    this.tail = all.slice(Math.max(0, all.lastIndexOf('\r') + 1));
+    if (last > this.count) this.count = last;
+    if (this.waiter && this.count >= this.waiter.n) {
+      this.reachedAt = process.hrtime.bigint();
+      this.waiter.resolve();
+      this.waiter = undefined;
+    }
+  }
+
+  /** Resolves when `n` messages have arrived; rejects after `timeoutMs` or if the sink exits. */
+  waitFor(n: number, timeoutMs: number): Promise<void> {
+    if (this.count >= n) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiter = undefined;
+        reject(new Error(`${this.count} of ${n} messages arrived at smtp-sink within ${timeoutMs} ms`));
+      }, timeoutMs);
+      void exited(this.child).then(() => {
+        clearTimeout(timer);
+        reject(new Error('smtp-sink exited'));
+      });
+      this.waiter = {
+        n,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      };
+    });
+  }
+
+  stop(): Promise<void> {
+    return stopChild(this.child);
+  }
+}
+
+/** Starts smtp-source against `port`; resolves when it exits 0 (its own deadline: RUN_TIMEOUT_MS). */
+async function runSource(port: number, c: Case): Promise<void> {
+  const args = ['-s', String(SESSIONS), '-m', String(MESSAGES), '-l', String(c.sizeBytes)];
+  args.push('-f', 's@src.test', '-t', 'r@dest.test', '-M', 'client.test', `${HOST}:${port}`);
+  const child = spawn(SMTP_SOURCE, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout?.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-4000)));
+  child.stderr?.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-4000)));
+  const timer = setTimeout(() => child.kill('SIGKILL'), RUN_TIMEOUT_MS);
+  await exited(child);
+  clearTimeout(timer);
+  if (child.exitCode !== 0) throw new Error(`smtp-source exited with ${child.exitCode ?? child.signalCode}: ${output.trim()}`);
+}
+
+/** smtp-source → sink → arrivals; messages/s from the start of smtp-source to the last arrival. */
+async function timedRun(sink: CountingSink, submitPort: number, c: Case): Promise<number> {
+  const started = process.hrtime.bigint();
+  const arrived = sink.waitFor(MESSAGES, RUN_TIMEOUT_MS);
+  // a failed source fails the run at once; the arrival wait has its own deadline
+  await Promise.all([runSource(submitPort, c), arrived]);
+  return MESSAGES / (Number(sink.reachedAt - started) / 1e9);
+}
+
+async function runDirect(c: Case): Promise<number> {
+  const sink = await CountingSink.start();
+  try {
+    return await timedRun(sink, sink.port, c);
+  } finally {
+    await sink.stop();
+  }
+}
+
+/** Peak RSS and CPU of the master and every worker seen during the run (a PID keeps its highest reading). */
+class ProcessWatch {
+  private readonly peaks = new Map<number, { peakRssBytes: number; cpuMs: number }>();
+  private readonly baseCpuMs = new Map<number, number>();
+
+  constructor(private readonly masterPid: number) {}
+
+  pids(): number[] {
+    return [this.masterPid, ...childPids(this.masterPid)];
+  }
+
+  sample(): void {
+    for (const pid of this.pids()) {
+      try {
+        const s = procStats(pid);
+        if (!this.baseCpuMs.has(pid)) this.baseCpuMs.set(pid, 0);
+        const prev = this.peaks.get(pid);
+        this.peaks.set(pid, { peakRssBytes: Math.max(prev?.peakRssBytes ?? 0, s.peakRssBytes), cpuMs: s.cpuMs });
+      } catch {
+        // exited between the listing and the read: its last sample stands
+      }
+    }
+  }
+
+  /** Forgets CPU so far (start-up), keeps the PIDs. */
+  resetCpu(): void {
+    this.sample();
+    for (const [pid, s] of this.peaks) this.baseCpuMs.set(pid, s.cpuMs);
+  }
+
+  totals(): { peakRssBytes: number; masterPeakRssBytes: number; workers: number; cpuMs: number } {
+    let peakRssBytes = 0;
+    let cpuMs = 0;
+    for (const [pid, s] of this.peaks) {
+      peakRssBytes += s.peakRssBytes;
+      cpuMs += s.cpuMs - (this.baseCpuMs.get(pid) ?? 0);
+    }
+    return { peakRssBytes, masterPeakRssBytes: this.peaks.get(this.masterPid)?.peakRssBytes ?? 0, workers: this.peaks.size - 1, cpuMs };
+  }
+}
+
+async function runRelay(c: Case): Promise<RelayRun> {
+  const sink = await CountingSink.start();
+  const dir = mkdtempSync(path.join(tmpdir(), 'sluice-relay-'));
+  let child: ChildProcess | undefined;
+  let stderr = '';
+  try {
+    const smtpPort = await freePort();
+    const apiPort = await freePort();
+    const channelPort = await freePort();
+    writeFileSync(
+      path.join(dir, 'config.toml'),
+      [
+        'hostname = "sluice.test"',
+        '[log]',
+        `level = "${LOG_LEVEL}"`,
+        '[smtp]',
+        `host = "${HOST}"`,
+        `port = ${smtpPort}`,
+        '[api]',
+        `host = "${HOST}"`,
+        `port = ${apiPort}`,
+        '[channel]',
+        `host = "${HOST}"`,
+        `port = ${channelPort}`,
+        '[queue]',
+        'path = "queue"',
+        '[delivery]',
+        `sessionIdle = "${SESSION_IDLE}"`,
+        '[zones.default]',
+        `processes = ${PROCESSES}`,
+        `connections = ${CONNECTIONS}`,
+        `connectionsPerDomain = ${PER_DOMAIN}`,
+        'tls = "none"',
+        `route = { host = "${HOST}", port = ${sink.port} }`,
+        // nothing may leave the machine: no resolver answers
+        '[dns]',
+        'servers = ["127.0.0.1:9"]',
+        '',
+      ].join('\n'),
+    );
+    child = spawn(process.execPath, [sluiceBin, 'run', '-d', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+    child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+    await waitForGreeting(smtpPort, child, 'sluice');
+    const watch = new ProcessWatch(child.pid!);
+    const deadline = Date.now() + WORKERS_TIMEOUT_MS;
+    while (watch.pids().length < 1 + PROCESSES) {
+      if (Date.now() > deadline) throw new Error(`sluice did not start ${PROCESSES} workers within ${WORKERS_TIMEOUT_MS} ms`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    watch.resetCpu();
+    const sampler = setInterval(() => watch.sample(), SAMPLE_MS);
+    let rate: number;
+    try {
+      rate = await timedRun(sink, smtpPort, c);
+    } finally {
+      clearInterval(sampler);
+    }
+    watch.sample();
+    return { rate, ...watch.totals(), arrived: sink.count };
+  } catch (err) {
+    if (stderr.trim()) log(`sluice stderr: ${stderr.trim()}`);
+    throw err;
+  } finally {
+    if (child) await stopChild(child);
+    await sink.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+interface Row {
+  c: Case;
+  ceiling: number;
+  relay: RelayRun;
+}
+
+function table(rows: Row[]): string {
+  const head = ['case', 'direct msg/s', 'relay msg/s', 'ratio', 'target', 'peak RSS MB (master+workers)', 'CPU ms/msg'];
+  const lines = rows.map(({ c, ceiling, relay }) => {
+    const ratio = relay.rate / ceiling;
+    const mb = (n: number) => (n / 2 ** 20).toFixed(0);
+    return [
+      c.name,
+      ceiling.toFixed(0),
+      relay.rate.toFixed(0),
+      ratio.toFixed(3),
+      `${c.target} ${ratio >= c.target ? 'met' : 'MISSED'}`,
+      `${mb(relay.peakRssBytes)} (${mb(relay.masterPeakRssBytes)}+${relay.workers}w)${relay.peakRssBytes < RSS_LIMIT_BYTES ? '' : ' OVER'}`,
+      (relay.cpuMs / MESSAGES).toFixed(2),
+    ];
+  });
+  const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  const fmt = (cells: string[]) => `| ${cells.map((cell, i) => cell.padEnd(widths[i]!)).join(' | ')} |`;
+  return [fmt(head), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...lines.map(fmt)].join('\n');
+}
+
+async function main(): Promise<number> {
+  for (const tool of [SMTP_SOURCE, SMTP_SINK, sluiceBin]) {
+    if (!existsSync(tool)) {
+      log(`bench: ${tool} is missing (${tool === sluiceBin ? 'run npm run build' : 'apt-get install postfix'})`);
+      return 1;
+    }
+  }
+  const wanted = process.env.BENCH_CASES?.split(',').map((s) => s.trim()).filter(Boolean);
+  const cases = wanted?.length ? ALL_CASES.filter((c) => wanted.includes(c.name)) : ALL_CASES;
+  if (!cases.length) {
+    log(`bench: no case matches BENCH_CASES; cases are ${ALL_CASES.map((c) => c.name).join(', ')}`);
+    return 1;
+  }
+  const settings = `processes ${PROCESSES}, connections ${CONNECTIONS}, connectionsPerDomain ${PER_DOMAIN}, sessionIdle ${SESSION_IDLE}`;
+  log(`bench relay: ${MESSAGES} messages per run, ${SESSIONS} sessions, fsync on, ${settings}, log level ${LOG_LEVEL}`);
+  const rows: Row[] = [];
+  let failed = false;
+  for (const c of cases) {
+    try {
+      const ceiling = await runDirect(c);
+      log(`  ${c.name}: smtp-source → smtp-sink ${ceiling.toFixed(0)} msg/s`);
+      const relay = await runRelay(c);
+      log(`  ${c.name}: smtp-source → sluice → smtp-sink ${relay.rate.toFixed(0)} msg/s, ${relay.arrived} arrived`);
+      rows.push({ c, ceiling, relay });
+      if (relay.peakRssBytes >= RSS_LIMIT_BYTES) failed = true;
+    } catch (err) {
+      failed = true;
+      log(`bench relay: case ${c.name} failed: ${(err as Error).message}`);
+    }
+  }
+  process.stdout.write(`\nRelay, ${MESSAGES} messages, ${SESSIONS} sessions, fsync on, ${settings} (${new Date().toISOString()})\n${table(rows)}\n`);
+  return failed ? 1 : 0;
+}
+
+process.exitCode = await main();

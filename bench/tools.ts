@@ -1,0 +1,110 @@
+/**
+ * Pieces both benchmarks share (accept.ts, relay.ts): free ports on 127.0.0.1, waiting for an
+ * SMTP greeting, stopping our own children by PID, and the kernel's view of a process (peak RSS,
+ * CPU time, its children). Kept here so the two benches measure the same way.
+ */
+import { type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+
+export const SMTP_SOURCE = '/usr/sbin/smtp-source';
+export const SMTP_SINK = '/usr/sbin/smtp-sink';
+export const HOST = '127.0.0.1';
+const READY_TIMEOUT_MS = 20_000;
+const STOP_TIMEOUT_MS = 15_000;
+
+export function positiveInt(value: string | undefined, fallback: number): number {
+  const n = Number(value);
+  return Number.isInteger(n) && n > 0 ? n : fallback;
+}
+
+export function log(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+/** A port that was free a moment ago: listen on 0, read it, close. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, HOST, () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Waits until something on `port` answers with an SMTP greeting, or the child dies, or time runs out. */
+export async function waitForGreeting(port: number, child: ChildProcess, what: string): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (let attempt = 0; Date.now() < deadline; attempt++) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${what} exited before it was ready`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const sock = connect(port, HOST);
+      const done = (v: boolean) => {
+        sock.destroy();
+        resolve(v);
+      };
+      sock.setTimeout(1000, () => done(false));
+      sock.once('error', () => done(false));
+      sock.once('data', (d) => {
+        sock.end('QUIT\r\n');
+        done(d.toString('latin1').startsWith('220'));
+      });
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, Math.min(25 * (attempt + 1), 250)));
+  }
+  throw new Error(`${what} did not answer on ${HOST}:${port} within ${READY_TIMEOUT_MS} ms`);
+}
+
+export function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => child.once('exit', () => resolve()));
+}
+
+/** SIGTERM, then SIGKILL if it does not go within the deadline. Only ever our own child. */
+export async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+  await exited(child);
+  clearTimeout(timer);
+}
+
+/** Kernel's view of a process: peak resident set (VmHWM) and CPU time used so far. */
+export function procStats(pid: number): { peakRssBytes: number; cpuMs: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const hwm = /^VmHWM:\s+(\d+) kB/m.exec(status);
+  // fields 14 and 15 of /proc/<pid>/stat (after the ")" of the command name) are utime, stime
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return { peakRssBytes: Number(hwm?.[1] ?? 0) * 1024, cpuMs: (ticks * 1000) / 100 };
+}
+
+/** The PIDs of `pid`'s children (the per-task children lists of /proc, else a scan of parent PIDs). */
+export function childPids(pid: number): number[] {
+  const tasksDir = `/proc/${pid}/task`;
+  try {
+    const tasks = readdirSync(tasksDir);
+    if (tasks.length && existsSync(`${tasksDir}/${tasks[0]}/children`)) {
+      return tasks.flatMap((t) => readFileSync(`${tasksDir}/${t}/children`, 'utf8').split(' ').filter(Boolean).map(Number));
+    }
+  } catch {
+    return [];
+  }
+  const found: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      // field 4 (the parent PID) is the second after the ")" of the command name
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) found.push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
