@@ -34,6 +34,7 @@ import { ChannelServer } from '../channel/server.js';
 import { BounceNotifier } from '../bounce/notify.js';
 import { ZoneSelector } from '../zones/select.js';
 import { Supervisor } from './supervisor.js';
+import { loadDkimKeys } from '../deliver/dkim.js';
 
 export interface ListenerAddress {
   name: string;
@@ -66,6 +67,9 @@ export class Master {
 
   async start(): Promise<void> {
     const { config, logger } = this;
+    // a DKIM key the workers cannot load would make them crash-loop: check every key once here,
+    // naming the bad one, and keep none of them (only the workers hold keys)
+    loadDkimKeys(config.dkim.keys);
     // first: a plugin that cannot load stops the start before anything is opened
     const plugins = (this.plugins = await loadPlugins({ config, process: 'main', hooks: this.hooks, logger }));
     try {

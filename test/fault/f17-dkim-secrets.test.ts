@@ -12,11 +12,15 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { startFakeMx } from '../helpers/fakemx.js';
 import { tempDir } from '../helpers/master.js';
 import { childConfig, startChildMaster, writeConfig, type ChildMaster } from '../helpers/child-sluice.js';
+
+const SLUICE_BIN = fileURLToPath(new URL('../../bin/sluice.js', import.meta.url));
 
 const cleanup: (() => Promise<void>)[] = [];
 after(async () => {
@@ -125,11 +129,14 @@ test('F17: the DKIM private key appears in no API response, log line, stderr, en
     dkim: { keys: [{ domain: 'broken.test', selector: 'b1', privateKey: 'keys/broken.pem' }] },
     zones: { default: { processes: 1, connections: 1, route: { host: mx.host, port: mx.port } } },
   }));
-  child = await startChildMaster(dir);
-  const failed = await child.waitForLine((l) => l.event === 'DKIM_KEYS_FAILED', 10_000, 'the worker refusing the broken key');
-  await new Promise((r) => setTimeout(r, 200));
-  const all = `${child.stdout()}\n${child.stderr()}`;
+  // the master checks every key before it forks a worker: it refuses to start, in one line
+  const run = spawnSync(process.execPath, [SLUICE_BIN, 'run', '-d', dir], { encoding: 'utf8', timeout: 20_000, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
+  assert.notEqual(run.status, 0, 'a broken DKIM key stops the start');
+  const stderrLines = run.stderr.trim().split('\n');
+  assert.equal(stderrLines.length, 1, run.stderr);
+  const all = `${run.stdout}\n${run.stderr}`;
   for (const needle of [...needles, marker]) assert.ok(!all.includes(needle), `the key error path leaks ${needle === 'PRIVATE KEY' ? needle : 'key bytes'}`);
-  assert.match(String(failed.err ?? failed.msg), /b1|broken/, 'the error names the selector or the file');
+  assert.match(stderrLines[0]!, /b1|broken/, 'the error names the selector or the file');
+  const failed = { msg: stderrLines[0] };
   console.log(`# F17 error path: "${String(failed.msg)}"`);
 });
