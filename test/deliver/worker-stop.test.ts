@@ -5,6 +5,9 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { tempDir } from '../helpers/master.js';
 import { startFakeMx } from '../helpers/fakemx.js';
 import { startLoggedMaster, submitter } from '../helpers/delivery-kit.js';
 import { processAlive } from '../helpers/child-sluice.js';
@@ -39,11 +42,18 @@ test('stop during deliveries: in-flight ones finish and are recorded, workers ex
 });
 
 test('a worker that cannot start is replaced at once a few times, then with growing back-off (no hot loop)', async () => {
-  // a DKIM key file that does not exist: every worker exits with an error right after its start
-  const m = await startLoggedMaster({
-    dkim: { keys: [{ domain: 'x.test', selector: 's1', privateKey: 'keys/missing.pem' }] },
-    zones: { default: { processes: 1 } },
-  });
+  // a sender plugin whose init throws: the master (which loads only "main" plugins) starts, and
+  // every worker exits with an error right after its start
+  const dir = tempDir();
+  mkdirSync(path.join(dir, 'plugins'));
+  writeFileSync(path.join(dir, 'plugins', 'broken.mjs'), "export const title = 'broken';\nexport function init() { throw new Error('broken on purpose'); }\n");
+  const m = await startLoggedMaster(
+    {
+      plugins: { broken: { enabled: ['sender'], path: 'plugins/broken.mjs' } },
+      zones: { default: { processes: 1 } },
+    },
+    dir,
+  );
   cleanup.push(() => m.stop());
   const t0 = Date.now();
   await new Promise((r) => setTimeout(r, 4000));
