@@ -1,5 +1,5 @@
 /**
- * F7c: no reserve at all (minFreeSpace 0) on a real 6 MB tmpfs, so LevelDB runs into ENOSPC
+ * F7c: no reserve at all (minFreeSpace 0) on a real 24 MB tmpfs, so LevelDB runs into ENOSPC
  * while compacting — an error LevelDB keeps returning for every later write until the database
  * is reopened. Replies stay 250/451/452, and 250 returns after the remount without a restart;
  * every acknowledged message is whole.
@@ -16,8 +16,10 @@ import { MB, RCPTS, waitFor250 } from './disk-full.js';
 
 test('F7c: with no reserve LevelDB itself hits ENOSPC (compaction); 451s, then 250 again after the remount without a restart', { timeout: 120_000 }, async (t) => {
   const appDir = makeAppDir({ smtp: { maxSize: '100KB' }, queue: { minFreeSpace: 0 } }, 'sluice-f7c-');
-  // 6 MB: when LevelDB's log reaches its 4 MB write buffer, the table it compacts into cannot fit
-  const disk = mountTmpfs(path.join(appDir, 'data'), 6);
+  // 24 MB: when LevelDB's log reaches its 16 MB write buffer (lib/queue/open.ts), the table it
+  // compacts the (incompressible) bodies into cannot fit beside it, while the disk guard still
+  // sees megabytes free: so it is LevelDB, not the guard, that meets the full disk
+  const disk = mountTmpfs(path.join(appDir, 'data'), 24);
   if (typeof disk === 'string') {
     rmSync(appDir, { recursive: true, force: true });
     t.skip(disk);
