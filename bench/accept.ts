@@ -19,11 +19,11 @@
  * dirs are removed at the end.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { HOST, SMTP_SINK, SMTP_SOURCE, exited, freePort, log, positiveInt, procStats, stopChild, waitForGreeting } from './tools.js';
+import { HOST, SMTP_SINK, SMTP_SOURCE, exited, freePort, log, positiveInt, procStats, stopChild, waitForGreeting, writeBenchConfig } from './tools.js';
 
 const SESSIONS = 20;
 const MESSAGES = positiveInt(process.env.BENCH_MESSAGES, 5000);
@@ -114,31 +114,8 @@ async function runSluice(c: Case): Promise<SluiceRun> {
   const smtpPort = await freePort();
   const apiPort = await freePort();
   const channelPort = await freePort();
-  writeFileSync(
-    path.join(dir, 'config.toml'),
-    [
-      'hostname = "sluice.test"',
-      '[log]',
-      `level = "${LOG_LEVEL}"`,
-      '[smtp]',
-      `host = "${HOST}"`,
-      `port = ${smtpPort}`,
-      '[api]',
-      `host = "${HOST}"`,
-      `port = ${apiPort}`,
-      '[channel]',
-      `host = "${HOST}"`,
-      `port = ${channelPort}`,
-      '[queue]',
-      'path = "queue"',
-      // acceptance only: no delivery (and no DNS lookups of the bench's .test domains)
-      '[zones.default]',
-      'processes = 0',
-      '[dns]',
-      'servers = ["127.0.0.1:9"]',
-      '',
-    ].join('\n'),
-  );
+  // acceptance only: no delivery workers
+  writeBenchConfig(dir, { logLevel: LOG_LEVEL, smtpPort, apiPort, channelPort }, ['[zones.default]', 'processes = 0']);
   const nodeArgs: string[] = [];
   const profDir = process.env.BENCH_CPU_PROF;
   if (profDir) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${path.resolve(profDir)}`, `--cpu-prof-name=sluice-${c.name}.cpuprofile`);

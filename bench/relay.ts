@@ -21,11 +21,11 @@
  * by PID and the temporary app dir is removed at the end.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { HOST, SMTP_SINK, SMTP_SOURCE, childPids, exited, freePort, log, positiveInt, procStats, stopChild, waitForGreeting } from './tools.js';
+import { HOST, SMTP_SINK, SMTP_SOURCE, childPids, exited, freePort, log, positiveInt, procStats, stopChild, waitForGreeting, writeBenchConfig } from './tools.js';
 
 const SESSIONS = 20;
 const MESSAGES = positiveInt(process.env.BENCH_MESSAGES, 5000);
@@ -212,37 +212,16 @@ async function runRelay(c: Case): Promise<RelayRun> {
     const smtpPort = await freePort();
     const apiPort = await freePort();
     const channelPort = await freePort();
-    writeFileSync(
-      path.join(dir, 'config.toml'),
-      [
-        'hostname = "sluice.test"',
-        '[log]',
-        `level = "${LOG_LEVEL}"`,
-        '[smtp]',
-        `host = "${HOST}"`,
-        `port = ${smtpPort}`,
-        '[api]',
-        `host = "${HOST}"`,
-        `port = ${apiPort}`,
-        '[channel]',
-        `host = "${HOST}"`,
-        `port = ${channelPort}`,
-        '[queue]',
-        'path = "queue"',
-        '[delivery]',
-        `sessionIdle = "${SESSION_IDLE}"`,
-        '[zones.default]',
-        `processes = ${PROCESSES}`,
-        `connections = ${CONNECTIONS}`,
-        `connectionsPerDomain = ${PER_DOMAIN}`,
-        'tls = "none"',
-        `route = { host = "${HOST}", port = ${sink.port} }`,
-        // nothing may leave the machine: no resolver answers
-        '[dns]',
-        'servers = ["127.0.0.1:9"]',
-        '',
-      ].join('\n'),
-    );
+    writeBenchConfig(dir, { logLevel: LOG_LEVEL, smtpPort, apiPort, channelPort }, [
+      '[delivery]',
+      `sessionIdle = "${SESSION_IDLE}"`,
+      '[zones.default]',
+      `processes = ${PROCESSES}`,
+      `connections = ${CONNECTIONS}`,
+      `connectionsPerDomain = ${PER_DOMAIN}`,
+      'tls = "none"',
+      `route = { host = "${HOST}", port = ${sink.port} }`,
+    ]);
     child = spawn(process.execPath, [sluiceBin, 'run', '-d', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
     child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
     await waitForGreeting(smtpPort, child, 'sluice');

@@ -4,7 +4,8 @@
  * CPU time, its children). Kept here so the two benches measure the same way.
  */
 import { type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { createServer, connect } from 'node:net';
 
 export const SMTP_SOURCE = '/usr/sbin/smtp-source';
@@ -107,4 +108,35 @@ export function childPids(pid: number): number[] {
     }
   }
   return found;
+}
+
+/**
+ * Writes the app dir's config.toml the benchmarks share: loopback listeners on the given ports,
+ * the queue inside the app dir, DNS pointed at a dead loopback port (nothing may leave the
+ * machine), then `extra` lines (the zone and delivery settings of each bench).
+ */
+export function writeBenchConfig(dir: string, o: { logLevel: string; smtpPort: number; apiPort: number; channelPort: number }, extra: string[]): void {
+  writeFileSync(
+    path.join(dir, 'config.toml'),
+    [
+      'hostname = "sluice.test"',
+      '[log]',
+      `level = "${o.logLevel}"`,
+      '[smtp]',
+      `host = "${HOST}"`,
+      `port = ${o.smtpPort}`,
+      '[api]',
+      `host = "${HOST}"`,
+      `port = ${o.apiPort}`,
+      '[channel]',
+      `host = "${HOST}"`,
+      `port = ${o.channelPort}`,
+      '[queue]',
+      'path = "queue"',
+      '[dns]',
+      'servers = ["127.0.0.1:9"]',
+      ...extra,
+      '',
+    ].join('\n'),
+  );
 }
