@@ -5,21 +5,11 @@
  */
 import net from 'node:net';
 import { parentPort, workerData } from 'node:worker_threads';
+import { seededRandom } from '../helpers/seeded.js';
 
 const MAX_LEN = 4096;
 const CASE_TIMEOUT_MS = 3000;
 
-/** mulberry32: small, seedable, good enough to pick bytes */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const PREFIXES = [
   '',
@@ -76,7 +66,7 @@ function runCase(port: number, payload: Buffer): Promise<void> {
 
 const { port, seed, cases, concurrency } = workerData as { port: number; seed: number; cases: number; concurrency: number };
 // made one at a time in a fixed order, so the same seed replays the same cases
-const rand = prng(seed);
+const rand = seededRandom(seed);
 let made = 0;
 await Promise.all(
   Array.from({ length: concurrency }, async () => {

@@ -5,13 +5,10 @@
  *
  * Workers stay silent (config log level "silent"); only the master's logger is captured.
  */
-import { rmSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import nodemailer from 'nodemailer';
-import { Master } from '../../lib/app/master.js';
-import { loadConfig } from '../../lib/config/load.js';
-import { tempDir, testOverrides, type TestMaster } from './master.js';
+import { startMaster, tempDir, type TestMaster } from './master.js';
 
 export interface LogLine {
   event?: string;
@@ -48,30 +45,9 @@ export async function startLoggedMaster(overrides: Record<string, unknown> = {},
       cb();
     },
   });
-  const loaded = loadConfig({ appDir: dir, env: {}, overrides: testOverrides(overrides) });
   const logger = pino({ level: 'info', base: { role: 'master' }, timestamp: pino.stdTimeFunctions.isoTime }, sink);
-  const master = new Master(loaded, logger);
-  await master.start();
-  const apiPort = master.listening.find((l) => l.kind === 'api')?.port ?? 0;
-  const smtpPort = master.listening.find((l) => l.kind === 'smtp')?.port ?? 0;
-  return {
-    master,
-    dir,
-    smtpPort,
-    apiPort,
-    api: `http://127.0.0.1:${apiPort}`,
-    logs,
-    events: (event) => logs.filter((l) => l.event === event),
-    port(name) {
-      const l = master.listening.find((x) => x.name === name);
-      if (!l) throw new Error(`no listener ${name}`);
-      return l.port;
-    },
-    async stop() {
-      await master.stop();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  const m = await startMaster(overrides, dir, logger);
+  return { ...m, logs, events: (event) => logs.filter((l) => l.event === event) };
 }
 
 /** Polls `cond` every 50 ms until it holds; throws after `timeoutMs`. */

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Master } from '../../lib/app/master.js';
 import { loadConfig } from '../../lib/config/load.js';
-import { createLogger } from '../../lib/log/logger.js';
+import { createLogger, type Logger } from '../../lib/log/logger.js';
 
 export interface TestMaster {
   master: Master;
@@ -57,10 +57,11 @@ function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<s
   return out;
 }
 
-export async function startMaster(overrides: Record<string, unknown> = {}, dir = tempDir()): Promise<TestMaster> {
+/** `logger`: the master's logger instead of one at the config's level (a test that reads the log). */
+export async function startMaster(overrides: Record<string, unknown> = {}, dir = tempDir(), logger?: Logger): Promise<TestMaster> {
   const o = testOverrides(overrides);
   const loaded = loadConfig({ appDir: dir, env: {}, overrides: o });
-  const master = new Master(loaded, createLogger(loaded.config.log.level));
+  const master = new Master(loaded, logger ?? createLogger(loaded.config.log.level));
   await master.start();
   const find = (name: string) => {
     const l = master.listening.find((x) => x.name === name);
