@@ -1,9 +1,13 @@
 /**
  * A tiny authoritative DNS server for tests: UDP on 127.0.0.1, port 0, a zone given as a plain
- * object and changeable at run time. It answers A, AAAA, MX, TXT and CNAME (one level followed,
- * as a real server puts the target's records beside the CNAME), and NXDOMAIN for names it does
- * not know. A name can instead be a fault: 'NXDOMAIN', 'SERVFAIL', 'REFUSED', or 'DROP' (no
- * answer at all, so the client times out).
+ * object and changeable at run time. It answers A, AAAA, MX, TXT, TLSA and CNAME (one level
+ * followed, as a real server puts the target's records beside the CNAME), and NXDOMAIN for names
+ * it does not know. A name can instead be a fault: 'NXDOMAIN', 'SERVFAIL', 'REFUSED', or 'DROP'
+ * (no answer at all, so the client times out).
+ *
+ * DNSSEC is played, not done: a name marked `secure: true` is answered with the AD flag set, as a
+ * validating resolver would after checking its signatures (DANE trusts that flag, nothing more).
+ * `{ tcp: true }` also listens on TCP on the same port, for clients that retry a truncated reply.
  *
  *   const dns = await startDnsServer({
  *     'a.test': { MX: [{ priority: 10, exchange: 'mx1.a.test' }] },
@@ -13,11 +17,11 @@
  *   new Resolver().setServers([dns.address]);   // '127.0.0.1:PORT'
  *
  * The wire format (RFC 1035 §4) is written here by hand: only the few record types above, no
- * compression in answers, UDP only. An answer that would not fit the client's UDP size is sent
- * truncated (TC set, no records), as RFC 1035 says; this server has no TCP, so keep test zones
- * small. Every query is recorded in `queries` so a test can assert that DNS was (not) asked.
+ * compression in answers. An answer that would not fit the client's UDP size is sent truncated
+ * (TC set, no records), as RFC 1035 says; without `tcp` keep test zones small. Every query is recorded in `queries` so a test can assert that DNS was (not) asked.
  */
 import dgram from 'node:dgram';
+import net from 'node:net';
 import ipaddr from 'ipaddr.js';
 
 export interface MxRecord {
@@ -32,8 +36,19 @@ export interface NameRecords {
   MX?: MxRecord[];
   TXT?: string[];
   CNAME?: string;
+  /** DANE records (RFC 6698): certificate usage, selector, matching type, data in hex */
+  TLSA?: TlsaData[];
+  /** answer with AD set: "validated", as a validating resolver says it */
+  secure?: boolean;
   /** TTL of every record of this name, seconds (default 60). */
   ttl?: number;
+}
+
+export interface TlsaData {
+  usage: number;
+  selector: number;
+  matching: number;
+  data: string;
 }
 
 export type Fault = 'NXDOMAIN' | 'SERVFAIL' | 'REFUSED' | 'DROP';
@@ -57,7 +72,7 @@ export interface TestDnsServer {
   stop(): Promise<void>;
 }
 
-const TYPE = { A: 1, CNAME: 5, MX: 15, TXT: 16, AAAA: 28, OPT: 41 } as const;
+const TYPE = { A: 1, CNAME: 5, MX: 15, TXT: 16, AAAA: 28, OPT: 41, TLSA: 52 } as const;
 const TYPE_NAME = new Map<number, string>(Object.entries(TYPE).map(([k, v]) => [v, k]));
 const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
 const CLASS_IN = 1;
@@ -65,40 +80,80 @@ const DEFAULT_TTL_S = 60;
 /** RFC 1035's UDP limit when the query carries no EDNS OPT record. */
 const PLAIN_UDP_MAX = 512;
 
-export async function startDnsServer(initial: Zone = {}): Promise<TestDnsServer> {
+export async function startDnsServer(initial: Zone = {}, opts: { tcp?: boolean } = {}): Promise<TestDnsServer> {
   const zone = new Map<string, ZoneEntry>();
   const key = (name: string) => name.toLowerCase().replace(/\.$/, '');
   for (const [name, entry] of Object.entries(initial)) zone.set(key(name), entry);
   const queries: DnsQuery[] = [];
-
-  const socket = dgram.createSocket('udp4');
-  socket.on('message', (msg, rinfo) => {
-    let reply: Buffer | undefined;
+  const reply = (msg: Buffer, transport: 'udp' | 'tcp'): Buffer | undefined => {
     try {
-      reply = answer(msg, (q) => {
+      return answer(msg, transport, (q) => {
         queries.push({ name: q.name, type: TYPE_NAME.get(q.type) ?? String(q.type), at: Date.now() });
         return zone.get(key(q.name));
       }, (name) => zone.get(key(name)));
     } catch {
-      reply = undefined; // unparsable junk: say nothing, like a real server under attack
+      return undefined; // unparsable junk: say nothing, like a real server under attack
     }
-    if (reply) socket.send(reply, rinfo.port, rinfo.address);
-  });
-  // A send to a client that went away gives ECONNREFUSED on some kernels; never crash a test.
-  socket.on('error', () => undefined);
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  const { port } = socket.address();
-
-  return {
-    address: `127.0.0.1:${port}`,
-    port,
-    queries,
-    set(name, entry) {
-      if (entry === undefined) zone.delete(key(name));
-      else zone.set(key(name), entry);
-    },
-    stop: () => new Promise<void>((resolve) => socket.close(() => resolve())),
   };
+
+  // TCP wants the same port as UDP: take a UDP port, then try TCP on it (again if it is taken)
+  for (let attempt = 0; ; attempt++) {
+    const socket = dgram.createSocket('udp4');
+    socket.on('message', (msg, rinfo) => {
+      const out = reply(msg, 'udp');
+      if (out) socket.send(out, rinfo.port, rinfo.address);
+    });
+    // A send to a client that went away gives ECONNREFUSED on some kernels; never crash a test.
+    socket.on('error', () => undefined);
+    await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+    const { port } = socket.address();
+    let tcp: net.Server | undefined;
+    if (opts.tcp) {
+      tcp = net.createServer((conn) => serveTcp(conn, (msg) => reply(msg, 'tcp')));
+      const listening = await new Promise<boolean>((resolve) => {
+        tcp!.once('error', () => resolve(false));
+        tcp!.listen(port, '127.0.0.1', () => resolve(true));
+      });
+      if (!listening) {
+        await new Promise<void>((resolve) => socket.close(() => resolve()));
+        if (attempt < 20) continue;
+        throw new Error('dns-server: no port free for both UDP and TCP');
+      }
+    }
+    const server = tcp;
+    return {
+      address: `127.0.0.1:${port}`,
+      port,
+      queries,
+      set(name, entry) {
+        if (entry === undefined) zone.delete(key(name));
+        else zone.set(key(name), entry);
+      },
+      stop: async () => {
+        await new Promise<void>((resolve) => socket.close(() => resolve()));
+        if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+      },
+    };
+  }
+}
+
+/** DNS over TCP: each message with a two-byte length before it (RFC 1035 §4.2.2). */
+function serveTcp(conn: net.Socket, reply: (msg: Buffer) => Buffer | undefined): void {
+  let buffered = Buffer.alloc(0);
+  conn.on('error', () => undefined);
+  conn.setTimeout(5000, () => conn.destroy());
+  conn.on('data', (chunk: Buffer) => {
+    buffered = Buffer.concat([buffered, chunk]);
+    while (buffered.length >= 2 && buffered.length >= 2 + buffered.readUInt16BE(0)) {
+      const msg = buffered.subarray(2, 2 + buffered.readUInt16BE(0));
+      buffered = buffered.subarray(2 + msg.length);
+      const out = reply(msg);
+      if (!out) continue;
+      const length = Buffer.alloc(2);
+      length.writeUInt16BE(out.length);
+      conn.write(Buffer.concat([length, out]));
+    }
+  });
 }
 
 interface Question {
@@ -111,6 +166,7 @@ interface Question {
 /** Builds the reply to one query packet, or undefined for "stay silent" (DROP). */
 function answer(
   msg: Buffer,
+  transport: 'udp' | 'tcp',
   lookup: (q: Question) => ZoneEntry | undefined,
   lookupName: (name: string) => ZoneEntry | undefined,
 ): Buffer | undefined {
@@ -127,7 +183,7 @@ function answer(
   const type = msg.readUInt16BE(afterName);
   const end = afterName + 4;
   const q: Question = { name, type, raw: msg.subarray(12, end) };
-  const udpMax = arCount > 0 ? ednsSize(msg, end) : PLAIN_UDP_MAX;
+  const udpMax = transport === 'tcp' ? 65_535 : arCount > 0 ? ednsSize(msg, end) : PLAIN_UDP_MAX;
 
   const entry = lookup(q);
   if (entry === 'DROP') return undefined;
@@ -144,8 +200,9 @@ function answer(
   } else {
     records.push(...recordsOf(name, type, entry));
   }
-  const reply = Buffer.concat([header(id, flags, RCODE.NOERROR, 1, records.length), q.raw, ...records]);
-  if (reply.length > udpMax) return Buffer.concat([header(id, flags | 0x0200, RCODE.NOERROR, 1, 0), q.raw]);
+  const ad = entry.secure ? AD : 0;
+  const reply = Buffer.concat([header(id, flags, RCODE.NOERROR, 1, records.length, ad), q.raw, ...records]);
+  if (reply.length > udpMax) return Buffer.concat([header(id, flags | 0x0200, RCODE.NOERROR, 1, 0, ad), q.raw]);
   return reply;
 }
 
@@ -166,16 +223,21 @@ function recordsOf(name: string, type: number, entry: NameRecords): Buffer[] {
       return (entry.TXT ?? []).map((t) => record(name, type, ttl, txtData(t)));
     case TYPE.CNAME:
       return entry.CNAME ? [record(name, type, ttl, encodeName(entry.CNAME))] : [];
+    case TYPE.TLSA:
+      return (entry.TLSA ?? []).map((t) => record(name, type, ttl, Buffer.concat([Buffer.from([t.usage, t.selector, t.matching]), Buffer.from(t.data, 'hex')])));
     default:
       return [];
   }
 }
 
-function header(id: number, queryFlags: number, rcode: number, qd: number, an: number): Buffer {
+/** the AD flag (RFC 4035 §3.2.3) */
+const AD = 0x0020;
+
+function header(id: number, queryFlags: number, rcode: number, qd: number, an: number, extra = 0): Buffer {
   const h = Buffer.alloc(12);
   h.writeUInt16BE(id, 0);
-  // QR, the query's opcode and RD, AA (we are the authority), RA, then the rcode (and TC if set)
-  h.writeUInt16BE(0x8000 | (queryFlags & 0x7900) | 0x0400 | 0x0080 | (queryFlags & 0x0200) | rcode, 2);
+  // QR, the query's opcode and RD, AA (we are the authority), RA, then the rcode (and TC, AD if set)
+  h.writeUInt16BE(0x8000 | (queryFlags & 0x7900) | 0x0400 | 0x0080 | (queryFlags & 0x0200) | extra | rcode, 2);
   h.writeUInt16BE(qd, 4);
   h.writeUInt16BE(an, 6);
   return h;
