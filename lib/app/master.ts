@@ -35,6 +35,7 @@ import { BounceNotifier } from '../bounce/notify.js';
 import { ZoneSelector } from '../zones/select.js';
 import { Supervisor } from './supervisor.js';
 import { loadDkimKeys } from '../deliver/dkim.js';
+import { loadExtraCa } from '../deliver/tls-trust.js';
 
 export interface ListenerAddress {
   name: string;
@@ -70,6 +71,7 @@ export class Master {
     // a DKIM key the workers cannot load would make them crash-loop: check every key once here,
     // naming the bad one, and keep none of them (only the workers hold keys)
     loadDkimKeys(config.dkim.keys);
+    loadExtraCa(config.delivery.ca); // the same for the extra CA file
     // first: a plugin that cannot load stops the start before anything is opened
     const plugins = (this.plugins = await loadPlugins({ config, process: 'main', hooks: this.hooks, logger }));
     try {

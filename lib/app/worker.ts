@@ -7,6 +7,10 @@ import type { Config } from '../config/schema.js';
 import { ChannelClient } from '../channel/client.js';
 import { loadBounceRules } from '../bounce/classify.js';
 import { DestinationResolver } from '../deliver/destination.js';
+import { WireResolver } from '../deliver/dns-wire.js';
+import { TlsaResolver } from '../deliver/dane.js';
+import { MtaStsResolver } from '../deliver/mta-sts.js';
+import { loadExtraCa, trustList } from '../deliver/tls-trust.js';
 import { loadDkimKeys } from '../deliver/dkim.js';
 import { loadSenderPlugins, type SenderPlugins } from '../plugins/worker-plugins.js';
 import { Circuit } from '../deliver/circuit.js';
@@ -40,6 +44,13 @@ export async function runWorker(init: WorkerInit, stopSignal: Promise<void>): Pr
     return 1;
   }
   for (const warning of dkim.warnings) logger.warn({ event: 'DKIM_KEY_WARNING' }, warning);
+  let extraCa: string[] | undefined;
+  try {
+    extraCa = loadExtraCa(config.delivery.ca);
+  } catch (err) {
+    logger.fatal({ event: 'START_FAILED', err: (err as Error).message }, (err as Error).message);
+    return 1;
+  }
   let plugins: SenderPlugins;
   try {
     plugins = await loadSenderPlugins(config, logger);
@@ -63,6 +74,13 @@ export async function runWorker(init: WorkerInit, stopSignal: Promise<void>): Pr
     timeoutMs: config.dns.timeout,
     port: config.delivery.mxPort,
   });
+  const discovery = {
+    ...(config.delivery.dane ? { dane: new TlsaResolver(new WireResolver({ servers: config.dns.servers, timeoutMs: config.dns.timeout })) } : {}),
+    ...(config.delivery.mtaSts
+      ? { mtaSts: new MtaStsResolver({ servers: config.dns.servers, timeoutMs: config.dns.timeout, allowLocalAddresses: config.delivery.allowLocalAddresses, extraCa, logger }) }
+      : {}),
+  };
+  const ca = trustList(extraCa);
   const sessions = new SessionPool({
     idleMs: config.delivery.sessionIdle,
     maxIdlePerKey: Math.max(1, zoneConfig.connectionsPerDomain),
@@ -80,6 +98,8 @@ export async function runWorker(init: WorkerInit, stopSignal: Promise<void>): Pr
       circuit: new Circuit(config.delivery.unreachableHold),
       sessions,
       hooks: plugins.hooks,
+      discovery,
+      ...(ca ? { ca } : {}),
       logger,
       chunk: (id, n) => channel.chunk(id, n),
     },

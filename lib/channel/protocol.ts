@@ -56,6 +56,8 @@ export interface RowResult {
   mx?: string;
   localAddress?: string;
   tls?: boolean;
+  /** which TLS rules applied: "dane", "mta-sts", "mta-sts-testing", or the configured policy */
+  tlsPolicy?: string;
   /** the reply after the final dot was lost: the message may have arrived (RFC 1047) */
   uncertain?: boolean;
   /** how long the attempt took in the worker, from job to result (Postfix logs it as delays=) */

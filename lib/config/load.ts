@@ -236,6 +236,7 @@ function resolvePaths(config: Config, appDir: string): Config {
     ...config,
     smtp: { ...config.smtp, key: abs(config.smtp.key), cert: abs(config.smtp.cert), interfaces },
     queue: { ...config.queue, path: abs(config.queue.path)! },
+    delivery: { ...config.delivery, ca: abs(config.delivery.ca) },
     dkim: { keys: config.dkim.keys.map((k) => ({ ...k, privateKey: abs(k.privateKey)! })) },
     plugins,
   } as Config;

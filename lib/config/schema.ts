@@ -165,6 +165,12 @@ export const configSchema = t.object({
     allowLocalAddresses: t.bool(),
     /** default TLS policy: none, may (opportunistic), encrypt (TLS required), verify (TLS with a valid certificate) */
     tls: tlsPolicy(),
+    /** DANE (RFC 7672) for MX hosts with DNSSEC-validated TLSA records; needs a validating resolver */
+    dane: t.bool(),
+    /** MTA-STS (RFC 8461): fetch and apply recipient domains' policies */
+    mtaSts: t.bool(),
+    /** PEM file of CA certificates trusted besides the system's, for "verify" and MTA-STS */
+    ca: t.optString(),
   }),
   /** delivery events (delivered, deferred, bounced) POSTed to a URL */
   events: t.object({

@@ -10,7 +10,10 @@
  *   by the reply classification rules (lib/bounce), per recipient where the server answered per
  *   recipient;
  * - the connection lost after the whole message was sent, before the reply: deferred and marked
- *   `uncertain` (the message may have arrived: RFC 1047's window; at-least-once).
+ *   `uncertain` (the message may have arrived: RFC 1047's window; at-least-once);
+ * - a host that DANE or MTA-STS refuses (lib/deliver/tls-policy.ts), or whose certificate fails
+ *   them, is skipped like an unreachable one; with no host left the delivery is deferred as a TLS
+ *   failure (4.7.5), never sent without the protection the destination asked for.
  */
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
@@ -25,6 +28,7 @@ import type { SessionPool } from './session-pool.js';
 import type { Circuit } from './circuit.js';
 import type { HookRunner } from '../plugins/runner.js';
 import type { ConnectOptions, Delivery } from '../plugins/hooks.js';
+import { domainStsPolicy, hostTls, reportTesting, type HostTls, type TlsDiscovery, type TlsLabel } from './tls-policy.js';
 
 export interface DeliveryContext {
   config: Config;
@@ -36,6 +40,10 @@ export interface DeliveryContext {
   sessions: SessionPool;
   /** the sender:* plugin hooks (empty when no sender plugin is enabled) */
   hooks: HookRunner;
+  /** DANE and MTA-STS lookups (both absent: the configured TLS policy alone) */
+  discovery?: TlsDiscovery;
+  /** trusted CAs when the operator added some (delivery.ca); else node's own */
+  ca?: readonly string[];
   logger: Logger;
   /** pulls one stored body chunk from the master; undefined after the last */
   chunk(id: string, n: number): Promise<Buffer | undefined>;
@@ -77,9 +85,19 @@ async function deliverRows(job: Job, ctx: DeliveryContext, session: { kept: bool
   if (!hosts.length) return allRows(job, { outcome: 'deferred', response: `no usable address for ${job.domain}`, status: '4.4.4', category: 'dns', code: 'EDNS' });
 
   const tls = tlsPolicyFor(job.domain, config, zone, route?.tls);
+  const explicit = Object.hasOwn(config.tlsPolicies, job.domain);
+  const discovery = ctx.discovery ?? {};
+  const sts = await domainStsPolicy(job, tls, explicit, route !== undefined, discovery);
   const pool = pickPool(job, zone, config.hostname);
   let last: TransactionError | undefined;
+  let lastLabel: TlsLabel | undefined;
   for (const host of hosts) {
+    const decision = await hostTls(job, host, tls, explicit, sts, discovery, ctx.logger);
+    lastLabel = decision.label;
+    if ('refused' in decision) {
+      last = decision.refused;
+      continue;
+    }
     for (const resolved of host.addresses) {
       // sender:connect may send this connection elsewhere (another MX, port or local address)
       const target: ConnectOptions = { hostname: host.host, host: resolved.address, port: host.port, localAddress: pool.address, localHostname: pool.name };
@@ -103,7 +121,9 @@ async function deliverRows(job: Job, ctx: DeliveryContext, session: { kept: bool
         hostname: target.hostname,
         localAddress: target.localAddress,
         heloName: target.localHostname,
-        tls,
+        tls: decision.tls,
+        ...(decision.dane ? { dane: decision.dane } : {}),
+        ...(ctx.ca ? { ca: ctx.ca } : {}),
         connectTimeoutMs: config.delivery.connectTimeout,
         greetingTimeoutMs: config.delivery.greetingTimeout,
         socketTimeoutMs: config.delivery.socketTimeout,
@@ -112,22 +132,32 @@ async function deliverRows(job: Job, ctx: DeliveryContext, session: { kept: bool
         const result = await transact(job, options, ctx);
         session.kept = result.kept;
         ctx.circuit.reset(address, port);
-        return mapResult(job, result, host, target.localAddress, ctx);
+        if (decision.testing) reportTesting(ctx.logger, job, host.host, decision.testing, result.tls, result.peer);
+        return labelled(mapResult(job, result, host, target.localAddress, ctx), decision);
       } catch (err) {
         last = err as TransactionError;
+        if (decision.dane && last.originalCode === 'DANE_MISMATCH') {
+          ctx.logger.warn({ event: 'DANE_FAILED', id: job.id, domain: job.domain, mx: host.host, address, err: last.message }, last.message);
+        }
         // a host that did not answer is held back for a while; one whose certificate failed our
         // policy is not unreachable (other domains with another policy may use it at once)
         if (!last.connected && !isTlsFailure(last) && (last.code === 'ECONNECTION' || last.code === 'ETIMEDOUT' || last.code === 'ESOCKET')) ctx.circuit.trip(address, port);
         const phase = phaseOf(last);
         if (last.connected && !PRE_TRANSACTION.has(phase)) {
-          return mapError(job, last, host, target.localAddress, ctx);
+          return labelled(mapError(job, last, host, target.localAddress, ctx), decision);
         }
         ctx.logger.debug({ id: job.id, mx: host.host, address, err: last.message }, 'host failed before the transaction, trying the next');
       }
     }
   }
   const mx = hosts[hosts.length - 1]?.host;
-  return mapError(job, last ?? Object.assign(new Error('no host could be reached'), { connected: false, dataSent: false, tls: false, code: 'ECONNECTION' }), { host: mx ?? job.domain } as TargetHost, pool.address, ctx, true);
+  const rows = mapError(job, last ?? Object.assign(new Error('no host could be reached'), { connected: false, dataSent: false, tls: false, code: 'ECONNECTION' }), { host: mx ?? job.domain } as TargetHost, pool.address, ctx, true);
+  return lastLabel ? labelled(rows, { label: lastLabel }) : rows;
+}
+
+/** Which TLS rules applied (dane, mta-sts, … or the configured policy): for the log and the result. */
+function labelled(rows: RowResult[], decision: Pick<HostTls, 'label'>): RowResult[] {
+  return rows.map((r) => ({ ...r, tlsPolicy: decision.label }));
 }
 
 /** One transaction on a pooled session if there is one (a stale one is replaced once), else on a new session. */
@@ -198,7 +228,9 @@ function mapError(job: Job, err: TransactionError, host: TargetHost, localAddres
     const response = own?.response ?? err.response ?? `${err.code ?? 'ERROR'}: ${err.message}`;
     const c = classifyReply({ responseCode, response, code: err.code, phase }, ctx.bounceRules);
     const outcome = uncertain || tlsFailure ? 'deferred' : c.action === 'bounce' ? 'bounced' : 'deferred';
-    const status = tlsFailure && !c.status.startsWith('4.') ? '4.7.5' : c.status;
+    // a certificate our policy refused is a TLS failure (4.7.5), not a network one (4.4.2); a
+    // server's own 4xx reply to STARTTLS keeps its code
+    const status = tlsFailure && (!c.status.startsWith('4.') || !responseCode) ? '4.7.5' : c.status;
     const category = tlsFailure ? 'tls' : c.category;
     return { seq: row.seq, outcome, response, responseCode, status, category, code: err.code, mx: host.host, localAddress, tls: err.tls, ...(uncertain ? { uncertain: true } : {}) };
   });

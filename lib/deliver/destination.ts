@@ -369,7 +369,7 @@ function parseAddressLiteral(domain: string): string | undefined {
 }
 
 /** Lower-case ASCII (punycode) form without a trailing dot; '' when it is not a domain. */
-function toAsciiDomain(domain: string): string {
+export function toAsciiDomain(domain: string): string {
   const ascii = domainToASCII(domain.trim().replace(/\.$/, '')).toLowerCase();
   if (!ascii || ascii.length > 253 || !ascii.includes('.')) return '';
   if (ascii.split('.').some((label) => label.length === 0 || label.length > 63)) return '';

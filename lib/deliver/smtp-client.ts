@@ -1,6 +1,7 @@
 /**
  * SMTP sessions to destination hosts, on nodemailer's SMTPConnection: connect (from the zone's
- * local address, with its HELO name), STARTTLS by policy, then one transaction after another:
+ * local address, with its HELO name), STARTTLS by policy (for DANE, the certificate is checked
+ * against the TLSA records after STARTTLS, before MAIL FROM), then one transaction after another:
  * MAIL/RCPT for every recipient, DATA. A session that finished a transaction cleanly goes back to
  * the pool (lib/deliver/session-pool.ts) for the next message to the same host.
  *
@@ -9,8 +10,11 @@
  * handed over?) and `tls`.
  */
 import net from 'node:net';
+import { createHash } from 'node:crypto';
+import type { TLSSocket, PeerCertificate, DetailedPeerCertificate } from 'node:tls';
 import type { Readable } from 'node:stream';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import { checkDane, type TlsaRecord } from './dane.js';
 
 export type TlsPolicy = 'none' | 'may' | 'encrypt' | 'verify';
 
@@ -25,6 +29,17 @@ export interface SessionOptions {
   connectTimeoutMs: number;
   greetingTimeoutMs: number;
   socketTimeoutMs: number;
+  /** DANE: after STARTTLS the peer's chain must match one of these records (tls is "encrypt") */
+  dane?: { records: readonly TlsaRecord[]; names: readonly string[] };
+  /** trusted CAs for certificate checks when the operator added some (else node's own) */
+  ca?: readonly string[];
+}
+
+/** How the peer's certificate fared under WebPKI rules, whatever the policy asked for. */
+export interface PeerCheck {
+  authorized: boolean;
+  /** the reason it is not (node's code, e.g. DEPTH_ZERO_SELF_SIGNED_CERT or ERR_TLS_CERT_ALTNAME_INVALID) */
+  error?: string;
 }
 
 export interface TransactionResult {
@@ -32,6 +47,8 @@ export interface TransactionResult {
   rejected: { recipient: string; responseCode?: number; response: string }[];
   response: string;
   tls: boolean;
+  /** the session's TLS certificate check (undefined without TLS) */
+  peer?: PeerCheck;
 }
 
 export interface TransactionError extends Error {
@@ -59,6 +76,8 @@ export class SmtpSession {
   lastUsedMs = Date.now();
   /** throttling: earliest time the next message may go on this session */
   notBeforeMs = 0;
+  /** set once STARTTLS is done: how the certificate fared under WebPKI rules */
+  peer: PeerCheck | undefined;
 
   private constructor(readonly opts: SessionOptions) {
     this.key = sessionKey(opts);
@@ -73,7 +92,7 @@ export class SmtpSession {
       localAddress: opts.localAddress,
       ignoreTLS: opts.tls === 'none',
       requireTLS: opts.tls === 'encrypt' || opts.tls === 'verify',
-      tls: { rejectUnauthorized: opts.tls === 'verify', ...(servername ? { servername } : {}), minVersion: 'TLSv1.2' },
+      tls: { rejectUnauthorized: opts.tls === 'verify', ...(servername ? { servername } : {}), ...(opts.ca ? { ca: [...opts.ca] } : {}), minVersion: 'TLSv1.2' },
       connectionTimeout: opts.connectTimeoutMs,
       greetingTimeout: opts.greetingTimeoutMs,
       socketTimeout: opts.socketTimeoutMs,
@@ -108,9 +127,30 @@ export class SmtpSession {
       };
       session.conn.connect(() => {
         session.failCurrent = undefined;
-        resolve(session);
+        // after STARTTLS and the second EHLO, before MAIL FROM: nothing of the message has gone yet
+        const refused = session.checkPeer();
+        if (!refused) return resolve(session);
+        session.close();
+        reject(Object.assign(refused, { connected: true, dataSent: false, tls: session.conn.secure }) as TransactionError);
       });
     });
+  }
+
+  /**
+   * Records how the certificate fared, and applies DANE. nodemailer calls checkServerIdentity only
+   * for a chain that verifies, so a DANE-EE server with a self-signed certificate is reached with
+   * rejectUnauthorized off and checked here. An error (ETLS) when the session must not be used.
+   */
+  private checkPeer(): NmError | undefined {
+    const socket = this.conn._socket;
+    const tlsSocket = this.conn.secure && socket && 'getPeerCertificate' in socket ? (socket as TLSSocket) : undefined;
+    if (tlsSocket) this.peer = { authorized: tlsSocket.authorized, ...(tlsSocket.authorizationError ? { error: String(tlsSocket.authorizationError) } : {}) };
+    const required = this.opts.tls === 'encrypt' || this.opts.tls === 'verify' || this.opts.dane;
+    if (required && !tlsSocket) return Object.assign(new Error(`${this.opts.hostname}: TLS is required and the session is not encrypted`), { code: 'ETLS' });
+    if (!this.opts.dane || !tlsSocket) return undefined;
+    const verdict = checkDane(this.opts.dane.records, peerChain(tlsSocket), this.opts.dane.names);
+    if (verdict.ok) return undefined;
+    return Object.assign(new Error(`DANE: ${this.opts.hostname}: ${verdict.reason}`), { code: 'ETLS', originalCode: 'DANE_MISMATCH', command: 'STARTTLS' });
   }
 
   /** One mail transaction. On any error the session is closed and not reused. */
@@ -141,7 +181,7 @@ export class SmtpSession {
           const e = errors[i] as NmError | undefined;
           return { recipient, responseCode: e?.responseCode, response: e?.response ?? e?.message ?? 'rejected' };
         });
-        resolve({ accepted: info.accepted, rejected, response: info.response, tls: this.conn.secure });
+        resolve({ accepted: info.accepted, rejected, response: info.response, tls: this.conn.secure, ...(this.peer ? { peer: this.peer } : {}) });
       });
     });
   }
@@ -159,6 +199,25 @@ export class SmtpSession {
   }
 }
 
+/**
+ * Sessions are shared only between deliveries with the same destination and the same checks: a
+ * session opened under a weaker policy (no DANE, other TLSA records) is never reused for a
+ * stricter one.
+ */
 export function sessionKey(o: SessionOptions): string {
-  return [o.address, o.port, o.localAddress ?? '', o.heloName, o.tls, o.hostname].join('|');
+  const dane = o.dane ? `dane:${createHash('sha256').update(JSON.stringify([o.dane.records.map((r) => [r.usage, r.selector, r.matching, r.data.toString('hex')]), o.dane.names])).digest('hex').slice(0, 32)}` : '';
+  return [o.address, o.port, o.localAddress ?? '', o.heloName, o.tls, o.hostname, dane].join('|');
+}
+
+/** The presented chain, leaf first, DER (node links each certificate to its issuer). */
+function peerChain(socket: TLSSocket): Buffer[] {
+  const out: Buffer[] = [];
+  const seen = new Set<string>();
+  let cert: PeerCertificate | DetailedPeerCertificate | undefined = socket.getPeerCertificate(true);
+  while (cert && cert.raw && out.length < 10 && !seen.has(cert.fingerprint256)) {
+    seen.add(cert.fingerprint256);
+    out.push(cert.raw);
+    cert = (cert as DetailedPeerCertificate).issuerCertificate;
+  }
+  return out;
 }

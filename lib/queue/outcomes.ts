@@ -166,6 +166,7 @@ export class Outcomes {
         mx: result.mx,
         localAddress: result.localAddress,
         tls: result.tls,
+        ...(result.tlsPolicy ? { tlsPolicy: result.tlsPolicy } : {}),
         response: result.response.slice(0, 300),
         status: result.status,
         category: result.category,

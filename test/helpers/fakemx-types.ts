@@ -73,6 +73,9 @@ export interface FakeMxOptions {
   mode?: FakeMxMode | SimpleMode;
   /** Offer STARTTLS (default true). */
   tls?: boolean;
+  /** PEM key and certificate (leaf first, then its chain) instead of the shared self-signed one */
+  tlsKey?: Buffer;
+  tlsCert?: Buffer;
   /** Name in the greeting and EHLO reply (default mx.test). */
   name?: string;
   /** Advertise SIZE and refuse bigger messages (552). */

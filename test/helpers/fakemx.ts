@@ -19,7 +19,8 @@
  * `firstAttemptPerId` makes a DOT-level failure (or dropAfterDot) hit only the first copy of
  * each X-Test-Id; later copies are accepted (F4b: "drop the first attempt, then accept").
  *
- * STARTTLS is offered by default with a self-signed certificate for mx.test (test-cert.ts).
+ * STARTTLS is offered by default with a self-signed certificate for mx.test (test-cert.ts), or
+ * with the key and certificate chain given as tlsKey/tlsCert (DANE and MTA-STS tests).
  *
  * Every transaction (from MAIL on) is recorded: envelope, the DATA bytes as received (after
  * dot-unstuffing, CR and LF exactly as sent), X-Test-Id, timestamps, TLS, HELO name, addresses,
@@ -118,7 +119,7 @@ export class FakeMx extends EventEmitter implements FakeMxRecorder {
   static async start(opts: FakeMxOptions = {}): Promise<FakeMx> {
     const host = opts.host ?? '127.0.0.1';
     if (!/^127\.\d+\.\d+\.\d+$/.test(host) && host !== '::1') throw new Error(`fakemx listens on loopback only, not ${host}`);
-    const { key, cert } = await testCert();
+    const { key, cert } = opts.tlsKey && opts.tlsCert ? { key: opts.tlsKey, cert: opts.tlsCert } : await testCert();
     const mx = new FakeMx(opts, key, cert);
     await new Promise<void>((resolve, reject) => {
       mx.front.once('error', reject);
