@@ -11,6 +11,9 @@
 import net from 'node:net';
 import type { Readable } from 'node:stream';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import { installFastDataStream } from './dot-stuff.js';
+
+installFastDataStream();
 
 export type TlsPolicy = 'none' | 'may' | 'encrypt' | 'verify';
 
