@@ -15,7 +15,8 @@
  * Environment: BENCH_MESSAGES (default 5000), BENCH_CASES (e.g. "2k"), BENCH_PROCESSES (2),
  * BENCH_CONNECTIONS (10 per process), BENCH_PER_DOMAIN (connectionsPerDomain, default processes ×
  * connections: every message goes to one domain), BENCH_SESSION_IDLE (delivery.sessionIdle, "5s"),
- * BENCH_SLUICE (another build's dist/bin/sluice.js), BENCH_LOG_LEVEL (warn).
+ * BENCH_SLUICE (another build's dist/bin/sluice.js), BENCH_LOG_LEVEL (warn), BENCH_CPU_PROF (a
+ * directory: the master and every worker run under `node --cpu-prof`, one profile each per case).
  *
  * Everything is on 127.0.0.1 with ports found free, every wait is bounded, children are stopped
  * by PID and the temporary app dir is removed at the end.
@@ -222,7 +223,10 @@ async function runRelay(c: Case): Promise<RelayRun> {
       'tls = "none"',
       `route = { host = "${HOST}", port = ${sink.port} }`,
     ]);
-    child = spawn(process.execPath, [sluiceBin, 'run', '-d', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // workers are forked with the master's execArgv, so each process leaves its own profile
+    const profDir = process.env.BENCH_CPU_PROF;
+    const nodeArgs = profDir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profDir, c.name)}`] : [];
+    child = spawn(process.execPath, [...nodeArgs, sluiceBin, 'run', '-d', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
     child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
     await waitForGreeting(smtpPort, child, 'sluice');
     const watch = new ProcessWatch(child.pid!);

@@ -65,8 +65,13 @@ export class Ingest {
       zones: ZoneSelector;
       disk: DiskGuard;
       logger: Logger;
-      /** told after each commit which zones have new work (the scheduler wakes their workers) */
-      onQueued?: (zones: string[]) => void;
+      /**
+       * Told after each commit what was queued (the scheduler hands it to waiting workers), with
+       * the body's chunks when they were kept in memory (see `retainBodyUpTo`).
+       */
+      onQueued?: (meta: MessageMeta, rows: DeliveryRow[], body: Buffer[] | undefined) => void;
+      /** keep the chunks of bodies up to this size for onQueued (0 or unset: never) */
+      retainBodyUpTo?: number;
     },
   ) {}
 
@@ -74,7 +79,7 @@ export class Ingest {
     const { store, logger } = this.deps;
     const id = newQueueId();
     const envelope: HookEnvelope = { id, from: req.from, to: [...req.to], origin: req.origin, session: req.session };
-    const writer = store.bodyWriter(id);
+    const writer = store.bodyWriter(id, this.deps.retainBodyUpTo ?? 0);
     try {
       const parsed = await this.streamBody(req, envelope, writer);
       const result = await this.commit(req, envelope, writer, parsed);
@@ -218,7 +223,7 @@ export class Ingest {
       attempts: 0,
     }));
     await store.commitMessage(meta, rows, writer);
-    this.deps.onQueued?.([...new Set(routing.zones)]);
+    this.deps.onQueued?.(meta, rows, writer.retained);
     // after the commit the message is ours: a notification hook must not delay or undo the 250
     void hooks.notify('message:queue', envelope, info);
     return {

@@ -36,6 +36,15 @@ import { ZoneSelector } from '../zones/select.js';
 import { Supervisor } from './supervisor.js';
 import { loadDkimKeys } from '../deliver/dkim.js';
 import { loadExtraCa } from '../deliver/tls-trust.js';
+import { FreshBodies } from '../queue/fresh-bodies.js';
+
+/**
+ * Bodies of just-accepted messages kept in memory for their first attempt (see FreshBodies): at
+ * most this much in all, and only messages up to the second figure. 20 sessions of 100 KB
+ * messages in flight need about 2 MB.
+ */
+const FRESH_BODY_BYTES = 8 * 1024 * 1024;
+const FRESH_BODY_MESSAGE_BYTES = 256 * 1024;
 
 export interface ListenerAddress {
   name: string;
@@ -56,6 +65,7 @@ export class Master {
   supervisor: Supervisor | undefined;
   private webhook: EventWebhook | undefined;
   plugins: LoadedPlugins | undefined;
+  private freshBodies: FreshBodies | undefined;
   readonly listening: ListenerAddress[] = [];
 
   constructor(
@@ -83,7 +93,24 @@ export class Master {
     const disk = new DiskGuard(config.queue.path, config.queue.minFreeSpace);
     const zones = new ZoneSelector(config);
     const scheduler = (this.scheduler = new Scheduler(this.store, config, logger.child({ component: 'scheduler' })));
-    const ingest = new Ingest({ config, store: this.store, hooks: this.hooks, zones, disk, logger, onQueued: (z) => z.forEach((zone) => scheduler.wake(zone)) });
+    const fresh = (this.freshBodies = new FreshBodies({ maxBytes: FRESH_BODY_BYTES, maxMessageBytes: FRESH_BODY_MESSAGE_BYTES }));
+    this.store.onDelete((id) => {
+      scheduler.forget(id);
+      fresh.drop(id);
+    });
+    const ingest = new Ingest({
+      config,
+      store: this.store,
+      hooks: this.hooks,
+      zones,
+      disk,
+      logger,
+      retainBodyUpTo: FRESH_BODY_MESSAGE_BYTES,
+      onQueued: (meta, rows, body) => {
+        if (body) fresh.add(meta.id, body);
+        for (const zone of new Set(rows.map((r) => r.zone))) scheduler.offer(zone, meta, rows);
+      },
+    });
     const notified: OutcomeListener[] = [new BounceNotifier(config, ingest, logger, this.hooks)];
     const outcomeHooks = new OutcomeHooks(this.hooks);
     if (outcomeHooks.wanted) notified.push(outcomeHooks);
@@ -91,7 +118,7 @@ export class Master {
       this.webhook = new EventWebhook({ url: config.events.url, secret: config.events.secret, timeoutMs: config.events.timeout, maxAttempts: config.events.maxAttempts, maxPending: config.events.maxPending }, logger.child({ component: 'events' }));
       notified.push(this.webhook);
     }
-    const outcomes = new Outcomes(this.store, config, logger, notified);
+    const outcomes = new Outcomes(this.store, config, logger, notified, { rescheduled: (leaseId, zone, due) => scheduler.noteDue(leaseId, zone, due) });
 
     try {
       await this.startDelivery(scheduler, outcomes);
@@ -128,9 +155,23 @@ export class Master {
       {
         credentials: (workerId) => supervisor.credentials(workerId),
         fetch: (peer) => scheduler.fetch(peer.owner, peer.zone),
-        readChunk: (id, n) => store.db.get(keys.body(id, n)),
+        readChunk: (id, n) => {
+          const chunk = this.freshBodies?.chunk(id, n);
+          return chunk ? Promise.resolve(chunk) : store.db.get(keys.body(id, n));
+        },
+        prefetch: (job) => this.freshBodies?.whole(job.id, job.chunks),
         // a report for a lease that expired or belongs to another connection changes nothing
-        result: (peer, leaseId, results, keptSession) => scheduler.settle(leaseId, peer.owner, (lease) => outcomes.apply(lease, results), keptSession),
+        result: (peer, leaseId, results, keptSession) =>
+          scheduler.settle(
+            leaseId,
+            peer.owner,
+            (lease) => {
+              // the first attempt is over: a retry reads the body from disk
+              this.freshBodies?.drop(lease.id);
+              return outcomes.apply(lease, results);
+            },
+            keptSession,
+          ),
         closed: (peer) => {
           const ids = scheduler.releaseOwner(peer.owner);
           if (ids.length) logger.warn({ event: 'LEASES_RELEASED', workerId: peer.workerId, leases: ids.length, ids: ids.slice(0, 100) }, `worker ${peer.workerId} left; ${ids.length} deliveries are due again`);

@@ -20,6 +20,10 @@ export class ChannelClient {
   private readonly pending = new Map<number, Pending>();
   private nextReq = 1;
   private closed = false;
+  /** a job whose body frames are still arriving, by the fetch's req */
+  private readonly collecting = new Map<number, { job: Job; chunks: Buffer[] }>();
+  /** bodies sent along with their job, by message id, until the job's result is reported */
+  private readonly prefetched = new Map<string, { leaseId: string; chunks: Buffer[] }>();
   onClose: () => void = () => undefined;
 
   async connect(opts: { host: string; port: number; zone: string; workerId: string; secret: string }): Promise<void> {
@@ -44,10 +48,20 @@ export class ChannelClient {
       }
       for (const f of frames) {
         if (f.kind === FRAME_BODY) {
-          this.settle(f.req, f.data);
+          const c = this.collecting.get(f.req);
+          if (!c) {
+            this.settle(f.req, f.data);
+            continue;
+          }
+          c.chunks.push(f.data);
+          if (c.chunks.length < (c.job.prefetched ?? 0)) continue;
+          this.collecting.delete(f.req);
+          this.prefetched.set(c.job.id, { leaseId: c.job.leaseId, chunks: c.chunks });
+          this.settle(f.req, { type: 'job', req: f.req, job: c.job });
         } else if (f.kind === FRAME_JSON && isMasterMessage(f.message)) {
           const m = f.message;
           if (m.type === 'welcome') this.onWelcome();
+          else if (m.type === 'job' && m.job.prefetched) this.collecting.set(m.req, { job: m.job, chunks: [] });
           else this.settle(m.req, m);
         }
       }
@@ -86,6 +100,8 @@ export class ChannelClient {
 
   /** One body chunk, or undefined after the last. */
   async chunk(id: string, chunk: number): Promise<Buffer | undefined> {
+    const pre = this.prefetched.get(id)?.chunks;
+    if (pre && chunk < pre.length) return pre[chunk];
     const m = await this.request((req) => ({ type: 'body', req, id, chunk }));
     if (Buffer.isBuffer(m)) return m;
     if (m.type === 'bodyEnd') return undefined;
@@ -93,6 +109,7 @@ export class ChannelClient {
   }
 
   async result(leaseId: string, results: RowResult[], keptSession = false): Promise<void> {
+    for (const [id, p] of this.prefetched) if (p.leaseId === leaseId) this.prefetched.delete(id);
     const m = await this.request((req) => ({ type: 'result', req, leaseId, results, ...(keptSession ? { keptSession } : {}) }));
     if (!Buffer.isBuffer(m) && m.type === 'error') throw new Error(m.message);
   }
@@ -113,7 +130,20 @@ export class ChannelClient {
     p.resolve(value);
   }
 
+  private corked = false;
+
+  /** everything written in one tick leaves in one writev (results and fetches come together) */
   private send(m: WorkerMessage): void {
-    this.socket?.write(encodeJson(m));
+    const socket = this.socket;
+    if (!socket) return;
+    if (!this.corked) {
+      this.corked = true;
+      socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        socket.uncork();
+      });
+    }
+    socket.write(encodeJson(m));
   }
 }

@@ -7,6 +7,9 @@
  *   worker                          master
  *   hello {zone, workerId, secret} → welcome | (close)
  *   fetch {req}                    → job {req, job}          (held until work is due)
+ *                                    [+ job.prefetched body frames {req, bytes}: the whole body of
+ *                                     a message just accepted, sent along so the worker need
+ *                                     not ask for it]
  *   body {req, id, chunk}          → body frame {req, bytes} | bodyEnd {req}
  *   result {req, leaseId, rows, keptSession} → ack {req}
  */
@@ -37,6 +40,8 @@ export interface Job {
   attempts: number;
   /** the class of the last failure, if any (a blocklisted address makes the next try rotate) */
   lastCategory?: string;
+  /** this many body frames (all `chunks` of the body) follow the job frame with its req */
+  prefetched?: number;
 }
 
 export type Outcome = 'delivered' | 'deferred' | 'bounced';

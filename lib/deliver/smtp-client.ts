@@ -15,6 +15,9 @@ import type { TLSSocket, PeerCertificate, DetailedPeerCertificate } from 'node:t
 import type { Readable } from 'node:stream';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { checkDane, type TlsaRecord } from './dane.js';
+import { installFastDataStream } from './dot-stuff.js';
+
+installFastDataStream();
 
 export type TlsPolicy = 'none' | 'may' | 'encrypt' | 'verify';
 

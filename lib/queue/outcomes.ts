@@ -39,8 +39,16 @@ export class Outcomes {
     private readonly config: Config,
     private readonly logger: Logger,
     private readonly listeners: readonly OutcomeListener[],
-    private readonly now: () => number = Date.now,
+    private readonly opts: {
+      /** a deferred row's next attempt time, so the scheduler wakes for it */
+      rescheduled?: (leaseId: string, zone: string, dueMs: number) => void;
+      now?: () => number;
+    } = {},
   ) {}
+
+  private now(): number {
+    return (this.opts.now ?? Date.now)();
+  }
 
   /** one report at a time per message, so the count of its remaining rows stays exact */
   private readonly locks = new Map<string, Promise<void>>();
@@ -107,13 +115,20 @@ export class Outcomes {
 
     let messageDone = false;
     if (done.length) {
-      const left = (await this.pending(lease.id)) - done.length;
+      // a lease holding every row the message ever had knows what is left without a count
+      const pending = lease.rows.length === lease.meta.rcptCount ? current.filter((v) => v !== undefined).length : await this.pending(lease.id);
+      this.remaining.set(lease.id, pending);
+      const left = pending - done.length;
       if (left <= 0) {
         messageDone = true;
         ops.push({ type: 'del', key: keys.meta(lease.id) });
+        // the body goes in the same batch: its chunks are numbered 0..chunks-1 (a range clear
+        // cost a LevelDB iterator per message)
+        for (let n = 0; n < lease.meta.chunks; n++) ops.push({ type: 'del', key: keys.body(lease.id, n) });
       }
     }
     if (ops.length) await this.store.commit(ops);
+    for (const [, next] of moves) this.opts.rescheduled?.(lease.leaseId, next.zone, next.due);
 
     for (const { row } of done) {
       this.store.counters.add(row, -1);
@@ -121,10 +136,7 @@ export class Outcomes {
     }
     for (const [from, to] of moves) this.store.counters.move(from, from.status, to.status);
     if (done.length) this.remaining.set(lease.id, (this.remaining.get(lease.id) ?? 0) - done.length);
-    if (messageDone) {
-      this.remaining.delete(lease.id);
-      await this.store.db.clear(keys.bodyRange(lease.id)).catch(() => undefined); // else the collector gets it
-    }
+    if (messageDone) this.remaining.delete(lease.id);
     this.log(lease, done, deferred);
 
     const meta = lease.meta;

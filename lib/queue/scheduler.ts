@@ -7,6 +7,15 @@
  * - Limits per zone and domain: connections at once (connectionsPerDomain) and messages per minute
  *   (domainRatePerMinute), shared by every process of the zone because only the master decides.
  *
+ * Two ways in. Fresh mail: right after its commit, the message (metadata and rows, as they were
+ * written) is offered here and handed to a waiting worker from memory, without reading LevelDB.
+ * Everything else (retries coming due, rows a worker gave back, mail accepted while every worker
+ * was busy, whatever was queued before a restart) is found by scanning the zone's index on disk.
+ * A scan runs only when the disk may hold due rows that nobody holds (`diskDirty`): before, every
+ * pass scanned, twice (the due range and the next due time), and at 2 KB those scans and reads were
+ * most of the master's delivery-side cost. The fresh lane is bounded; an offer that does not fit,
+ * or rows it cannot start now (domain limits), are left to the scan.
+ *
  * Invariants: a row is leased by at most one worker at a time. Leases live in memory only: when
  * the worker's channel closes, or the lease expires, its rows are simply due again; when the
  * master dies, every lease is gone and nothing was marked as taken on disk. A lease never makes a
@@ -41,6 +50,8 @@ export interface Lease {
   timer: NodeJS.Timeout;
   /** its outcome is being written: the rows stay taken until that is done */
   reporting?: boolean;
+  /** the earliest next attempt of a row this lease's outcome deferred (see noteDue) */
+  nextDue?: number;
 }
 
 interface Waiter {
@@ -56,14 +67,33 @@ interface Group {
   waiter: Waiter;
 }
 
+/** A message just committed, waiting in memory for a worker. */
+interface FreshOffer {
+  meta: MessageMeta;
+  rows: DeliveryRow[];
+}
+
+/** Fresh offers kept per zone at most; past this, new mail is found by the disk scan. */
+const MAX_FRESH = 2000;
+
 interface ZoneState {
   waiters: Waiter[];
+  /** fresh offers, oldest first */
+  fresh: FreshOffer[];
+  /** the disk may hold due rows that are neither leased nor offered: scan before resting */
+  diskDirty: boolean;
+  /** the last scan left due rows behind because of domain limits: a freed slot means scan again */
+  blocked: boolean;
   pumping: boolean;
   again: boolean;
   timer?: NodeJS.Timeout;
   timerAt?: number;
   /** the last key read by a pass that stopped at its budget: the next pass starts after it */
   cursor?: string;
+  /** the due time up to which the last scan read: the timer looks for rows after it */
+  scannedUpTo: number;
+  /** a scan ran since the timer was last armed from the disk */
+  armPending: boolean;
 }
 
 export class SchedulerClosedError extends Error {}
@@ -71,6 +101,8 @@ export class SchedulerClosedError extends Error {}
 export class Scheduler {
   private readonly leases = new Map<string, Lease>();
   private readonly leasedRows = new Set<string>();
+  /** rows waiting in a fresh offer (the scan leaves them to the offer; a grant takes them out) */
+  private readonly offered = new Set<string>();
   private readonly zones = new Map<string, ZoneState>();
   readonly limits: DomainLimits;
   private closed = false;
@@ -89,12 +121,64 @@ export class Scheduler {
     if (this.closed) return Promise.reject(new SchedulerClosedError('scheduler closed'));
     return new Promise((resolve, reject) => {
       this.zone(zone).waiters.push({ owner, resolve, reject });
-      this.wake(zone);
+      this.kick(zone);
     });
   }
 
-  /** Something changed for `zone` (new mail, a slot freed): look for work. */
+  /** Rows of `zone` may have become due on disk (a retry, a requeue): look for work there. */
   wake(zone: string): void {
+    this.zone(zone).diskDirty = true;
+    this.kick(zone);
+  }
+
+  /**
+   * A message was just committed: its due rows of `zone` may go to a waiting worker straight
+   * from memory. Rows due later, or an offer past the lane's bound, are left to the disk scan.
+   */
+  offer(zone: string, meta: MessageMeta, rows: DeliveryRow[]): void {
+    const state = this.zone(zone);
+    const now = this.now();
+    const due = rows.filter((r) => r.zone === zone && r.due <= now);
+    if (due.length < rows.length) state.diskDirty = true; // the later ones come due by the timer
+    if (due.length) {
+      if (state.fresh.length < MAX_FRESH) {
+        state.fresh.push({ meta, rows: due });
+        for (const r of due) this.offered.add(rowKey(r.id, r.seq));
+      } else {
+        state.diskDirty = true;
+      }
+    }
+    this.kick(zone);
+  }
+
+  /** A message was deleted: an offer of it must not be handed out. */
+  forget(id: string): void {
+    for (const state of this.zones.values()) {
+      state.fresh = state.fresh.filter((o) => {
+        if (o.meta.id !== id) return true;
+        for (const r of o.rows) this.offered.delete(rowKey(r.id, r.seq));
+        return false;
+      });
+    }
+  }
+
+  /**
+   * A deferred row's next attempt, told while its lease's outcome is being written. The row is
+   * still leased until then, so a scan now would pass it by: the lease remembers the time, and
+   * its end either marks the disk (already due) or sets the zone's timer (due later).
+   */
+  noteDue(leaseId: string, zone: string, dueMs: number): void {
+    const lease = this.leases.get(leaseId);
+    if (lease) {
+      lease.nextDue = Math.min(lease.nextDue ?? Infinity, dueMs);
+      return;
+    }
+    if (dueMs <= this.now()) this.wake(zone);
+    else this.setTimer(zone, this.zone(zone), dueMs);
+  }
+
+  /** Something changed for `zone` (a worker asks, new mail, a slot freed): hand out work. */
+  private kick(zone: string): void {
     const state = this.zone(zone);
     if (!state.waiters.length) return;
     if (state.pumping) {
@@ -112,15 +196,24 @@ export class Scheduler {
     return this.leases.get(leaseId);
   }
 
-  /** Ends a lease (its outcome was recorded, or it is given up): rows become free again. */
-  endLease(leaseId: string): Lease | undefined {
+  /**
+   * Ends a lease: rows become free again. `recorded`: its outcome is on disk (the rows are gone
+   * or due later); otherwise the lease was given up and its rows are due again, on disk.
+   */
+  endLease(leaseId: string, recorded = false): Lease | undefined {
     const lease = this.leases.get(leaseId);
     if (!lease) return undefined;
     clearTimeout(lease.timer);
     this.leases.delete(leaseId);
     for (const row of lease.rows) this.leasedRows.delete(rowKey(row.id, row.seq));
     this.limits.release(lease.zone, lease.domain);
-    this.wake(lease.zone);
+    const state = this.zone(lease.zone);
+    if (!recorded || state.blocked) state.diskDirty = true;
+    if (lease.nextDue !== undefined) {
+      if (lease.nextDue <= this.now()) state.diskDirty = true;
+      else this.setTimer(lease.zone, state, lease.nextDue);
+    }
+    this.kick(lease.zone);
     return lease;
   }
 
@@ -135,8 +228,10 @@ export class Scheduler {
     const lease = this.leases.get(leaseId);
     if (!lease || lease.owner !== owner || lease.reporting) return;
     lease.reporting = true;
+    let recorded = false;
     try {
       await apply(lease);
+      recorded = true;
     } finally {
       lease.reporting = false;
       // the worker kept its session open for the next message: it still counts as a connection
@@ -144,7 +239,7 @@ export class Scheduler {
       // so no scan sees the domain with a free connection in between)
       const idleMs = this.config.delivery.sessionIdle;
       if (keptSession && idleMs > 0 && this.leases.has(leaseId)) this.limits.hold(lease.zone, lease.domain, owner, this.now() + idleMs + HOLD_MARGIN_MS);
-      this.endLease(leaseId);
+      this.endLease(leaseId, recorded);
     }
   }
 
@@ -198,7 +293,7 @@ export class Scheduler {
 
   private zone(zone: string): ZoneState {
     let state = this.zones.get(zone);
-    if (!state) this.zones.set(zone, (state = { waiters: [], pumping: false, again: false }));
+    if (!state) this.zones.set(zone, (state = { waiters: [], fresh: [], diskDirty: true, blocked: false, pumping: false, again: false, scannedUpTo: 0, armPending: false }));
     return state;
   }
 
@@ -207,7 +302,16 @@ export class Scheduler {
     try {
       for (;;) {
         state.again = false;
-        const unread = await this.fill(zone, state);
+        // older work first: a dirty disk is scanned before fresh mail is handed out (the scan
+        // also finds the fresh rows, which are then skipped as leased)
+        let unread = false;
+        if (state.diskDirty) {
+          unread = await this.fill(zone, state);
+          state.armPending = true;
+        }
+        // fresh mail only once the disk has nothing older for the workers (a scan that ran out of
+        // waiters leaves the disk dirty; the workers that asked meanwhile get the older rows)
+        if (!state.diskDirty || unread) this.serveFresh(zone, state);
         if (!state.waiters.length || this.closed) break;
         if (state.again) continue;
         if (unread) {
@@ -217,14 +321,24 @@ export class Scheduler {
           this.setTimer(zone, state, this.now() + CONTINUE_MS);
           break;
         }
-        await this.armTimer(zone, state);
-        // a wake that came while the timer was being armed (a lease ended, a worker asked for
-        // work) must not wait for that timer: it was lost before, and a due row then sat for up
-        // to a second or more (seen in F6 as a 1.1 s gap before an attempt)
-        if (!state.again) break;
+        // marked during this pass (a lease given up, fresh rows a domain limit held back)
+        if (state.diskDirty) continue;
+        if (state.armPending) {
+          // after every scan, before resting with workers waiting: when is the next row due?
+          // (skipping this when a wake came during the scan left rows due a few ms after it
+          // unattended until the recheck; F6 caught it)
+          state.armPending = false;
+          await this.armTimer(zone, state);
+          // a wake that came while the timer was being armed (a lease ended, a worker asked for
+          // work) must not wait for that timer: it was lost before, and a due row then sat for up
+          // to a second or more (seen in F6 as a 1.1 s gap before an attempt)
+          if (state.again) continue;
+        }
+        break;
       }
     } catch (err) {
       this.logger.error({ err, zone }, 'scheduler pass failed');
+      state.diskDirty = true;
       this.setTimer(zone, state, this.now() + 1000);
     } finally {
       state.pumping = false;
@@ -259,6 +373,11 @@ export class Scheduler {
     state.cursor = undefined;
     let lastKey: string | undefined;
     let unread = false;
+    /** the scan stopped before the end of the due range for lack of workers */
+    let stoppedEarly = false;
+    // cleared before reading: anything that dirties the disk during the scan is seen next pass
+    state.diskDirty = false;
+    state.scannedUpTo = now;
 
     for await (const [key, value] of this.store.db.iterator(range)) {
       if (++scanned > SCAN_BUDGET) {
@@ -269,9 +388,14 @@ export class Scheduler {
       lastKey = key;
       const { id, seq, dueMs } = decodeScheduleKey(key);
       const domain = value.toString();
-      if (this.leasedRows.has(rowKey(id, seq))) continue;
+      const rk = rowKey(id, seq);
+      // leased rows are taken; offered ones go out from memory, in the same order
+      if (this.leasedRows.has(rk) || this.offered.has(rk)) continue;
       if (id !== openId) {
-        if (!free.length) break;
+        if (!free.length) {
+          stoppedEarly = true;
+          break;
+        }
         open = new Map();
         openId = id;
       }
@@ -280,7 +404,11 @@ export class Scheduler {
         g.keys.push({ seq, due: dueMs });
         continue;
       }
-      if (!free.length || blockedDomains.has(domain)) continue;
+      if (!free.length) {
+        stoppedEarly = true;
+        continue;
+      }
+      if (blockedDomains.has(domain)) continue;
       // count the connection now, so the rest of this pass sees it
       const waiter = this.claim(zone, domain, free);
       if (!waiter) {
@@ -292,11 +420,15 @@ export class Scheduler {
       groups.push(next);
     }
 
+    if (unread || stoppedEarly) state.diskDirty = true;
+    state.blocked = blockedDomains.size > 0;
+
     for (const g of groups) {
       const i = state.waiters.indexOf(g.waiter);
       if (i < 0) {
         // its worker left during the scan: the rows stay due, the connection was never made
         this.limits.release(zone, g.domain);
+        state.diskDirty = true;
         continue;
       }
       state.waiters.splice(i, 1);
@@ -320,9 +452,55 @@ export class Scheduler {
     return free.shift();
   }
 
+  /**
+   * Hands fresh offers to waiting workers, one job per message and domain (up to the
+   * per-transaction limit), without reading the disk. Rows leased meanwhile by a scan are
+   * skipped; rows whose domain may not start now stay on disk for a later scan.
+   */
+  private serveFresh(zone: string, state: ZoneState): void {
+    const maxRows = this.config.delivery.maxRecipientsPerTransaction;
+    while (state.fresh.length && state.waiters.length) {
+      const offer = state.fresh[0]!;
+      const byDomain = new Map<string, DeliveryRow[]>();
+      for (const row of offer.rows) {
+        // granted meanwhile by a scan (rows given up and found again on disk), or deleted
+        if (!this.offered.has(rowKey(row.id, row.seq))) continue;
+        const list = byDomain.get(row.domain);
+        if (list) list.push(row);
+        else byDomain.set(row.domain, [row]);
+      }
+      const left: DeliveryRow[] = [];
+      for (const [domain, rows] of byDomain) {
+        for (let i = 0; i < rows.length; i += maxRows) {
+          const part = rows.slice(i, i + maxRows);
+          const waiter = state.waiters.length ? this.claim(zone, domain, state.waiters) : undefined;
+          if (!waiter) {
+            if (state.waiters.length) {
+              // the domain's limits say not now: its rows wait on disk for a freed slot
+              for (const r of part) this.offered.delete(rowKey(r.id, r.seq));
+              state.blocked = true;
+              state.diskDirty = true;
+            } else {
+              left.push(...part);
+            }
+            continue;
+          }
+          waiter.resolve(this.grant(zone, domain, offer.meta, part, waiter.owner));
+        }
+      }
+      if (left.length) {
+        // every worker is busy: the rest of this message waits here for the next one
+        offer.rows = left;
+        break;
+      }
+      state.fresh.shift();
+    }
+  }
+
+  /** Reads a job's metadata and rows from disk (scan path); undefined if they are gone. */
   private async makeJob(zone: string, g: { id: string; domain: string; keys: { seq: number; due: number }[] }, owner: string): Promise<Job | undefined> {
-    const meta = await this.store.getMeta(g.id);
-    const rowValues = await this.store.db.getMany(g.keys.map((k) => keys.row(g.id, k.seq)));
+    const [metaValue, ...rowValues] = await this.store.db.getMany([keys.meta(g.id), ...g.keys.map((k) => keys.row(g.id, k.seq))]);
+    const meta = metaValue === undefined ? undefined : (JSON.parse(metaValue.toString('utf8')) as MessageMeta);
     const rows: DeliveryRow[] = [];
     const stale: string[] = [];
     rowValues.forEach((value, i) => {
@@ -337,6 +515,8 @@ export class Scheduler {
       // due time is the truth; trying it now would be an early retry (seen in F4: a second
       // attempt 30 ms after a deferral).
       if (row.due !== k.due) return;
+      // leased while this read was waiting (a fresh offer of the same row): never twice
+      if (this.leasedRows.has(rowKey(row.id, row.seq))) return;
       rows.push(row);
     });
     if (stale.length) {
@@ -347,20 +527,29 @@ export class Scheduler {
       this.limits.release(zone, g.domain);
       return undefined;
     }
+    return this.grant(zone, g.domain, meta, rows, owner);
+  }
+
+  /** Leases `rows` (one message, one domain) to `owner`; the connection is already counted. */
+  private grant(zone: string, domain: string, meta: MessageMeta, rows: DeliveryRow[], owner: string): Job {
     const leaseId = randomUUID();
-    for (const row of rows) this.leasedRows.add(rowKey(row.id, row.seq));
+    for (const row of rows) {
+      const key = rowKey(row.id, row.seq);
+      this.leasedRows.add(key);
+      this.offered.delete(key);
+    }
     const timer = setTimeout(() => {
       if (this.leases.get(leaseId)?.reporting) return; // settle() ends it when the write is done
-      this.logger.warn({ event: 'LEASE_EXPIRED', leaseId, id: g.id, owner }, `lease ${leaseId} of ${g.id} expired; its rows are due again`);
+      this.logger.warn({ event: 'LEASE_EXPIRED', leaseId, id: meta.id, owner }, `lease ${leaseId} of ${meta.id} expired; its rows are due again`);
       this.endLease(leaseId);
     }, this.config.queue.leaseTimeout);
     timer.unref();
-    this.leases.set(leaseId, { leaseId, owner, zone, domain: g.domain, id: g.id, rows, meta, timer });
+    this.leases.set(leaseId, { leaseId, owner, zone, domain, id: meta.id, rows, meta, timer });
     return {
       leaseId,
-      id: g.id,
+      id: meta.id,
       zone,
-      domain: g.domain,
+      domain,
       from: meta.from,
       rows: rows.map((r) => ({ seq: r.seq, recipient: r.recipient })),
       headers: meta.headers,
@@ -378,7 +567,9 @@ export class Scheduler {
   private async armTimer(zone: string, state: ZoneState): Promise<void> {
     const now = this.now();
     let next = now + IDLE_RECHECK_MS;
-    for await (const key of this.store.db.keys({ ...keys.scheduleAfter(zone, now), limit: 1 })) {
+    // after what the scan read, not after now: a row that came due in between (its lease ended
+    // after the scan started) is found here and looked at in 10 ms, instead of at the recheck
+    for await (const key of this.store.db.keys({ ...keys.scheduleAfter(zone, state.scannedUpTo), limit: 1 })) {
       next = Math.min(next, decodeScheduleKey(key).dueMs);
     }
     const rateFree = this.limits.nextFreeAt(zone);

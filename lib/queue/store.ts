@@ -42,6 +42,8 @@ export class QueueStore {
   private readonly refused = new Set<string>();
   private readonly committer: GroupCommitter;
   readonly guard: WriteGuard;
+  /** told the id of every message deleted by deleteMessage (in-memory copies drop it) */
+  private readonly deleteListeners: ((id: string) => void)[] = [];
 
   private constructor(
     readonly db: QueueDb,
@@ -85,9 +87,9 @@ export class QueueStore {
   }
 
   /** Starts streaming one message's body into the queue. */
-  bodyWriter(id: string): BodyWriter {
+  bodyWriter(id: string, retainUpTo = 0): BodyWriter {
     this.inflight.add(id);
-    return new BodyWriter(this.db, this.guard, id, this.opts.chunkSizeBytes, () => this.inflight.delete(id));
+    return new BodyWriter(this.db, this.guard, id, this.opts.chunkSizeBytes, () => this.inflight.delete(id), retainUpTo);
   }
 
   /**
@@ -148,6 +150,10 @@ export class QueueStore {
     return this.guard.write(() => this.committer.commit(ops));
   }
 
+  onDelete(listener: (id: string) => void): void {
+    this.deleteListeners.push(listener);
+  }
+
   async getMeta(id: string): Promise<MessageMeta | undefined> {
     const value = await this.db.get(keys.meta(id));
     return value === undefined ? undefined : parse<MessageMeta>(value);
@@ -179,6 +185,7 @@ export class QueueStore {
       }
       await this.guard.write(() => this.committer.commit(ops));
       for (const row of rows) this.counters.add(row, -1);
+      for (const listener of this.deleteListeners) listener(id);
       // without its metadata the body is unreachable; clear it now (the collector would later)
       await this.guard.write(() => this.db.clear(keys.bodyRange(id)));
       return rows;
@@ -239,7 +246,24 @@ export class BodyWriter {
     readonly id: string,
     private readonly chunkSizeBytes: number,
     private readonly onDone: () => void,
-  ) {}
+    /** keep the chunks in memory too while the body is at most this big (0: never) */
+    private readonly retainUpTo = 0,
+  ) {
+    this.retained = retainUpTo > 0 ? [] : undefined;
+  }
+
+  /** The body's chunks as written, when it stayed within `retainUpTo` (for FreshBodies). */
+  retained: Buffer[] | undefined;
+
+  private retain(chunk: Buffer): void {
+    if (!this.retained) return;
+    if (this.bytes > this.retainUpTo) {
+      this.retained = undefined;
+      return;
+    }
+    // a small view of a big buffer (a socket read) would keep all of that buffer alive
+    this.retained.push(chunk.buffer.byteLength > chunk.length * 2 ? Buffer.from(chunk) : chunk);
+  }
 
   get chunks(): number {
     return this.chunkNo + (this.partsBytes > 0 ? 1 : 0);
@@ -259,6 +283,7 @@ export class BodyWriter {
       this.wroteAny = true;
       this.generation ??= this.guard.generation;
       if (this.generation !== this.guard.generation) throw new Error('the queue database was reopened while the body was written');
+      this.retain(head);
       await this.guard.write(() => this.db.put(keys.body(this.id, this.chunkNo++), head));
     }
   }
@@ -285,6 +310,7 @@ export class BodyWriter {
     const tail = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.partsBytes);
     this.parts = [];
     this.partsBytes = 0;
+    this.retain(tail);
     return [{ type: 'put', key: keys.body(this.id, this.chunkNo++), value: tail }];
   }
 

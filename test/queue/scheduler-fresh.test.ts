@@ -1,0 +1,122 @@
+/**
+ * The scheduler's two ways in: fresh offers handed out from memory, and the disk scan for
+ * everything else. On a real store: a message goes out once however it is found, rows a worker
+ * gave back go before fresh mail, a deferred row comes back when due, a deleted one never goes.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { loadConfig } from '../../lib/config/load.js';
+import { createLogger } from '../../lib/log/logger.js';
+import { newQueueId } from '../../lib/queue/ids.js';
+import { Outcomes } from '../../lib/queue/outcomes.js';
+import { Scheduler } from '../../lib/queue/scheduler.js';
+import type { QueueStore } from '../../lib/queue/store.js';
+import type { Job, RowResult } from '../../lib/channel/protocol.js';
+import { messageRecords, openStore, tempQueuePath } from '../helpers/queue-fixtures.js';
+
+const logger = createLogger('silent');
+
+async function setup() {
+  const appDir = mkdtempSync(path.join(tmpdir(), 'sluice-sched-'));
+  const { config } = loadConfig({ appDir, env: {}, overrides: { queue: { retrySchedule: ['300ms'] }, zones: { default: { processes: 0 } } } });
+  const store = await openStore(tempQueuePath());
+  const scheduler = new Scheduler(store, config, logger);
+  const outcomes = new Outcomes(store, config, logger, [], { rescheduled: (leaseId, zone, due) => scheduler.noteDue(leaseId, zone, due) });
+  store.onDelete((id) => scheduler.forget(id));
+  const stop = async () => {
+    scheduler.close();
+    await store.close();
+  };
+  return { store, scheduler, outcomes, stop };
+}
+
+/** Commits a message (one row per recipient) and offers it, as ingest and the master do. */
+async function queue(store: QueueStore, scheduler: Scheduler, recipients: string[]): Promise<string> {
+  const id = newQueueId();
+  const writer = store.bodyWriter(id);
+  await writer.write(Buffer.from('body\r\n'));
+  const { meta, rows } = messageRecords(id, recipients, { bodySize: writer.bytes, chunks: writer.chunks, bodyHash: 'x' });
+  await store.commitMessage(meta, rows, writer);
+  scheduler.offer('default', meta, rows);
+  return id;
+}
+
+/** The next job for `owner`, or undefined when none comes within `ms`. */
+async function next(scheduler: Scheduler, owner: string, ms = 300): Promise<Job | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const none = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
+  const got = await Promise.race([scheduler.fetch(owner, 'default'), none]);
+  clearTimeout(timer);
+  return got;
+}
+
+function settle(scheduler: Scheduler, outcomes: Outcomes, owner: string, job: Job, outcome: RowResult['outcome']): Promise<void> {
+  const results = job.rows.map((r) => ({ seq: r.seq, outcome, response: outcome === 'delivered' ? '250 ok' : '451 later' }));
+  return scheduler.settle(job.leaseId, owner, (lease) => outcomes.apply(lease, results));
+}
+
+test('a fresh message goes out once, whether it was handed out from memory or found again on disk', async () => {
+  const { store, scheduler, outcomes, stop } = await setup();
+  try {
+    const id = await queue(store, scheduler, ['a@x.test', 'b@y.test']);
+    const first = (await next(scheduler, 'w1'))!;
+    assert.equal(first.id, id);
+    // the worker goes away: its rows are due again, on disk; the other domain is still offered
+    scheduler.releaseOwner('w1');
+    const jobs = [(await next(scheduler, 'w2'))!, (await next(scheduler, 'w2'))!];
+    assert.deepEqual(jobs.map((j) => j.domain).sort(), ['x.test', 'y.test']);
+    for (const job of jobs) await settle(scheduler, outcomes, 'w2', job, 'delivered');
+    assert.equal(await next(scheduler, 'w2'), undefined, 'nothing is handed out twice');
+    assert.equal(await store.getMeta(id), undefined, 'the message is gone');
+  } finally {
+    await stop();
+  }
+});
+
+test('rows a worker gave back go out before fresh mail queued after them', async () => {
+  const { store, scheduler, stop } = await setup();
+  try {
+    const a1 = await queue(store, scheduler, ['a1@x.test']);
+    const a2 = await queue(store, scheduler, ['a2@x.test']);
+    assert.deepEqual([(await next(scheduler, 'w1'))!.id, (await next(scheduler, 'w1'))!.id], [a1, a2]);
+    const b = await queue(store, scheduler, ['b@x.test']);
+    const c = await queue(store, scheduler, ['c@x.test']);
+    scheduler.releaseOwner('w1');
+    // four workers ask at once, as a replacement worker does: the scan that the first one
+    // starts runs out of workers after a1; the others must get a2 before the fresh b and c
+    const got = await Promise.all(['w2', 'w3', 'w4', 'w5'].map((w) => next(scheduler, w)));
+    assert.deepEqual(got.map((j) => j?.id), [a1, a2, b, c]);
+  } finally {
+    await stop();
+  }
+});
+
+test('a deferred row comes back when it is due, and only then', async () => {
+  const { store, scheduler, outcomes, stop } = await setup();
+  try {
+    const id = await queue(store, scheduler, ['a@x.test']);
+    const job = (await next(scheduler, 'w1'))!;
+    const deferredAt = Date.now();
+    await settle(scheduler, outcomes, 'w1', job, 'deferred');
+    const again = await next(scheduler, 'w1', 3000);
+    assert.equal(again?.id, id);
+    assert.equal(again?.attempts, 1);
+    assert.ok(Date.now() - deferredAt >= 280, `retried after ${Date.now() - deferredAt} ms (schedule 300 ms)`);
+  } finally {
+    await stop();
+  }
+});
+
+test('a message deleted while it waits in memory is never handed out', async () => {
+  const { store, scheduler, stop } = await setup();
+  try {
+    const id = await queue(store, scheduler, ['a@x.test']);
+    await store.deleteMessage(id);
+    assert.equal(await next(scheduler, 'w1'), undefined);
+  } finally {
+    await stop();
+  }
+});
