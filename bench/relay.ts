@@ -27,6 +27,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HOST, SMTP_SINK, SMTP_SOURCE, childPids, exited, freePort, log, positiveInt, procStats, stopChild, waitForGreeting, writeBenchConfig } from './tools.js';
+import { withNodeFlags } from '../lib/app/node-flags.js';
 
 const SESSIONS = 20;
 const MESSAGES = positiveInt(process.env.BENCH_MESSAGES, 5000);
@@ -226,7 +227,7 @@ async function runRelay(c: Case): Promise<RelayRun> {
     // workers are forked with the master's execArgv, so each process leaves its own profile
     const profDir = process.env.BENCH_CPU_PROF;
     const nodeArgs = profDir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profDir, c.name)}`] : [];
-    child = spawn(process.execPath, [...nodeArgs, sluiceBin, 'run', '-d', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+    child = spawn(process.execPath, [...withNodeFlags(nodeArgs), sluiceBin, 'run', '-d', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
     child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
     await waitForGreeting(smtpPort, child, 'sluice');
     const watch = new ProcessWatch(child.pid!);
