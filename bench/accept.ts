@@ -24,6 +24,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HOST, SMTP_SINK, SMTP_SOURCE, exited, freePort, log, positiveInt, procStats, stopChild, waitForGreeting, writeBenchConfig } from './tools.js';
+import { withNodeFlags } from '../lib/app/node-flags.js';
 
 const SESSIONS = 20;
 const MESSAGES = positiveInt(process.env.BENCH_MESSAGES, 5000);
@@ -119,7 +120,7 @@ async function runSluice(c: Case): Promise<SluiceRun> {
   const nodeArgs: string[] = [];
   const profDir = process.env.BENCH_CPU_PROF;
   if (profDir) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${path.resolve(profDir)}`, `--cpu-prof-name=sluice-${c.name}.cpuprofile`);
-  const child = spawn(process.execPath, [...nodeArgs, sluiceBin, 'run', '-d', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...withNodeFlags(nodeArgs), sluiceBin, 'run', '-d', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
   try {

@@ -12,8 +12,8 @@
  * Arrivals are counted from smtp-sink's own counter (`-c`: it writes "sess=N quit=N mesg=N\r" to
  * stdout as things happen; mesg is the number of finished DATA transactions).
  *
- * Environment: BENCH_MESSAGES (default 5000), BENCH_CASES (e.g. "2k"), BENCH_PROCESSES (2),
- * BENCH_CONNECTIONS (10 per process), BENCH_PER_DOMAIN (connectionsPerDomain, default processes ×
+ * Environment: BENCH_MESSAGES (default 5000), BENCH_CASES (e.g. "2k"), BENCH_PROCESSES (1: on
+ * two cores one worker process does best, bench/README.md), BENCH_CONNECTIONS (20 per process), BENCH_PER_DOMAIN (connectionsPerDomain, default processes ×
  * connections: every message goes to one domain), BENCH_SESSION_IDLE (delivery.sessionIdle, "5s"),
  * BENCH_SLUICE (another build's dist/bin/sluice.js), BENCH_LOG_LEVEL (warn), BENCH_CPU_PROF (a
  * directory: the master and every worker run under `node --cpu-prof`, one profile each per case).
@@ -27,11 +27,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HOST, SMTP_SINK, SMTP_SOURCE, childPids, exited, freePort, log, positiveInt, procStats, stopChild, waitForGreeting, writeBenchConfig } from './tools.js';
+import { withNodeFlags } from '../lib/app/node-flags.js';
 
 const SESSIONS = 20;
 const MESSAGES = positiveInt(process.env.BENCH_MESSAGES, 5000);
-const PROCESSES = positiveInt(process.env.BENCH_PROCESSES, 2);
-const CONNECTIONS = positiveInt(process.env.BENCH_CONNECTIONS, 10);
+const PROCESSES = positiveInt(process.env.BENCH_PROCESSES, 1);
+const CONNECTIONS = positiveInt(process.env.BENCH_CONNECTIONS, 20);
 const PER_DOMAIN = positiveInt(process.env.BENCH_PER_DOMAIN, PROCESSES * CONNECTIONS);
 const SESSION_IDLE = process.env.BENCH_SESSION_IDLE ?? '5s';
 const LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? 'warn';
@@ -226,7 +227,7 @@ async function runRelay(c: Case): Promise<RelayRun> {
     // workers are forked with the master's execArgv, so each process leaves its own profile
     const profDir = process.env.BENCH_CPU_PROF;
     const nodeArgs = profDir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profDir, c.name)}`] : [];
-    child = spawn(process.execPath, [...nodeArgs, sluiceBin, 'run', '-d', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+    child = spawn(process.execPath, [...withNodeFlags(nodeArgs), sluiceBin, 'run', '-d', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
     child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
     await waitForGreeting(smtpPort, child, 'sluice');
     const watch = new ProcessWatch(child.pid!);

@@ -41,9 +41,9 @@ import { FreshBodies } from '../queue/fresh-bodies.js';
 /**
  * Bodies of just-accepted messages kept in memory for their first attempt (see FreshBodies): at
  * most this much in all, and only messages up to the second figure. 20 sessions of 100 KB
- * messages in flight need about 2 MB.
+ * messages in flight need about 2 MB; the rest is for mail waiting for a free worker.
  */
-const FRESH_BODY_BYTES = 8 * 1024 * 1024;
+const FRESH_BODY_BYTES = 4 * 1024 * 1024;
 const FRESH_BODY_MESSAGE_BYTES = 256 * 1024;
 
 export interface ListenerAddress {

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { WorkerInit } from './worker.js';
+import { withNodeFlags } from './node-flags.js';
 
 const WORKER_ENTRY = fileURLToPath(new URL('./worker-main.js', import.meta.url));
 const MAX_BACKOFF_MS = 30_000;
@@ -71,7 +72,7 @@ export class Supervisor {
     const workerId = `${slot.zone}.${slot.index}.${slot.generation}`;
     const secret = randomBytes(32).toString('hex');
     this.credentialsById.set(workerId, { secret, zone: slot.zone });
-    const child = fork(WORKER_ENTRY, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json' });
+    const child = fork(WORKER_ENTRY, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json', execArgv: withNodeFlags(process.execArgv) });
     slot.child = child;
     slot.workerId = workerId;
     slot.startedAt = Date.now();

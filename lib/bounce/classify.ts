@@ -76,13 +76,14 @@ function classifyResponse(code: number, read: { enhanced?: string; text: string 
   const byCode: ReplyClass['action'] = code >= 500 ? 'bounce' : 'defer';
   let category: ReplyCategory;
   let action: ReplyClass['action'];
-  if (rule) {
-    category = rule.category === 'auto' ? (fromStatus ?? 'other') : rule.category;
-    action = rule.action === 'auto' ? byCode : rule.action;
-  } else if (input.code === 'ETLS') {
-    // STARTTLS refused or failed with a reply: a TLS policy matter, never final by itself.
+  if (input.code === 'ETLS') {
+    // STARTTLS refused or failed with a reply: a TLS policy matter, never final by itself, whatever
+    // a rule would make of the text ("500 5.5.1 command unrecognized" to a STARTTLS is no bounce)
     category = 'tls';
     action = 'defer';
+  } else if (rule) {
+    category = rule.category === 'auto' ? (fromStatus ?? 'other') : rule.category;
+    action = rule.action === 'auto' ? byCode : rule.action;
   } else if (input.code === 'EAUTH') {
     // Our credentials for a smarthost were refused: fix the config, keep the mail (as Postfix does).
     category = 'other';
@@ -95,8 +96,8 @@ function classifyResponse(code: number, read: { enhanced?: string; text: string 
     action,
     category,
     status: withClass(read.enhanced ? read.enhanced.slice(2) : CATEGORY_INFO[category].statusDetail, action),
-    message: rule?.message ?? CATEGORY_INFO[category].message,
-    ...(rule ? { rule: rule.id } : {}),
+    message: (input.code !== 'ETLS' && rule?.message) || CATEGORY_INFO[category].message,
+    ...(rule && input.code !== 'ETLS' ? { rule: rule.id } : {}),
     ...(read.enhanced ? { remoteStatus: read.enhanced } : {}),
     responseCode: code,
     reply: read.text,

@@ -226,7 +226,9 @@ function mapError(job: Job, err: TransactionError, host: TargetHost, localAddres
     const own = perRecipient.get(row.recipient.toLowerCase());
     const responseCode = own?.responseCode ?? err.responseCode;
     const response = own?.response ?? err.response ?? `${err.code ?? 'ERROR'}: ${err.message}`;
-    const c = classifyReply({ responseCode, response, code: err.code, phase }, ctx.bounceRules);
+    // the system error under nodemailer's own code tells a refused connection from a reset one
+    const originalCode = (err as { originalCode?: string }).originalCode ?? /\b(ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ENETUNREACH)\b/.exec(err.message)?.[1];
+    const c = classifyReply({ responseCode, response, code: err.code, phase, originalCode, errorMessage: err.message }, ctx.bounceRules);
     const outcome = uncertain || tlsFailure ? 'deferred' : c.action === 'bounce' ? 'bounced' : 'deferred';
     // a certificate our policy refused is a TLS failure (4.7.5), not a network one (4.4.2); a
     // server's own 4xx reply to STARTTLS keeps its code

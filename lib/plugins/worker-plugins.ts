@@ -17,7 +17,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { asSmtpError, SmtpError } from '../errors/smtp-error.js';
-import { parseHeaders } from '../message/headers.js';
+import type { parseHeaders as ParseHeaders } from '../message/headers.js';
 import type { Delivery, DeliveryFailure, SenderConnection } from './hooks.js';
 import { loadPlugins, type LoadedPlugin } from './loader.js';
 import { HookRunner } from './runner.js';
@@ -34,8 +34,13 @@ export interface SenderPlugins {
 export async function loadSenderPlugins(config: Config, logger: Logger): Promise<SenderPlugins> {
   const hooks = new HookRunner(logger.child({ component: 'hooks' }), config.hooks.timeout);
   const loaded = await loadPlugins({ config, process: 'sender', hooks, logger });
+  // the header parser (libmime, mailsplit and their charset tables: ~15 MB of RSS) is needed
+  // only to show hooks the headers: a worker without sender plugins never loads it
+  if (loaded.plugins.length) parseHeaders ??= (await import('../message/headers.js')).parseHeaders;
   return { hooks, plugins: loaded.plugins, stop: () => loaded.stop() };
 }
+
+let parseHeaders: typeof ParseHeaders | undefined;
 
 /** The fields of a job that hooks see (the channel's Job has them all). */
 export interface JobForHooks {
@@ -63,8 +68,13 @@ export function deliveryForHooks(job: JobForHooks): Delivery {
     attempts: job.attempts,
     recipients: Object.freeze(recipients),
     envelope: { from: job.from, to: Object.freeze(recipients.map((r) => r.recipient)) },
-    headers: parseHeaders(Buffer.from(job.headers, 'latin1')),
+    headers: headerParser()(Buffer.from(job.headers, 'latin1')),
   };
+}
+
+function headerParser(): typeof ParseHeaders {
+  if (!parseHeaders) throw new Error('deliveryForHooks needs loadSenderPlugins to have loaded a sender plugin first');
+  return parseHeaders;
 }
 
 /** What the hooks made of the delivery: the envelope sender and the header block (latin1) to send. */

@@ -14,7 +14,7 @@ export type QueueDb = ClassicLevel<string, Buffer>;
 
 const DATA_FILE = /^(CURRENT|MANIFEST-\d+|\d+\.(log|ldb|sst))$/;
 /** LevelDB's memtable size (see the open call for why not the default 4 MB). */
-const WRITE_BUFFER_BYTES = 16 * 1024 * 1024;
+const WRITE_BUFFER_BYTES = 8 * 1024 * 1024;
 
 export class QueueOpenError extends Error {
   constructor(message: string, readonly code: 'LOCKED' | 'CORRUPT' | 'DAMAGED' | 'ACCESS' | 'OTHER') {
@@ -56,7 +56,9 @@ export async function openQueueDb(dir: string): Promise<QueueDb> {
     // file, and past 8 of them LevelDB slows each write by 1 ms while compaction catches up. A
     // 16 MB memtable took 100 KB messages of incompressible content with less CPU and faster
     // (bench/README.md; 32 MB gained a little more but let a 50 MB message grow RSS by 20 MB
-    // against the 32 MB budget, 16 MB by 2-5 MB). The price is a fixed ~12 MB of steady RSS.
+    // against the 32 MB budget). Since fresh mail goes to workers from memory, relaying no longer
+    // reads bodies back, and 8 MB relayed 100 KB messages with the same CPU as 16 MB and ~15 MB
+    // less RSS (two memtables live during a flush): the memory target of the relay benchmark.
     writeBufferSize: WRITE_BUFFER_BYTES,
   });
   try {

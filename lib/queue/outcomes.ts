@@ -50,25 +50,22 @@ export class Outcomes {
     return (this.opts.now ?? Date.now)();
   }
 
-  /** one report at a time per message, so the count of its remaining rows stays exact */
-  private readonly locks = new Map<string, Promise<void>>();
-
+  /**
+   * One report at a time per message, never beside a delete of it (the store's exclusive lane):
+   * the count of its remaining rows stays exact, and the rows a lease holds are the rows on disk
+   * unless the message was deleted, so they are not read back.
+   */
   apply(lease: Lease, results: readonly RowResult[]): Promise<void> {
-    const prev = this.locks.get(lease.id) ?? Promise.resolve();
-    const run = prev.then(() => this.applyNow(lease, results));
-    const tail = run.catch(() => undefined);
-    this.locks.set(lease.id, tail);
-    void tail.then(() => {
-      if (this.locks.get(lease.id) === tail) this.locks.delete(lease.id);
-    });
-    return run;
+    return this.store.exclusive(lease.id, () => this.applyNow(lease, results));
   }
 
   private async applyNow(lease: Lease, results: readonly RowResult[]): Promise<void> {
     const now = this.now();
     const { queue } = this.config;
     const bySeq = new Map(results.map((r) => [r.seq, r]));
-    const current = await this.store.db.getMany(lease.rows.map((r) => keys.row(r.id, r.seq)));
+    // rows change only by outcomes (one at a time, under the lease), by retryNow (which leaves
+    // leased rows alone) and by deletes (which this waited for): what the lease holds is current
+    if (this.store.wasDeleted(lease.id)) return;
     const ops: BatchOp[] = [];
     const done: FinishedRow[] = [];
     const bounced: FinishedRow[] = [];
@@ -76,10 +73,7 @@ export class Outcomes {
     const delayed: FinishedRow[] = [];
     const moves: [DeliveryRow, DeliveryRow][] = [];
 
-    lease.rows.forEach((leased, i) => {
-      const stored = current[i];
-      if (stored === undefined) return; // deleted meanwhile
-      const row = JSON.parse(stored.toString('utf8')) as DeliveryRow;
+    for (const row of lease.rows) {
       let result = bySeq.get(row.seq) ?? { seq: row.seq, outcome: 'deferred' as const, response: 'no result reported by the worker' };
       if (result.outcome === 'deferred' && isExpired(now, row.created, queue.maxQueueTime)) {
         result = { ...result, outcome: 'bounced', status: result.status?.startsWith('4') || !result.status ? '4.4.7' : result.status, response: `delivery time expired; last error: ${result.response}` };
@@ -110,13 +104,12 @@ export class Outcomes {
         done.push({ row, result });
         if (result.outcome === 'bounced') bounced.push({ row, result });
       }
-      void leased;
-    });
+    }
 
     let messageDone = false;
     if (done.length) {
       // a lease holding every row the message ever had knows what is left without a count
-      const pending = lease.rows.length === lease.meta.rcptCount ? current.filter((v) => v !== undefined).length : await this.pending(lease.id);
+      const pending = lease.rows.length === lease.meta.rcptCount ? lease.rows.length : await this.pending(lease.id);
       this.remaining.set(lease.id, pending);
       const left = pending - done.length;
       if (left <= 0) {

@@ -120,7 +120,11 @@ export class Scheduler {
   fetch(owner: string, zone: string): Promise<Job> {
     if (this.closed) return Promise.reject(new SchedulerClosedError('scheduler closed'));
     return new Promise((resolve, reject) => {
-      this.zone(zone).waiters.push({ owner, resolve, reject });
+      const state = this.zone(zone);
+      state.waiters.push({ owner, resolve, reject });
+      // rows held back by a domain limit may go to this worker: it may keep an idle session to
+      // that domain, which needs no new connection
+      if (state.blocked) state.diskDirty = true;
       this.kick(zone);
     });
   }

@@ -25,6 +25,8 @@ import type { DeliveryRow, MessageMeta } from './types.js';
 
 const json = (value: unknown) => Buffer.from(JSON.stringify(value));
 const parse = <T>(buf: Buffer) => JSON.parse(buf.toString('utf8')) as T;
+/** How many deleted ids wasDeleted() remembers. */
+const MAX_REMEMBERED_DELETES = 10_000;
 
 export interface StoreOptions {
   chunkSizeBytes: number;
@@ -44,6 +46,10 @@ export class QueueStore {
   readonly guard: WriteGuard;
   /** told the id of every message deleted by deleteMessage (in-memory copies drop it) */
   private readonly deleteListeners: ((id: string) => void)[] = [];
+  /** per message: the tail of the work that must not interleave with more (see exclusive) */
+  private readonly exclusiveTails = new Map<string, Promise<unknown>>();
+  /** ids deleted lately (an outcome reported after the delete finds its rows gone) */
+  private readonly deletedIds = new Set<string>();
 
   private constructor(
     readonly db: QueueDb,
@@ -141,7 +147,10 @@ export class QueueStore {
       for await (const key of this.db.keys(keys.bodyRange(id))) ops.push({ type: 'del', key });
     }
     await this.guard.write(() => this.db.batch(ops, { sync: true }));
-    for (const id of ids) this.refused.delete(id);
+    for (const id of ids) {
+      this.refused.delete(id);
+      this.rememberDeleted(id);
+    }
     this.opts.logger.warn({ component: 'queue', ids: ids.slice(0, 20) }, `cleared ${ids.length} refused message(s) that may have reached the disk before the failure`);
   }
 
@@ -171,7 +180,37 @@ export class QueueStore {
   }
 
   /** Removes a message and all its rows. Returns the rows removed, or undefined when there was no such message. */
-  async deleteMessage(id: string): Promise<DeliveryRow[] | undefined> {
+  /**
+   * Runs `fn` alone for message `id`: recording an outcome and deleting the message never
+   * interleave, so an outcome can trust the rows it leased unless the message was deleted.
+   */
+  exclusive<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.exclusiveTails.get(id) ?? Promise.resolve();
+    const run = prev.then(fn);
+    const tail = run.catch(() => undefined);
+    this.exclusiveTails.set(id, tail);
+    void tail.then(() => {
+      if (this.exclusiveTails.get(id) === tail) this.exclusiveTails.delete(id);
+    });
+    return run;
+  }
+
+  /** Was message `id` deleted lately (by an operator, or as refused after a reopen)? */
+  wasDeleted(id: string): boolean {
+    return this.deletedIds.has(id);
+  }
+
+  private rememberDeleted(id: string): void {
+    this.deletedIds.add(id);
+    // a lease lives at most queue.leaseTimeout; far fewer deletes than this happen in that time
+    if (this.deletedIds.size > MAX_REMEMBERED_DELETES) this.deletedIds.delete(this.deletedIds.values().next().value!);
+  }
+
+  deleteMessage(id: string): Promise<DeliveryRow[] | undefined> {
+    return this.exclusive(id, () => this.deleteNow(id));
+  }
+
+  private async deleteNow(id: string): Promise<DeliveryRow[] | undefined> {
     if (this.deleting.has(id)) return undefined;
     this.deleting.add(id);
     try {
@@ -184,6 +223,7 @@ export class QueueStore {
         ops.push({ type: 'del', key: keys.schedule(row.zone, row.due, id, row.seq) });
       }
       await this.guard.write(() => this.committer.commit(ops));
+      this.rememberDeleted(id);
       for (const row of rows) this.counters.add(row, -1);
       for (const listener of this.deleteListeners) listener(id);
       // without its metadata the body is unreachable; clear it now (the collector would later)

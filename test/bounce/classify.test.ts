@@ -96,6 +96,7 @@ const TABLE: Row[] = [
   [{ code: 'EDNS', errorMessage: 'queryMx ENODATA nomx.test' }, 'bounce', 'dns', '5.4.4'],
   [{ code: 'ETLS', errorMessage: 'Error initiating TLS - unable to verify the first certificate' }, 'defer', 'tls', '4.7.5'],
   [{ code: 'ETLS', response: '454 4.7.0 STARTTLS failed: handshake failure', phase: 'STARTTLS' }, 'defer', 'tls', '4.7.0'],
+  [{ code: 'ETLS', response: '500 5.5.1 Command unrecognized: "STARTTLS"', phase: 'STARTTLS' }, 'defer', 'tls', '4.5.1'],
   [{ code: 'EREQUIRETLS' }, 'bounce', 'tls', '5.7.10'],
   [{ code: 'EPROTOCOL', errorMessage: 'Server response exceeds maximum allowed size' }, 'defer', 'protocol', '4.5.0'],
   [{ code: 'EMESSAGE', errorMessage: 'Message size larger than allowed 1000', phase: 'MAIL FROM' }, 'bounce', 'message-size', '5.3.4'],

@@ -9,7 +9,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { tempDir } from '../helpers/master.js';
 import { startFakeMx } from '../helpers/fakemx.js';
-import { startLoggedMaster, submitter } from '../helpers/delivery-kit.js';
+import { startLoggedMaster, submitter, waitFor } from '../helpers/delivery-kit.js';
 import { processAlive } from '../helpers/child-sluice.js';
 
 const cleanup: (() => Promise<void>)[] = [];
@@ -56,7 +56,9 @@ test('a worker that cannot start is replaced at once a few times, then with grow
   );
   cleanup.push(() => m.stop());
   const t0 = Date.now();
-  await new Promise((r) => setTimeout(r, 4000));
+  // five exits: four immediate restarts and the first back-off. A worker start takes a few hundred
+  // ms, more on a busy machine, so this waits for them rather than a fixed time
+  await waitFor(() => m.events('WORKER_EXITED').length >= 5, 15_000, 'five worker exits');
   const exits = m.events('WORKER_EXITED');
   const delays = exits.map((e) => Number(e.restartInMs));
   console.log(`# crash loop: ${m.events('WORKER_STARTED').length} starts in ${Date.now() - t0} ms, restart delays ${delays.join(',')} ms`);

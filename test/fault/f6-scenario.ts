@@ -23,6 +23,8 @@ export interface Variant {
   timeoutMs: number;
   /** pass bound for one attempt, ms */
   maxAttemptMs: number;
+  /** the enhanced status each deferral must carry, when the variant has a telling one */
+  deferredStatus?: string;
 }
 
 export const F6_TIMING = {
@@ -103,6 +105,7 @@ export async function runF6(capture: FakeMx, variants: Variant[], perVariant: nu
       assert.match(String(bounce.response), /expired/i, `${v.name}: bounced because its time ran out`);
       let start = at(queued);
       for (const t of tries) {
+        if (v.deferredStatus && t.event === 'DEFERRED') assert.equal(t.status, v.deferredStatus, `${v.name}: ${String(t.response)}`);
         // the attempt itself, timed by the worker
         const ms = Number(t.durationMs);
         assert.ok(Number.isFinite(ms), `${v.name}: the attempt's duration is logged`);

@@ -25,7 +25,7 @@ test('F6 (a) refused and (b) blackhole: bounded attempts, no head-of-line blocki
   await runF6(
     capture,
     [
-      { name: 'refused', domain: 'refused.test', route: { host: '127.0.0.1', port: refusedPort }, timeoutMs: 0, maxAttemptMs: 1000 },
+      { name: 'refused', domain: 'refused.test', route: { host: '127.0.0.1', port: refusedPort }, timeoutMs: 0, maxAttemptMs: 1000, deferredStatus: '4.4.1' },
       { name: 'blackhole', domain: 'hole.test', route: { host: hole.host, port: hole.port }, timeoutMs: 2000, maxAttemptMs: 3000 },
     ],
     10,

@@ -120,3 +120,18 @@ test('a message deleted while it waits in memory is never handed out', async () 
     await stop();
   }
 });
+
+test('a message deleted while its delivery is under way: the late result brings nothing back', async () => {
+  const { store, scheduler, outcomes, stop } = await setup();
+  try {
+    const id = await queue(store, scheduler, ['a@x.test', 'b@x.test']);
+    const job = (await next(scheduler, 'w1'))!;
+    await store.deleteMessage(id);
+    await settle(scheduler, outcomes, 'w1', job, 'deferred');
+    assert.deepEqual(await store.getRows(id), [], 'no row was written back');
+    assert.equal(await store.getMeta(id), undefined);
+    assert.equal(await next(scheduler, 'w1', 500), undefined, 'nothing comes due');
+  } finally {
+    await stop();
+  }
+});
