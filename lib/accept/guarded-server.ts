@@ -20,6 +20,9 @@ import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import type { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import { SmtpError } from '../errors/smtp-error.js';
+import { installFastDataScan } from './data-scan.js';
+
+installFastDataScan();
 
 export interface GuardOptions {
   greetingDelayMs: number;

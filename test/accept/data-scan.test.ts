@@ -1,0 +1,79 @@
+/**
+ * The fast end-of-DATA scan must behave exactly as smtp-server's own: for random messages (dots
+ * at line starts, escape dots, bare CR and LF, a terminator and a pipelined command after it)
+ * split at random places, the same bytes come out of data mode and the same commands follow.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
+import { fastFeed, installFastDataScan, originalFeed } from '../../lib/accept/data-scan.js';
+import { seededRandom } from '../helpers/seeded.js';
+
+interface Outcome {
+  data: string;
+  commands: string[];
+}
+
+async function run(feed: unknown, chunks: Buffer[]): Promise<Outcome> {
+  const stream = new SMTPStream() as SMTPStream & { oncommand: (cmd: Buffer, cb?: () => void) => void };
+  (stream as unknown as { _feedDataStream: unknown })._feedDataStream = feed;
+  const commands: string[] = [];
+  stream.oncommand = (cmd, cb) => {
+    commands.push(cmd.toString('latin1'));
+    cb?.();
+  };
+  const data = stream.startDataMode(1e9);
+  const parts: Buffer[] = [];
+  data.on('data', (d: Buffer) => parts.push(d));
+  data.on('end', () => stream.continue());
+  for (const c of chunks) stream.write(c);
+  await new Promise<void>((resolve) => stream.end(() => resolve()));
+  await new Promise((r) => setImmediate(r));
+  return { data: Buffer.concat(parts).toString('latin1'), commands };
+}
+
+const PIECES = ['text', 'x', '.', '..', '\r\n', '\r\n', '\r\n.', '\r\n..', '\r\n.\r\n', '\n', '\r', ' '];
+
+function randomWire(random: () => number): Buffer {
+  const n = 1 + Math.floor(random() * 120);
+  let s = '';
+  for (let i = 0; i < n; i++) s += PIECES[Math.floor(random() * PIECES.length)];
+  // most messages end properly and have a command pipelined behind them
+  if (random() < 0.8) s += '\r\n.\r\nQUIT\r\n';
+  return Buffer.from(s, 'latin1');
+}
+
+function split(buf: Buffer, random: () => number): Buffer[] {
+  const out: Buffer[] = [];
+  for (let at = 0; at < buf.length; ) {
+    const len = 1 + Math.floor(random() * (random() < 0.5 ? 8 : 300));
+    out.push(buf.subarray(at, at + len));
+    at += len;
+  }
+  return out;
+}
+
+test('the fast scan ends data mode and unescapes exactly as smtp-server does, on 3,000 random messages split anywhere', async () => {
+  const random = seededRandom(1123);
+  for (let i = 0; i < 3000; i++) {
+    const wire = randomWire(random);
+    const chunks = split(wire, random);
+    const want = await run(originalFeed, chunks);
+    const got = await run(fastFeed, chunks);
+    assert.deepEqual(got, want, `case ${i}: ${JSON.stringify(wire.toString('latin1'))} in ${chunks.length} chunks`);
+  }
+});
+
+test('a plain 100 KB message in big chunks: the fast path passes it on and the terminator still ends it', async () => {
+  const body = Buffer.from('0123456789abcdef'.repeat(4).concat('\r\n').repeat(1600));
+  const wire = Buffer.concat([body, Buffer.from('.\r\nQUIT\r\n')]);
+  const chunks = split(wire, seededRandom(7)).map((c) => Buffer.from(c));
+  const got = await run(fastFeed, chunks);
+  assert.equal(got.data, body.toString('latin1'));
+  assert.deepEqual(got.commands, ['QUIT']);
+});
+
+test('installFastDataScan puts the fast scan on every SMTPStream', () => {
+  installFastDataScan();
+  assert.equal((SMTPStream.prototype as unknown as { _feedDataStream: unknown })._feedDataStream, fastFeed);
+});
