@@ -404,7 +404,8 @@ function errorCode(err: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+/** `promise`, or an ETIMEOUT error after `ms` (a DNS query's hard deadline). */
+export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => reject(Object.assign(new Error(`DNS query timed out after ${ms} ms`), { code: 'ETIMEOUT' })), ms);
     promise.then(

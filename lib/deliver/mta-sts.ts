@@ -26,7 +26,7 @@ import { Resolver } from 'node:dns/promises';
 import type { LookupAddress } from 'node:dns';
 import type { LookupFunction } from 'node:net';
 import type { Logger } from 'pino';
-import { isLocalAddress } from './destination.js';
+import { isLocalAddress, withTimeout } from './destination.js';
 import { parseStsPolicy, parseStsTxt, type StsPolicy } from './mta-sts-policy.js';
 import { trustList } from './tls-trust.js';
 
@@ -235,20 +235,4 @@ function fixedLookup(addresses: LookupAddress[]): LookupFunction {
     if (options.all) callback(null, addresses);
     else callback(null, addresses[0]!.address, addresses[0]!.family);
   };
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(Object.assign(new Error(`DNS query timed out after ${ms} ms`), { code: 'ETIMEOUT' })), ms);
-    promise.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(timer);
-        reject(e);
-      },
-    );
-  });
 }
