@@ -108,7 +108,7 @@ export class Master {
       retainBodyUpTo: FRESH_BODY_MESSAGE_BYTES,
       onQueued: (meta, rows, body) => {
         if (body) fresh.add(meta.id, body);
-        for (const zone of new Set(rows.map((r) => r.zone))) scheduler.offer(zone, meta, rows);
+        scheduler.offer(meta, rows);
       },
     });
     const notified: OutcomeListener[] = [new BounceNotifier(config, ingest, logger, this.hooks)];

@@ -5,6 +5,7 @@
  */
 import net from 'node:net';
 import { encodeJson, FrameDecoder, FRAME_BODY, FRAME_JSON } from './frames.js';
+import { tickWriter } from './tick-writer.js';
 import { isMasterMessage, PROTOCOL_VERSION, type Job, type MasterMessage, type RowResult, type WorkerMessage } from './protocol.js';
 
 export class ChannelClosedError extends Error {
@@ -30,6 +31,7 @@ export class ChannelClient {
     const socket = net.connect({ host: opts.host, port: opts.port });
     socket.setNoDelay(true);
     this.socket = socket;
+    this.write = tickWriter(socket);
     const decoder = new FrameDecoder();
     const welcomed = new Promise<void>((resolve, reject) => {
       const fail = () => reject(new ChannelClosedError());
@@ -130,20 +132,9 @@ export class ChannelClient {
     p.resolve(value);
   }
 
-  private corked = false;
+  private write: ((buf: Buffer) => void) | undefined;
 
-  /** everything written in one tick leaves in one writev (results and fetches come together) */
   private send(m: WorkerMessage): void {
-    const socket = this.socket;
-    if (!socket) return;
-    if (!this.corked) {
-      this.corked = true;
-      socket.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        socket.uncork();
-      });
-    }
-    socket.write(encodeJson(m));
+    this.write?.(encodeJson(m));
   }
 }

@@ -8,6 +8,7 @@ import net from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import { encodeBody, encodeJson, FrameDecoder, FrameError, FRAME_JSON } from './frames.js';
+import { tickWriter } from './tick-writer.js';
 import { isWorkerMessage, PROTOCOL_VERSION, type Job, type MasterMessage, type RowResult, type WorkerMessage } from './protocol.js';
 
 const HELLO_TIMEOUT_MS = 5000;
@@ -67,21 +68,7 @@ export class ChannelServer {
     socket.setNoDelay(true);
     const decoder = new FrameDecoder();
     let peer: ChannelPeer | undefined;
-    // everything written in one tick leaves in one writev: a job and its body, or the answers
-    // to several requests, were a syscall each (a fifth of the master's CPU went to writes)
-    let corked = false;
-    const write = (buf: Buffer) => {
-      if (socket.destroyed) return;
-      if (!corked) {
-        corked = true;
-        socket.cork();
-        process.nextTick(() => {
-          corked = false;
-          socket.uncork();
-        });
-      }
-      socket.write(buf);
-    };
+    const write = tickWriter(socket);
     const send = (m: MasterMessage) => write(encodeJson(m));
     const helloTimer = setTimeout(() => socket.destroy(), HELLO_TIMEOUT_MS);
     helloTimer.unref();

@@ -18,6 +18,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { asSmtpError, SmtpError } from '../errors/smtp-error.js';
 import type { parseHeaders as ParseHeaders } from '../message/headers.js';
+import type { RowResult } from '../channel/protocol.js';
 import type { Delivery, DeliveryFailure, SenderConnection } from './hooks.js';
 import { loadPlugins, type LoadedPlugin } from './loader.js';
 import { HookRunner } from './runner.js';
@@ -127,19 +128,8 @@ export async function prepareDelivery<J extends JobForHooks>(
   return { job: { ...job, from, headers }, delivery };
 }
 
-/** What the worker reports per recipient (the channel's RowResult has these fields). */
-export interface ResultForHooks {
-  seq: number;
-  outcome: 'delivered' | 'deferred' | 'bounced';
-  response: string;
-  responseCode?: number;
-  status?: string;
-  category?: string;
-  code?: string;
-  mx?: string;
-  localAddress?: string;
-  tls?: boolean;
-}
+/** What the worker reports per recipient, as far as the hooks see it. */
+export type ResultForHooks = Pick<RowResult, 'seq' | 'outcome' | 'response' | 'responseCode' | 'status' | 'category' | 'code' | 'mx' | 'localAddress' | 'tls'>;
 
 /** sender:delivered for the accepted recipients, sender:responseError for the others. Never throws. */
 export async function notifyResults(hooks: HookRunner, delivery: Delivery | undefined, results: readonly ResultForHooks[]): Promise<void> {

@@ -136,23 +136,25 @@ export class Scheduler {
   }
 
   /**
-   * A message was just committed: its due rows of `zone` may go to a waiting worker straight
-   * from memory. Rows due later, or an offer past the lane's bound, are left to the disk scan.
+   * A message was just committed: its due rows may go to waiting workers of their zones straight
+   * from memory. Rows due later (a future Date header), or an offer past a zone's bound, are
+   * left to the disk scan.
    */
-  offer(zone: string, meta: MessageMeta, rows: DeliveryRow[]): void {
-    const state = this.zone(zone);
+  offer(meta: MessageMeta, rows: DeliveryRow[]): void {
     const now = this.now();
-    const due = rows.filter((r) => r.zone === zone && r.due <= now);
-    if (due.length < rows.length) state.diskDirty = true; // the later ones come due by the timer
-    if (due.length) {
-      if (state.fresh.length < MAX_FRESH) {
+    for (const zone of new Set(rows.map((r) => r.zone))) {
+      const state = this.zone(zone);
+      const mine = rows.filter((r) => r.zone === zone);
+      const due = mine.filter((r) => r.due <= now);
+      if (due.length < mine.length) state.diskDirty = true; // the later ones come due by the timer
+      if (due.length && state.fresh.length < MAX_FRESH) {
         state.fresh.push({ meta, rows: due });
         for (const r of due) this.offered.add(rowKey(r.id, r.seq));
-      } else {
+      } else if (due.length) {
         state.diskDirty = true;
       }
+      this.kick(zone);
     }
-    this.kick(zone);
   }
 
   /** A message was deleted: an offer of it must not be handed out. */
@@ -177,8 +179,14 @@ export class Scheduler {
       lease.nextDue = Math.min(lease.nextDue ?? Infinity, dueMs);
       return;
     }
-    if (dueMs <= this.now()) this.wake(zone);
-    else this.setTimer(zone, this.zone(zone), dueMs);
+    this.dueAt(zone, this.zone(zone), dueMs);
+    this.kick(zone);
+  }
+
+  /** A row of `zone` is due at `dueMs` on disk: look now, or when the time comes. */
+  private dueAt(zone: string, state: ZoneState, dueMs: number): void {
+    if (dueMs <= this.now()) state.diskDirty = true;
+    else this.setTimer(zone, state, dueMs);
   }
 
   /** Something changed for `zone` (a worker asks, new mail, a slot freed): hand out work. */
@@ -213,10 +221,7 @@ export class Scheduler {
     this.limits.release(lease.zone, lease.domain);
     const state = this.zone(lease.zone);
     if (!recorded || state.blocked) state.diskDirty = true;
-    if (lease.nextDue !== undefined) {
-      if (lease.nextDue <= this.now()) state.diskDirty = true;
-      else this.setTimer(lease.zone, state, lease.nextDue);
-    }
+    if (lease.nextDue !== undefined) this.dueAt(lease.zone, state, lease.nextDue);
     this.kick(lease.zone);
     return lease;
   }

@@ -17,8 +17,8 @@ import { verifyQueue } from '../helpers/verify-queue.js';
 import { MB, RCPTS, postSend, rssBytes, waitFor250 } from './disk-full.js';
 
 test('F7: a full queue disk gives 451/452 (never 5xx, never a lost 250), and 250 returns after space is freed without a restart', { timeout: 120_000 }, async (t) => {
-  // a reserve of half the disk: the 452s come before LevelDB's log reaches its 4 MB write buffer,
-  // so no compaction runs (one would need 4 MB more for a moment and free it again, making
+  // a reserve of half the disk: the 452s come before LevelDB's log reaches its 8 MB write buffer,
+  // so no compaction runs (one would need 8 MB more for a moment and free it again, making
   // "full" come and go); F7c is the case without a reserve
   const appDir = makeAppDir({ smtp: { maxSize: '100KB' }, queue: { minFreeSpace: '4MB' } }, 'sluice-f7-');
   const disk = mountTmpfs(path.join(appDir, 'data'), 8);

@@ -16,9 +16,10 @@ import { MB, RCPTS, waitFor250 } from './disk-full.js';
 
 test('F7c: with no reserve LevelDB itself hits ENOSPC (compaction); 451s, then 250 again after the remount without a restart', { timeout: 120_000 }, async (t) => {
   const appDir = makeAppDir({ smtp: { maxSize: '100KB' }, queue: { minFreeSpace: 0 } }, 'sluice-f7c-');
-  // 24 MB: when LevelDB's log reaches its 16 MB write buffer (lib/queue/open.ts), the table it
-  // compacts the (incompressible) bodies into cannot fit beside it, while the disk guard still
-  // sees megabytes free: so it is LevelDB, not the guard, that meets the full disk
+  // 24 MB, three times LevelDB's 8 MB write buffer (lib/queue/open.ts): the log and the tables
+  // it is compacted into (the bodies are incompressible) fill the disk while the guard, with no
+  // reserve, still admits messages: so it is LevelDB, not the guard, that meets the full disk.
+  // The test checks that it did (the ENOSPC in the log)
   const disk = mountTmpfs(path.join(appDir, 'data'), 24);
   if (typeof disk === 'string') {
     rmSync(appDir, { recursive: true, force: true });
