@@ -35,6 +35,8 @@ const PROCESSES = positiveInt(process.env.BENCH_PROCESSES, 1);
 const CONNECTIONS = positiveInt(process.env.BENCH_CONNECTIONS, 20);
 const PER_DOMAIN = positiveInt(process.env.BENCH_PER_DOMAIN, PROCESSES * CONNECTIONS);
 const SESSION_IDLE = process.env.BENCH_SESSION_IDLE ?? '5s';
+/** node options for the master (and, through its execArgv, the workers): to try V8 flags against the defaults */
+const EXTRA_NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
 const LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? 'warn';
 /** A run whose last message has not arrived by then fails (no run hangs the bench). */
 const RUN_TIMEOUT_MS = Math.max(60_000, MESSAGES * 60);
@@ -226,7 +228,7 @@ async function runRelay(c: Case): Promise<RelayRun> {
     ]);
     // workers are forked with the master's execArgv, so each process leaves its own profile
     const profDir = process.env.BENCH_CPU_PROF;
-    const nodeArgs = profDir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profDir, c.name)}`] : [];
+    const nodeArgs = [...EXTRA_NODE_ARGS, ...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profDir, c.name)}`] : [])];
     child = spawn(process.execPath, [...withNodeFlags(nodeArgs), sluiceBin, 'run', '-d', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
     child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
     await waitForGreeting(smtpPort, child, 'sluice');

@@ -3,7 +3,7 @@
 // no test ran. Node 20's --test takes no globs and finds no .ts, hence this script.
 // FAULT_SLOW=1 adds the slow fault-injection set (test/fault/*.slow.test.ts).
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,8 +30,15 @@ if (!files.length) {
   process.exit(1);
 }
 
-const tapDir = mkdtempSync(path.join(tmpdir(), 'sluice-tap-'));
+// One directory for the whole run: the TAP file, and TMPDIR of every test process, so whatever a
+// test (or a child it spawned, or a SIGKILLed master) leaves in its temp dirs goes with it.
+const tapDir = mkdtempSync(path.join(tmpdir(), 'sluice-tests-'));
 const tapFile = path.join(tapDir, 'out.tap');
+const testTmp = path.join(tapDir, 'tmp');
+// open to every user, sticky, like /tmp: some tests run a child as nobody
+chmodSync(tapDir, 0o755);
+mkdirSync(testTmp);
+chmodSync(testTmp, 0o1777);
 const args = [
   '--test',
   '--test-concurrency=2',
@@ -41,7 +48,7 @@ const args = [
   `--test-reporter-destination=${tapFile}`,
   ...files,
 ];
-const res = spawnSync(process.execPath, args, { stdio: 'inherit', cwd: root });
+const res = spawnSync(process.execPath, args, { stdio: 'inherit', cwd: root, env: { ...process.env, TMPDIR: testTmp } });
 let tests = 0;
 try {
   const m = /^# tests (\d+)/m.exec(readFileSync(tapFile, 'utf8'));

@@ -19,6 +19,7 @@ import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { SmtpError, asSmtpError } from '../errors/smtp-error.js';
+import { readChunks } from './read-chunks.js';
 import { logEvent } from '../log/logger.js';
 import { BodyHasher } from '../message/body-hash.js';
 import { HeaderSplitter, HeaderTooLargeError } from '../message/header-split.js';
@@ -110,7 +111,7 @@ export class Ingest {
     const { config } = this.deps;
     const normalizer = createLineEndNormalizer();
     const splitter = new HeaderSplitter(config.queue.maxHeaderSize);
-    const hasher = new BodyHasher();
+    const hasher = new BodyHasher({ crlfOnly: true });
     let received = 0;
     // the same admission rule as MAIL FROM (room for the largest allowed message on top of the
     // reserve), here so that POST /send gets it too; decided before anything is written
@@ -126,7 +127,8 @@ export class Ingest {
       }
     };
 
-    for await (const raw of req.source) {
+    const source = req.source instanceof Readable ? readChunks(req.source) : req.source;
+    for await (const raw of source) {
       const chunk = typeof raw === 'string' ? Buffer.from(raw) : raw;
       received += chunk.length;
       if (failure) continue; // keep reading so the client stays in step

@@ -37,6 +37,7 @@ import { Supervisor } from './supervisor.js';
 import { loadDkimKeys } from '../deliver/dkim.js';
 import { loadExtraCa } from '../deliver/tls-trust.js';
 import { FreshBodies } from '../queue/fresh-bodies.js';
+import { GcNudge } from './gc-nudge.js';
 
 /**
  * Bodies of just-accepted messages kept in memory for their first attempt (see FreshBodies): at
@@ -94,6 +95,7 @@ export class Master {
     const zones = new ZoneSelector(config);
     const scheduler = (this.scheduler = new Scheduler(this.store, config, logger.child({ component: 'scheduler' })));
     const fresh = (this.freshBodies = new FreshBodies({ maxBytes: FRESH_BODY_BYTES, maxMessageBytes: FRESH_BODY_MESSAGE_BYTES }));
+    const gcNudge = new GcNudge();
     this.store.onDelete((id) => {
       scheduler.forget(id);
       fresh.drop(id);
@@ -107,6 +109,7 @@ export class Master {
       logger,
       retainBodyUpTo: FRESH_BODY_MESSAGE_BYTES,
       onQueued: (meta, rows, body) => {
+        gcNudge.note(meta.size);
         if (body) fresh.add(meta.id, body);
         scheduler.offer(meta, rows);
       },

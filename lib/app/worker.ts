@@ -17,6 +17,7 @@ import { Circuit } from '../deliver/circuit.js';
 import { SessionPool, throttleGapMs } from '../deliver/session-pool.js';
 import { WorkerLoop } from '../deliver/worker-loop.js';
 import { createLogger } from '../log/logger.js';
+import { GcNudge } from './gc-nudge.js';
 
 export interface WorkerInit {
   type: 'init';
@@ -87,6 +88,7 @@ export async function runWorker(init: WorkerInit, stopSignal: Promise<void>): Pr
     maxMessagesPerSession: config.delivery.maxMessagesPerSession,
     minGapMs: throttleGapMs(zoneConfig.throttling),
   });
+  const gcNudge = new GcNudge();
   const loop = new WorkerLoop(
     channel,
     {
@@ -101,7 +103,11 @@ export async function runWorker(init: WorkerInit, stopSignal: Promise<void>): Pr
       discovery,
       ...(ca ? { ca } : {}),
       logger,
-      chunk: (id, n) => channel.chunk(id, n),
+      chunk: async (id, n) => {
+        const parts = await channel.chunk(id, n);
+        for (const part of parts ?? []) gcNudge.note(part.length);
+        return parts;
+      },
     },
     zoneConfig.connections,
     logger,

@@ -14,7 +14,10 @@ export class ChannelClosedError extends Error {
   }
 }
 
-type Pending = { resolve: (m: MasterMessage | Buffer) => void; reject: (e: Error) => void };
+/** a body chunk as it arrived: views of the TCP reads that carried it */
+export type BodyParts = readonly Buffer[];
+
+type Pending = { resolve: (m: MasterMessage | BodyParts) => void; reject: (e: Error) => void };
 
 export class ChannelClient {
   private socket: net.Socket | undefined;
@@ -22,9 +25,9 @@ export class ChannelClient {
   private nextReq = 1;
   private closed = false;
   /** a job whose body frames are still arriving, by the fetch's req */
-  private readonly collecting = new Map<number, { job: Job; chunks: Buffer[] }>();
+  private readonly collecting = new Map<number, { job: Job; chunks: BodyParts[] }>();
   /** bodies sent along with their job, by message id, until the job's result is reported */
-  private readonly prefetched = new Map<string, { leaseId: string; chunks: Buffer[] }>();
+  private readonly prefetched = new Map<string, { leaseId: string; chunks: BodyParts[] }>();
   onClose: () => void = () => undefined;
 
   async connect(opts: { host: string; port: number; zone: string; workerId: string; secret: string }): Promise<void> {
@@ -96,16 +99,16 @@ export class ChannelClient {
   /** Waits for the next job of this worker's zone. */
   async fetch(): Promise<Job> {
     const m = await this.request((req) => ({ type: 'fetch', req }));
-    if (Buffer.isBuffer(m) || m.type !== 'job') throw new Error('unexpected answer to fetch');
+    if (isParts(m) || m.type !== 'job') throw new Error('unexpected answer to fetch');
     return m.job;
   }
 
-  /** One body chunk, or undefined after the last. */
-  async chunk(id: string, chunk: number): Promise<Buffer | undefined> {
+  /** One body chunk (in the parts it arrived in), or undefined after the last. */
+  async chunk(id: string, chunk: number): Promise<BodyParts | undefined> {
     const pre = this.prefetched.get(id)?.chunks;
     if (pre && chunk < pre.length) return pre[chunk];
     const m = await this.request((req) => ({ type: 'body', req, id, chunk }));
-    if (Buffer.isBuffer(m)) return m;
+    if (isParts(m)) return m;
     if (m.type === 'bodyEnd') return undefined;
     throw new Error(m.type === 'error' ? m.message : 'unexpected answer to body');
   }
@@ -113,10 +116,10 @@ export class ChannelClient {
   async result(leaseId: string, results: RowResult[], keptSession = false): Promise<void> {
     for (const [id, p] of this.prefetched) if (p.leaseId === leaseId) this.prefetched.delete(id);
     const m = await this.request((req) => ({ type: 'result', req, leaseId, results, ...(keptSession ? { keptSession } : {}) }));
-    if (!Buffer.isBuffer(m) && m.type === 'error') throw new Error(m.message);
+    if (!isParts(m) && m.type === 'error') throw new Error(m.message);
   }
 
-  private request(make: (req: number) => WorkerMessage): Promise<MasterMessage | Buffer> {
+  private request(make: (req: number) => WorkerMessage): Promise<MasterMessage | BodyParts> {
     if (this.closed || !this.socket) return Promise.reject(new ChannelClosedError());
     const req = this.nextReq++;
     return new Promise((resolve, reject) => {
@@ -125,7 +128,7 @@ export class ChannelClient {
     });
   }
 
-  private settle(req: number, value: MasterMessage | Buffer): void {
+  private settle(req: number, value: MasterMessage | BodyParts): void {
     const p = this.pending.get(req);
     if (!p) return;
     this.pending.delete(req);
@@ -137,4 +140,8 @@ export class ChannelClient {
   private send(m: WorkerMessage): void {
     this.write?.(encodeJson(m));
   }
+}
+
+function isParts(m: MasterMessage | BodyParts): m is BodyParts {
+  return Array.isArray(m);
 }

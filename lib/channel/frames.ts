@@ -13,7 +13,8 @@ export const FRAME_BODY = 2;
 /** Body chunks are ≤ the queue's chunk size (≤ 16 MB); headers travel in JSON (≤ 16 MB). */
 export const MAX_FRAME_BYTES = 40 * 1024 * 1024;
 
-export type Frame = { kind: typeof FRAME_JSON; message: unknown } | { kind: typeof FRAME_BODY; req: number; data: Buffer };
+/** A body frame's bytes come as views of the TCP reads they arrived in (one or more, in order). */
+export type Frame = { kind: typeof FRAME_JSON; message: unknown } | { kind: typeof FRAME_BODY; req: number; data: Buffer[] };
 
 export class FrameError extends Error {}
 
@@ -34,33 +35,46 @@ export function encodeBody(req: number, data: Buffer): Buffer[] {
   return [head, data];
 }
 
+/** length prefix, kind, and a body frame's request id */
+const BODY_HEAD_BYTES = 9;
+
+/**
+ * Body payloads are not joined: a 100 KB body arrives in several TCP reads, and joining them was
+ * the worker's largest allocation (a copy of every body, left to V8's major collections). JSON
+ * frames are joined (they are small and parsed at once).
+ */
 export class FrameDecoder {
   private chunks: Buffer[] = [];
   private bytes = 0;
 
   /** Feeds TCP bytes; returns every frame completed by them. Throws FrameError on bad input. */
   push(chunk: Buffer): Frame[] {
-    this.chunks.push(chunk);
-    this.bytes += chunk.length;
+    if (chunk.length) {
+      this.chunks.push(chunk);
+      this.bytes += chunk.length;
+    }
     const frames: Frame[] = [];
     while (this.bytes >= 4) {
-      const head = this.peek(5);
+      const head = this.peek(Math.min(this.bytes, BODY_HEAD_BYTES));
       const length = head.readUInt32BE(0);
       if (length < 1 || length > MAX_FRAME_BYTES) throw new FrameError(`bad frame length ${length}`);
       if (this.bytes < 4 + length) break;
-      const frame = this.take(4 + length).subarray(4);
-      const kind = frame[0];
+      const kind = head[4];
       if (kind === FRAME_JSON) {
+        const frame = this.take(4 + length);
+        const payload = frame.length === 1 ? frame[0]!.subarray(5) : Buffer.concat(frame).subarray(5);
         let message: unknown;
         try {
-          message = JSON.parse(frame.subarray(1).toString('utf8'));
+          message = JSON.parse(payload.toString('utf8'));
         } catch {
           throw new FrameError('bad JSON frame');
         }
         frames.push({ kind: FRAME_JSON, message });
       } else if (kind === FRAME_BODY) {
-        if (frame.length < 5) throw new FrameError('short body frame');
-        frames.push({ kind: FRAME_BODY, req: frame.readUInt32BE(1), data: frame.subarray(5) });
+        if (length < 5) throw new FrameError('short body frame');
+        const req = head.readUInt32BE(5);
+        this.take(BODY_HEAD_BYTES);
+        frames.push({ kind: FRAME_BODY, req, data: this.take(length - 5) });
       } else {
         throw new FrameError(`unknown frame kind ${kind}`);
       }
@@ -68,19 +82,34 @@ export class FrameDecoder {
     return frames;
   }
 
+  /** The first `n` buffered bytes in one buffer (a small copy when they span reads). */
   private peek(n: number): Buffer {
-    if (this.chunks[0]!.length >= n || this.chunks.length === 1) return this.chunks[0]!;
-    const all = Buffer.concat(this.chunks, this.bytes);
-    this.chunks = [all];
-    return all;
+    const first = this.chunks[0]!;
+    if (first.length >= n) return first;
+    return Buffer.concat(this.take(n, false), n);
   }
 
-  private take(n: number): Buffer {
-    const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.bytes);
-    const out = all.subarray(0, n);
-    const rest = all.subarray(n);
-    this.chunks = rest.length ? [rest] : [];
-    this.bytes = rest.length;
+  /** The next `n` buffered bytes as views, in order; `consume` false leaves them buffered. */
+  private take(n: number, consume = true): Buffer[] {
+    const out: Buffer[] = [];
+    let i = 0;
+    let left = n;
+    while (left > 0) {
+      const c = this.chunks[i]!;
+      if (c.length <= left) {
+        out.push(c);
+        left -= c.length;
+        i++;
+      } else {
+        out.push(c.subarray(0, left));
+        if (consume) this.chunks[i] = c.subarray(left);
+        left = 0;
+      }
+    }
+    if (consume) {
+      this.chunks.splice(0, i);
+      this.bytes -= n;
+    }
     return out;
   }
 }

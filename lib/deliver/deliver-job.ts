@@ -45,8 +45,8 @@ export interface DeliveryContext {
   /** trusted CAs when the operator added some (delivery.ca); else node's own */
   ca?: readonly string[];
   logger: Logger;
-  /** pulls one stored body chunk from the master; undefined after the last */
-  chunk(id: string, n: number): Promise<Buffer | undefined>;
+  /** pulls one stored body chunk from the master (in one or more parts); undefined after the last */
+  chunk(id: string, n: number): Promise<readonly Buffer[] | undefined>;
 }
 
 /** Phases before MAIL FROM: a failure there means "try the next host". */
@@ -277,7 +277,7 @@ function bodyStream(job: Job, ctx: DeliveryContext): { stream: Readable; readonl
       // a body that ends early (deleted meanwhile) must never go out truncated: failing the
       // stream aborts DATA before the final dot, so the server discards what it got
       if (!chunk) throw Object.assign(new Error(`body of ${job.id} is incomplete in the queue`), { code: 'EMESSAGE' });
-      yield chunk;
+      yield* chunk;
     }
     state.finished = true;
   }

@@ -266,9 +266,14 @@ export class QueueStore {
 }
 
 /**
- * Buffers a message body into fixed-size chunks. Full chunks are written as they fill (unsynced,
- * invisible until the commit); the tail goes into the commit batch, so a small message costs one
- * write in all.
+ * Buffers a message body into chunks of at most `chunkSizeBytes`. A chunk is written when the next
+ * piece would not fit in it (unsynced, invisible until the commit); the tail goes into the commit
+ * batch, so a small message costs one write in all.
+ *
+ * Chunk boundaries follow the pieces as they arrive (socket reads, cut only where a piece is
+ * larger than a chunk): a chunk made of one piece is that piece, not a copy. Joining pieces into
+ * fixed-size chunks copied every body once more and left the copies to V8's major collections
+ * (the master's largest allocation at 100 KB, bench/README.md). Readers only count chunks.
  */
 export class BodyWriter {
   private parts: Buffer[] = [];
@@ -310,22 +315,34 @@ export class BodyWriter {
   }
 
   async write(chunk: Buffer): Promise<void> {
-    if (!chunk.length) return;
-    this.parts.push(chunk);
-    this.partsBytes += chunk.length;
     this.bytes += chunk.length;
-    while (this.partsBytes >= this.chunkSizeBytes) {
-      const all = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.partsBytes);
-      const head = all.subarray(0, this.chunkSizeBytes);
-      const rest = all.subarray(this.chunkSizeBytes);
-      this.parts = rest.length ? [rest] : [];
-      this.partsBytes = rest.length;
-      this.wroteAny = true;
-      this.generation ??= this.guard.generation;
-      if (this.generation !== this.guard.generation) throw new Error('the queue database was reopened while the body was written');
-      this.retain(head);
-      await this.guard.write(() => this.db.put(keys.body(this.id, this.chunkNo++), head));
+    // a piece larger than a chunk is cut into equal views (64 KB + 1 byte would leave a 1-byte
+    // view that the next piece then has to be copied onto)
+    const cuts = Math.ceil(chunk.length / this.chunkSizeBytes);
+    const step = Math.ceil(chunk.length / cuts);
+    for (let at = 0; at < chunk.length; at += step) {
+      const piece = cuts === 1 ? chunk : chunk.subarray(at, at + step);
+      if (this.partsBytes + piece.length > this.chunkSizeBytes) await this.putParts();
+      this.parts.push(piece);
+      this.partsBytes += piece.length;
     }
+  }
+
+  /** The pieces held so far, as one chunk (a copy only when there are several). */
+  private joinParts(): Buffer {
+    const chunk = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.partsBytes);
+    this.parts = [];
+    this.partsBytes = 0;
+    return chunk;
+  }
+
+  private async putParts(): Promise<void> {
+    const chunk = this.joinParts();
+    this.wroteAny = true;
+    this.generation ??= this.guard.generation;
+    if (this.generation !== this.guard.generation) throw new Error('the queue database was reopened while the body was written');
+    this.retain(chunk);
+    await this.guard.write(() => this.db.put(keys.body(this.id, this.chunkNo++), chunk));
   }
 
   /**
@@ -347,9 +364,7 @@ export class BodyWriter {
   /** The batch operations for the buffered tail. */
   finalOps(): BatchOp[] {
     if (!this.partsBytes) return [];
-    const tail = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.partsBytes);
-    this.parts = [];
-    this.partsBytes = 0;
+    const tail = this.joinParts();
     this.retain(tail);
     return [{ type: 'put', key: keys.body(this.id, this.chunkNo++), value: tail }];
   }

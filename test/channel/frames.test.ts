@@ -26,16 +26,16 @@ function sample(): { wire: Buffer; expected: Frame[] } {
     wire: Buffer.concat(frames),
     expected: [
       { kind: FRAME_JSON, message: { type: 'fetch', req: 1 } },
-      { kind: FRAME_BODY, req: 7, data: body },
+      { kind: FRAME_BODY, req: 7, data: [body] },
       { kind: FRAME_JSON, message: { type: 'result', req: 2, leaseId: 'l', results: [{ seq: 1, outcome: 'delivered', response: '250 ok ünï' }] } },
-      { kind: FRAME_BODY, req: 8, data: Buffer.alloc(0) },
+      { kind: FRAME_BODY, req: 8, data: [] },
       { kind: FRAME_JSON, message: { type: 'bodyEnd', req: 9 } },
     ],
   };
 }
 
 function normalize(frames: Frame[]): unknown[] {
-  return frames.map((f) => (f.kind === FRAME_BODY ? { kind: f.kind, req: f.req, data: Buffer.from(f.data).toString('hex') } : f));
+  return frames.map((f) => (f.kind === FRAME_BODY ? { kind: f.kind, req: f.req, data: Buffer.concat(f.data).toString('hex') } : f));
 }
 
 test('frames split into 1-byte chunks decode to the same frames', () => {

@@ -99,7 +99,7 @@ function rig(overrides: Record<string, unknown> = {}, sessionIdleMs = 0): Rig {
     },
     ca: trustList(extraCa)!,
     logger: log.logger,
-    chunk: (_id, n) => Promise.resolve(n === 0 ? Buffer.from('Hello over a checked channel.\r\n') : undefined),
+    chunk: (_id, n) => Promise.resolve(n === 0 ? [Buffer.from('Hello over a checked channel.\r\n')] : undefined),
   };
   cleanup.push(async () => ctx.sessions.closeAll());
   let seq = 0;

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import RelaxedBody from 'nodemailer/lib/dkim/relaxed-body';
 import { BodyHasher } from '../../lib/message/body-hash.js';
+import { createLineEndNormalizer } from '../../lib/message/line-ends.js';
 
 function nodemailerHash(body: Buffer): string {
   const relaxed = new RelaxedBody({ hashAlgo: 'sha256' });
@@ -18,8 +19,8 @@ function nodemailerHash(body: Buffer): string {
   return hash;
 }
 
-function ourHash(body: Buffer, cuts: number[]): string {
-  const hasher = new BodyHasher();
+function ourHash(body: Buffer, cuts: number[], crlfOnly = false): string {
+  const hasher = new BodyHasher({ crlfOnly });
   let at = 0;
   for (const cut of [...cuts, body.length]) {
     hasher.update(body.subarray(at, cut));
@@ -86,5 +87,25 @@ test('large bodies (past the 64 KB working slice, long runs of empty lines) matc
   for (let i = 0; i < 4; i++) {
     const body = Buffer.concat([randomBody(rand, 40_000), blank, randomBody(rand, 100), i % 2 ? blank : Buffer.alloc(0)]);
     assert.equal(ourHash(body, randomCuts(rand, body.length)), nodemailerHash(body), `large body ${i}`);
+  }
+});
+
+/** What the accept path hands the hasher: the body through the line-end normaliser. */
+function normalised(body: Buffer): Buffer {
+  const n = createLineEndNormalizer();
+  return Buffer.concat([n.push(body), n.end()]);
+}
+
+test('with crlfOnly (the accept path: normalised line ends), random and large bodies match', () => {
+  for (let seed = 1; seed <= 3000; seed++) {
+    const rand = prng(seed);
+    const body = normalised(randomBody(rand, seed % 3 ? 60 : 600));
+    assert.equal(ourHash(body, randomCuts(rand, body.length), true), nodemailerHash(body), `seed ${seed}`);
+  }
+  const rand = prng(7);
+  const blank = Buffer.alloc(20_000, '\r\n');
+  for (let i = 0; i < 4; i++) {
+    const body = normalised(Buffer.concat([randomBody(rand, 40_000), blank, randomBody(rand, 100), i % 2 ? blank : Buffer.alloc(0)]));
+    assert.equal(ourHash(body, randomCuts(rand, body.length), true), nodemailerHash(body), `large body ${i}`);
   }
 });
