@@ -33,6 +33,10 @@ export function rowView(row: DeliveryRow) {
             last: row.lastAttempt ?? null,
             next: row.due,
             response: row.lastResponse ?? null,
+            category: row.category ?? null,
+            mx: row.lastMx ?? null,
+            tls: row.lastTls ?? null,
+            tlsPolicy: row.lastTlsPolicy ?? null,
           },
         }
       : {}),

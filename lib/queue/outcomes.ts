@@ -89,6 +89,9 @@ export class Outcomes {
           lastAttempt: now,
           lastResponse: result.response.slice(0, 1000),
           category: result.category,
+          lastMx: result.mx,
+          lastTls: result.tls,
+          lastTlsPolicy: result.tlsPolicy,
         };
         const warn = queue.delayWarning > 0 && !row.warned && now - row.created >= queue.delayWarning;
         if (warn) next.warned = true;

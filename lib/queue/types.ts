@@ -55,6 +55,10 @@ export interface DeliveryRow {
   lastAttempt?: number;
   lastResponse?: string;
   category?: string;
+  /** where the last attempt went: the MX host, whether TLS was used, and the TLS policy that applied */
+  lastMx?: string;
+  lastTls?: boolean;
+  lastTlsPolicy?: string;
   /** the "delayed" notice was sent */
   warned?: boolean;
 }

@@ -12,7 +12,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { startFakeMx } from '../helpers/fakemx.js';
 import { startDnsServer } from '../helpers/dns-server.js';
-import { startLoggedMaster, submitter, waitFor } from '../helpers/delivery-kit.js';
+import { messageOf, startLoggedMaster, submitter, waitFor } from '../helpers/delivery-kit.js';
 import { startMaster, tempDir } from '../helpers/master.js';
 import { selfSigned, tlsaData } from '../helpers/test-pki.js';
 
@@ -61,6 +61,10 @@ test('DANE from config: a matching TLSA record delivers over TLS, a mismatching 
   assert.equal(b.category, 'tls');
   assert.equal(b.status, '4.7.5');
   assert.equal(b.tlsPolicy, 'dane');
+  // and GET /message/:id says why the row waits
+  const deferred = (await messageOf(m.api, bad))?.messages[0]?.deferred;
+  assert.equal(deferred?.category, 'tls');
+  assert.equal(deferred?.tlsPolicy, 'dane');
   assert.equal(mx.transactions.filter((t) => t.to.includes('u@bad.dane.test')).length, 0, 'nothing of the bad domain reached the MX');
   assert.ok(dns.queries.some((q) => q.type === 'TLSA' && q.name === `_${mx.port}._tcp.mx.good.dane.test`), 'TLSA asked of the configured server');
 });

@@ -108,7 +108,24 @@ export async function queueOf(api: string, zone = 'default'): Promise<QueueView>
 
 export interface MessageView {
   meta: Record<string, unknown>;
-  messages: { id: string; seq: string; recipient: string; status: string; queued: string; deferred?: { first: number | null; count: number; last: number | null; next: number; response: string | null } }[];
+  messages: {
+    id: string;
+    seq: string;
+    recipient: string;
+    status: string;
+    queued: string;
+    deferred?: {
+      first: number | null;
+      count: number;
+      last: number | null;
+      next: number;
+      response: string | null;
+      category: string | null;
+      mx: string | null;
+      tls: boolean | null;
+      tlsPolicy: string | null;
+    };
+  }[];
 }
 
 /** GET /message/:id, or undefined once the message has left the queue. */
