@@ -19,11 +19,11 @@
  * dirs are removed at the end.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { HOST, SMTP_SINK, SMTP_SOURCE, exited, freePort, log, positiveInt, procStats, stopChild, waitForGreeting, writeBenchConfig } from './tools.js';
+import { HOST, SMTP_SINK, SMTP_SOURCE, exited, freePort, log, markdownTable, pickCases, positiveInt, procStats, stopChild, toolsPresent, waitForGreeting, writeBenchConfig } from './tools.js';
 import { withNodeFlags } from '../lib/app/node-flags.js';
 
 const SESSIONS = 20;
@@ -162,24 +162,13 @@ function table(rows: Row[]): string {
       sluice.syncs ? (sluice.batches / sluice.syncs).toFixed(1) : '-',
     ];
   });
-  const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
-  const fmt = (cells: string[]) => `| ${cells.map((cell, i) => cell.padEnd(widths[i]!)).join(' | ')} |`;
-  return [fmt(head), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...lines.map(fmt)].join('\n');
+  return markdownTable(head, lines);
 }
 
 async function main(): Promise<number> {
-  for (const tool of [SMTP_SOURCE, SMTP_SINK, sluiceBin]) {
-    if (!existsSync(tool)) {
-      log(`bench: ${tool} is missing (${tool === sluiceBin ? 'run npm run build' : 'apt-get install postfix'})`);
-      return 1;
-    }
-  }
-  const wanted = process.env.BENCH_CASES?.split(',').map((s) => s.trim()).filter(Boolean);
-  const cases = wanted?.length ? ALL_CASES.filter((c) => wanted.includes(c.name)) : ALL_CASES;
-  if (!cases.length) {
-    log(`bench: no case matches BENCH_CASES; cases are ${ALL_CASES.map((c) => c.name).join(', ')}`);
-    return 1;
-  }
+  if (!toolsPresent(sluiceBin)) return 1;
+  const cases = pickCases(ALL_CASES);
+  if (!cases) return 1;
   log(`bench: ${MESSAGES} messages per run, ${SESSIONS} sessions, fsync on, log level ${LOG_LEVEL}, sluice ${path.relative(root, sluiceBin)}`);
   const rows: Row[] = [];
   let failed = false;

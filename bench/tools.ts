@@ -1,7 +1,8 @@
 /**
  * Pieces both benchmarks share (accept.ts, relay.ts): free ports on 127.0.0.1, waiting for an
  * SMTP greeting, stopping our own children by PID, and the kernel's view of a process (peak RSS,
- * CPU time, its children). Kept here so the two benches measure the same way.
+ * CPU time, its children), the table they print and the checks before a run. Kept here so the
+ * two benches measure the same way.
  */
 import { type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -139,4 +140,31 @@ export function writeBenchConfig(dir: string, o: { logLevel: string; smtpPort: n
       '',
     ].join('\n'),
   );
+}
+
+/** Rows as a Markdown table, each column as wide as its widest cell. */
+export function markdownTable(head: string[], lines: string[][]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  const fmt = (cells: string[]) => `| ${cells.map((cell, i) => cell.padEnd(widths[i]!)).join(' | ')} |`;
+  return [fmt(head), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...lines.map(fmt)].join('\n');
+}
+
+/** Whether smtp-source, smtp-sink and the Sluice build are there (says what is missing if not). */
+export function toolsPresent(sluiceBin: string): boolean {
+  for (const tool of [SMTP_SOURCE, SMTP_SINK, sluiceBin]) {
+    if (!existsSync(tool)) {
+      log(`bench: ${tool} is missing (${tool === sluiceBin ? 'run npm run build' : 'apt-get install postfix'})`);
+      return false;
+    }
+  }
+  return true;
+}
+
+/** The cases BENCH_CASES names (all when it is unset); undefined, said, when it names none. */
+export function pickCases<C extends { name: string }>(all: C[]): C[] | undefined {
+  const wanted = process.env.BENCH_CASES?.split(',').map((s) => s.trim()).filter(Boolean);
+  const cases = wanted?.length ? all.filter((c) => wanted.includes(c.name)) : all;
+  if (cases.length) return cases;
+  log(`bench: no case matches BENCH_CASES; cases are ${all.map((c) => c.name).join(', ')}`);
+  return undefined;
 }

@@ -1,9 +1,39 @@
 /**
- * Shared parts of the F7 disk-full tests (f7-*.test.ts): probes that send one message at a time
- * until the server says 250 again, POST /send, filling a file system to ENOSPC, RSS.
+ * Shared parts of the F7 disk-full tests (f7-*.test.ts): an app dir on a small tmpfs, the load
+ * that fills it, probes that send one message at a time until the server says 250 again,
+ * POST /send, filling a file system to ENOSPC, RSS.
  */
-import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import path from 'node:path';
+import type { TestContext } from 'node:test';
+import { makeAppDir, type ChildMaster, type ConfigOptions } from '../helpers/child-master.js';
 import { buildMessage, sendOnce, type Attempt } from '../helpers/submit.js';
+import { mountTmpfs, type Tmpfs } from '../helpers/tmpfs.js';
+
+/** The load that fills the disk: 20 KB of random bytes each (LevelDB compresses repeated text,
+ * which would never fill it), ten at a time, no retries. */
+export const FILL = { count: 2000, concurrency: 10, bodyBytes: 20_000, randomBody: true, maxRetries: 0 } as const;
+
+/** An app dir whose data/ is a tmpfs of `sizeMb` MB; undefined, the test skipped with the reason,
+ * where this machine cannot mount one. */
+export function appDirOnTmpfs(t: TestContext, opts: ConfigOptions, prefix: string, sizeMb: number): { appDir: string; disk: Tmpfs } | undefined {
+  const appDir = makeAppDir(opts, prefix);
+  const disk = mountTmpfs(path.join(appDir, 'data'), sizeMb);
+  if (typeof disk !== 'string') return { appDir, disk };
+  rmSync(appDir, { recursive: true, force: true });
+  t.skip(disk);
+  return undefined;
+}
+
+/** Kills the child master if one was started, unmounts the tmpfs and removes the app dir. */
+export async function tearDown(m: ChildMaster | undefined, disk: Tmpfs, appDir: string): Promise<void> {
+  if (m) {
+    m.kill('SIGKILL');
+    await m.exited;
+  }
+  disk.unmount();
+  rmSync(appDir, { recursive: true, force: true });
+}
 
 export const RCPTS = ['r1@dest.test', 'r2@dest.test'];
 export const MB = 1024 * 1024;

@@ -8,25 +8,19 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
 import path from 'node:path';
-import { makeAppDir, startChild, type ChildMaster } from '../helpers/child-master.js';
+import { startChild, type ChildMaster } from '../helpers/child-master.js';
 import { countOutcomes, submit } from '../helpers/submit.js';
-import { mountTmpfs } from '../helpers/tmpfs.js';
 import { verifyQueue } from '../helpers/verify-queue.js';
-import { MB, RCPTS, postSend, rssBytes, waitFor250 } from './disk-full.js';
+import { FILL, MB, RCPTS, appDirOnTmpfs, postSend, rssBytes, tearDown, waitFor250 } from './disk-full.js';
 
 test('F7: a full queue disk gives 451/452 (never 5xx, never a lost 250), and 250 returns after space is freed without a restart', { timeout: 120_000 }, async (t) => {
   // a reserve of half the disk: the 452s come before LevelDB's log reaches its 8 MB write buffer,
   // so no compaction runs (one would need 8 MB more for a moment and free it again, making
   // "full" come and go); F7c is the case without a reserve
-  const appDir = makeAppDir({ smtp: { maxSize: '100KB' }, queue: { minFreeSpace: '4MB' } }, 'sluice-f7-');
-  const disk = mountTmpfs(path.join(appDir, 'data'), 8);
-  if (typeof disk === 'string') {
-    rmSync(appDir, { recursive: true, force: true });
-    t.skip(disk);
-    return;
-  }
+  const made = appDirOnTmpfs(t, { smtp: { maxSize: '100KB' }, queue: { minFreeSpace: '4MB' } }, 'sluice-f7-', 8);
+  if (!made) return;
+  const { appDir, disk } = made;
   let m: ChildMaster | undefined;
   try {
     m = await startChild(appDir);
@@ -37,11 +31,7 @@ test('F7: a full queue disk gives 451/452 (never 5xx, never a lost 250), and 250
     const r = await submit({
       target: () => target,
       runId: 'f7',
-      count: 2000,
-      concurrency: 10,
-      bodyBytes: 20_000,
-      randomBody: true, // LevelDB compresses: repeated text would never fill the disk
-      maxRetries: 0,
+      ...FILL,
       onAttempt: (a) => {
         if (a.code === 452 && a.stage === 'MAIL') mail452++;
       },
@@ -82,11 +72,6 @@ test('F7: a full queue disk gives 451/452 (never 5xx, never a lost 250), and 250
     t.diagnostic(`acked ${acked.size}, stored ${report.stored}, LOST ${report.lost.length}`);
     assert.deepEqual(report.problems, [], 'every acknowledged message is whole after a fresh open');
   } finally {
-    if (m) {
-      m.kill('SIGKILL');
-      await m.exited;
-    }
-    disk.unmount();
-    rmSync(appDir, { recursive: true, force: true });
+    await tearDown(m, disk, appDir);
   }
 });

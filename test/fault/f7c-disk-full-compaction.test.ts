@@ -6,26 +6,20 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
 import path from 'node:path';
-import { makeAppDir, startChild, type ChildMaster } from '../helpers/child-master.js';
+import { startChild, type ChildMaster } from '../helpers/child-master.js';
 import { countOutcomes, submit } from '../helpers/submit.js';
-import { mountTmpfs } from '../helpers/tmpfs.js';
 import { verifyQueue } from '../helpers/verify-queue.js';
-import { MB, RCPTS, waitFor250 } from './disk-full.js';
+import { FILL, MB, RCPTS, appDirOnTmpfs, tearDown, waitFor250 } from './disk-full.js';
 
 test('F7c: with no reserve LevelDB itself hits ENOSPC (compaction); 451s, then 250 again after the remount without a restart', { timeout: 120_000 }, async (t) => {
-  const appDir = makeAppDir({ smtp: { maxSize: '100KB' }, queue: { minFreeSpace: 0 } }, 'sluice-f7c-');
   // 24 MB, three times LevelDB's 8 MB write buffer (lib/queue/open.ts): the log and the tables
   // it is compacted into (the bodies are incompressible) fill the disk while the guard, with no
   // reserve, still admits messages: so it is LevelDB, not the guard, that meets the full disk.
   // The test checks that it did (the ENOSPC in the log)
-  const disk = mountTmpfs(path.join(appDir, 'data'), 24);
-  if (typeof disk === 'string') {
-    rmSync(appDir, { recursive: true, force: true });
-    t.skip(disk);
-    return;
-  }
+  const made = appDirOnTmpfs(t, { smtp: { maxSize: '100KB' }, queue: { minFreeSpace: 0 } }, 'sluice-f7c-', 24);
+  if (!made) return;
+  const { appDir, disk } = made;
   let m: ChildMaster | undefined;
   try {
     m = await startChild(appDir);
@@ -35,11 +29,7 @@ test('F7c: with no reserve LevelDB itself hits ENOSPC (compaction); 451s, then 2
     const r = await submit({
       target: () => target,
       runId: 'f7c',
-      count: 2000,
-      concurrency: 10,
-      bodyBytes: 20_000,
-      randomBody: true,
-      maxRetries: 0,
+      ...FILL,
       onAttempt: (a) => {
         if (a.outcome === '4xx') refused++;
       },
@@ -65,11 +55,6 @@ test('F7c: with no reserve LevelDB itself hits ENOSPC (compaction); 451s, then 2
     t.diagnostic(`acked ${acked.size}, stored ${report.stored}, LOST ${report.lost.length}`);
     assert.deepEqual(report.problems, [], 'every acknowledged message is whole after a fresh open');
   } finally {
-    if (m) {
-      m.kill('SIGKILL');
-      await m.exited;
-    }
-    disk.unmount();
-    rmSync(appDir, { recursive: true, force: true });
+    await tearDown(m, disk, appDir);
   }
 });
