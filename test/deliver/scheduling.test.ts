@@ -47,12 +47,15 @@ test('connectionsPerDomain 1 across 2 processes: never two connections to that d
 });
 
 test('domainRatePerMinute 6 shared by 2 processes: 6 of 10 go in the first seconds; another domain is not held up', async () => {
-  const { mx, smtp } = await setup({ processes: 2, connections: 5, domainRatePerMinute: 6 });
+  const { mx, m, smtp } = await setup({ processes: 2, connections: 5, domainRatePerMinute: 6 });
   await Promise.all(Array.from({ length: 10 }, (_, i) => smtp.send({ to: `r${i}@dest.test`, testId: `rate-${i}` })));
   const sent = Date.now();
   // generous deadlines for a loaded machine (two workers start here): the window is a sliding
   // minute, so a seventh to dest.test could only go a minute after the first
-  await mx.waitFor(6, 15_000);
+  await mx.waitFor(6, 15_000).catch((err: Error) => {
+    const outcomes = m.logs.filter((l) => ['DELIVERED', 'DEFERRED', 'BOUNCED', 'LEASES_RELEASED'].includes(String(l.event)));
+    throw new Error(`${err.message}; what the master saw: ${JSON.stringify(outcomes.map((l) => [l.event, l.recipient, l.response]))}`);
+  });
   await Promise.all([0, 1].map((i) => smtp.send({ to: `o${i}@other.test`, testId: `other-${i}` })));
   await mx.waitUntil(() => mx.copiesById().get('other-0') === 1 && mx.copiesById().get('other-1') === 1, 10_000, () => 'other.test held up by dest.test');
   await new Promise((r) => setTimeout(r, Math.max(0, 3000 - (Date.now() - sent))));
