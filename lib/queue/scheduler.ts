@@ -436,7 +436,7 @@ export class Scheduler {
       const i = state.waiters.indexOf(g.waiter);
       if (i < 0) {
         // its worker left during the scan: the rows stay due, the connection was never made
-        this.limits.release(zone, g.domain);
+        this.limits.unclaim(zone, g.domain);
         state.diskDirty = true;
         continue;
       }
@@ -533,7 +533,7 @@ export class Scheduler {
       await this.store.db.batch(stale.map((key) => ({ type: 'del' as const, key })));
     }
     if (!meta || !rows.length) {
-      this.limits.release(zone, g.domain);
+      this.limits.unclaim(zone, g.domain);
       return undefined;
     }
     return this.grant(zone, g.domain, meta, rows, owner);

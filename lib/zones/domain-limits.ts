@@ -50,6 +50,19 @@ export class DomainLimits {
     else this.active.delete(key);
   }
 
+  /**
+   * A connection that was counted (acquire, useHold) but never started: the job fell through
+   * (its rows were leased meanwhile by the other path, or deleted; its worker left). It gives back
+   * the connection and its place in the rate window; counted, it would have let one message less
+   * through that minute.
+   */
+  unclaim(zone: string, domain: string): void {
+    this.release(zone, domain);
+    const key = `${zone}\0${domain}`;
+    const list = this.starts.get(key);
+    if (list?.length) list.pop();
+  }
+
   /** `owner` kept a session to `domain` idle until `untilMs`. */
   hold(zone: string, domain: string, owner: string, untilMs: number): void {
     const key = `${zone}\0${domain}`;

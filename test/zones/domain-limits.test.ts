@@ -1,0 +1,38 @@
+/**
+ * DomainLimits (lib/zones/domain-limits.ts): a connection counted for a job that then fell
+ * through (unclaim) gives back its place in the per-minute window as well as the connection.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { loadConfig } from '../../lib/config/load.js';
+import { DomainLimits } from '../../lib/zones/domain-limits.js';
+import { tempDir } from '../helpers/master.js';
+
+function limits(rate: number, perDomain = 10) {
+  const { config } = loadConfig({ appDir: tempDir(), env: {}, overrides: { zones: { default: { processes: 0, domainRatePerMinute: rate, connectionsPerDomain: perDomain } } } });
+  let now = 1_000_000;
+  return { l: new DomainLimits(config, () => now), advance: (ms: number) => (now += ms) };
+}
+
+test('a start counts against the minute; an unclaimed one does not', () => {
+  const { l, advance } = limits(2);
+  l.acquire('default', 'd.test');
+  l.unclaim('default', 'd.test');
+  assert.equal(l.activeFor('default', 'd.test'), 0);
+  l.acquire('default', 'd.test');
+  l.release('default', 'd.test');
+  assert.ok(l.mayStart('default', 'd.test'), 'one real start of two');
+  l.acquire('default', 'd.test');
+  l.release('default', 'd.test');
+  assert.equal(l.mayStart('default', 'd.test'), false, 'two real starts: the minute is full');
+  advance(60_001);
+  assert.ok(l.mayStart('default', 'd.test'), 'a minute later');
+});
+
+test('unclaim after useHold gives the rate place back too', () => {
+  const { l } = limits(1);
+  l.hold('default', 'd.test', 'w1', 2_000_000);
+  assert.ok(l.useHold('default', 'd.test', 'w1'));
+  l.unclaim('default', 'd.test');
+  assert.ok(l.mayStart('default', 'd.test'));
+});
