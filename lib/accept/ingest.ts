@@ -73,6 +73,8 @@ export class Ingest {
       onQueued?: (meta: MessageMeta, rows: DeliveryRow[], body: Buffer[] | undefined) => void;
       /** keep the chunks of bodies up to this size for onQueued (0 or unset: never) */
       retainBodyUpTo?: number;
+      /** told of every chunk's size as a message streams in (the master's GcNudge) */
+      onBytes?: (n: number) => void;
     },
   ) {}
 
@@ -131,6 +133,7 @@ export class Ingest {
     for await (const raw of source) {
       const chunk = typeof raw === 'string' ? Buffer.from(raw) : raw;
       received += chunk.length;
+      this.deps.onBytes?.(chunk.length);
       if (failure) continue; // keep reading so the client stays in step
       if (received > req.maxSizeBytes) {
         failure = SmtpError.messageTooBig(req.maxSizeBytes);

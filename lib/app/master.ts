@@ -108,8 +108,9 @@ export class Master {
       disk,
       logger,
       retainBodyUpTo: FRESH_BODY_MESSAGE_BYTES,
+      // counted as it streams in, so that one large message does not pile up dead Buffers either
+      onBytes: (n) => gcNudge.note(n),
       onQueued: (meta, rows, body) => {
-        gcNudge.note(meta.size);
         if (body) fresh.add(meta.id, body);
         scheduler.offer(meta, rows);
       },
