@@ -56,7 +56,7 @@ export class SmtpFeeder {
     const tls = listener.key && listener.cert ? { key: readFileSync(listener.key), cert: readFileSync(listener.cert) } : {};
     const options: SMTPServerOptions = {
       name: config.hostname,
-      banner: 'Sluice ESMTP',
+      banner: 'Sluice',
       secure: listener.secure,
       ...tls,
       disabledCommands: listener.key ? [] : ['STARTTLS'],
