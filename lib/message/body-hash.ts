@@ -34,6 +34,34 @@ const NOT_CANONICAL = /\t| {2}| \r|\r(?!\n)|(?<!\r)\n/g;
 const TWO_SP = Buffer.from('  ');
 const SP_CR = Buffer.from(' \r');
 
+/** Where the next byte that makes a line non-canonical is, at or after `from` (-1: none). */
+type OddFinder = (from: number) => number;
+
+/** Any input: one regular expression over a latin1 copy of the slice. */
+function regexOddFinder(slice: Buffer): OddFinder {
+  const s = slice.toString('latin1');
+  return (from) => {
+    NOT_CANONICAL.lastIndex = from;
+    return NOT_CANONICAL.exec(s)?.index ?? -1;
+  };
+}
+
+/** CRLF line ends only: three native byte searches, each repeated only once passed. */
+function crlfOddFinder(slice: Buffer): OddFinder {
+  let tab = -2;
+  let twoSp = -2;
+  let spCr = -2;
+  return (from) => {
+    if (tab !== -1 && tab < from) tab = slice.indexOf(TAB, from);
+    if (twoSp !== -1 && twoSp < from) twoSp = slice.indexOf(TWO_SP, from);
+    if (spCr !== -1 && spCr < from) spCr = slice.indexOf(SP_CR, from);
+    let odd = tab;
+    if (twoSp !== -1 && (odd === -1 || twoSp < odd)) odd = twoSp;
+    if (spCr !== -1 && (odd === -1 || spCr < odd)) odd = spCr;
+    return odd;
+  };
+}
+
 export interface BodyHasherOptions {
   /**
    * The input's line ends are all CRLF and it has no other CR or LF (what the line-end
@@ -61,86 +89,42 @@ export class BodyHasher {
   }
 
   update(chunk: Buffer): void {
-    for (let at = 0; at < chunk.length; at += SLICE_BYTES) {
-      const slice = chunk.subarray(at, at + SLICE_BYTES);
-      if (this.crlfOnly) this.updateCrlfSlice(slice);
-      else this.updateSlice(slice);
-    }
-  }
-
-  /**
-   * updateSlice for input with CRLF line ends only, on the bytes themselves. A slice may still
-   * begin or end inside a CRLF (slices and chunks are cut anywhere): the first line fragment and
-   * the bytes after the last CRLF go through the byte loop, which holds the state across.
-   */
-  private updateCrlfSlice(slice: Buffer): void {
-    const first = slice.length >= FAST_MIN_BYTES ? slice.indexOf(CRLF) : -1;
-    if (first === -1) return this.canonicalise(slice);
-    this.canonicalise(slice.subarray(0, first + 2));
-    const len = slice.length;
-    let cur = first + 2;
-    // where each kind of odd byte comes next (-1: nowhere after cur); searched again once passed
-    let tab = cur - 1;
-    let twoSp = cur - 1;
-    let spCr = cur - 1;
-    while (cur < len) {
-      if (tab !== -1 && tab < cur) tab = slice.indexOf(TAB, cur);
-      if (twoSp !== -1 && twoSp < cur) twoSp = slice.indexOf(TWO_SP, cur);
-      if (spCr !== -1 && spCr < cur) spCr = slice.indexOf(SP_CR, cur);
-      let odd = tab;
-      if (twoSp !== -1 && (odd === -1 || twoSp < odd)) odd = twoSp;
-      if (spCr !== -1 && (odd === -1 || spCr < odd)) odd = spCr;
-      // the lines before the odd one (or all complete lines), as in updateSlice; a CRLF is
-      // always found at or after `first`, since odd >= cur > first
-      const lineStart = (odd !== -1 ? slice.lastIndexOf(CRLF, odd - 1) : slice.lastIndexOf(CRLF)) + 2;
-      let end = Math.max(cur, lineStart);
-      while (end > cur && (end - 2 === cur || slice[end - 3] === LF)) end -= 2;
-      if (end > cur) {
-        this.flushEmptyLines();
-        this.hash.update(slice.subarray(cur, end));
-        cur = end;
-      }
-      const next = odd !== -1 ? slice.indexOf(CRLF, odd) : -1;
-      const stop = next === -1 ? len : next + 2;
-      this.canonicalise(slice.subarray(cur, stop));
-      cur = stop;
-    }
+    for (let at = 0; at < chunk.length; at += SLICE_BYTES) this.updateSlice(chunk.subarray(at, at + SLICE_BYTES));
   }
 
   /**
    * Most lines of a real body are already canonical (no tab, no double space, no space before
-   * the line end, CRLF line ends): their bytes are hashed as they are. Native scans (indexOf and
-   * one regular expression) find the lines that are not; those, the first line fragment and the
-   * trailing lines go through the byte loop, which knows the state between them.
+   * the line end, CRLF line ends): their bytes are hashed as they are. Native scans find the lines
+   * that are not (see oddFinder); those, the first line fragment and the trailing lines go through
+   * the byte loop, which knows the state between them. A slice may begin or end inside a CRLF
+   * (slices and chunks are cut anywhere): that is what the first fragment and the tail are for.
    */
   private updateSlice(slice: Buffer): void {
     const first = slice.length >= FAST_MIN_BYTES ? slice.indexOf(CRLF) : -1;
     if (first === -1) return this.canonicalise(slice);
     // up to the first line end through the byte loop: after it we stand at the start of a line
     this.canonicalise(slice.subarray(0, first + 2));
-    const base = first + 2;
-    const s = slice.toString('latin1', base);
-    const len = s.length;
-    NOT_CANONICAL.lastIndex = 0;
-    let cur = 0;
+    const nextOdd = this.crlfOnly ? crlfOddFinder(slice) : regexOddFinder(slice);
+    const len = slice.length;
+    let cur = first + 2;
     while (cur < len) {
-      const m = NOT_CANONICAL.exec(s);
-      // the lines before the next odd one (or all complete lines) ...
-      const lineStart = m ? s.lastIndexOf('\r\n', m.index - 1) + 2 : s.lastIndexOf('\r\n') + 2;
-      let end = Math.max(cur, lineStart > 1 ? lineStart : 0);
+      const odd = nextOdd(cur);
+      // the lines before the odd one (or all complete lines); a CRLF is always found, at `first`
+      // or after it, since odd >= cur > first
+      const lineStart = (odd !== -1 ? slice.lastIndexOf(CRLF, odd - 1) : slice.lastIndexOf(CRLF)) + 2;
+      let end = Math.max(cur, lineStart);
       // ... as far as the last one with content: empty lines are held until content follows
-      while (end > cur && (end - 2 === cur || s.charCodeAt(end - 3) === LF)) end -= 2;
+      while (end > cur && (end - 2 === cur || slice[end - 3] === LF)) end -= 2;
       if (end > cur) {
         this.flushEmptyLines();
-        this.hash.update(slice.subarray(base + cur, base + end));
+        this.hash.update(slice.subarray(cur, end));
         cur = end;
       }
       // the odd line (or the tail) through the byte loop
-      const next = m ? s.indexOf('\r\n', m.index) : -1;
+      const next = odd !== -1 ? slice.indexOf(CRLF, odd) : -1;
       const stop = next === -1 ? len : next + 2;
-      this.canonicalise(slice.subarray(base + cur, base + stop));
+      this.canonicalise(slice.subarray(cur, stop));
       cur = stop;
-      NOT_CANONICAL.lastIndex = stop;
     }
   }
 
