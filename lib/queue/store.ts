@@ -315,6 +315,7 @@ export class BodyWriter {
   }
 
   async write(chunk: Buffer): Promise<void> {
+    if (!chunk.length) return;
     this.bytes += chunk.length;
     // a piece larger than a chunk is cut into equal views (64 KB + 1 byte would leave a 1-byte
     // view that the next piece then has to be copied onto)
