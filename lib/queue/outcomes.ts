@@ -11,7 +11,7 @@ import type { Config } from '../config/schema.js';
 import type { RowResult } from '../channel/protocol.js';
 import { logEvent } from '../log/logger.js';
 import { isExpired, nextAttemptAt } from './backoff.js';
-import type { BatchOp } from './group-commit.js';
+import type { BatchOp } from '../store/group-commit.js';
 import { keys } from './keys.js';
 import type { Lease } from './scheduler.js';
 import type { QueueStore } from './store.js';

@@ -2,7 +2,7 @@
  * Operator actions on waiting deliveries: make them due now ("postqueue -i" for one message).
  * Rows under lease are left alone: they are being tried at this moment.
  */
-import type { BatchOp } from './group-commit.js';
+import type { BatchOp } from '../store/group-commit.js';
 import { keys } from './keys.js';
 import type { Scheduler } from './scheduler.js';
 import type { QueueStore } from './store.js';

@@ -16,11 +16,12 @@
  */
 import type { Logger } from 'pino';
 import { keys, decodeBodyKey, decodeRowKey, PREFIX } from './keys.js';
-import { GroupCommitter, type BatchOp, type GroupCommitStats } from './group-commit.js';
+import { GroupCommitter, type BatchOp, type GroupCommitStats } from '../store/group-commit.js';
 import { QueueCounters } from './counters.js';
 import { openQueueDb, type QueueDb } from './open.js';
 import { queueIdTime } from './ids.js';
-import { QueueUnavailableError, WriteGuard } from './write-guard.js';
+import { StoreUnavailableError, WriteGuard } from '../store/write-guard.js';
+import { KeyedMutex } from '../store/keyed-mutex.js';
 import type { DeliveryRow, MessageMeta } from './types.js';
 
 const json = (value: unknown) => Buffer.from(JSON.stringify(value));
@@ -46,8 +47,8 @@ export class QueueStore {
   readonly guard: WriteGuard;
   /** told the id of every message deleted by deleteMessage (in-memory copies drop it) */
   private readonly deleteListeners: ((id: string) => void)[] = [];
-  /** per message: the tail of the work that must not interleave with more (see exclusive) */
-  private readonly exclusiveTails = new Map<string, Promise<unknown>>();
+  /** per message: work that must not interleave (see exclusive) */
+  private readonly perMessage = new KeyedMutex();
   /** ids deleted lately (an outcome reported after the delete finds its rows gone) */
   private readonly deletedIds = new Set<string>();
 
@@ -118,7 +119,7 @@ export class QueueStore {
         await this.guard.write(() => this.committer.commit(ops));
       } catch (err) {
         // a failed write may still surface after the reopen replays the log
-        if (!(err instanceof QueueUnavailableError)) this.refused.add(meta.id);
+        if (!(err instanceof StoreUnavailableError)) this.refused.add(meta.id);
         throw err;
       }
       if (this.guard.spoiled(gen)) {
@@ -185,14 +186,7 @@ export class QueueStore {
    * interleave, so an outcome can trust the rows it leased unless the message was deleted.
    */
   exclusive<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.exclusiveTails.get(id) ?? Promise.resolve();
-    const run = prev.then(fn);
-    const tail = run.catch(() => undefined);
-    this.exclusiveTails.set(id, tail);
-    void tail.then(() => {
-      if (this.exclusiveTails.get(id) === tail) this.exclusiveTails.delete(id);
-    });
-    return run;
+    return this.perMessage.run(id, fn);
   }
 
   /** Was message `id` deleted lately (by an operator, or as refused after a reopen)? */

@@ -1,5 +1,5 @@
 /**
- * The queue after a failed write (lib/queue/write-guard.ts), on a real tmpfs that runs full: the
+ * The queue after a failed write (lib/store/write-guard.ts), on a real tmpfs that runs full: the
  * commits that fail are refused and nothing of them is visible after the database is reopened
  * (even if LevelDB's buffered log finishes writing them when it closes); writes resume by
  * themselves once space is back; what was committed before stays whole.

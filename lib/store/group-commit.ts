@@ -5,9 +5,9 @@
  * batch that was in it, and nothing of it is visible.
  */
 import type { BatchOperation } from 'classic-level';
-import type { QueueDb } from './open.js';
+import type { LevelDb } from './level-db.js';
 
-export type BatchOp = BatchOperation<QueueDb, string, Buffer>;
+export type BatchOp = BatchOperation<LevelDb, string, Buffer>;
 
 interface Pending {
   ops: BatchOp[];
@@ -27,7 +27,7 @@ export class GroupCommitter {
   /** counted so GET /health and the benchmark can show how many commits share one fsync */
   readonly stats: GroupCommitStats = { syncs: 0, batches: 0 };
 
-  constructor(private readonly db: QueueDb) {}
+  constructor(private readonly db: LevelDb) {}
 
   /** Resolves once `ops` are durably on disk (sync: true). */
   commit(ops: BatchOp[]): Promise<void> {

@@ -1,6 +1,6 @@
 /**
- * Keeps the queue's LevelDB trustworthy after a write failed (disk full, I/O error), without a
- * restart.
+ * Keeps one of Sluice's LevelDBs (the queue, the inbox store) trustworthy after a write failed
+ * (disk full, I/O error), without a restart.
  *
  * LevelDB is not to be written to again after a failed write:
  * - a failed compaction or synced write makes every later write fail until the database is
@@ -19,13 +19,13 @@
  * it wrote after the reopen, in `afterReopen`.
  */
 import type { Logger } from 'pino';
-import type { QueueDb } from './open.js';
+import type { LevelDb } from './level-db.js';
 
 /** Raised instead of writing while the database is being reopened after a failure. */
-export class QueueUnavailableError extends Error {
-  constructor() {
-    super('the queue database is recovering from a failed write');
-    this.name = 'QueueUnavailableError';
+export class StoreUnavailableError extends Error {
+  constructor(name: string) {
+    super(`the ${name} database is recovering from a failed write`);
+    this.name = 'StoreUnavailableError';
   }
 }
 
@@ -41,10 +41,12 @@ export class WriteGuard {
   private closed = false;
 
   constructor(
-    private readonly db: QueueDb,
+    private readonly db: LevelDb,
     private readonly logger: Logger,
     /** runs after a successful reopen, before anything is retried; a throw means "reopen again" */
     private readonly afterReopen: () => Promise<void>,
+    /** what the log calls it, and its `component`: "queue", "inbox" */
+    private readonly name = 'queue',
   ) {}
 
   get writable(): boolean {
@@ -58,7 +60,7 @@ export class WriteGuard {
 
   /** Runs one write; a failure starts the recovery. */
   async write<T>(op: () => Promise<T>): Promise<T> {
-    if (!this.writable) throw new QueueUnavailableError();
+    if (!this.writable) throw new StoreUnavailableError(this.name);
     const gen = this.generation;
     try {
       return await op();
@@ -72,7 +74,7 @@ export class WriteGuard {
   failed(gen: number, err: unknown): void {
     if (this.closed || gen !== this.generation || this.failedIn === gen) return;
     this.failedIn = gen;
-    this.logger.error({ err, component: 'queue' }, `queue write failed, reopening the database before accepting more mail: ${(err as Error)?.message ?? err}`);
+    this.logger.error({ err, component: this.name }, `${this.name} write failed, reopening the database before accepting more mail: ${(err as Error)?.message ?? err}`);
     void this.recover();
   }
 
@@ -94,15 +96,15 @@ export class WriteGuard {
       try {
         if (this.db.status === 'open') await this.db.close();
         if (this.closed) return;
-        // an existing queue: never let LevelDB create an empty one here
+        // an existing database: never let LevelDB create an empty one here
         await this.db.open({ createIfMissing: false });
         this.generation++;
         await this.afterReopen();
-        this.logger.warn({ component: 'queue', attempts: attempt }, 'queue database reopened; accepting mail again');
+        this.logger.warn({ component: this.name, attempts: attempt }, `${this.name} database reopened; accepting mail again`);
         return;
       } catch (err) {
         if (attempt === 1 || attempt % 10 === 0) {
-          this.logger.error({ err, component: 'queue', attempts: attempt }, `queue database still failing: ${(err as Error)?.message ?? err}`);
+          this.logger.error({ err, component: this.name, attempts: attempt }, `${this.name} database still failing: ${(err as Error)?.message ?? err}`);
         }
         // a failure inside afterReopen spoils the new generation too
         this.failedIn = this.generation;
