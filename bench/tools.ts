@@ -134,6 +134,9 @@ export function writeBenchConfig(dir: string, o: { logLevel: string; smtpPort: n
       `port = ${o.channelPort}`,
       '[queue]',
       'path = "queue"',
+      // the outbound benchmarks measure the MTA alone (bench/inbound.ts measures the receiver)
+      '[inbound]',
+      'enabled = false',
       '[dns]',
       'servers = ["127.0.0.1:9"]',
       ...extra,

@@ -4,12 +4,14 @@
  *
  * - the greeting delay is a setting (the library fixes it at 100 ms, which caps a client that
  *   opens one connection per message near 200 msg/s), and 0 by default for submission;
- * - connections per client IP are capped (421 4.7.0 over the cap);
+ * - connections per client are capped (421 4.7.0 over the cap), an IPv6 client by its /64;
+ * - a full server sheds the connection that has made no progress for the longest (a client that
+ *   connects and trickles without ever completing a command), so that a crowd of slow clients
+ *   from many addresses cannot lock real senders out; only when every connection is busy does a
+ *   new one get 421;
  * - PROXY protocol peers may be given as CIDR blocks (the library compares exact addresses);
- * - deadlines the idle timeout cannot give: a command line must be complete within
- *   commandTimeout (and so must a PROXY header or an implicit TLS handshake), a DATA transfer
- *   within dataTimeout, a session within sessionTimeout, so a client trickling one byte at a
- *   time cannot hold a connection for hours — in plaintext and after STARTTLS alike;
+ * - a PROXY header or an implicit TLS handshake must be complete within commandTimeout;
+ * - the per-session limits of session-guards.ts (deadlines, junk commands, failed commands);
  * - a client that half-closes still gets its replies before the connection closes;
  * - replies keep the enhanced status code our SmtpError chose (the library would otherwise put
  *   its own table's code in front of ours).
@@ -18,26 +20,31 @@ import net, { type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
-import type { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
+import { clientKey } from '../config/net.js';
 import { SmtpError } from '../errors/smtp-error.js';
 import { installFastDataScan } from './data-scan.js';
+import { guardSession, onEveryParser, type SessionLimits, type SessionWatch } from './session-guards.js';
 
 installFastDataScan();
 
-export interface GuardOptions {
+export interface GuardOptions extends SessionLimits {
   greetingDelayMs: number;
+  /** connections at once from one client (an IPv6 client: its /64) */
   maxConnectionsPerIp: number;
-  commandTimeoutMs: number;
-  dataTimeoutMs: number;
-  sessionTimeoutMs: number;
   /** peers whose connections start with a PROXY header (addresses or CIDR blocks) */
   proxyFrom: (address: string | undefined) => boolean;
+  /** clients the per-client cap does not apply to */
+  uncapped?: (address: string | undefined) => boolean;
 }
+
+/** A connection may be shed for a newcomer only after this long without progress. */
+const SHED_AFTER_MS = 1000;
 
 const ENHANCED = /^[245]\.\d{1,3}\.\d{1,3} /;
 
 export class GuardedSmtpServer extends SMTPServer {
   private readonly perIp = new Map<string, number>();
+  private readonly watches = new Map<SMTPConnection, SessionWatch>();
 
   constructor(
     options: SMTPServerOptions,
@@ -48,9 +55,9 @@ export class GuardedSmtpServer extends SMTPServer {
     super({ ...options, allowHalfOpen: true });
   }
 
-  /** Open connections from one address (for tests and status). */
+  /** Open connections from one client (an address, or an IPv6 /64), for tests and status. */
   connectionsFrom(ip: string): number {
-    return this.perIp.get(ip) ?? 0;
+    return this.perIp.get(clientKey(ip)) ?? 0;
   }
 
   /** The library matches exact addresses only; ours takes CIDR blocks like trustedNetworks. */
@@ -85,23 +92,25 @@ export class GuardedSmtpServer extends SMTPServer {
     keepOwnEnhancedCodes(connection);
     answerUnofferedAuth(connection);
 
-    const ip = connection.remoteAddress || 'unknown';
-    const count = (this.perIp.get(ip) ?? 0) + 1;
-    this.perIp.set(ip, count);
-    const timers = armDeadlines(connection, this.guard);
+    const key = clientKey(connection.remoteAddress);
+    const count = (this.perIp.get(key) ?? 0) + 1;
+    this.perIp.set(key, count);
+    const watch = guardSession(connection, this.guard);
+    this.watches.set(connection, watch);
     closeAfterHalfClose(connection);
     socket.once('close', () => {
-      timers.clear();
-      const left = (this.perIp.get(ip) ?? 1) - 1;
-      if (left > 0) this.perIp.set(ip, left);
-      else this.perIp.delete(ip);
+      watch.clear();
+      this.watches.delete(connection);
+      const left = (this.perIp.get(key) ?? 1) - 1;
+      if (left > 0) this.perIp.set(key, left);
+      else this.perIp.delete(key);
     });
 
     connection._setListeners(() => {
-      if (this.options.maxClients && this.connections.size > this.options.maxClients) {
+      if (this.options.maxClients && this.connections.size > this.options.maxClients && !this.shedOne(connection)) {
         return connection.send(421, `${this.options.name ?? ''} Too many connected clients, try again in a moment`.trim(), false);
       }
-      if (count > this.guard.maxConnectionsPerIp) {
+      if (count > this.guard.maxConnectionsPerIp && !this.guard.uncapped?.(connection.remoteAddress)) {
         const err = SmtpError.tooManyConnections();
         return connection.send(421, err.replyText, false);
       }
@@ -111,6 +120,26 @@ export class GuardedSmtpServer extends SMTPServer {
         connection.connectionReady();
       }
     });
+  }
+
+  /**
+   * Makes room for `newcomer` by closing the connection that has made no progress for the
+   * longest, if it has made none for SHED_AFTER_MS. False: every connection is busy.
+   */
+  private shedOne(newcomer: SMTPConnection): boolean {
+    let victim: SMTPConnection | undefined;
+    let oldest = Date.now() - SHED_AFTER_MS;
+    for (const [connection, watch] of this.watches) {
+      if (connection === newcomer || connection._closing || connection._closed) continue;
+      if (watch.lastProgress <= oldest) {
+        oldest = watch.lastProgress;
+        victim = connection;
+      }
+    }
+    if (!victim) return false;
+    const err = SmtpError.shedIdle();
+    victim.send(421, err.replyText, false);
+    return true;
   }
 }
 
@@ -134,21 +163,6 @@ function closeAfterHalfClose(connection: SMTPConnection): void {
     });
   }
   onEveryParser(connection, (parser) => parser.once('finish', () => setImmediate(() => connection.close())));
-}
-
-/**
- * Runs `fn` on the connection's parser and on every parser it makes later: STARTTLS retires the
- * parser and makes a new one for the TLS session (so that plaintext pipelined behind STARTTLS is
- * never run), and the guards must hold inside TLS too.
- */
-function onEveryParser(connection: SMTPConnection, fn: (parser: SMTPStream) => void): void {
-  if (connection._parser) fn(connection._parser);
-  const createParser = connection._createParser.bind(connection);
-  connection._createParser = () => {
-    const parser = createParser();
-    fn(parser);
-    return parser;
-  };
 }
 
 /** Replies whose text already starts with an enhanced code are sent as they are. */
@@ -175,58 +189,5 @@ function answerUnofferedAuth(connection: SMTPConnection): void {
       return connection._whenWritable(callback ?? (() => undefined));
     }
     return onCommand(command, callback);
-  };
-}
-
-/**
- * Watches the bytes the connection's parsers receive (plaintext and after STARTTLS) and closes
- * the connection with 421 when a deadline passes.
- */
-function armDeadlines(connection: SMTPConnection, guard: GuardOptions): { clear(): void } {
-  let lineTimer: NodeJS.Timeout | undefined;
-  let dataTimer: NodeJS.Timeout | undefined;
-  const expire = (what: string) => () => {
-    if (connection._closed || connection._closing) return;
-    connection.send(421, SmtpError.timeout(what).replyText, false);
-  };
-  const sessionTimer = setTimeout(expire('Session'), guard.sessionTimeoutMs);
-  sessionTimer.unref();
-
-  const watch = (parser: SMTPStream): void => {
-    const write = parser.write.bind(parser) as (...args: unknown[]) => boolean;
-    parser.write = ((chunk: Buffer, ...rest: unknown[]) => {
-      if (parser._dataMode) {
-        clearTimeout(lineTimer);
-        lineTimer = undefined;
-        if (!dataTimer) {
-          dataTimer = setTimeout(expire('Data transfer'), guard.dataTimeoutMs);
-          dataTimer.unref();
-          parser._dataStream?.once('end', () => {
-            clearTimeout(dataTimer);
-            dataTimer = undefined;
-          });
-        }
-      } else if (Buffer.isBuffer(chunk)) {
-        if (chunk[chunk.length - 1] === 0x0a) {
-          clearTimeout(lineTimer);
-          lineTimer = undefined;
-        } else if (!lineTimer || chunk.includes(0x0a)) {
-          // a new partial line starts its own deadline
-          clearTimeout(lineTimer);
-          lineTimer = setTimeout(expire('Command'), guard.commandTimeoutMs);
-          lineTimer.unref();
-        }
-      }
-      return write(chunk, ...rest);
-    }) as typeof parser.write;
-  };
-
-  onEveryParser(connection, watch);
-  return {
-    clear() {
-      clearTimeout(sessionTimer);
-      clearTimeout(lineTimer);
-      clearTimeout(dataTimer);
-    },
   };
 }

@@ -19,6 +19,7 @@ import type { HookRunner } from '../plugins/runner.js';
 import type { DiskGuard } from '../queue/disk-space.js';
 import { checkAddress } from './address.js';
 import { GuardedSmtpServer } from './guarded-server.js';
+import { JUNK_COMMAND_LIMIT } from './session-guards.js';
 import type { Ingest } from './ingest.js';
 import { hashPassword, verifyPassword } from './passwords.js';
 
@@ -93,6 +94,8 @@ export class SmtpFeeder {
       commandTimeoutMs: listener.commandTimeout,
       dataTimeoutMs: listener.dataTimeout,
       sessionTimeoutMs: listener.sessionTimeout,
+      maxJunkCommands: JUNK_COMMAND_LIMIT,
+      maxBadCommands: listener.maxBadCommands,
       proxyFrom: networkMatcher(listener.proxyProtocol),
     });
     this.server.on('error', (err) => deps.logger.warn({ err, listener: deps.name }, `SMTP listener ${deps.name}: ${err.message}`));

@@ -21,6 +21,8 @@ export function createApi(config: Config, logger: Logger, routes: ApiRoutes[]): 
     bodyLimit: config.api.maxBodySize,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
     return503OnClosing: true,
+    // an inbox address in a path may be up to 320 characters (64 + @ + 255)
+    routerOptions: { maxParamLength: 400 },
   });
 
   // JSON only: fastify also parses text/plain by default, which would let a wrong Content-Type
@@ -31,7 +33,9 @@ export function createApi(config: Config, logger: Logger, routes: ApiRoutes[]): 
   if (token) {
     const expected = Buffer.from(`Bearer ${token}`);
     app.addHook('onRequest', async (req) => {
-      const given = Buffer.from(req.headers.authorization ?? '');
+      // Mailsac's clients send their key in Mailsac-Key: the inbox API takes it as the token
+      const mailsacKey = req.url.startsWith('/api/') ? req.headers['mailsac-key'] : undefined;
+      const given = Buffer.from(req.headers.authorization ?? (typeof mailsacKey === 'string' ? `Bearer ${mailsacKey}` : ''));
       if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw HttpError.unauthorized();
     });
   }
@@ -48,7 +52,7 @@ export function createApi(config: Config, logger: Logger, routes: ApiRoutes[]): 
     }
     const status = typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 600 ? fe.statusCode : 500;
     if (status >= 500) req.log.error({ err }, 'API error');
-    const name = status === 413 ? 'PayloadTooLarge' : status === 415 ? 'UnsupportedMediaType' : status >= 500 ? 'InternalError' : 'BadRequest';
+    const name = status === 413 ? 'PayloadTooLarge' : status === 415 ? 'UnsupportedMediaType' : status === 429 ? 'TooManyRequests' : status >= 500 ? 'InternalError' : 'BadRequest';
     return reply.status(status).send({ error: name, message: status >= 500 ? 'Internal error' : fe.message });
   });
   app.setNotFoundHandler((req, reply) => reply.status(404).send({ error: 'NotFound', message: `No route ${req.method} ${req.url.split('?')[0]}` }));

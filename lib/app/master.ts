@@ -2,10 +2,11 @@
  * The master process's composition root: wire the parts, start them in pipeline order, stop them
  * in reverse. The master owns the queue database; nothing else opens it.
  *
- * Start: plugins (main) → queue → scheduler → data channel → workers → ingest → HTTP API (with
- *        the plugins' routes) → SMTP listeners → garbage collector.
- * Stop:  listeners (no new mail) → API → workers (finish in-flight) → data channel → scheduler
- *        → collector → plugins → queue.
+ * Start: plugins (main) → queue → inbound receiver (inbox store, its SMTP listener) → scheduler
+ *        → data channel → workers (told where the inbound receiver listens) → ingest → HTTP API
+ *        (with the inbox routes and the plugins' routes) → SMTP listeners → garbage collector.
+ * Stop:  listeners (no new mail, inbound included) → API → inbox store → workers (finish
+ *        in-flight) → data channel → scheduler → collector → plugins → queue.
  */
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
@@ -38,6 +39,8 @@ import { loadDkimKeys } from '../deliver/dkim.js';
 import { loadExtraCa } from '../deliver/tls-trust.js';
 import { FreshBodies } from '../queue/fresh-bodies.js';
 import { GcNudge } from './gc-nudge.js';
+import { Inbound } from '../inbound/inbound.js';
+import { createMetricsRegistry, metricsRoute } from '../api/metrics.js';
 
 /**
  * Bodies of just-accepted messages kept in memory for their first attempt (see FreshBodies): at
@@ -49,7 +52,7 @@ const FRESH_BODY_MESSAGE_BYTES = 256 * 1024;
 
 export interface ListenerAddress {
   name: string;
-  kind: 'smtp' | 'api' | 'channel';
+  kind: 'smtp' | 'api' | 'channel' | 'inbound';
   address: string;
   port: number;
 }
@@ -67,6 +70,8 @@ export class Master {
   private webhook: EventWebhook | undefined;
   plugins: LoadedPlugins | undefined;
   private freshBodies: FreshBodies | undefined;
+  inbound: Inbound | undefined;
+  readonly metrics = createMetricsRegistry();
   readonly listening: ListenerAddress[] = [];
 
   constructor(
@@ -125,13 +130,22 @@ export class Master {
     const outcomes = new Outcomes(this.store, config, logger, notified, { rescheduled: (leaseId, zone, due) => scheduler.noteDue(leaseId, zone, due) });
 
     try {
+      if (config.inbound.enabled) {
+        // before the workers, which are told where it listens
+        this.inbound = new Inbound({ config, hooks: this.hooks, registry: this.metrics, logger });
+        this.announce('inbound', 'inbound', await this.inbound.start());
+      }
       await this.startDelivery(scheduler, outcomes);
       if (config.api.enabled) {
+        // a plugin serving GET /metrics itself (core/delivery-counters) keeps that path
+        const pluginMetrics = plugins.routes.some(({ route }) => route.url === '/metrics' && [route.method].flat().includes('GET'));
         this.api = createApi(config, logger, [
           sendRoute({ config, ingest, hooks: this.hooks }),
           queueRoutes({ store: this.store, zones, logger, hooks: this.hooks }),
           healthRoutes({ store: this.store, disk }),
           retryRoute({ store: this.store, scheduler }),
+          ...(this.inbound ? [this.inbound.routes()] : []),
+          ...(pluginMetrics ? [] : [metricsRoute(this.metrics)]),
           pluginRoutes(plugins.routes),
         ]);
         this.announce('api', 'api', await listenApi(this.api, config));
@@ -154,7 +168,7 @@ export class Master {
   private async startDelivery(scheduler: Scheduler, outcomes: Outcomes): Promise<void> {
     const { config, logger } = this;
     const store = this.store;
-    const supervisor = (this.supervisor = new Supervisor(config, { host: config.channel.host, port: 0 }, logger.child({ component: 'workers' })));
+    const supervisor = (this.supervisor = new Supervisor(config, { host: config.channel.host, port: 0 }, logger.child({ component: 'workers' }), this.inbound?.localRoute()));
     this.channel = new ChannelServer(
       {
         credentials: (workerId) => supervisor.credentials(workerId),
@@ -206,12 +220,14 @@ export class Master {
   /** Stops in reverse order; safe to call more than once. */
   async stop(): Promise<void> {
     clearInterval(this.gcTimer);
-    await Promise.allSettled(this.feeders.map((f) => f.stop()));
+    await Promise.allSettled([...this.feeders.map((f) => f.stop()), this.inbound?.stopListening()]);
     this.feeders = [];
     if (this.api) {
       await this.api.close().catch(() => undefined);
       this.api = undefined;
     }
+    await this.inbound?.stop();
+    this.inbound = undefined;
     await this.supervisor?.stop();
     this.supervisor = undefined;
     await this.channel?.close();

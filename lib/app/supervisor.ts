@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
+import type { LocalRoute } from '../zones/local-route.js';
 import type { WorkerInit } from './worker.js';
 import { withNodeFlags } from './node-flags.js';
 
@@ -46,6 +47,8 @@ export class Supervisor {
     private readonly config: Config,
     private readonly channel: { host: string; port: number },
     private readonly logger: Logger,
+    /** handed to every worker: where mail for the local inbound domains goes */
+    private readonly localRoute?: LocalRoute,
   ) {}
 
   start(): void {
@@ -77,7 +80,7 @@ export class Supervisor {
     slot.workerId = workerId;
     slot.startedAt = Date.now();
     slot.recentStarts.push(slot.startedAt);
-    const init: WorkerInit = { type: 'init', config: this.config, zone: slot.zone, workerId, secret, channel: this.channel };
+    const init: WorkerInit = { type: 'init', config: this.config, zone: slot.zone, workerId, secret, channel: this.channel, ...(this.localRoute ? { localRoute: this.localRoute } : {}) };
     child.send(init);
     this.logger.info({ event: 'WORKER_STARTED', zone: slot.zone, workerId, pid: child.pid }, `worker ${workerId} started (pid ${child.pid})`);
     child.on('error', (err) => this.logger.error({ err, workerId }, 'worker process error'));

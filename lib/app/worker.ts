@@ -16,6 +16,7 @@ import { loadSenderPlugins, type SenderPlugins } from '../plugins/worker-plugins
 import { Circuit } from '../deliver/circuit.js';
 import { SessionPool, throttleGapMs } from '../deliver/session-pool.js';
 import { WorkerLoop } from '../deliver/worker-loop.js';
+import { localRouter, type LocalRoute } from '../zones/local-route.js';
 import { createLogger } from '../log/logger.js';
 import { GcNudge } from './gc-nudge.js';
 
@@ -26,6 +27,8 @@ export interface WorkerInit {
   workerId: string;
   secret: string;
   channel: { host: string; port: number };
+  /** the local inbound receiver, where mail for its domains goes (see Inbound.localRoute) */
+  localRoute?: LocalRoute;
 }
 
 /** Resolves with the exit code once the worker is done. */
@@ -101,6 +104,7 @@ export async function runWorker(init: WorkerInit, stopSignal: Promise<void>): Pr
       sessions,
       hooks: plugins.hooks,
       discovery,
+      ...(init.localRoute ? { localRoute: localRouter(init.localRoute) } : {}),
       ...(ca ? { ca } : {}),
       logger,
       chunk: async (id, n) => {

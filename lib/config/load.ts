@@ -209,6 +209,12 @@ function crossChecks(config: Config): string[] {
     if (listener.secure && !listener.key) problems.push(`${name}.secure: needs key and cert`);
     claim(name, listener.host, listener.port);
   }
+  const inbound = config.inbound;
+  if (inbound.enabled) {
+    if ((inbound.key === undefined) !== (inbound.cert === undefined)) problems.push('inbound.key / inbound.cert: set both or neither');
+    if (!inbound.domains.length) problems.push('inbound.domains: name at least one domain, or set inbound.enabled = false');
+    claim('inbound', inbound.host, inbound.port);
+  }
   if (!config.zones.default) problems.push('zones.default: the default zone must exist');
   return problems;
 }
@@ -238,6 +244,7 @@ function resolvePaths(config: Config, appDir: string): Config {
     queue: { ...config.queue, path: abs(config.queue.path)! },
     delivery: { ...config.delivery, ca: abs(config.delivery.ca) },
     dkim: { keys: config.dkim.keys.map((k) => ({ ...k, privateKey: abs(k.privateKey)! })) },
+    inbound: { ...config.inbound, path: abs(config.inbound.path)!, key: abs(config.inbound.key), cert: abs(config.inbound.cert), blocklist: abs(config.inbound.blocklist)! },
     plugins,
   } as Config;
 }

@@ -36,3 +36,16 @@ export function networkMatcher(blocks: readonly string[]): (address: string | un
     return ranges.some(([net, bits]) => net.kind() === ip.kind() && ip.match(net, bits));
   };
 }
+
+/**
+ * The key limits per client are counted under: an IPv4 address as it is (an IPv4-mapped IPv6
+ * address as its IPv4 form), an IPv6 address by its /64, the smallest block one customer usually
+ * gets, so that a host cannot pass a per-IP cap by using the addresses of its own network.
+ */
+export function clientKey(address: string | undefined): string {
+  if (!address || !ipaddr.isValid(address)) return address || 'unknown';
+  const ip = normalize(address);
+  if (ip.kind() === 'ipv4') return ip.toString();
+  const parts = (ip as ipaddr.IPv6).parts;
+  return `${parts.slice(0, 4).map((p) => p.toString(16)).join(':')}::/64`;
+}

@@ -50,6 +50,8 @@ const listenerFields = {
   dataTimeout: t.duration({ min: 100 }),
   /** a whole session may last at most this */
   sessionTimeout: t.duration({ min: 100 }),
+  /** failed commands (5xx replies) in one session before it is closed with 421 */
+  maxBadCommands: t.int({ min: 1 }),
 };
 
 const listenerSpec = t.object(listenerFields);
@@ -94,6 +96,72 @@ const dkimKeySpec = t.object({
   selector: t.string({ pattern: /^[A-Za-z0-9._-]+$/, hint: 'a DNS label like "s1"' }),
   privateKey: t.string({ hint: 'a path to a PEM file' }),
   algorithm: withDefault(t.string({ oneOf: ['rsa-sha256', 'ed25519-sha256'] }), 'rsa-sha256'),
+});
+
+/** An inbound domain: a host name, or "*.name" for every subdomain of it. */
+const INBOUND_DOMAIN = /^(\*\.)?(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+/** The receiver for disposable addresses: its SMTP door, its limits, and the inbox store. */
+const inboundSpec = t.object({
+  enabled: t.bool(),
+  host: host(),
+  port: port(),
+  /** the domains whose every address has an inbox; "*.example.test" takes every subdomain */
+  domains: t.list(t.string({ pattern: INBOUND_DOMAIN, hint: 'a domain like "sluice.test" or "*.sluice.test"' }), { maxItems: 1000 }),
+  /** "fold": foo+tag@D goes to inbox foo@D with tag "tag"; "keep": foo+tag@D is an inbox of its own */
+  plusAddressing: t.string({ oneOf: ['fold', 'keep'] }),
+  /** PEM key and certificate; STARTTLS is offered when both are set */
+  key: t.optString(),
+  cert: t.optString(),
+  maxSize: t.size({ min: 1024 }),
+  maxRecipients: t.int({ min: 1, max: 10_000 }),
+  greetingDelay: t.duration({ max: 30_000 }),
+  proxyProtocol: t.list(t.string({ valid: isCidr, hint: 'an IP address or CIDR block' })),
+  maxClients: t.int({ min: 1 }),
+  maxConnectionsPerIp: t.int({ min: 1 }),
+  socketTimeout: t.duration({ min: 100 }),
+  commandTimeout: t.duration({ min: 100 }),
+  dataTimeout: t.duration({ min: 100 }),
+  sessionTimeout: t.duration({ min: 100 }),
+  /** failed commands (5xx replies) in one session before it is closed with 421 */
+  maxBadCommands: t.int({ min: 1 }),
+  /** the inbox store (its own LevelDB) */
+  path: t.string(),
+  /** a message is deleted this long after it arrived */
+  ttl: t.duration({ min: 1000 }),
+  /** messages kept per inbox; the oldest goes first */
+  maxPerInbox: t.int({ min: 1, max: 100_000 }),
+  /** all stored mail together; over it the oldest messages go, past it by a tenth new mail gets 452 */
+  maxStoreSize: t.size({ min: 1024 * 1024 }),
+  /** below this much free disk new mail gets 452 */
+  minFreeSpace: t.size(),
+  /** check SPF, DKIM and DMARC of every message and store the results (never enforced) */
+  checkAuth: t.bool(),
+  /** outbound mail to these domains is delivered to this receiver (unless [routes] names the domain) */
+  routeLocal: t.bool(),
+  /** IPs, CIDR blocks and sender domains refused with 554, one per line; re-read when it changes */
+  blocklist: t.string(),
+  throttle: t.object({
+    /** clients these tiers never apply to (the local Sluice delivering to itself) */
+    exempt: t.list(cidr()),
+    /** new connections per minute from one IP (IPv6: one /64) */
+    connectionsPerMinutePerIp: t.int({ min: 0 }),
+    /** transactions (MAIL FROM) per minute from one IP (IPv6: one /64) */
+    messagesPerMinutePerIp: t.int({ min: 0 }),
+    /** transactions per minute from one sender's registrable domain (a.b.example.test counts as example.test) */
+    messagesPerMinutePerSenderDomain: t.int({ min: 0 }),
+    /** messages per minute into one inbox */
+    messagesPerMinutePerInbox: t.int({ min: 0 }),
+    /** the load gate: event-loop delay over this, or more store writes pending than maxPendingWrites */
+    maxEventLoopDelay: t.duration({ min: 10 }),
+    maxPendingWrites: t.int({ min: 1 }),
+    /** how long a new connection waits for the load to fall before it gets 421 */
+    loadWait: t.duration({ max: 60_000 }),
+  }),
+  api: t.object({
+    /** requests per minute from one client IP to the inbox API (/api/...); 0: unlimited */
+    ratePerMinute: t.int({ min: 0 }),
+  }),
 });
 
 const pluginSpec = t.map(t.any());
@@ -194,6 +262,7 @@ export const configSchema = t.object({
   dkim: t.object({
     keys: t.list(dkimKeySpec),
   }),
+  inbound: inboundSpec,
   hooks: t.object({
     /** a hook call that takes longer is a temporary failure */
     timeout: t.duration({ min: 10 }),
@@ -206,3 +275,4 @@ export type ListenerConfig = Infer<typeof listenerSpec>;
 export type InterfaceConfig = Infer<typeof interfaceSpec>;
 export type ZoneConfig = Infer<typeof zoneSpec>;
 export type DkimKeyConfig = Infer<typeof dkimKeySpec>;
+export type InboundConfig = Infer<typeof inboundSpec>;

@@ -19,6 +19,7 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Config, ZoneConfig } from '../config/schema.js';
+import type { StaticRoute } from '../zones/local-route.js';
 import type { Job, RowResult } from '../channel/protocol.js';
 import { classifyReply, type BounceRule } from '../bounce/classify.js';
 import { DestinationError, type DestinationResolver, type TargetHost } from './destination.js';
@@ -40,6 +41,8 @@ export interface DeliveryContext {
   sessions: SessionPool;
   /** the sender:* plugin hooks (empty when no sender plugin is enabled) */
   hooks: HookRunner;
+  /** the route to the local inbound receiver for its domains (absent: none) */
+  localRoute?: (domain: string) => StaticRoute | undefined;
   /** DANE and MTA-STS lookups (both absent: the configured TLS policy alone) */
   discovery?: TlsDiscovery;
   /** trusted CAs when the operator added some (delivery.ca); else node's own */
@@ -67,7 +70,7 @@ export async function deliverJob(job: Job, ctx: DeliveryContext, delivery?: Deli
 
 async function deliverRows(job: Job, ctx: DeliveryContext, session: { kept: boolean }, delivery: Delivery | undefined): Promise<RowResult[]> {
   const { config, zone } = ctx;
-  const route = config.routes[job.domain] ?? zone.route;
+  const route = config.routes[job.domain] ?? ctx.localRoute?.(job.domain) ?? zone.route;
   let hosts: TargetHost[];
   try {
     hosts = await ctx.resolver.resolve(job.domain, route);

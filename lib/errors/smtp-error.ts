@@ -80,6 +80,35 @@ export class SmtpError extends Error {
   static timeout(what: string): SmtpError {
     return new SmtpError(421, '4.4.2', `${what} timed out, closing connection`);
   }
+  /** A local part that names another route (%, !, a quoted "@"): never stored, never forwarded. */
+  static routedAddress(): SmtpError {
+    return new SmtpError(550, '5.7.1', 'Source-routed addresses (%, !, a quoted "@") are not accepted here');
+  }
+  /** On the blocklist: the text says which entry, so a legitimate sender knows what to ask about. */
+  static blocklisted(why: string): SmtpError {
+    return new SmtpError(554, '5.7.1', why.replace(/[\r\n]+/g, ' ').slice(0, 300));
+  }
+  /** A rate limit per client was passed; `what` names it ("messages per minute from your address"). */
+  static rateLimited(what: string): SmtpError {
+    return new SmtpError(421, '4.7.0', `Too many ${what}, try again later`);
+  }
+  /** One inbox takes too much mail; its other recipients in the transaction are not affected. */
+  static inboxRateLimited(inbox: string): SmtpError {
+    return new SmtpError(450, '4.2.1', `The inbox ${inbox.slice(0, 320)} is receiving mail too fast, try again later`);
+  }
+  static overloaded(): SmtpError {
+    return new SmtpError(421, '4.3.2', 'Server busy, try again later');
+  }
+  static tooManyJunkCommands(): SmtpError {
+    return new SmtpError(421, '4.7.0', 'Too many commands that send no mail, closing connection');
+  }
+  /** A full server sheds the connection that has done nothing for the longest. */
+  static shedIdle(): SmtpError {
+    return new SmtpError(421, '4.4.2', 'Server busy and this connection idle, closing it');
+  }
+  static tooManyErrors(): SmtpError {
+    return new SmtpError(421, '4.7.0', 'Too many errors in this session, closing connection');
+  }
 }
 
 /** Anything thrown with a numeric `responseCode` (a plugin's own Error, say) as an SmtpError. */

@@ -22,6 +22,7 @@ export type {
   HookKind,
   HookMap,
   HookName,
+  InboundMessageInfo,
   MessageInfo,
   OutcomeInfo,
   PluginProcess,

@@ -201,6 +201,22 @@ export interface OutcomeInfo {
   readonly mx?: string;
 }
 
+/** A message the inbound receiver stored and parsed (inbound:message). */
+export interface InboundMessageInfo {
+  /** the inbox message id */
+  readonly id: string;
+  /** envelope sender; '' is the null sender */
+  readonly from: string;
+  /** the inboxes it went to */
+  readonly inboxes: readonly string[];
+  readonly subject: string;
+  /** raw bytes */
+  readonly size: number;
+  /** ms */
+  readonly receivedAt: number;
+  readonly client: { readonly ip: string; readonly helo: string; readonly tls: boolean };
+}
+
 export interface HookMap {
   'smtp:connect': [session: SMTPServerSession];
   'smtp:auth': [auth: AuthAttempt, session: SMTPServerSession];
@@ -220,6 +236,10 @@ export interface HookMap {
   'sender:connect': [delivery: Delivery, options: ConnectOptions];
   'sender:delivered': [delivery: Delivery, info: DeliveredInfo];
   'sender:responseError': [delivery: Delivery, connection: SenderConnection | undefined, err: DeliveryFailure];
+  'inbound:connect': [session: SMTPServerSession];
+  'inbound:mail_from': [address: SMTPServerAddress, session: SMTPServerSession];
+  'inbound:rcpt_to': [address: SMTPServerAddress, session: SMTPServerSession];
+  'inbound:message': [message: InboundMessageInfo];
 }
 
 export type HookName = keyof HookMap;
@@ -253,6 +273,10 @@ export const HOOKS: { readonly [N in HookName]: HookSpec } = {
   'sender:connect': { process: 'sender', kind: 'gate', summary: 'before connecting to an MX address; a handler may change host, port, localAddress, localHostname' },
   'sender:delivered': { process: 'sender', kind: 'notify', summary: 'the destination accepted the message; notification' },
   'sender:responseError': { process: 'sender', kind: 'notify', summary: 'a delivery failed (deferred or bounced); notification' },
+  'inbound:connect': { process: 'main', kind: 'gate', summary: 'a client connected to the inbound receiver; a handler may refuse the connection' },
+  'inbound:mail_from': { process: 'main', kind: 'gate', summary: 'MAIL FROM at the inbound receiver; a handler may refuse the sender' },
+  'inbound:rcpt_to': { process: 'main', kind: 'gate', summary: 'RCPT TO at the inbound receiver, for an address at one of its domains; a handler may refuse it' },
+  'inbound:message': { process: 'main', kind: 'notify', summary: 'the inbound receiver stored and parsed a message; notification' },
 };
 
 export const HOOK_NAMES = Object.keys(HOOKS) as HookName[];

@@ -142,8 +142,8 @@ test('SLUICE_ names that match no key are refused with a clear reason', (t) => {
     SLUICE_ZONES____PROCESSES: '1',
   });
   assert.deepEqual(lines, [
-    'SLUICE_NOPE: not a config key: the top level has no key "nope" (known keys: hostname, log, smtp, api, channel, queue, delivery, events, tlsPolicies, zones, routes, dns, dkim, hooks, plugins)',
-    'SLUICE_SMTP_PORT: not a config key: the top level has no key "smtp_port" (known keys: hostname, log, smtp, api, channel, queue, delivery, events, tlsPolicies, zones, routes, dns, dkim, hooks, plugins; levels are separated by a double underscore, e.g. SLUICE_SMTP__PORT)',
+    'SLUICE_NOPE: not a config key: the top level has no key "nope" (known keys: hostname, log, smtp, api, channel, queue, delivery, events, tlsPolicies, zones, routes, dns, dkim, inbound, hooks, plugins)',
+    'SLUICE_SMTP_PORT: not a config key: the top level has no key "smtp_port" (known keys: hostname, log, smtp, api, channel, queue, delivery, events, tlsPolicies, zones, routes, dns, dkim, inbound, hooks, plugins; levels are separated by a double underscore, e.g. SLUICE_SMTP__PORT)',
     'SLUICE_SMTP__PORT__X: not a config key: smtp.port takes no sub-keys',
     'SLUICE_SMTP__PROT: not a config key: [smtp] has no key "prot" (did you mean "port"?)',
     'SLUICE_ZONES____PROCESSES: not a config key: an empty level (three or more underscores in a row?)',

@@ -82,6 +82,7 @@ export function writeAppConfig(dir: string, opts: ConfigOptions = {}): void {
     table('smtp', { port: 0 }, opts.smtp),
     table('api', { port: 0 }),
     table('channel', { port: 0 }),
+    table('inbound', { port: 0, minFreeSpace: 0 }),
     table('queue', { path: 'data/queue', minFreeSpace: 0 }, opts.queue),
     // acceptance only: no delivery workers, and never a DNS query off this machine
     table('zones.default', { processes: 0 }),

@@ -1,0 +1,139 @@
+/**
+ * The inbound receiver as one part of the master: the inbox (store, parser, retention), the SMTP
+ * door with its throttles, blocklist and load gate, the API routes and the metrics. The master
+ * talks to it through these few functions: start, stop, routes, localRoute.
+ *
+ * Start: inbox (store opened, unparsed mail queued for the parser) → blocklist → load gate →
+ *        SMTP listener.    Stop: listener → load gate, blocklist → inbox.
+ */
+import type { AddressInfo } from 'node:net';
+import rateLimit from '@fastify/rate-limit';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { clientKey } from '../config/net.js';
+import type { Config } from '../config/schema.js';
+import type { HookRunner } from '../plugins/runner.js';
+import type { LocalRoute } from '../zones/local-route.js';
+import { DiskGuard } from '../queue/disk-space.js';
+import { mailsacRoutes } from './api/mailsac-routes.js';
+import { inboxRoutes } from './api/routes.js';
+import { Blocklist } from './blocklist.js';
+import { Inbox } from './inbox.js';
+import { LoadGate } from './load-gate.js';
+import { InboundMetrics } from './metrics.js';
+import { Receiver } from './receiver.js';
+import { RecipientPolicy } from './recipients.js';
+import { Throttle } from './throttle.js';
+
+
+export class Inbound {
+  readonly inbox: Inbox;
+  readonly policy: RecipientPolicy;
+  private readonly throttle: Throttle;
+  private readonly blocklist: Blocklist;
+  private readonly gate: LoadGate;
+  private receiver: Receiver | undefined;
+  private address: AddressInfo | undefined;
+
+  constructor(
+    private readonly deps: { config: Config; hooks: HookRunner; registry: Registry; logger: Logger },
+  ) {
+    const { config, logger } = deps;
+    const inbound = config.inbound;
+    const log = logger.child({ component: 'inbound' });
+    this.inbox = new Inbox({ config: inbound, hostname: config.hostname, dns: { servers: config.dns.servers, timeoutMs: config.dns.timeout }, logger: log });
+    this.policy = new RecipientPolicy(inbound.domains, inbound.plusAddressing as 'fold' | 'keep');
+    this.throttle = new Throttle(inbound.throttle);
+    this.blocklist = new Blocklist(inbound.blocklist, log);
+    this.gate = new LoadGate({
+      maxEventLoopDelayMs: inbound.throttle.maxEventLoopDelay,
+      maxPendingWrites: inbound.throttle.maxPendingWrites,
+      waitMs: inbound.throttle.loadWait,
+      pendingWrites: () => this.inbox.pendingWrites,
+    });
+  }
+
+  /** Opens the inbox store and starts the SMTP listener; resolves with its address. */
+  async start(): Promise<AddressInfo> {
+    const { config, hooks, registry, logger } = this.deps;
+    const inbound = config.inbound;
+    await this.inbox.start();
+    this.inbox.onStored((envelope, summary) => {
+      void hooks.notify('inbound:message', {
+        id: envelope.id,
+        from: envelope.from,
+        inboxes: envelope.inboxes,
+        subject: summary?.subject ?? '',
+        size: envelope.size,
+        receivedAt: envelope.receivedAt,
+        client: { ip: envelope.client.ip, helo: envelope.client.helo, tls: envelope.client.tls },
+      });
+    });
+    this.blocklist.start();
+    this.gate.start();
+    const stats = this.inbox.stats();
+    const metrics = new InboundMetrics(registry, inbound.domains, {
+      messages: () => stats.messages,
+      bytes: () => stats.bytes,
+      parseBacklog: () => stats.parseBacklog,
+      evicted: () => stats.evicted,
+      throttled: () => this.throttle.refused,
+      loadRefused: () => this.gate.refused,
+      eventLoopLagMs: () => this.gate.lagMs,
+    });
+    this.receiver = new Receiver({
+      config: inbound,
+      hostname: config.hostname,
+      inbox: this.inbox,
+      policy: this.policy,
+      throttle: this.throttle,
+      blocklist: this.blocklist,
+      gate: this.gate,
+      disk: new DiskGuard(inbound.path, inbound.minFreeSpace),
+      hooks,
+      metrics,
+      logger: logger.child({ component: 'inbound' }),
+    });
+    this.address = await this.receiver.start();
+    return this.address;
+  }
+
+  /** Stops taking mail: the listener closes, sessions in flight finish or get 421. */
+  async stopListening(): Promise<void> {
+    await this.receiver?.stop();
+    this.receiver = undefined;
+  }
+
+  /** Stops taking mail, then closes the store (parses running finish first). */
+  async stop(): Promise<void> {
+    await this.stopListening();
+    this.gate.stop();
+    this.blocklist.stop();
+    await this.inbox.stop();
+  }
+
+  /** The inbox API under /api, limited per client IP. */
+  routes() {
+    const { config } = this.deps;
+    const perMinute = config.inbound.api.ratePerMinute;
+    return (app: FastifyInstance) => {
+      void app.register(async (scope) => {
+        if (perMinute > 0) {
+          await scope.register(rateLimit, { max: perMinute, timeWindow: 60_000, keyGenerator: (req) => clientKey(req.ip) });
+        }
+        inboxRoutes({ inbox: this.inbox, policy: this.policy, maxPageSize: Math.min(200, config.inbound.maxPerInbox) })(scope);
+        mailsacRoutes({ inbox: this.inbox, policy: this.policy, hostname: config.hostname, maxPerInbox: config.inbound.maxPerInbox })(scope);
+      });
+    };
+  }
+
+  /** Where outbound mail for the inbound domains goes (once started), unless routeLocal is off. */
+  localRoute(): LocalRoute | undefined {
+    const inbound = this.deps.config.inbound;
+    if (!inbound.routeLocal || !this.address) return undefined;
+    // a wildcard bind is reached over loopback
+    const host = this.address.address === '0.0.0.0' ? '127.0.0.1' : this.address.address === '::' ? '::1' : this.address.address;
+    return { domains: inbound.domains, host, port: this.address.port, tls: inbound.key ? 'may' : 'none' };
+  }
+}

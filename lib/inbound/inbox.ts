@@ -1,0 +1,295 @@
+/**
+ * The inbox: what the receiver hands received mail to and what the API reads. It joins the store,
+ * the parser and the retention rules behind a few named functions; nothing outside lib/inbound
+ * sees the store.
+ *
+ *   receive()   raw bytes → the store (one synced commit) → the id; the 250 is said after this
+ *   (parser)    after the commit: headers, text, HTML, attachments, links, auth → the store
+ *   message() / list() / latest() / raw() / attachment()   what the API serves
+ *   removeFrom() / remove() / empty()                       deletions
+ *
+ * Reads see a message as soon as receive() has returned: one not parsed yet is parsed first (it
+ * jumps the parser's line). Retention holds on read as well as in the sweeper: an expired message
+ * or one past an inbox's cap is not served even before the sweeper removes it.
+ */
+import type { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import { readChunks } from '../accept/read-chunks.js';
+import type { InboundConfig } from '../config/schema.js';
+import { SmtpError } from '../errors/smtp-error.js';
+import { AuthChecker } from './parse/auth.js';
+import { parseMessage } from './parse/parse-message.js';
+import { ParseQueue } from './parse/parse-queue.js';
+import type { InboxTarget } from './recipients.js';
+import { Retention } from './retention.js';
+import { inboxIdTime, isInboxId } from './store/ids.js';
+import { InboxStore } from './store/inbox-store.js';
+import type { ClientInfo, InboundEnvelope, InboxEntry, MessageSummary, ParsedMessage } from './store/types.js';
+
+/** Parses running at once: the rest wait their turn, off the SMTP reply path. */
+const PARSE_CONCURRENCY = 2;
+
+export interface Receipt {
+  from: string;
+  rcpts: readonly InboxTarget[];
+  client: ClientInfo;
+  source: Readable;
+  maxSizeBytes: number;
+}
+
+/** A stored message: its envelope and what the parser made of it (null if parsing failed). */
+export interface StoredMessage {
+  envelope: InboundEnvelope;
+  parsed: ParsedMessage | null;
+}
+
+/** One line of an inbox listing. */
+export interface ListedMessage {
+  envelope: InboundEnvelope;
+  entry: InboxEntry;
+  summary: MessageSummary | null;
+}
+
+export type StoredListener = (envelope: InboundEnvelope, summary: MessageSummary | null) => void;
+
+export interface InboxDeps {
+  config: InboundConfig;
+  hostname: string;
+  dns: { servers: readonly string[]; timeoutMs: number };
+  logger: Logger;
+}
+
+export class Inbox {
+  private store!: InboxStore;
+  private parser!: ParseQueue;
+  private retention!: Retention;
+  private auth: AuthChecker | undefined;
+  private readonly listeners: StoredListener[] = [];
+
+  constructor(private readonly deps: InboxDeps) {}
+
+  async start(): Promise<void> {
+    const { config, logger } = this.deps;
+    this.store = await InboxStore.open(config.path, logger.child({ component: 'inbox' }));
+    if (config.checkAuth) this.auth = new AuthChecker({ dnsServers: this.deps.dns.servers, dnsTimeoutMs: this.deps.dns.timeoutMs, hostname: this.deps.hostname });
+    this.parser = new ParseQueue((id) => this.parse(id), PARSE_CONCURRENCY, logger.child({ component: 'inbox' }));
+    this.retention = new Retention(this.store, config, logger.child({ component: 'inbox' }));
+    // what a crash left unparsed is parsed now (its 250 was given: it must be served)
+    for await (const id of this.store.pendingIds()) this.parser.add(id);
+    this.retention.start();
+  }
+
+  async stop(): Promise<void> {
+    this.retention?.stop();
+    await this.parser?.stop();
+    if (this.store?.isOpen) await this.store.close();
+  }
+
+  /** Told of every message once it is stored and parsed (live events, hooks). */
+  onStored(listener: StoredListener): void {
+    this.listeners.push(listener);
+  }
+
+  /** Live figures for metrics (read them when needed: they change). */
+  stats(): { readonly messages: number; readonly bytes: number; readonly parseBacklog: number; readonly evicted: { ttl: number; cap: number; size: number } } {
+    const inbox = this;
+    return {
+      get messages() {
+        return inbox.store.messageCount;
+      },
+      get bytes() {
+        return inbox.store.totalBytes;
+      },
+      get parseBacklog() {
+        return inbox.parser.backlog;
+      },
+      get evicted() {
+        return inbox.retention.evicted;
+      },
+    };
+  }
+
+  /** For the load gate: store writes in flight. */
+  get pendingWrites(): number {
+    return this.store.pendingWrites;
+  }
+
+  /** For the receiver: the store is full past its margin (452), or cannot write now (451). */
+  admission(): SmtpError | undefined {
+    if (!this.store.writable) return SmtpError.storageFailed();
+    if (this.store.totalBytes > this.deps.config.maxStoreSize * 1.1) return SmtpError.insufficientStorage();
+    return undefined;
+  }
+
+  /**
+   * Stores a message for its recipients' inboxes. Resolves with its id once it is durably on
+   * disk; any failure is an SmtpError (552 too big, 451 the store failed) and leaves nothing
+   * visible. The source is read to its end either way, so the SMTP session stays in step.
+   */
+  async receive(r: Receipt): Promise<string> {
+    const id = this.store.newId();
+    const writer = this.store.rawWriter(id);
+    let size = 0;
+    let failure: unknown;
+    try {
+      for await (const raw of readChunks(r.source)) {
+        const chunk = typeof raw === 'string' ? Buffer.from(raw) : raw;
+        size += chunk.length;
+        if (failure) continue;
+        if (size > r.maxSizeBytes) {
+          failure = SmtpError.messageTooBig(r.maxSizeBytes);
+          continue;
+        }
+        try {
+          await writer.write(chunk);
+        } catch (err) {
+          failure = err;
+        }
+      }
+      if (failure) throw failure;
+      const entries = new Map<string, InboxEntry>();
+      for (const t of r.rcpts) {
+        const e = entries.get(t.inbox) ?? { rcpts: [], tags: [], read: false };
+        e.rcpts.push(t.original);
+        if (t.tag && !e.tags.includes(t.tag)) e.tags.push(t.tag);
+        entries.set(t.inbox, e);
+      }
+      const envelope: InboundEnvelope = {
+        id,
+        receivedAt: Date.now(),
+        size,
+        chunks: writer.chunks,
+        from: r.from,
+        rcpts: r.rcpts.map((t) => ({ address: t.original, inbox: t.inbox, tag: t.tag })),
+        inboxes: [...entries.keys()],
+        client: r.client,
+      };
+      await this.store.commit(envelope, writer, entries);
+      this.retention.touched(envelope.inboxes);
+    } catch (err) {
+      await this.store.discard(id, writer);
+      if (err instanceof SmtpError) throw err;
+      this.deps.logger.warn({ err, id, component: 'inbox' }, `storing inbound message ${id} failed: ${(err as Error)?.message ?? err}`);
+      throw SmtpError.storageFailed();
+    }
+    this.parser.add(id);
+    return id;
+  }
+
+  private async parse(id: string): Promise<void> {
+    const envelope = await this.store.getEnvelope(id);
+    if (!envelope) return; // deleted before its turn
+    const { parsed, summary, tails } = await parseMessage(this.store, envelope, this.auth);
+    if (!(await this.store.saveParsed(id, parsed, summary, tails))) return;
+    for (const listener of this.listeners) {
+      try {
+        listener(envelope, summary);
+      } catch (err) {
+        this.deps.logger.warn({ err, id }, 'an inbox listener failed');
+      }
+    }
+  }
+
+  // --- reading ------------------------------------------------------------------------------
+
+  private live(id: string, nowMs = Date.now()): boolean {
+    return inboxIdTime(id) > nowMs - this.deps.config.ttl;
+  }
+
+  /** A message by id, parsed (waiting for its parse if need be); undefined when there is none. */
+  async message(id: string): Promise<StoredMessage | undefined> {
+    if (!isInboxId(id) || !this.live(id)) return undefined;
+    if (await this.store.isPending(id)) await this.parser.ensure(id);
+    const envelope = await this.store.getEnvelope(id);
+    if (!envelope) return undefined;
+    return { envelope, parsed: (await this.store.getParsed(id)) ?? null };
+  }
+
+  /** The inbox entry of a message, when the message is in that inbox and within its cap. */
+  async entry(inbox: string, id: string): Promise<InboxEntry | undefined> {
+    if (!isInboxId(id) || !this.live(id)) return undefined;
+    const entry = await this.store.entry(inbox, id);
+    if (!entry) return undefined;
+    if ((await this.store.countNewer(inbox, id)) >= this.deps.config.maxPerInbox) return undefined;
+    return entry;
+  }
+
+  /**
+   * An inbox, newest first: up to `limit` messages older than the `before` id (a cursor from an
+   * earlier page), only those with `tag` when one is given. `more` says whether older ones exist.
+   */
+  async list(inbox: string, opts: { limit: number; before?: string; tag?: string }): Promise<{ items: ListedMessage[]; more: boolean }> {
+    const now = Date.now();
+    const cap = this.deps.config.maxPerInbox;
+    let position = opts.before ? await this.store.countNewer(inbox, opts.before) + 1 : 0;
+    const picked: { id: string; entry: InboxEntry }[] = [];
+    let more = false;
+    for await (const e of this.store.entries(inbox, opts.before)) {
+      if (position++ >= cap || !this.live(e.id, now)) break;
+      if (opts.tag && !e.entry.tags.includes(opts.tag)) continue;
+      if (picked.length === opts.limit) {
+        more = true;
+        break;
+      }
+      picked.push(e);
+    }
+    const ids = picked.map((p) => p.id);
+    for (const id of ids) if (await this.store.isPending(id)) await this.parser.ensure(id);
+    const [envelopes, summaries] = await Promise.all([this.store.getEnvelopes(ids), this.store.getSummaries(ids)]);
+    const items: ListedMessage[] = [];
+    picked.forEach((p, i) => {
+      const envelope = envelopes[i];
+      if (envelope) items.push({ envelope, entry: p.entry, summary: summaries[i] ?? null });
+    });
+    return { items, more };
+  }
+
+  async count(inbox: string, tag?: string): Promise<number> {
+    let n = 0;
+    const now = Date.now();
+    for await (const e of this.store.entries(inbox)) {
+      if (n >= this.deps.config.maxPerInbox || !this.live(e.id, now)) break;
+      if (!tag || e.entry.tags.includes(tag)) n++;
+    }
+    return n;
+  }
+
+  /** The raw message as received; undefined when there is no such message. */
+  async raw(id: string): Promise<{ size: number; chunks: AsyncGenerator<Buffer> } | undefined> {
+    if (!isInboxId(id) || !this.live(id)) return undefined;
+    const envelope = await this.store.getEnvelope(id);
+    return envelope ? { size: envelope.size, chunks: this.store.readRaw(id) } : undefined;
+  }
+
+  /** Attachment `index` of a parsed message: its stored description and its bytes. */
+  async attachment(id: string, index: number): Promise<{ info: ParsedMessage['attachments'][number]; chunks: AsyncGenerator<Buffer> } | undefined> {
+    const msg = await this.message(id);
+    const info = msg?.parsed?.attachments[index];
+    return info ? { info, chunks: this.store.readAttachment(id, index) } : undefined;
+  }
+
+  // --- deleting -----------------------------------------------------------------------------
+
+  /** Takes a message out of one inbox; false when it was not there. */
+  removeFrom(inbox: string, id: string): Promise<boolean> {
+    return isInboxId(id) ? this.store.removeFromInbox(inbox, id) : Promise.resolve(false);
+  }
+
+  /** Deletes a message from every inbox; false when there was no such message. */
+  remove(id: string): Promise<boolean> {
+    return isInboxId(id) ? this.store.remove(id) : Promise.resolve(false);
+  }
+
+  /** Empties an inbox (or only its messages with `tag`); returns how many went. */
+  async empty(inbox: string, tag?: string): Promise<number> {
+    const ids: string[] = [];
+    for await (const e of this.store.entries(inbox)) if (!tag || e.entry.tags.includes(tag)) ids.push(e.id);
+    let n = 0;
+    for (const id of ids) if (await this.store.removeFromInbox(inbox, id)) n++;
+    return n;
+  }
+
+  setRead(inbox: string, id: string, read: boolean): Promise<boolean> {
+    return isInboxId(id) ? this.store.setRead(inbox, id, read) : Promise.resolve(false);
+  }
+}

@@ -1,0 +1,198 @@
+/**
+ * Turns a stored raw message into what the API serves: headers in order, addresses, subject,
+ * text and HTML, attachments (their bytes stored apart, with size, sha256 and md5), links, and
+ * the SPF/DKIM/DMARC results. Runs after the 250, from the stored bytes, with mailparser.
+ *
+ * Memory: the raw message and every attachment stream through chunk by chunk; what is held whole
+ * is the text and the HTML, each cut at MAX_TEXT_CHARS. A message whose MIME structure mailparser
+ * cannot read is kept with what was read before the error and `parseError`; its raw bytes are
+ * served whole all the same.
+ */
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { MailParser, type AddressObject, type AttachmentStream, type HeaderLines, type MessageText } from 'mailparser';
+import type { BatchOp } from '../../store/group-commit.js';
+import type { InboxStore } from '../store/inbox-store.js';
+import type { Address, AttachmentInfo, AuthResults, InboundEnvelope, MessageSummary, ParsedMessage } from '../store/types.js';
+import type { AuthChecker } from './auth.js';
+import { linksFromHtml, linksFromText, mergeLinks } from './links.js';
+
+/** Text and HTML are kept up to this many characters each. */
+export const MAX_TEXT_CHARS = 1_000_000;
+/** HTML longer than this is not turned into text (for a message with no text part). */
+const MAX_HTML_TO_TEXT_CHARS = 2_000_000;
+/** Attachments past this many are not stored (the raw message still has them). */
+export const MAX_ATTACHMENTS = 250;
+/** Header lines kept, and characters of one header value. */
+const MAX_HEADERS = 1000;
+const MAX_HEADER_VALUE = 16_384;
+
+/** Storing an attachment failed: the parse is not saved and is tried again later. */
+export class ParseStoreError extends Error {
+  constructor(override readonly cause: unknown) {
+    super(`storing an attachment failed: ${(cause as Error)?.message ?? cause}`);
+    this.name = 'ParseStoreError';
+  }
+}
+
+export interface ParseResult {
+  parsed: ParsedMessage;
+  summary: MessageSummary;
+  /** the attachments' last chunks, to go in the batch that saves the parse */
+  tails: BatchOp[];
+}
+
+export async function parseMessage(store: InboxStore, envelope: InboundEnvelope, auth: AuthChecker | undefined): Promise<ParseResult> {
+  const [content, authResults] = await Promise.all([readContent(store, envelope.id), checkAuth(store, envelope, auth)]);
+  const { parsed, tails } = content;
+  parsed.auth = authResults;
+  const summary: MessageSummary = {
+    from: parsed.from,
+    to: parsed.to,
+    cc: parsed.cc,
+    subject: parsed.subject,
+    date: parsed.date,
+    messageId: parsed.messageId,
+    links: parsed.links,
+    spam: parsed.spam,
+    attachments: parsed.attachments.map(({ index, filename, contentType, size, md5 }) => ({ index, filename, contentType, size, md5 })),
+  };
+  return { parsed, summary, tails };
+}
+
+async function checkAuth(store: InboxStore, envelope: InboundEnvelope, auth: AuthChecker | undefined): Promise<AuthResults | null> {
+  if (!auth) return null;
+  try {
+    return await auth.check(Readable.from(store.readRaw(envelope.id)), envelope.from, envelope.client);
+  } catch {
+    // DNS trouble past every retry, or the deadline: the message is kept without results
+    return null;
+  }
+}
+
+async function readContent(store: InboxStore, id: string): Promise<{ parsed: ParsedMessage; tails: BatchOp[] }> {
+  const parser = new MailParser({
+    skipTextToHtml: true,
+    skipTextLinks: true,
+    skipImageLinks: true,
+    checksumAlgo: false,
+    maxHtmlLengthToParse: MAX_HTML_TO_TEXT_CHARS,
+  });
+  let headerLines: HeaderLines = [];
+  parser.on('headerLines', (lines: HeaderLines) => (headerLines = lines));
+  const attachments: AttachmentInfo[] = [];
+  const tails: BatchOp[] = [];
+  let text: string | undefined;
+  let html: string | undefined;
+  let parseError: string | undefined;
+
+  const consume = async (source: AsyncIterable<AttachmentStream | MessageText>) => {
+    for await (const data of source) {
+      if (data.type === 'text') {
+        text = data.text;
+        html = data.html;
+        continue;
+      }
+      if (attachments.length < MAX_ATTACHMENTS) {
+        const stored = await storeAttachment(store, id, attachments.length, data);
+        attachments.push(stored.info);
+        tails.push(...stored.tails);
+      } else {
+        for await (const _ of data.content) void _;
+      }
+      data.release?.();
+    }
+  };
+  const raw = Readable.from(store.readRaw(id));
+  try {
+    raw.once('error', (err) => parser.destroy(err));
+    raw.pipe(parser);
+    await consume(parser as AsyncIterable<AttachmentStream | MessageText>);
+  } catch (err) {
+    if (err instanceof ParseStoreError) throw err;
+    parseError = (err as Error)?.message ?? String(err);
+  } finally {
+    raw.destroy();
+  }
+
+  const truncated = (text?.length ?? 0) > MAX_TEXT_CHARS || (html?.length ?? 0) > MAX_TEXT_CHARS;
+  const keptText = text === undefined ? null : text.slice(0, MAX_TEXT_CHARS);
+  const keptHtml = html === undefined ? null : html.slice(0, MAX_TEXT_CHARS);
+  const parsed: ParsedMessage = {
+    headers: headerList(headerLines),
+    from: addresses(parser.from)[0] ?? null,
+    to: addresses(parser.to),
+    cc: addresses(parser.cc),
+    replyTo: addresses(parser.replyTo),
+    subject: parser.subject ?? '',
+    date: dateOf(headerLines),
+    messageId: parser.messageId ?? null,
+    text: keptText,
+    html: keptHtml,
+    truncated,
+    attachments,
+    links: mergeLinks(keptHtml ? linksFromHtml(keptHtml) : [], keptText ? linksFromText(keptText) : []),
+    auth: null,
+    spam: null,
+    ...(parseError ? { parseError } : {}),
+  };
+  return { parsed, tails };
+}
+
+/** Streams one attachment's decoded bytes into the store, hashing them on the way. */
+async function storeAttachment(store: InboxStore, id: string, index: number, data: AttachmentStream): Promise<{ info: AttachmentInfo; tails: BatchOp[] }> {
+  const writer = store.attachmentWriter(id, index);
+  const sha256 = createHash('sha256');
+  const md5 = createHash('md5');
+  for await (const chunk of data.content as AsyncIterable<Buffer>) {
+    sha256.update(chunk);
+    md5.update(chunk);
+    await writer.write(chunk).catch((err: unknown) => {
+      throw new ParseStoreError(err);
+    });
+  }
+  return {
+    info: {
+      index,
+      filename: data.filename ?? null,
+      contentType: data.contentType,
+      size: writer.bytes,
+      sha256: sha256.digest('hex'),
+      md5: md5.digest('hex'),
+      contentId: data.contentId ?? null,
+      disposition: data.contentDisposition ?? null,
+      related: Boolean(data.related),
+    },
+    tails: writer.finalOps(),
+  };
+}
+
+/** Header lines in order, duplicates kept, each value unfolded (not decoded). */
+function headerList(lines: HeaderLines): { name: string; value: string }[] {
+  return lines.slice(0, MAX_HEADERS).map(({ line }) => {
+    const colon = line.indexOf(':');
+    const name = colon < 0 ? line : line.slice(0, colon);
+    const value = colon < 0 ? '' : line.slice(colon + 1).replace(/\r?\n[ \t]+/g, ' ').trim();
+    return { name: name.trim(), value: value.slice(0, MAX_HEADER_VALUE) };
+  });
+}
+
+/** The Date header as ISO, or null when there is none or it does not parse. */
+function dateOf(lines: HeaderLines): string | null {
+  const line = lines.find((l) => l.key === 'date')?.line;
+  if (!line) return null;
+  const t = Date.parse(line.slice(line.indexOf(':') + 1).replace(/\r?\n[ \t]+/g, ' ').trim());
+  return Number.isFinite(t) ? new Date(t).toISOString() : null;
+}
+
+function addresses(value: AddressObject | AddressObject[] | undefined): Address[] {
+  const out: Address[] = [];
+  const add = (list: AddressObject['value']) => {
+    for (const a of list) {
+      if (a.group) add(a.group);
+      else if (a.address) out.push({ name: a.name ?? '', address: a.address });
+    }
+  };
+  for (const v of Array.isArray(value) ? value : value ? [value] : []) add(v.value);
+  return out;
+}

@@ -1,0 +1,217 @@
+/**
+ * The inbound receiver's SMTP door: mail for any address at the configured domains, stored in
+ * the inbox. It offers no AUTH and relays nothing: an address at another domain gets 550 whoever
+ * asks. Every rejection is an SmtpError, turned into the reply here and nowhere else.
+ *
+ *   connect    shutting down 421 4.3.2 · blocklisted IP 554 5.7.1 · connection rate 421 4.7.0 ·
+ *              load gate 421 4.3.2 after a wait · (per-client cap, idle shedding: the guard)
+ *   MAIL       bad address 553 · blocklisted sender 554 · store full 452 · store down 451 ·
+ *              rate per IP / sender domain 421 4.7.0 · SIZE over the limit 552 (smtp-server)
+ *   RCPT       too many 452 4.5.3 · malformed 553 5.1.3 · not ours 550 5.7.1 · inbox rate 450 4.2.1
+ *   DATA       no recipient 503 (smtp-server) · too big 552 5.3.4 · store failed 451 4.3.0 ·
+ *              stored: 250 Ok: queued as <id>, said only once the message is on disk
+ *
+ * The same guards as submission hold (guarded-server.ts): deadlines, caps per client (an IPv6
+ * client by its /64), junk and failed-command limits, PROXY from configured peers only.
+ */
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerOptions, SMTPServerSession } from 'smtp-server';
+import { checkAddress } from '../accept/address.js';
+import { GuardedSmtpServer } from '../accept/guarded-server.js';
+import { JUNK_COMMAND_LIMIT } from '../accept/session-guards.js';
+import { domainMatcher } from '../config/domains.js';
+import { networkMatcher } from '../config/net.js';
+import type { InboundConfig } from '../config/schema.js';
+import { SmtpError, asSmtpError } from '../errors/smtp-error.js';
+import type { HookRunner } from '../plugins/runner.js';
+import type { DiskGuard } from '../queue/disk-space.js';
+import type { Blocklist } from './blocklist.js';
+import type { Inbox } from './inbox.js';
+import type { LoadGate } from './load-gate.js';
+import type { InboundMetrics, RejectReason } from './metrics.js';
+import type { RecipientPolicy } from './recipients.js';
+import type { Throttle } from './throttle.js';
+
+export interface ReceiverDeps {
+  config: InboundConfig;
+  hostname: string;
+  inbox: Inbox;
+  policy: RecipientPolicy;
+  throttle: Throttle;
+  blocklist: Blocklist;
+  gate: LoadGate;
+  disk: DiskGuard;
+  hooks: HookRunner;
+  metrics: InboundMetrics;
+  logger: Logger;
+}
+
+const toReply = (err: SmtpError) => Object.assign(new Error(err.replyText), { responseCode: err.responseCode });
+
+export class Receiver {
+  readonly server: GuardedSmtpServer;
+  private closing = false;
+  /** which configured domain entry an inbox falls under, for the metrics label */
+  private readonly domainLabel: (inbox: string) => string;
+
+  constructor(private readonly deps: ReceiverDeps) {
+    const { config, throttle } = deps;
+    const tls = config.key && config.cert ? { key: readFileSync(config.key), cert: readFileSync(config.cert) } : {};
+    const options: SMTPServerOptions = {
+      name: deps.hostname,
+      banner: 'Sluice',
+      ...tls,
+      // this door takes mail for its own domains only: nobody logs in
+      disabledCommands: config.key ? ['AUTH'] : ['AUTH', 'STARTTLS'],
+      authOptional: true,
+      size: config.maxSize,
+      hideSize: false,
+      hide8BITMIME: false,
+      hideSMTPUTF8: false,
+      hidePIPELINING: false,
+      hideENHANCEDSTATUSCODES: false,
+      hideDSN: true,
+      disableReverseLookup: true,
+      useProxy: config.proxyProtocol.length > 0,
+      maxClients: config.maxClients,
+      socketTimeout: config.socketTimeout,
+      logger: false,
+      onConnect: (session, cb) => this.callback(this.onConnect(session), cb),
+      onMailFrom: (address, session, cb) => this.callback(this.onMailFrom(address, session), cb),
+      onRcptTo: (address, session, cb) => this.callback(this.onRcptTo(address, session), cb),
+      onData: (stream, session, cb) => this.callback(this.onData(stream, session), cb),
+    };
+    this.server = new GuardedSmtpServer(options, {
+      greetingDelayMs: config.greetingDelay,
+      maxConnectionsPerIp: config.maxConnectionsPerIp,
+      uncapped: (ip) => throttle.exempt(ip),
+      commandTimeoutMs: config.commandTimeout,
+      dataTimeoutMs: config.dataTimeout,
+      sessionTimeoutMs: config.sessionTimeout,
+      maxJunkCommands: JUNK_COMMAND_LIMIT,
+      maxBadCommands: config.maxBadCommands,
+      proxyFrom: networkMatcher(config.proxyProtocol),
+    });
+    this.server.on('error', (err) => deps.logger.warn({ err, listener: 'inbound' }, `inbound listener: ${err.message}`));
+    const matchers = config.domains.map((d) => [d, domainMatcher([d])] as const);
+    this.domainLabel = (inbox) => {
+      const domain = inbox.slice(inbox.lastIndexOf('@') + 1);
+      return matchers.find(([, m]) => m(domain))?.[0] ?? 'other';
+    };
+  }
+
+  async start(): Promise<AddressInfo> {
+    const { host, port } = this.deps.config;
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      this.server.server.once('error', onError);
+      this.server.listen(port, host, () => {
+        this.server.server.off('error', onError);
+        resolve();
+      });
+    });
+    return this.server.server.address() as AddressInfo;
+  }
+
+  /** Stops taking connections; open sessions get 421 from smtp-server's close. */
+  stop(): Promise<void> {
+    this.closing = true;
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  private callback<T>(work: Promise<T>, cb: (err?: Error | null, value?: T) => void): void {
+    work.then(
+      (value) => cb(null, value),
+      (err: unknown) => {
+        const smtpErr = asSmtpError(err, () => SmtpError.hookFailed());
+        this.deps.metrics.rejected.inc({ reason: reasonOf(smtpErr, err) });
+        cb(toReply(smtpErr));
+      },
+    );
+  }
+
+  private async onConnect(session: SMTPServerSession): Promise<void> {
+    const { blocklist, throttle, gate, metrics, hooks } = this.deps;
+    const ip = session.remoteAddress;
+    try {
+      if (this.closing) throw SmtpError.shuttingDown();
+      const refusal = blocklist.checkClient(ip) ?? throttle.connection(ip);
+      if (refusal) throw refusal;
+      if (!(await gate.admit())) throw SmtpError.overloaded();
+      if (this.closing) throw SmtpError.shuttingDown();
+      await hooks.run('inbound:connect', session);
+    } catch (err) {
+      metrics.connections.inc({ result: 'refused' });
+      throw err;
+    }
+    metrics.connections.inc({ result: 'accepted' });
+  }
+
+  private async onMailFrom(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {
+    const { blocklist, throttle, inbox, disk, config, hooks } = this.deps;
+    if (this.closing) throw SmtpError.shuttingDown();
+    checkAddress(address.address, true);
+    const listed = blocklist.checkSender(address.address);
+    if (listed) throw listed;
+    const args = address.args as Record<string, string> | false | undefined;
+    const declared = Number((args && args.SIZE) || 0) || 0;
+    if (!disk.hasRoom(Math.max(declared, config.maxSize) * 1.5)) throw SmtpError.insufficientStorage();
+    const admission = inbox.admission();
+    if (admission) throw admission;
+    const limited = throttle.transaction(session.remoteAddress, address.address);
+    if (limited) throw limited;
+    await hooks.run('inbound:mail_from', address, session);
+  }
+
+  private async onRcptTo(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {
+    const { config, policy, throttle, hooks } = this.deps;
+    const { rcptTo } = session.envelope;
+    if (rcptTo.length >= config.maxRecipients) {
+      // a repeated recipient replaces its earlier entry (smtp-server compares without case)
+      const key = address.address.toLowerCase();
+      if (!rcptTo.some((r) => r.address.toLowerCase() === key)) throw SmtpError.tooManyRecipients(config.maxRecipients);
+    }
+    const target = policy.target(address.address);
+    const limited = throttle.inbox(session.remoteAddress, target.inbox);
+    if (limited) throw limited;
+    await hooks.run('inbound:rcpt_to', address, session);
+  }
+
+  private async onData(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
+    const { inbox, policy, config, metrics } = this.deps;
+    const rcpts = session.envelope.rcptTo.map((r) => policy.target(r.address));
+    const socket = (session as SMTPServerSession & { tlsOptions?: { name?: string; version?: string } | false }).tlsOptions;
+    const id = await inbox.receive({
+      from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+      rcpts,
+      client: {
+        ip: session.remoteAddress,
+        helo: session.hostNameAppearsAs ?? '',
+        tls: Boolean(session.secure),
+        ...(session.secure && socket ? { tlsProtocol: socket.version, tlsCipher: socket.name } : {}),
+      },
+      source: stream,
+      maxSizeBytes: config.maxSize,
+    });
+    for (const inboxName of new Set(rcpts.map((r) => r.inbox))) metrics.messages.inc({ domain: this.domainLabel(inboxName) });
+    return `Ok: queued as ${id}`;
+  }
+}
+
+/** The bounded `reason` label of a refusal. */
+function reasonOf(err: SmtpError, original: unknown): RejectReason {
+  if (!(original instanceof SmtpError)) return 'plugin';
+  const { responseCode: code, enhancedStatus: status } = err;
+  if (code === 550 && status === '5.7.1') return 'relay_denied';
+  if (code === 553 || code === 501) return 'bad_address';
+  if (code === 452 && status === '4.5.3') return 'too_many_recipients';
+  if (code === 552) return 'too_big';
+  if (code === 554) return 'blocklist';
+  if ((code === 421 && status === '4.7.0') || code === 450) return 'throttled';
+  if (code === 421 && status === '4.3.2') return 'overloaded';
+  if (code === 452) return 'store_full';
+  if (code === 451) return 'store_failed';
+  return 'other';
+}

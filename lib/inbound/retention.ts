@@ -1,0 +1,85 @@
+/**
+ * Keeps the inbox store within its limits: messages older than `ttl` go; an inbox keeps its
+ * newest `maxPerInbox`; all mail together stays under `maxStoreSize` (the oldest go first); raw
+ * chunks left by receipts that never finished are collected. Everything of a message goes with it
+ * (raw bytes, parse, attachments).
+ *
+ * The sweep runs often (a quarter of the TTL, at most every 5 s) and costs one index seek when
+ * there is nothing to do; inboxes are trimmed only after they received mail. Reads apply the TTL
+ * and the cap themselves (inbox.ts), so what the sweeper has not reached yet is never served.
+ */
+import type { Logger } from 'pino';
+import type { InboundConfig } from '../config/schema.js';
+import type { InboxStore } from './store/inbox-store.js';
+
+const MAX_SWEEP_MS = 5000;
+const MIN_SWEEP_MS = 250;
+/** Leftovers of interrupted receipts: looked for this often, taken when this old. */
+const LEFTOVER_EVERY_MS = 10 * 60 * 1000;
+const LEFTOVER_GRACE_MS = 60 * 60 * 1000;
+
+export class Retention {
+  /** inboxes that received mail since the last sweep (they may be over their cap) */
+  private readonly dirty = new Set<string>();
+  private timer: NodeJS.Timeout | undefined;
+  private sweeping: Promise<void> | undefined;
+  private lastLeftovers = Date.now();
+  /** messages removed so far, by reason (metrics) */
+  readonly evicted = { ttl: 0, cap: 0, size: 0 };
+
+  constructor(
+    private readonly store: InboxStore,
+    private readonly config: InboundConfig,
+    private readonly logger: Logger,
+  ) {}
+
+  start(): void {
+    const every = Math.min(MAX_SWEEP_MS, Math.max(MIN_SWEEP_MS, Math.floor(this.config.ttl / 4)));
+    this.timer = setInterval(() => void this.sweep(), every);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  /** These inboxes just received a message. */
+  touched(inboxes: readonly string[]): void {
+    for (const inbox of inboxes) this.dirty.add(inbox);
+    if (this.store.totalBytes > this.config.maxStoreSize) void this.sweep();
+  }
+
+  /** One pass; a pass already running is waited for instead. */
+  sweep(nowMs = Date.now()): Promise<void> {
+    this.sweeping ??= this.pass(nowMs)
+      .catch((err: unknown) => this.logger.warn({ err }, `inbox retention sweep failed: ${(err as Error)?.message ?? err}`))
+      .finally(() => (this.sweeping = undefined));
+    return this.sweeping;
+  }
+
+  private async pass(nowMs: number): Promise<void> {
+    if (!this.store.writable) return;
+    // removals here are not synced: one lost in a crash is simply done again by the next sweep
+    for await (const id of this.store.arrivedBefore(nowMs - this.config.ttl)) {
+      if (await this.store.remove(id, false)) this.evicted.ttl++;
+    }
+    const inboxes = [...this.dirty];
+    this.dirty.clear();
+    for (const inbox of inboxes) {
+      for (const id of await this.store.beyond(inbox, this.config.maxPerInbox)) {
+        if (await this.store.removeFromInbox(inbox, id, false)) this.evicted.cap++;
+      }
+    }
+    if (this.store.totalBytes > this.config.maxStoreSize) {
+      for await (const id of this.store.allIds()) {
+        if (this.store.totalBytes <= this.config.maxStoreSize) break;
+        if (await this.store.remove(id, false)) this.evicted.size++;
+      }
+    }
+    if (nowMs - this.lastLeftovers >= LEFTOVER_EVERY_MS) {
+      this.lastLeftovers = nowMs;
+      const n = await this.store.collectLeftovers(nowMs, LEFTOVER_GRACE_MS);
+      if (n) this.logger.info({ messages: n }, `collected the leftovers of ${n} unfinished inbound receipts`);
+    }
+  }
+}
