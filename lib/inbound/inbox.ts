@@ -268,6 +268,16 @@ export class Inbox {
     return info ? { info, chunks: this.store.readAttachment(id, index) } : undefined;
   }
 
+  /** What of a message is on disk (tests and tools check that a removal took everything). */
+  footprint(id: string): ReturnType<InboxStore['footprint']> {
+    return this.store.footprint(id);
+  }
+
+  /** Runs one retention pass now (tests; the sweeper runs by itself). */
+  sweep(nowMs?: number): Promise<void> {
+    return this.retention.sweep(nowMs);
+  }
+
   // --- deleting -----------------------------------------------------------------------------
 
   /** Takes a message out of one inbox; false when it was not there. */

@@ -259,6 +259,24 @@ export class InboxStore {
     for await (const key of this.db.keys(keys.allOf(PREFIX.envelope))) yield key.slice(2);
   }
 
+  /** What of a message is on disk, key family by family (for tests and tools: "all of it went"). */
+  async footprint(id: string): Promise<{ envelope: boolean; raw: number; pending: boolean; parsed: boolean; summary: boolean; attachments: number }> {
+    const count = async (range: { gte: string; lt: string }) => {
+      let n = 0;
+      for await (const _ of this.db.keys(range)) n++;
+      return n;
+    };
+    const has = async (key: string) => (await this.db.get(key)) !== undefined;
+    return {
+      envelope: await has(keys.envelope(id)),
+      raw: await count(keys.rawRange(id)),
+      pending: await has(keys.pending(id)),
+      parsed: await has(keys.meta(id)),
+      summary: await has(keys.summary(id)),
+      attachments: await count(keys.allAttachments(id)),
+    };
+  }
+
   // --- the parser's output ------------------------------------------------------------------
 
   /** Starts storing attachment `index` of a message being parsed. */
