@@ -129,9 +129,10 @@ export class GuardedSmtpServer extends SMTPServer {
   private shedOne(newcomer: SMTPConnection): boolean {
     let victim: SMTPConnection | undefined;
     let oldest = Date.now() - SHED_AFTER_MS;
+    // strictly older wins: of equals, the connection that came first (the map keeps that order)
     for (const [connection, watch] of this.watches) {
       if (connection === newcomer || connection._closing || connection._closed) continue;
-      if (watch.lastProgress <= oldest) {
+      if (watch.lastProgress < oldest || (!victim && watch.lastProgress === oldest)) {
         oldest = watch.lastProgress;
         victim = connection;
       }

@@ -114,10 +114,15 @@ export class Inbox {
     return this.store.pendingWrites;
   }
 
-  /** For the receiver: the store is full past its margin (452), or cannot write now (451). */
-  admission(): SmtpError | undefined {
+  /**
+   * For the receiver, at MAIL FROM: the store cannot write now (451), or it is over its size by
+   * more than a tenth even after a retention pass (452: the sweeper could not make room).
+   */
+  async admission(): Promise<SmtpError | undefined> {
     if (!this.store.writable) return SmtpError.storageFailed();
-    if (this.store.totalBytes > this.deps.config.maxStoreSize * 1.1) return SmtpError.insufficientStorage();
+    const hardLimit = this.deps.config.maxStoreSize * 1.1;
+    if (this.store.totalBytes > hardLimit) await this.retention.sweep();
+    if (this.store.totalBytes > hardLimit) return SmtpError.insufficientStorage();
     return undefined;
   }
 

@@ -158,7 +158,7 @@ export class Receiver {
     const args = address.args as Record<string, string> | false | undefined;
     const declared = Number((args && args.SIZE) || 0) || 0;
     if (!disk.hasRoom(Math.max(declared, config.maxSize) * 1.5)) throw SmtpError.insufficientStorage();
-    const admission = inbox.admission();
+    const admission = await inbox.admission();
     if (admission) throw admission;
     const limited = throttle.transaction(session.remoteAddress, address.address);
     if (limited) throw limited;
