@@ -119,6 +119,9 @@ export class Inbound {
     const perMinute = config.inbound.api.ratePerMinute;
     return (app: FastifyInstance) => {
       void app.register(async (scope) => {
+        // the inbox routes read no request body; HTTP clients that label an empty one as a form
+        // (axios does, for a PUT without data: Mailsac's client) must not get 415 for it
+        scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 1024 }, (_req, _body, done) => done(null, undefined));
         if (perMinute > 0) {
           await scope.register(rateLimit, { max: perMinute, timeWindow: 60_000, keyGenerator: (req) => clientKey(req.ip) });
         }
