@@ -37,12 +37,19 @@ export class Inbound {
   private address: AddressInfo | undefined;
 
   constructor(
-    private readonly deps: { config: Config; hooks: HookRunner; registry: Registry; logger: Logger },
+    private readonly deps: {
+      config: Config;
+      hooks: HookRunner;
+      registry: Registry;
+      logger: Logger;
+      /** told of every chunk of mail the receiver reads or writes (the master's GcNudge) */
+      onBytes?: (n: number) => void;
+    },
   ) {
     const { config, logger } = deps;
     const inbound = config.inbound;
     const log = logger.child({ component: 'inbound' });
-    this.inbox = new Inbox({ config: inbound, hostname: config.hostname, dns: { servers: config.dns.servers, timeoutMs: config.dns.timeout }, logger: log });
+    this.inbox = new Inbox({ config: inbound, hostname: config.hostname, dns: { servers: config.dns.servers, timeoutMs: config.dns.timeout }, logger: log, onBytes: deps.onBytes });
     this.policy = new RecipientPolicy(inbound.domains, inbound.plusAddressing as 'fold' | 'keep');
     this.throttle = new Throttle(inbound.throttle);
     this.blocklist = new Blocklist(inbound.blocklist, log);

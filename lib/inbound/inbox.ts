@@ -57,6 +57,8 @@ export interface InboxDeps {
   hostname: string;
   dns: { servers: readonly string[]; timeoutMs: number };
   logger: Logger;
+  /** told of every chunk received or parsed (the master's GcNudge counts them) */
+  onBytes?: (n: number) => void;
 }
 
 export class Inbox {
@@ -140,6 +142,7 @@ export class Inbox {
       for await (const raw of readChunks(r.source)) {
         const chunk = typeof raw === 'string' ? Buffer.from(raw) : raw;
         size += chunk.length;
+        this.deps.onBytes?.(chunk.length);
         if (failure) continue;
         if (size > r.maxSizeBytes) {
           failure = SmtpError.messageTooBig(r.maxSizeBytes);
@@ -184,7 +187,7 @@ export class Inbox {
   private async parse(id: string): Promise<void> {
     const envelope = await this.store.getEnvelope(id);
     if (!envelope) return; // deleted before its turn
-    const { parsed, summary, tails } = await parseMessage(this.store, envelope, this.auth);
+    const { parsed, summary, tails } = await parseMessage(this.store, envelope, this.auth, this.deps.onBytes);
     if (!(await this.store.saveParsed(id, parsed, summary, tails))) return;
     for (const listener of this.listeners) {
       try {

@@ -7,6 +7,7 @@
  * listener's port, `STARTED` means it accepts. The sluice PID is read from the log too, so a
  * wrapper in front of node (strace, setpriv) does not change which process a signal reaches.
  */
+import { withNodeFlags } from '../../lib/app/node-flags.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -108,7 +109,8 @@ export interface SpawnOptions {
 }
 
 function spawnSluice(appDir: string, opts: SpawnOptions): ChildProcess {
-  const argv = [...(opts.wrap ?? []), process.execPath, SLUICE_BIN, 'run', '-d', appDir];
+  // the V8 flags the `sluice` script and npm start give (lib/app/node-flags.ts): memory as in production
+  const argv = [...(opts.wrap ?? []), process.execPath, ...withNodeFlags([]), SLUICE_BIN, 'run', '-d', appDir];
   return spawn(argv[0]!, argv.slice(1), { cwd: ROOT, env: childEnv(opts.env), stdio: ['ignore', 'pipe', 'pipe'] });
 }
 

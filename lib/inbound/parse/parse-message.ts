@@ -42,8 +42,8 @@ export interface ParseResult {
   tails: BatchOp[];
 }
 
-export async function parseMessage(store: InboxStore, envelope: InboundEnvelope, auth: AuthChecker | undefined): Promise<ParseResult> {
-  const [content, authResults] = await Promise.all([readContent(store, envelope.id), checkAuth(store, envelope, auth)]);
+export async function parseMessage(store: InboxStore, envelope: InboundEnvelope, auth: AuthChecker | undefined, onBytes: (n: number) => void = () => undefined): Promise<ParseResult> {
+  const [content, authResults] = await Promise.all([readContent(store, envelope.id, onBytes), checkAuth(store, envelope, auth)]);
   const { parsed, tails } = content;
   parsed.auth = authResults;
   const summary: MessageSummary = {
@@ -70,7 +70,7 @@ async function checkAuth(store: InboxStore, envelope: InboundEnvelope, auth: Aut
   }
 }
 
-async function readContent(store: InboxStore, id: string): Promise<{ parsed: ParsedMessage; tails: BatchOp[] }> {
+async function readContent(store: InboxStore, id: string, onBytes: (n: number) => void): Promise<{ parsed: ParsedMessage; tails: BatchOp[] }> {
   const parser = new MailParser({
     skipTextToHtml: true,
     skipTextLinks: true,
@@ -103,7 +103,7 @@ async function readContent(store: InboxStore, id: string): Promise<{ parsed: Par
       data.release?.();
     }
   };
-  const raw = Readable.from(store.readRaw(id));
+  const raw = Readable.from(counted(store.readRaw(id), onBytes));
   try {
     raw.once('error', (err) => parser.destroy(err));
     raw.pipe(parser);
@@ -165,6 +165,14 @@ async function storeAttachment(store: InboxStore, id: string, index: number, dat
     },
     tails: writer.finalOps(),
   };
+}
+
+/** The chunks as they are, each counted on its way. */
+async function* counted(chunks: AsyncGenerator<Buffer>, onBytes: (n: number) => void): AsyncGenerator<Buffer> {
+  for await (const chunk of chunks) {
+    onBytes(chunk.length);
+    yield chunk;
+  }
 }
 
 /** Header lines in order, duplicates kept, each value unfolded (not decoded). */

@@ -205,13 +205,16 @@ export class InboxStore {
     for await (const key of this.db.keys(keys.allOf(PREFIX.pending))) yield key.slice(2);
   }
 
-  /** The raw message, chunk by chunk, as received. */
+  /**
+   * The raw message, chunk by chunk, as received. Bulk bytes read once do not go through
+   * LevelDB's block cache (fillCache: false): it keeps the index and summaries the API reads often.
+   */
   async *readRaw(id: string): AsyncGenerator<Buffer> {
-    for await (const value of this.db.values(keys.rawRange(id))) yield value;
+    for await (const value of this.db.values({ ...keys.rawRange(id), fillCache: false })) yield value;
   }
 
   async *readAttachment(id: string, index: number): AsyncGenerator<Buffer> {
-    for await (const value of this.db.values(keys.attachmentRange(id, index))) yield value;
+    for await (const value of this.db.values({ ...keys.attachmentRange(id, index), fillCache: false })) yield value;
   }
 
   async entry(inbox: string, id: string): Promise<InboxEntry | undefined> {
