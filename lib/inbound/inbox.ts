@@ -17,6 +17,7 @@ import type { Logger } from 'pino';
 import { readChunks } from '../accept/read-chunks.js';
 import type { InboundConfig } from '../config/schema.js';
 import { SmtpError } from '../errors/smtp-error.js';
+import { logEvent } from '../log/logger.js';
 import { AuthChecker } from './parse/auth.js';
 import { parseMessage } from './parse/parse-message.js';
 import { ParseQueue } from './parse/parse-queue.js';
@@ -177,9 +178,10 @@ export class Inbox {
     } catch (err) {
       await this.store.discard(id, writer);
       if (err instanceof SmtpError) throw err;
-      this.deps.logger.warn({ err, id, component: 'inbox' }, `storing inbound message ${id} failed: ${(err as Error)?.message ?? err}`);
+      logEvent(this.deps.logger, 'RECEIVE_FAILED', { id, err }, `storing inbound message ${id} failed: ${(err as Error)?.message ?? err}`);
       throw SmtpError.storageFailed();
     }
+    logEvent(this.deps.logger, 'RECEIVED', { id, from: r.from, inboxes: r.rcpts.length > 20 ? r.rcpts.length : r.rcpts.map((t) => t.inbox), size, ip: r.client.ip, tls: r.client.tls });
     this.parser.add(id);
     return id;
   }
