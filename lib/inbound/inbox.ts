@@ -18,6 +18,7 @@ import { readChunks } from '../accept/read-chunks.js';
 import type { InboundConfig } from '../config/schema.js';
 import { SmtpError } from '../errors/smtp-error.js';
 import { logEvent } from '../log/logger.js';
+import { attachmentBytes } from './parse/attachment-bytes.js';
 import { AuthChecker } from './parse/auth.js';
 import { parseMessage } from './parse/parse-message.js';
 import { ParseQueue } from './parse/parse-queue.js';
@@ -189,8 +190,8 @@ export class Inbox {
   private async parse(id: string): Promise<void> {
     const envelope = await this.store.getEnvelope(id);
     if (!envelope) return; // deleted before its turn
-    const { parsed, summary, tails } = await parseMessage(this.store, envelope, this.auth, this.deps.onBytes);
-    if (!(await this.store.saveParsed(id, parsed, summary, tails))) return;
+    const { parsed, summary } = await parseMessage(this.store, envelope, this.auth, this.deps.onBytes);
+    if (!(await this.store.saveParsed(id, parsed, summary))) return;
     for (const listener of this.listeners) {
       try {
         listener(envelope, summary);
@@ -271,11 +272,11 @@ export class Inbox {
     return envelope ? { size: envelope.size, chunks: this.store.readRaw(id) } : undefined;
   }
 
-  /** Attachment `index` of a parsed message: its stored description and its bytes. */
+  /** Attachment `index` of a parsed message: its description, and its bytes decoded from the raw message. */
   async attachment(id: string, index: number): Promise<{ info: ParsedMessage['attachments'][number]; chunks: AsyncGenerator<Buffer> } | undefined> {
     const msg = await this.message(id);
     const info = msg?.parsed?.attachments[index];
-    return info ? { info, chunks: this.store.readAttachment(id, index) } : undefined;
+    return info ? { info, chunks: attachmentBytes(this.store.readRaw(id), index) } : undefined;
   }
 
   /** What of a message is on disk (tests and tools check that a removal took everything). */

@@ -112,8 +112,8 @@ test('a 20 MB message: the raw source comes back identical (sha256) and the rece
     // (test/accept/large-message.test.ts): a fresh process's first large message grows RSS once
     // by 30-40 MB whatever its size (V8 lets about 32 MB of spent Buffers pile up before its
     // first collection of them, LevelDB fills its memtables), and keeps those pages. Measured
-    // here: cold +30-50 MB, warm +15-25 MB. A message held whole would add its 20 MB on top of
-    // the warm baseline, which is what this test exists to catch.
+    // here: cold +40 MB, warm +4-9 MB. A message held whole would add its 20 MB on top of the
+    // warm baseline, which is what this test exists to catch.
     const transport = nodemailer.createTransport({ host: '127.0.0.1', port: child.port('inbound'), secure: false, ignoreTLS: true });
     const warm = await new MailComposer({ from: 'w@src.test', to: 'warm@inbox.test', subject: 'warm', text: 'up', attachments: [{ filename: 'w.bin', content: randomBytes(12 * 1024 * 1024) }] }).compile().build();
     await transport.sendMail({ envelope: { from: 'w@src.test', to: ['warm@inbox.test'] }, raw: warm });
