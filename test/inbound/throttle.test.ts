@@ -7,6 +7,7 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { clientKey } from '../../lib/config/net.js';
 import { RateWindow, registrableDomain } from '../../lib/inbound/throttle.js';
 import { startReceiver, type TestReceiver } from '../helpers/inbound.js';
@@ -64,6 +65,47 @@ test('concurrent connections per IP: the one over the cap gets 421 4.7.0 in the 
   const exempt = await Promise.all([0, 1, 2].map(() => SmtpTalk.connect(r.port, '127.0.0.1', '127.0.0.9')));
   for (const c of exempt) await c.expect(220);
   for (const c of [...open, elsewhere, ...exempt]) c.close();
+});
+
+/** Adds IPv6 addresses to lo for the test (root only); a string says why it cannot. */
+function addIpv6(addresses: string[]): (() => void) | string {
+  const ip = (args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const added: string[] = [];
+  try {
+    for (const a of addresses) {
+      ip(['-6', 'addr', 'add', `${a}/128`, 'dev', 'lo', 'nodad']);
+      added.push(a);
+    }
+  } catch (err) {
+    for (const a of added) ip(['-6', 'addr', 'del', `${a}/128`, 'dev', 'lo']);
+    return `cannot add IPv6 addresses to lo (${String((err as { stderr?: Buffer }).stderr ?? err).trim()}); this test needs root`;
+  }
+  return () => {
+    for (const a of added) ip(['-6', 'addr', 'del', `${a}/128`, 'dev', 'lo']);
+  };
+}
+
+test('IPv6 clients are capped by their /64: three addresses of one /64 are one client, another /64 is another', async (t) => {
+  const same = ['fd00:5c1c:0:1::a', 'fd00:5c1c:0:1::b', 'fd00:5c1c:0:1::c'];
+  const other = 'fd00:5c1c:0:2::a';
+  const remove = addIpv6([...same, other]);
+  if (typeof remove === 'string') {
+    t.skip(remove);
+    return;
+  }
+  try {
+    const r = await receiver({ host: '::1', maxConnectionsPerIp: 2 });
+    const open = [await SmtpTalk.connect(r.port, '::1', same[0]), await SmtpTalk.connect(r.port, '::1', same[1])];
+    for (const c of open) await c.expect(220);
+    const third = await SmtpTalk.connect(r.port, '::1', same[2]);
+    assert.match((await third.next())!.text, /^421 4\.7\.0 /, 'a third address of the same /64 is over the cap');
+    await third.waitClosed(2000);
+    const elsewhere = await SmtpTalk.connect(r.port, '::1', other);
+    await elsewhere.expect(220);
+    for (const c of [...open, elsewhere]) c.close();
+  } finally {
+    remove();
+  }
 });
 
 test('connections per minute per IP: past the rate, 421 4.7.0; another IP still connects', async () => {
