@@ -16,30 +16,16 @@ const port = () => t.int({ min: 0, max: 65535 });
 const host = () => t.string({ pattern: HOST, hint: 'a host name or IP address like "127.0.0.1"' });
 const cidr = () => t.string({ valid: isCidr, hint: 'a CIDR block like "127.0.0.0/8" or an IP address' });
 
-/** Settings one SMTP submission listener has; extra interfaces override any of them. */
-const listenerFields = {
+/** What every SMTP door has (submission listeners and the inbound receiver): address, TLS, limits, deadlines. */
+const doorFields = {
   host: host(),
   port: port(),
-  /** implicit TLS from the first byte (port 465 style) */
-  secure: t.bool(),
   /** PEM key and certificate; STARTTLS is offered when both are set */
   key: t.optString(),
   cert: t.optString(),
   maxSize: t.size({ min: 1024 }),
-  maxRecipients: t.int({ min: 1, max: 100_000 }),
-  /** "always": every client authenticates; "untrusted": trusted networks may relay without it */
-  auth: t.string({ oneOf: ['always', 'untrusted'] }),
-  /** with key and cert set: allow AUTH before STARTTLS (a listener without TLS offers AUTH in the clear) */
-  allowInsecureAuth: t.bool(),
-  authMethods: t.list(t.string({ oneOf: ['PLAIN', 'LOGIN'] })),
-  trustedNetworks: t.list(cidr()),
   /** smtp-server waits this long before the greeting to catch early talkers */
   greetingDelay: t.duration({ max: 30_000 }),
-  reverseLookup: t.bool(),
-  /** peers allowed to send a PROXY protocol header; empty = PROXY protocol off */
-  proxyProtocol: t.list(t.string({ valid: (v) => v === '*' || isCidr(v), hint: 'an IP address or CIDR block, or "*" for any peer' })),
-  /** leave the client's IP and name out of the Received header */
-  hideClientInfo: t.bool(),
   maxClients: t.int({ min: 1 }),
   maxConnectionsPerIp: t.int({ min: 1 }),
   /** idle time between two commands */
@@ -52,6 +38,25 @@ const listenerFields = {
   sessionTimeout: t.duration({ min: 100 }),
   /** failed commands (5xx replies) in one session before it is closed with 421 */
   maxBadCommands: t.int({ min: 1 }),
+};
+
+/** Settings one SMTP submission listener has; extra interfaces override any of them. */
+const listenerFields = {
+  ...doorFields,
+  /** implicit TLS from the first byte (port 465 style) */
+  secure: t.bool(),
+  maxRecipients: t.int({ min: 1, max: 100_000 }),
+  /** "always": every client authenticates; "untrusted": trusted networks may relay without it */
+  auth: t.string({ oneOf: ['always', 'untrusted'] }),
+  /** with key and cert set: allow AUTH before STARTTLS (a listener without TLS offers AUTH in the clear) */
+  allowInsecureAuth: t.bool(),
+  authMethods: t.list(t.string({ oneOf: ['PLAIN', 'LOGIN'] })),
+  trustedNetworks: t.list(cidr()),
+  reverseLookup: t.bool(),
+  /** peers allowed to send a PROXY protocol header; empty = PROXY protocol off */
+  proxyProtocol: t.list(t.string({ valid: (v) => v === '*' || isCidr(v), hint: 'an IP address or CIDR block, or "*" for any peer' })),
+  /** leave the client's IP and name out of the Received header */
+  hideClientInfo: t.bool(),
 };
 
 const listenerSpec = t.object(listenerFields);
@@ -104,27 +109,13 @@ const INBOUND_DOMAIN = /^(\*\.)?(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-
 /** The receiver for disposable addresses: its SMTP door, its limits, and the inbox store. */
 const inboundSpec = t.object({
   enabled: t.bool(),
-  host: host(),
-  port: port(),
+  ...doorFields,
   /** the domains whose every address has an inbox; "*.example.test" takes every subdomain */
   domains: t.list(t.string({ pattern: INBOUND_DOMAIN, hint: 'a domain like "sluice.test" or "*.sluice.test"' }), { maxItems: 1000 }),
   /** "fold": foo+tag@D goes to inbox foo@D with tag "tag"; "keep": foo+tag@D is an inbox of its own */
   plusAddressing: t.string({ oneOf: ['fold', 'keep'] }),
-  /** PEM key and certificate; STARTTLS is offered when both are set */
-  key: t.optString(),
-  cert: t.optString(),
-  maxSize: t.size({ min: 1024 }),
   maxRecipients: t.int({ min: 1, max: 10_000 }),
-  greetingDelay: t.duration({ max: 30_000 }),
   proxyProtocol: t.list(t.string({ valid: isCidr, hint: 'an IP address or CIDR block' })),
-  maxClients: t.int({ min: 1 }),
-  maxConnectionsPerIp: t.int({ min: 1 }),
-  socketTimeout: t.duration({ min: 100 }),
-  commandTimeout: t.duration({ min: 100 }),
-  dataTimeout: t.duration({ min: 100 }),
-  sessionTimeout: t.duration({ min: 100 }),
-  /** failed commands (5xx replies) in one session before it is closed with 421 */
-  maxBadCommands: t.int({ min: 1 }),
   /** the inbox store (its own LevelDB) */
   path: t.string(),
   /** a message is deleted this long after it arrived */

@@ -120,8 +120,8 @@ test('a bad value names the key, what was expected and what was given', (t) => {
   assert.deepEqual(problems(dir), [
     'smtp.port: expected a whole number from 0 to 65535, got "x"',
     'smtp.maxSize: expected a size like "25MB" or a number of bytes of at least 1KB, got "lots"',
-    'smtp.auth: expected one of "always", "untrusted", got "sometimes"',
     'smtp.socketTimeout: expected a duration like "30s", "5m", "100ms" or a number of milliseconds of at least 100ms, got "5 parsecs"',
+    'smtp.auth: expected one of "always", "untrusted", got "sometimes"',
   ]);
 });
 
