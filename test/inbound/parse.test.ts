@@ -81,6 +81,14 @@ test('a message with HTML and text: links from both, HTML first, each once', asy
   ]);
 });
 
+test('codes: found in the subject and text, listed with the message and in its inbox listing', async () => {
+  const id = await r.send({ to: 'otp@inbox.test', subject: 'Sign in to Acme', text: 'Your code is 482913. It expires at 10:45.', html: '<p>Your code is <b>482913</b>.</p>' });
+  const { body } = await r.json<Full & { codes: string[] }>(`/api/messages/${id}`);
+  assert.deepEqual(body.codes, ['482913']);
+  const listed = await r.json<{ messages: { codes: string[] }[] }>('/api/inboxes/otp@inbox.test/messages');
+  assert.deepEqual(listed.body.messages[0]?.codes, ['482913']);
+});
+
 test('quoted-printable and base64 bodies in other charsets come out decoded', async () => {
   const qp = await sendRaw('decode@inbox.test', [
     'Subject: =?ISO-8859-1?Q?Gr=FC=DFe?=',

@@ -15,6 +15,7 @@ import { MailParser, type AddressObject, type AttachmentStream, type HeaderLines
 import type { InboxStore } from '../store/inbox-store.js';
 import type { Address, AttachmentInfo, AuthResults, InboundEnvelope, MessageSummary, ParsedMessage } from '../store/types.js';
 import type { AuthChecker } from './auth.js';
+import { findCodes } from './codes.js';
 import { linksFromHtml, linksFromText, mergeLinks } from './links.js';
 import { PARSER_OPTIONS } from './parser-options.js';
 
@@ -43,6 +44,7 @@ export async function parseMessage(store: InboxStore, envelope: InboundEnvelope,
     date: parsed.date,
     messageId: parsed.messageId,
     links: parsed.links,
+    codes: parsed.codes,
     spam: parsed.spam,
     attachments: parsed.attachments.map(({ index, filename, contentType, size, md5 }) => ({ index, filename, contentType, size, md5 })),
   };
@@ -111,6 +113,7 @@ async function readContent(store: InboxStore, id: string, onBytes: (n: number) =
     truncated,
     attachments,
     links: mergeLinks(keptHtml ? linksFromHtml(keptHtml) : [], keptText ? linksFromText(keptText) : []),
+    codes: findCodes(parser.subject ?? '', keptText ?? '', parser.otp?.code),
     auth: null,
     spam: null,
     ...(parseError ? { parseError } : {}),
