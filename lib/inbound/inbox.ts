@@ -18,6 +18,7 @@ import { readChunks } from '../accept/read-chunks.js';
 import type { InboundConfig } from '../config/schema.js';
 import { SmtpError } from '../errors/smtp-error.js';
 import { logEvent } from '../log/logger.js';
+import { InboxEvents } from './events.js';
 import { attachmentBytes } from './parse/attachment-bytes.js';
 import { AuthChecker } from './parse/auth.js';
 import { parseMessage } from './parse/parse-message.js';
@@ -69,6 +70,8 @@ export class Inbox {
   private retention!: Retention;
   private auth: AuthChecker | undefined;
   private readonly listeners: StoredListener[] = [];
+  /** new-message events per inbox, for the live routes */
+  readonly events = new InboxEvents();
 
   constructor(private readonly deps: InboxDeps) {}
 
@@ -182,8 +185,10 @@ export class Inbox {
       logEvent(this.deps.logger, 'RECEIVE_FAILED', { id, err }, `storing inbound message ${id} failed: ${(err as Error)?.message ?? err}`);
       throw SmtpError.storageFailed();
     }
-    logEvent(this.deps.logger, 'RECEIVED', { id, from: r.from, inboxes: r.rcpts.length > 20 ? r.rcpts.length : r.rcpts.map((t) => t.inbox), size, ip: r.client.ip, tls: r.client.tls });
     this.parser.add(id);
+    // someone is waiting for this inbox: its message goes before the rest of the parser's line
+    if (this.events.watched(r.rcpts.map((t) => t.inbox))) void this.parser.ensure(id);
+    logEvent(this.deps.logger, 'RECEIVED', { id, from: r.from, inboxes: r.rcpts.length > 20 ? r.rcpts.length : r.rcpts.map((t) => t.inbox), size, ip: r.client.ip, tls: r.client.tls });
     return id;
   }
 
@@ -192,6 +197,7 @@ export class Inbox {
     if (!envelope) return; // deleted before its turn
     const { parsed, summary } = await parseMessage(this.store, envelope, this.auth, this.deps.onBytes);
     if (!(await this.store.saveParsed(id, parsed, summary))) return;
+    this.events.publish(envelope, summary);
     for (const listener of this.listeners) {
       try {
         listener(envelope, summary);
@@ -253,6 +259,32 @@ export class Inbox {
       if (envelope) items.push({ envelope, entry: p.entry, summary: summaries[i] ?? null });
     });
     return { items, more };
+  }
+
+  /**
+   * An inbox's messages newer than the id `after` and received at or after `sinceMs`, oldest
+   * first (what a subscriber missed, or what a waiter waits for), within the inbox's cap.
+   */
+  async newer(inbox: string, opts: { after?: string; sinceMs?: number; tag?: string; limit: number }): Promise<ListedMessage[]> {
+    const now = Date.now();
+    const picked: { id: string; entry: InboxEntry }[] = [];
+    let position = 0;
+    for await (const e of this.store.entries(inbox)) {
+      if (position++ >= this.deps.config.maxPerInbox || !this.live(e.id, now)) break;
+      if (opts.after !== undefined && e.id <= opts.after) break;
+      if (opts.sinceMs !== undefined && inboxIdTime(e.id) < opts.sinceMs) break;
+      if (!opts.tag || e.entry.tags.includes(opts.tag)) picked.push(e);
+    }
+    const oldestFirst = picked.reverse().slice(0, opts.limit);
+    const ids = oldestFirst.map((p) => p.id);
+    for (const id of ids) if (await this.store.isPending(id)) await this.parser.ensure(id);
+    const [envelopes, summaries] = await Promise.all([this.store.getEnvelopes(ids), this.store.getSummaries(ids)]);
+    const items: ListedMessage[] = [];
+    oldestFirst.forEach((p, i) => {
+      const envelope = envelopes[i];
+      if (envelope) items.push({ envelope, entry: p.entry, summary: summaries[i] ?? null });
+    });
+    return items;
   }
 
   async count(inbox: string, tag?: string): Promise<number> {
