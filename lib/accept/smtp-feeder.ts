@@ -5,6 +5,9 @@
  *
  * Relay policy: a client inside trustedNetworks may send without AUTH on an interface whose
  * `auth` is "untrusted"; anyone else must authenticate first (530). There is no other way in.
+ * Behind a PROXY protocol peer the client's address is the one its header names; an address
+ * that is itself a listed proxy (the header said UNKNOWN, or named the proxy) is never trusted,
+ * so a proxy cannot lend its own place in trustedNetworks to whoever connects through it.
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -52,7 +55,9 @@ export class SmtpFeeder {
 
   constructor(private readonly deps: FeederDeps) {
     const { listener, config } = deps;
-    this.isTrusted = networkMatcher(listener.trustedNetworks);
+    const inTrustedNetworks = networkMatcher(listener.trustedNetworks);
+    const proxyFrom = networkMatcher(listener.proxyProtocol);
+    this.isTrusted = (ip) => inTrustedNetworks(ip) && !proxyFrom(ip);
     const tls = listener.key && listener.cert ? { key: readFileSync(listener.key), cert: readFileSync(listener.cert) } : {};
     const options: SMTPServerOptions = {
       name: config.hostname,
@@ -93,7 +98,7 @@ export class SmtpFeeder {
       commandTimeoutMs: listener.commandTimeout,
       dataTimeoutMs: listener.dataTimeout,
       sessionTimeoutMs: listener.sessionTimeout,
-      proxyFrom: networkMatcher(listener.proxyProtocol),
+      proxyFrom,
     });
     this.server.on('error', (err) => deps.logger.warn({ err, listener: deps.name }, `SMTP listener ${deps.name}: ${err.message}`));
   }

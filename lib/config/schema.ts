@@ -4,7 +4,7 @@
  * plugins) carry their defaults here. The `Config` type is inferred from this schema.
  */
 import ipaddr from 'ipaddr.js';
-import { isCidr } from './net.js';
+import { isCatchAll, isCidr } from './net.js';
 import { t, withDefault, type Infer } from './spec.js';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
@@ -36,8 +36,21 @@ const listenerFields = {
   /** smtp-server waits this long before the greeting to catch early talkers */
   greetingDelay: t.duration({ max: 30_000 }),
   reverseLookup: t.bool(),
-  /** peers allowed to send a PROXY protocol header; empty = PROXY protocol off */
-  proxyProtocol: t.list(t.string({ valid: (v) => v === '*' || isCidr(v), hint: 'an IP address or CIDR block, or "*" for any peer' })),
+  /**
+   * peers allowed to send a PROXY protocol header; empty = PROXY protocol off. Whoever may send
+   * one chooses the client address that trustedNetworks is checked against, so "any peer" is
+   * refused: it would make every client able to claim a trusted address.
+   */
+  proxyProtocol: t.list(
+    t.string({
+      valid: (v) => v === '*' || isCidr(v),
+      refuse: (v) =>
+        v === '*' || isCatchAll(v)
+          ? `${JSON.stringify(v)} would let any peer send a PROXY header and claim any client address, a trusted one included: list the addresses of your proxies (IP addresses or CIDR blocks) instead`
+          : undefined,
+      hint: 'an IP address or CIDR block of a proxy',
+    }),
+  ),
   /** leave the client's IP and name out of the Received header */
   hideClientInfo: t.bool(),
   maxClients: t.int({ min: 1 }),

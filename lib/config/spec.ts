@@ -22,6 +22,8 @@ export interface StringSpec extends Common {
   pattern?: RegExp;
   /** a check a pattern cannot express (an IP address, a CIDR block) */
   valid?: (value: string) => boolean;
+  /** why a well-formed value is still refused (undefined: it is not), said instead of the hint */
+  refuse?: (value: string) => string | undefined;
   /** what a good value looks like, for messages: 'a CIDR block like "127.0.0.0/8"' */
   hint?: string;
 }
@@ -197,6 +199,11 @@ export function check(spec: Spec, value: unknown, path: string, errors: string[]
       if (spec.oneOf && !spec.oneOf.includes(value)) return bad();
       if (spec.pattern && !spec.pattern.test(value)) return bad();
       if (spec.valid && !spec.valid(value)) return bad();
+      const reason = spec.refuse?.(value);
+      if (reason) {
+        errors.push(`${path}: ${reason}`);
+        return undefined;
+      }
       return value;
     }
     case 'int':

@@ -166,7 +166,7 @@ test('a value that is wrong inside an interface is reported with its full path',
   const dir = appDir(t, '[smtp.interfaces.x]\ntrustedNetworks = ["10.0.0.0/33"]\nproxyProtocol = ["not-an-ip"]\n');
   assert.deepEqual(problems(dir), [
     'smtp.interfaces.x.trustedNetworks[0]: expected a CIDR block like "127.0.0.0/8" or an IP address, got "10.0.0.0/33"',
-    'smtp.interfaces.x.proxyProtocol[0]: expected an IP address or CIDR block, or "*" for any peer, got "not-an-ip"',
+    'smtp.interfaces.x.proxyProtocol[0]: expected an IP address or CIDR block of a proxy, got "not-an-ip"',
   ]);
 });
 
