@@ -1,7 +1,8 @@
 /**
  * The one way into the queue. SMTP submission, POST /send and the bounces we make all end here:
  *
- *   bytes → CRLF normaliser → header split → message:headers hook → Message-ID/Date/Received
+ *   bytes → CRLF normaliser → header split → hop count (mail loops) → message:headers hook
+ *         → Message-ID/Date/Received
  *         → DKIM relaxed body hash, chunk by chunk → body chunks into LevelDB
  *         → message:store hook (may read the whole stored message, change headers, refuse)
  *         → zone per recipient (queue:route hook) → one synced commit → the id
@@ -156,6 +157,9 @@ export class Ingest {
   private async onHeaders(req: IngestRequest, envelope: HookEnvelope, block: Buffer): Promise<MessageInfo> {
     const { config, hooks } = this.deps;
     const headers = parseHeaders(block);
+    // counted before our own is added: a limit of 50 lets a message in with 50
+    const received = headers.get('received').length;
+    if (received > config.queue.maxReceivedHeaders) throw SmtpError.mailLoop(received);
     const info: MessageInfo = { headers };
     await hooks.run('message:headers', envelope, info);
     const now = new Date();

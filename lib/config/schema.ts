@@ -144,6 +144,8 @@ export const configSchema = t.object({
     chunkSize: t.size({ min: 1024, max: 16 * 1024 * 1024 }),
     /** largest header block accepted */
     maxHeaderSize: t.size({ min: 1024, max: 16 * 1024 * 1024 }),
+    /** a message arriving with more Received headers than this is in a loop (Postfix's hopcount_limit) */
+    maxReceivedHeaders: t.int({ min: 1, max: 1000 }),
     /** how often to collect bodies left behind by failed or interrupted ingests */
     gcInterval: t.duration({ min: 1000 }),
     /** a body with no metadata older than this is garbage */

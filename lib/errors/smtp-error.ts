@@ -59,6 +59,10 @@ export class SmtpError extends Error {
   static contentRejected(why: string): SmtpError {
     return new SmtpError(554, '5.6.0', `Message content rejected: ${why.replace(/[\r\n]+/g, ' ').slice(0, 300)}`);
   }
+  /** More hops than a message takes on any sane path: it is going round in circles. */
+  static mailLoop(received: number): SmtpError {
+    return new SmtpError(554, '5.4.6', `Too many hops (${received} Received headers): mail loop detected`);
+  }
   static unknownZone(zone: string): SmtpError {
     return new SmtpError(550, '5.7.1', `Unknown sending zone ${JSON.stringify(zone.slice(0, 64))}`);
   }
