@@ -121,7 +121,7 @@ export const configSchema = t.object({
     enabled: t.bool(),
     ...listenerFields,
     /** user name → password hash from `sluice hash-password` */
-    users: t.map(t.string({ pattern: /^scrypt\$/, hint: 'a hash from `sluice hash-password`' })),
+    users: t.map(t.secret(t.string({ pattern: /^scrypt\$/, hint: 'a hash from `sluice hash-password`' }))),
     /** more listeners beside the main one; unset keys come from [smtp] */
     interfaces: t.map(interfaceSpec, { keyPattern: NAME }),
   }),
@@ -130,7 +130,7 @@ export const configSchema = t.object({
     host: host(),
     port: port(),
     /** bearer token; required when the API listens beyond loopback */
-    token: t.optString(),
+    token: t.secret(t.optString()),
     maxBodySize: t.size({ min: 1024 }),
     maxRecipients: t.int({ min: 1, max: 100_000 }),
   }),
@@ -191,7 +191,7 @@ export const configSchema = t.object({
   events: t.object({
     url: t.optString({ pattern: /^https?:\/\//, hint: 'an http(s) URL' }),
     /** HMAC-SHA256 key for the X-Sluice-Signature header */
-    secret: t.optString(),
+    secret: t.secret(t.optString()),
     timeout: t.duration({ min: 100 }),
     maxAttempts: t.int({ min: 1, max: 100 }),
     /** events waiting in memory at most; beyond, the oldest are dropped (and logged) */

@@ -15,6 +15,8 @@ interface Common {
   optional?: boolean;
   /** used when the key is absent (for keys inside user-named tables) */
   default?: unknown;
+  /** a secret (a token, a password hash): never printed, never handed to a process that does not need it */
+  secret?: boolean;
 }
 export interface StringSpec extends Common {
   kind: 'string';
@@ -101,6 +103,8 @@ export const t = {
   map: <I extends Spec>(of: I, o: { keyPattern?: RegExp } = {}): MapSpec<I> => ({ kind: 'map', of, ...o }),
   any: (): AnySpec => ({ kind: 'any' }),
   optional,
+  /** The same spec, marked secret (see secrets.ts). */
+  secret: <S extends Spec>(spec: S): S => ({ ...spec, secret: true }),
   optString: (o: StringOpts = {}) => optional(t.string(o)),
   optObject: <F extends Record<string, Spec>>(fields: F) => optional(t.object(fields)),
   /** Every field of a table made optional: for overrides whose unset keys are inherited. */
