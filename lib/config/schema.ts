@@ -137,6 +137,8 @@ export const configSchema = t.object({
   channel: t.object({
     host: host(),
     port: port(),
+    /** let channel.host be other than a loopback address (the channel carries every message) */
+    allowNonLoopback: t.bool(),
   }),
   queue: t.object({
     path: t.string(),
