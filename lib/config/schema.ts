@@ -133,6 +133,12 @@ export const configSchema = t.object({
     token: t.secret(t.optString()),
     maxBodySize: t.size({ min: 1024 }),
     maxRecipients: t.int({ min: 1, max: 100_000 }),
+    /** a request, headers and body, must arrive within this (408) */
+    requestTimeout: t.duration({ min: 100 }),
+    /** a connection that sends nothing for this long is closed */
+    idleTimeout: t.duration({ min: 100 }),
+    /** connections at once; more are closed as they come */
+    maxConnections: t.int({ min: 1 }),
   }),
   channel: t.object({
     host: host(),
