@@ -22,8 +22,10 @@ import type { HookRunner } from '../plugins/runner.js';
 import type { DiskGuard } from '../queue/disk-space.js';
 import { checkAddress } from './address.js';
 import { GuardedSmtpServer } from './guarded-server.js';
+import type { AuthFailures } from './auth-failures.js';
 import type { Ingest } from './ingest.js';
-import { hashPassword, verifyPassword } from './passwords.js';
+import type { PasswordChecker } from './password-checker.js';
+import { hashPassword } from './passwords.js';
 
 export interface FeederDeps {
   config: Config;
@@ -33,6 +35,10 @@ export interface FeederDeps {
   hooks: HookRunner;
   disk: DiskGuard;
   logger: Logger;
+  /** scrypt on a thread of its own (shared by every listener) */
+  passwords: PasswordChecker;
+  /** failed logins per client address (shared by every listener) */
+  authFailures: AuthFailures;
 }
 
 let dummyHash: Promise<string> | undefined;
@@ -42,13 +48,16 @@ const unknownUserHash = () => (dummyHash ??= hashPassword(randomBytes(16).toStri
 /** smtp-server wants callbacks; our policy is async functions that throw SmtpError. */
 const toReply = (err: SmtpError) => Object.assign(new Error(err.replyText), { responseCode: err.responseCode });
 
-/** Failed logins in one session: answers slow down from the third, the fifth ends the session. */
+/**
+ * Failed logins in one session: answers slow down from the third, the fifth ends the session.
+ * Across sessions, AuthFailures blocks an address past smtp.maxAuthFailures.
+ */
 const AUTH_FAILURES_BEFORE_TARPIT = 3;
 const AUTH_FAILURES_BEFORE_CLOSE = 5;
 const AUTH_TARPIT_MS = 1000;
 
 export class SmtpFeeder {
-  private readonly authFailures = new WeakMap<SMTPServerSession, number>();
+  private readonly sessionAuthFailures = new WeakMap<SMTPServerSession, number>();
   readonly server: GuardedSmtpServer;
   private readonly isTrusted: (ip: string | undefined) => boolean;
   private closing = false;
@@ -161,19 +170,27 @@ export class SmtpFeeder {
    */
   private async onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession): Promise<{ user: string }> {
     if (!this.authIsSafe(session)) throw SmtpError.encryptionRequired();
+    const ip = session.remoteAddress;
+    const { authFailures, logger } = this.deps;
+    // an address past its failures is refused before any plugin or hash runs
+    if (authFailures.blocked(ip)) throw SmtpError.tooManyAuthFailuresFromAddress();
     const username = auth.username ?? '';
     const password = typeof auth.password === 'string' ? auth.password : '';
     const fail = (why: string) => {
-      const failures = (this.authFailures.get(session) ?? 0) + 1;
-      this.authFailures.set(session, failures);
-      this.deps.logger.info({ event: 'AUTH_FAILED', user: username.slice(0, 64), ip: session.remoteAddress, why, failures }, 'authentication failed');
+      const failures = this.countSessionFailure(session);
+      logger.info({ event: 'AUTH_FAILED', user: username.slice(0, 64), ip, why, failures }, 'authentication failed');
+      const fromAddress = authFailures.note(ip);
+      if (fromAddress === this.deps.config.smtp.maxAuthFailures) {
+        const until = new Date(authFailures.until(ip)).toISOString();
+        logger.warn({ event: 'AUTH_BLOCKED', ip, failures: fromAddress, until }, `${fromAddress} failed logins from ${ip}: its logins are refused until ${until}`);
+      }
     };
     try {
       return await this.checkLogin(auth, session, username, password, fail);
     } catch (err) {
       // password guessing: from the third failure each answer waits, after the fifth the
       // session ends (421), so one connection tries a handful of passwords, slowly
-      const failures = this.authFailures.get(session) ?? 0;
+      const failures = this.sessionAuthFailures.get(session) ?? 0;
       if (failures >= AUTH_FAILURES_BEFORE_CLOSE) throw SmtpError.tooManyAuthFailures();
       if (failures >= AUTH_FAILURES_BEFORE_TARPIT) await new Promise((resolve) => setTimeout(resolve, AUTH_TARPIT_MS));
       throw err;
@@ -196,14 +213,29 @@ export class SmtpFeeder {
     const users = this.deps.config.smtp.users;
     // own keys only: "constructor" or "__proto__" are not users
     const stored = Object.hasOwn(users, username) ? users[username] : undefined;
-    // an unknown user costs the same scrypt as a known one, so timing does not tell them apart
-    const verified = await verifyPassword(password, stored ?? (await unknownUserHash()));
+    let verified: boolean;
+    try {
+      // an unknown user costs the same scrypt as a known one, so timing does not tell them apart
+      verified = await this.deps.passwords.verify(password, stored ?? (await unknownUserHash()));
+    } catch (err) {
+      // the checks are backed up (a flood): this counts against the session like a failure, so
+      // that it slows down and ends as a guessing one does instead of looping on quick 454s, but
+      // not against the address (no password was found wrong)
+      this.countSessionFailure(session);
+      throw err;
+    }
     const ok = stored !== undefined && password !== '' && verified;
     if (!ok) {
       fail('bad credentials');
       throw SmtpError.authFailed();
     }
     return { user: username };
+  }
+
+  private countSessionFailure(session: SMTPServerSession): number {
+    const failures = (this.sessionAuthFailures.get(session) ?? 0) + 1;
+    this.sessionAuthFailures.set(session, failures);
+    return failures;
   }
 
   private async onMailFrom(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {

@@ -11,6 +11,8 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { Ingest } from '../accept/ingest.js';
+import { AuthFailures } from '../accept/auth-failures.js';
+import { PasswordChecker } from '../accept/password-checker.js';
 import { SmtpFeeder } from '../accept/smtp-feeder.js';
 import { healthRoutes } from '../api/health-routes.js';
 import { queueRoutes } from '../api/queue-routes.js';
@@ -67,6 +69,7 @@ export class Master {
   private webhook: EventWebhook | undefined;
   plugins: LoadedPlugins | undefined;
   private freshBodies: FreshBodies | undefined;
+  private passwords: PasswordChecker | undefined;
   readonly listening: ListenerAddress[] = [];
 
   constructor(
@@ -136,8 +139,10 @@ export class Master {
         ]);
         this.announce('api', 'api', await listenApi(this.api, config));
       }
+      const passwords = (this.passwords = new PasswordChecker());
+      const authFailures = new AuthFailures(config.smtp.maxAuthFailures, config.smtp.authFailureWindow);
       for (const [name, listener] of listeners(config)) {
-        const feeder = new SmtpFeeder({ config, name, listener, ingest, hooks: this.hooks, disk, logger });
+        const feeder = new SmtpFeeder({ config, name, listener, ingest, hooks: this.hooks, disk, logger, passwords, authFailures });
         this.feeders.push(feeder);
         this.announce(name, 'smtp', await feeder.start());
       }
@@ -208,6 +213,8 @@ export class Master {
     clearInterval(this.gcTimer);
     await Promise.allSettled(this.feeders.map((f) => f.stop()));
     this.feeders = [];
+    await this.passwords?.close();
+    this.passwords = undefined;
     if (this.api) {
       await this.api.close().catch(() => undefined);
       this.api = undefined;

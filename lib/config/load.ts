@@ -220,7 +220,7 @@ function crossChecks(config: Config): string[] {
 
 /** The main [smtp] listener and every [smtp.interfaces.NAME], with inherited keys filled in. */
 export function listeners(config: Config): [string, ListenerConfig][] {
-  const { users: _users, interfaces, enabled, ...main } = config.smtp;
+  const { users: _users, interfaces, enabled, maxAuthFailures: _max, authFailureWindow: _window, ...main } = config.smtp;
   const out: [string, ListenerConfig][] = enabled ? [['smtp', main]] : [];
   for (const [name, over] of Object.entries(interfaces)) {
     const defined = Object.fromEntries(Object.entries(over).filter(([, v]) => v !== undefined)) as Partial<ListenerConfig>;

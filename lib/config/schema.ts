@@ -120,6 +120,9 @@ export const configSchema = t.object({
   smtp: t.object({
     enabled: t.bool(),
     ...listenerFields,
+    /** failed logins from one address (IPv6: one /64) within authFailureWindow; past it, 421 */
+    maxAuthFailures: t.int({ min: 1 }),
+    authFailureWindow: t.duration({ min: 1000 }),
     /** user name → password hash from `sluice hash-password` */
     users: t.map(t.secret(t.string({ pattern: /^scrypt\$/, hint: 'a hash from `sluice hash-password`' }))),
     /** more listeners beside the main one; unset keys come from [smtp] */

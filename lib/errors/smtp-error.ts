@@ -31,6 +31,13 @@ export class SmtpError extends Error {
   static tooManyAuthFailures(): SmtpError {
     return new SmtpError(421, '4.7.0', 'Too many failed logins, closing connection');
   }
+  static tooManyAuthFailuresFromAddress(): SmtpError {
+    return new SmtpError(421, '4.7.0', 'Too many failed logins from your address, try again later');
+  }
+  /** The password checks are backed up: nothing is wrong with the credentials (yet). */
+  static authBusy(): SmtpError {
+    return new SmtpError(454, '4.7.0', 'Temporary authentication failure, try again later');
+  }
   static authFailed(): SmtpError {
     return new SmtpError(535, '5.7.8', 'Authentication credentials invalid');
   }
