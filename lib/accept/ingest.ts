@@ -31,7 +31,7 @@ import type { HookRunner } from '../plugins/runner.js';
 import type { DiskGuard } from '../queue/disk-space.js';
 import { newQueueId } from '../queue/ids.js';
 import type { BodyWriter, QueueStore } from '../queue/store.js';
-import type { DeliveryRow, MessageMeta, Origin } from '../queue/types.js';
+import type { DeliveryRow, MessageMeta, Origin, RecipientDsn } from '../queue/types.js';
 import { domainOf, type ZoneSelector } from '../zones/select.js';
 
 export interface IngestRequest {
@@ -45,6 +45,8 @@ export interface IngestRequest {
   hideClientInfo?: boolean;
   /** extra fields for hooks (the SMTP session) */
   session?: HookEnvelope['session'];
+  /** DSN parameters (RFC 3461): RET and ENVID, and NOTIFY/ORCPT per recipient (lower case) */
+  dsn?: { ret?: 'FULL' | 'HDRS'; envid?: string; recipients?: ReadonlyMap<string, RecipientDsn> };
 }
 
 export interface IngestResult {
@@ -219,6 +221,7 @@ export class Ingest {
       subject: firstValue(info.headers, 'subject'),
       origin: req.origin,
       ...(deferUntil ? { deferUntil } : {}),
+      ...(req.dsn?.ret || req.dsn?.envid ? { dsn: { ...(req.dsn.ret ? { ret: req.dsn.ret } : {}), ...(req.dsn.envid ? { envid: req.dsn.envid } : {}) } } : {}),
     };
     const rows: DeliveryRow[] = recipients.map((recipient, i) => ({
       id: envelope.id,
@@ -230,6 +233,7 @@ export class Ingest {
       created: now,
       due: deferUntil ?? now,
       attempts: 0,
+      ...req.dsn?.recipients?.get(recipient.toLowerCase()),
     }));
     await store.commitMessage(meta, rows, writer);
     this.deps.onQueued?.(meta, rows, writer.retained);

@@ -20,10 +20,11 @@ import { SmtpError, asSmtpError } from '../errors/smtp-error.js';
 import type { AuthAttempt } from '../plugins/hooks.js';
 import type { HookRunner } from '../plugins/runner.js';
 import type { DiskGuard } from '../queue/disk-space.js';
+import type { NotifyOn, RecipientDsn } from '../queue/types.js';
 import { checkAddress } from './address.js';
 import { GuardedSmtpServer } from './guarded-server.js';
 import type { AuthFailures } from './auth-failures.js';
-import type { Ingest } from './ingest.js';
+import type { Ingest, IngestRequest } from './ingest.js';
 import type { PasswordChecker } from './password-checker.js';
 import { hashPassword } from './passwords.js';
 
@@ -293,9 +294,28 @@ export class SmtpFeeder {
       helo: session.hostNameAppearsAs,
       hideClientInfo: listener.hideClientInfo,
       session,
+      dsn: dsnOf(session),
     });
     return `Ok: queued as ${result.id}`;
   }
+}
+
+/**
+ * The DSN parameters smtp-server checked and decoded (RET, ENVID on MAIL; NOTIFY, ORCPT on each
+ * RCPT), as ingest takes them; undefined when the client gave none.
+ */
+function dsnOf(session: SMTPServerSession): IngestRequest['dsn'] {
+  const envelope = session.envelope as SMTPServerSession['envelope'] & { dsn?: { ret?: string | null; envid?: string | null } };
+  const ret = envelope.dsn?.ret === 'FULL' || envelope.dsn?.ret === 'HDRS' ? envelope.dsn.ret : undefined;
+  const envid = envelope.dsn?.envid || undefined;
+  const recipients = new Map<string, RecipientDsn>();
+  for (const rcpt of envelope.rcptTo as (SMTPServerAddress & { dsn?: { notify?: string[]; orcpt?: string } })[]) {
+    const notify = rcpt.dsn?.notify?.filter((n): n is NotifyOn => ['NEVER', 'SUCCESS', 'FAILURE', 'DELAY'].includes(n));
+    const orcpt = rcpt.dsn?.orcpt;
+    if (notify?.length || orcpt) recipients.set(rcpt.address.toLowerCase(), { ...(notify?.length ? { notify } : {}), ...(orcpt ? { orcpt } : {}) });
+  }
+  if (!ret && !envid && !recipients.size) return undefined;
+  return { ...(ret ? { ret } : {}), ...(envid ? { envid } : {}), ...(recipients.size ? { recipients } : {}) };
 }
 
 /** The AUTH attempt handed to smtp:auth handlers. */

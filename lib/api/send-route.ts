@@ -22,6 +22,7 @@ import { ComposedSource, compose } from './compose.js';
 import { HttpError } from './errors.js';
 import type { JsonRouteConfig } from './json-body.js';
 import { recipientProblem } from './recipient-count.js';
+import { dsnRequest } from './send-dsn.js';
 import { checkSendMessage } from './send-checks.js';
 import { sendBodySchema } from './send-schema.js';
 
@@ -48,15 +49,18 @@ export function sendRoute(deps: { config: Config; ingest: Ingest; hooks: HookRun
       await deps.hooks.run('api:mail', envelope, message);
       checkEnvelope(envelope.from, envelope.to, maxRecipients);
 
+      const recipients = [...new Set(envelope.to)];
+      const dsn = dsnRequest(message.dsn, recipients);
       const source = new ComposedSource(mail.createReadStream());
       let result;
       try {
         result = await deps.ingest.ingest({
           from: envelope.from,
-          to: [...new Set(envelope.to)],
+          to: recipients,
           origin,
           source,
           maxSizeBytes: deps.config.smtp.maxSize,
+          ...(dsn ? { dsn } : {}),
         });
       } catch (err) {
         throw source.failure ?? err;

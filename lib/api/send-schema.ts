@@ -37,6 +37,8 @@ const headers = {
   ],
 } as const;
 
+const notifyWord = { type: 'string', enum: ['never', 'success', 'failure', 'delay', 'NEVER', 'SUCCESS', 'FAILURE', 'DELAY'] } as const;
+
 /** text/html/amp/icalEvent/raw: a string or a content object (path/href are refused later). */
 const contentObject = {
   type: 'object',
@@ -102,6 +104,17 @@ export const sendBodySchema = {
     envelope: {
       type: 'object',
       properties: { from: line, to: addressList, cc: addressList, bcc: addressList },
+      additionalProperties: false,
+    },
+    /** DSN parameters (RFC 3461) as nodemailer names them: ENVID, RET, NOTIFY and ORCPT */
+    dsn: {
+      type: 'object',
+      properties: {
+        id: { type: 'string', maxLength: 100 },
+        return: { type: 'string', enum: ['headers', 'full', 'HDRS', 'FULL'] },
+        notify: { anyOf: [notifyWord, { type: 'array', items: notifyWord, minItems: 1, maxItems: 3 }] },
+        recipient: line,
+      },
       additionalProperties: false,
     },
   },
