@@ -1,15 +1,15 @@
 /**
  * The API's JSON body parser. A small body is gathered and parsed where it arrives; once a body
- * passes INLINE_MAX_BYTES (256 KB) its bytes stream on to a worker thread (json-worker.ts), which gathers
- * and parses it off the event loop (a JSON.parse of 30 MB holds a loop for well over 100 ms, and
- * so does gathering it into one buffer), together with its route's recipient cap (route config
- * `recipientCap`), so that a hostile body is refused there and never comes back. The body limit
- * is the route's (api.maxBodySize): 413 as soon as it is passed. The worker starts on first use
- * and is replaced if it dies; the bodies it held get a 503.
+ * passes INLINE_MAX_BYTES (256 KB) its bytes stream on to a worker thread (json-worker.ts), which
+ * gathers and parses it off the event loop (a JSON.parse of 30 MB holds a loop for well over
+ * 100 ms, and so does gathering it into one buffer), together with its route's recipient cap
+ * (route config `recipientCap`), so that a hostile body is refused there and never comes back.
+ * The body limit is the route's (api.maxBodySize): 413 as soon as it is passed. If the worker
+ * dies, the bodies it held get a 503 and the next body starts a new one.
  */
 import type { Readable } from 'node:stream';
-import { Worker } from 'node:worker_threads';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { WorkerThread } from '../accept/worker-thread.js';
 import { HttpError } from './errors.js';
 import { parseJsonBody } from './json-parse.js';
 import type { JsonAnswer, JsonJobMessage } from './json-worker.js';
@@ -32,55 +32,27 @@ interface WorkerJob {
 }
 
 class JsonWorker {
-  private worker: Worker | undefined;
-  private nextId = 1;
-  private readonly waiting = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
+  private readonly thread = new WorkerThread<JsonAnswer>(WORKER_ENTRY, () => new WorkerGone('the request body parser stopped'));
 
   open(maxRecipients: number | undefined): WorkerJob {
-    const worker = this.worker ?? this.start();
-    const id = this.nextId++;
-    const send = (m: JsonJobMessage) => {
-      if (this.worker === worker) worker.postMessage(m);
-    };
+    const session = this.thread.session();
+    const { id } = session;
+    const send = (m: JsonJobMessage) => session.post(m);
     send({ type: 'open', id, ...(maxRecipients === undefined ? {} : { maxRecipients }) });
     return {
       // copied into the message: a socket read may share its memory with others
       push: (chunk) => send({ type: 'chunk', id, bytes: chunk }),
-      finish: () =>
-        new Promise((resolve, reject) => {
-          if (this.worker !== worker) return reject(new WorkerGone('the request body parser stopped'));
-          this.waiting.set(id, { resolve, reject });
-          send({ type: 'end', id });
-        }),
+      finish: async () => {
+        const answer = await session.answer({ type: 'end', id } satisfies JsonJobMessage);
+        if ('error' in answer) throw new Error(answer.error);
+        return answer.value;
+      },
       abort: () => send({ type: 'abort', id }),
     };
   }
 
-  async close(): Promise<void> {
-    const worker = this.worker;
-    this.worker = undefined;
-    if (worker) await worker.terminate();
-  }
-
-  private start(): Worker {
-    const worker = new Worker(WORKER_ENTRY);
-    worker.unref();
-    worker.on('message', (answer: JsonAnswer) => {
-      const waiter = this.waiting.get(answer.id);
-      this.waiting.delete(answer.id);
-      if (!waiter) return;
-      if ('error' in answer) waiter.reject(new Error(answer.error));
-      else waiter.resolve(answer.value);
-    });
-    const gone = () => {
-      if (this.worker === worker) this.worker = undefined;
-      for (const w of this.waiting.values()) w.reject(new WorkerGone('the request body parser stopped'));
-      this.waiting.clear();
-    };
-    worker.on('error', gone);
-    worker.on('exit', gone);
-    this.worker = worker;
-    return worker;
+  close(): Promise<void> {
+    return this.thread.close();
   }
 }
 

@@ -12,16 +12,46 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { budgetMs } from '../helpers/budget.js';
 import { startMaster, type TestMaster } from '../helpers/master.js';
 import type { Json } from '../helpers/http.js';
 
+/** short deadlines and a small cap for the slow-client tests; the defaults for the large bodies */
 let m: TestMaster;
+let big: TestMaster;
 let port = 0;
 before(async () => {
-  m = await startMaster({ api: { requestTimeout: "1s", maxConnections: 20 }, smtp: { maxSize: "30MB" } });
+  m = await startMaster({ api: { requestTimeout: '1s', maxConnections: 20 } });
+  big = await startMaster({ smtp: { maxSize: '30MB' } });
   port = m.apiPort;
 });
-after(() => m.stop());
+after(async () => {
+  await m.stop();
+  await big.stop();
+});
+
+/**
+ * Timing under a shared CPU (two test files at once, other work on the machine): a stall that is
+ * the neighbour's is not ours, and a real one (a parse on the event loop) happens every time; so
+ * the bound is checked against the best of up to three tries.
+ */
+async function bestOf<T extends { lagMs: number }>(tries: number, run: () => Promise<T>, boundMs: number): Promise<T> {
+  let best: T | undefined;
+  for (let i = 0; i < tries && !(best && best.lagMs <= boundMs); i++) {
+    const r = await run();
+    if (!best || r.lagMs < best.lagMs) best = r;
+  }
+  return best!;
+}
+
+/** POSTs `body` to /send of `big`, measuring the longest stall of this process's event loop meanwhile. */
+async function postMeasured(body: Buffer): Promise<{ status: number; body: Json; ms: number; lagMs: number }> {
+  const lag = monitorEventLoopDelay({ resolution: 10 });
+  lag.enable();
+  const r = await post(body);
+  lag.disable();
+  return { ...r, lagMs: lag.max / 1e6 };
+}
 
 function connect(): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
@@ -101,7 +131,7 @@ test('connections over api.maxConnections are closed at once; the API still answ
 function post(body: Buffer): Promise<{ status: number; body: Json; ms: number }> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const req = http.request(`${m.api}/send`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': body.length } }, (res) => {
+    const req = http.request(`${big.api}/send`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': body.length } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString()) as Json, ms: performance.now() - started }));
@@ -127,25 +157,20 @@ test('POST /send with 35 MB of address lists → 400 too many recipients, and th
   const field = Array.from({ length: 3000 }, () => list.slice(0, 4000));
   const body = Buffer.from(JSON.stringify({ from: 'a@src.test', to: field, cc: field, bcc: field, text: 'x' }));
   assert.ok(body.length > 34 * 1024 * 1024, `${(body.length / 1024 / 1024).toFixed(1)} MB`);
-  await new Promise((resolve) => setTimeout(resolve, 50));
-  const lag = monitorEventLoopDelay({ resolution: 10 });
-  lag.enable();
-  const r = await post(body);
-  lag.disable();
-  const lagMs = lag.max / 1e6;
-  t.diagnostic(`${(body.length / 1024 / 1024).toFixed(1)} MB: ${r.status} in ${r.ms.toFixed(0)} ms, loop stalled ${lagMs.toFixed(0)} ms at most`);
+  // 100 ms on a machine that runs this alone, stretched when it is busier than its cores
+  const boundMs = budgetMs(100);
+  const r = await bestOf(3, () => postMeasured(body), boundMs);
+  const lagMs = r.lagMs;
+  t.diagnostic(`${(body.length / 1024 / 1024).toFixed(1)} MB: ${r.status} in ${r.ms.toFixed(0)} ms, loop stalled ${lagMs.toFixed(0)} ms at most (bound ${boundMs} ms)`);
   assert.equal(r.status, 400, JSON.stringify(r.body).slice(0, 300));
   assert.match(String(r.body.message), /too many recipients/);
-  assert.ok(lagMs <= 100, `the event loop stalled ${lagMs.toFixed(0)} ms`);
+  assert.ok(lagMs <= boundMs, `the event loop stalled ${lagMs.toFixed(0)} ms (bound ${boundMs} ms)`);
 });
 
 test('a real 20 MB attachment still goes through /send (parsed in the worker)', async (t) => {
   const content = Buffer.alloc(20 * 1024 * 1024, 7).toString('base64');
   const body = Buffer.from(JSON.stringify({ from: 'a@src.test', to: 'r@dest.test', text: 'big', attachments: [{ filename: 'big.bin', content, encoding: 'base64' }] }));
-  const lag = monitorEventLoopDelay({ resolution: 10 });
-  lag.enable();
-  const r = await post(body);
-  lag.disable();
-  t.diagnostic(`${(body.length / 1024 / 1024).toFixed(1)} MB: ${r.status} in ${r.ms.toFixed(0)} ms, loop stalled ${(lag.max / 1e6).toFixed(0)} ms at most`);
+  const r = await postMeasured(body);
+  t.diagnostic(`${(body.length / 1024 / 1024).toFixed(1)} MB: ${r.status} in ${r.ms.toFixed(0)} ms, loop stalled ${r.lagMs.toFixed(0)} ms at most`);
   assert.equal(r.status, 200, JSON.stringify(r.body).slice(0, 300));
 });
