@@ -1,7 +1,8 @@
 /**
  * The one way into the queue. SMTP submission, POST /send and the bounces we make all end here:
  *
- *   bytes → CRLF normaliser → header split → message:headers hook → Message-ID/Date/Received
+ *   bytes → CRLF normaliser → header split → hop count (mail loops) → message:headers hook
+ *         → Message-ID/Date/Received
  *         → DKIM relaxed body hash, chunk by chunk → body chunks into LevelDB
  *         → message:store hook (may read the whole stored message, change headers, refuse)
  *         → zone per recipient (queue:route hook) → one synced commit → the id
@@ -30,7 +31,7 @@ import type { HookRunner } from '../plugins/runner.js';
 import type { DiskGuard } from '../queue/disk-space.js';
 import { newQueueId } from '../queue/ids.js';
 import type { BodyWriter, QueueStore } from '../queue/store.js';
-import type { DeliveryRow, MessageMeta, Origin } from '../queue/types.js';
+import type { DeliveryRow, MessageMeta, Origin, RecipientDsn } from '../queue/types.js';
 import { domainOf, type ZoneSelector } from '../zones/select.js';
 
 export interface IngestRequest {
@@ -44,6 +45,8 @@ export interface IngestRequest {
   hideClientInfo?: boolean;
   /** extra fields for hooks (the SMTP session) */
   session?: HookEnvelope['session'];
+  /** DSN parameters (RFC 3461): RET and ENVID, and NOTIFY/ORCPT per recipient (lower case) */
+  dsn?: { ret?: 'FULL' | 'HDRS'; envid?: string; recipients?: ReadonlyMap<string, RecipientDsn> };
 }
 
 export interface IngestResult {
@@ -156,6 +159,9 @@ export class Ingest {
   private async onHeaders(req: IngestRequest, envelope: HookEnvelope, block: Buffer): Promise<MessageInfo> {
     const { config, hooks } = this.deps;
     const headers = parseHeaders(block);
+    // counted before our own is added: a limit of 50 lets a message in with 50
+    const received = headers.get('received').length;
+    if (received > config.queue.maxReceivedHeaders) throw SmtpError.mailLoop(received);
     const info: MessageInfo = { headers };
     await hooks.run('message:headers', envelope, info);
     const now = new Date();
@@ -215,6 +221,7 @@ export class Ingest {
       subject: firstValue(info.headers, 'subject'),
       origin: req.origin,
       ...(deferUntil ? { deferUntil } : {}),
+      ...(req.dsn?.ret || req.dsn?.envid ? { dsn: { ...(req.dsn.ret ? { ret: req.dsn.ret } : {}), ...(req.dsn.envid ? { envid: req.dsn.envid } : {}) } } : {}),
     };
     const rows: DeliveryRow[] = recipients.map((recipient, i) => ({
       id: envelope.id,
@@ -226,6 +233,7 @@ export class Ingest {
       created: now,
       due: deferUntil ?? now,
       attempts: 0,
+      ...req.dsn?.recipients?.get(recipient.toLowerCase()),
     }));
     await store.commitMessage(meta, rows, writer);
     this.deps.onQueued?.(meta, rows, writer.retained);

@@ -12,6 +12,8 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { Ingest } from '../accept/ingest.js';
+import { AuthFailures } from '../accept/auth-failures.js';
+import { PasswordChecker } from '../accept/password-checker.js';
 import { SmtpFeeder } from '../accept/smtp-feeder.js';
 import { healthRoutes } from '../api/health-routes.js';
 import { queueRoutes } from '../api/queue-routes.js';
@@ -74,6 +76,7 @@ export class Master {
   readonly metrics = createMetricsRegistry();
   /** counts the mail streaming through this process (both doors) to bring V8's collections forward */
   private readonly gcNudge = new GcNudge();
+  private passwords: PasswordChecker | undefined;
   readonly listening: ListenerAddress[] = [];
 
   constructor(
@@ -152,8 +155,10 @@ export class Master {
         ]);
         this.announce('api', 'api', await listenApi(this.api, config));
       }
+      const passwords = (this.passwords = new PasswordChecker());
+      const authFailures = new AuthFailures(config.smtp.maxAuthFailures, config.smtp.authFailureWindow);
       for (const [name, listener] of listeners(config)) {
-        const feeder = new SmtpFeeder({ config, name, listener, ingest, hooks: this.hooks, disk, logger });
+        const feeder = new SmtpFeeder({ config, name, listener, ingest, hooks: this.hooks, disk, logger, passwords, authFailures });
         this.feeders.push(feeder);
         this.announce(name, 'smtp', await feeder.start());
       }
@@ -224,6 +229,8 @@ export class Master {
     clearInterval(this.gcTimer);
     await Promise.allSettled([...this.feeders.map((f) => f.stop()), this.inbound?.stopListening()]);
     this.feeders = [];
+    await this.passwords?.close();
+    this.passwords = undefined;
     if (this.api) {
       await this.api.close().catch(() => undefined);
       this.api = undefined;

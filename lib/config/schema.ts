@@ -4,7 +4,7 @@
  * plugins) carry their defaults here. The `Config` type is inferred from this schema.
  */
 import ipaddr from 'ipaddr.js';
-import { isCidr } from './net.js';
+import { isCatchAll, isCidr } from './net.js';
 import { t, withDefault, type Infer } from './spec.js';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
@@ -26,6 +26,21 @@ const doorFields = {
   maxSize: t.size({ min: 1024 }),
   /** smtp-server waits this long before the greeting to catch early talkers */
   greetingDelay: t.duration({ max: 30_000 }),
+  /**
+   * peers allowed to send a PROXY protocol header; empty = PROXY protocol off. Whoever may send
+   * one chooses the client address that trustedNetworks (and every per-client limit) is checked
+   * against, so "any peer" is refused: it would make every client able to claim any address.
+   */
+  proxyProtocol: t.list(
+    t.string({
+      valid: (v) => v === '*' || isCidr(v),
+      refuse: (v) =>
+        v === '*' || isCatchAll(v)
+          ? `${JSON.stringify(v)} would let any peer send a PROXY header and claim any client address, a trusted one included: list the addresses of your proxies (IP addresses or CIDR blocks) instead`
+          : undefined,
+      hint: 'an IP address or CIDR block of a proxy',
+    }),
+  ),
   maxClients: t.int({ min: 1 }),
   maxConnectionsPerIp: t.int({ min: 1 }),
   /** idle time between two commands */
@@ -53,8 +68,6 @@ const listenerFields = {
   authMethods: t.list(t.string({ oneOf: ['PLAIN', 'LOGIN'] })),
   trustedNetworks: t.list(cidr()),
   reverseLookup: t.bool(),
-  /** peers allowed to send a PROXY protocol header; empty = PROXY protocol off */
-  proxyProtocol: t.list(t.string({ valid: (v) => v === '*' || isCidr(v), hint: 'an IP address or CIDR block, or "*" for any peer' })),
   /** leave the client's IP and name out of the Received header */
   hideClientInfo: t.bool(),
 };
@@ -115,7 +128,6 @@ const inboundSpec = t.object({
   /** "fold": foo+tag@D goes to inbox foo@D with tag "tag"; "keep": foo+tag@D is an inbox of its own */
   plusAddressing: t.string({ oneOf: ['fold', 'keep'] }),
   maxRecipients: t.int({ min: 1, max: 10_000 }),
-  proxyProtocol: t.list(t.string({ valid: isCidr, hint: 'an IP address or CIDR block' })),
   /** the inbox store (its own LevelDB) */
   path: t.string(),
   /** a message is deleted this long after it arrived */
@@ -166,8 +178,11 @@ export const configSchema = t.object({
   smtp: t.object({
     enabled: t.bool(),
     ...listenerFields,
+    /** failed logins from one address (IPv6: one /64) within authFailureWindow; past it, 421 */
+    maxAuthFailures: t.int({ min: 1 }),
+    authFailureWindow: t.duration({ min: 1000 }),
     /** user name → password hash from `sluice hash-password` */
-    users: t.map(t.string({ pattern: /^scrypt\$/, hint: 'a hash from `sluice hash-password`' })),
+    users: t.map(t.secret(t.string({ pattern: /^scrypt\$/, hint: 'a hash from `sluice hash-password`' }))),
     /** more listeners beside the main one; unset keys come from [smtp] */
     interfaces: t.map(interfaceSpec, { keyPattern: NAME }),
   }),
@@ -176,13 +191,21 @@ export const configSchema = t.object({
     host: host(),
     port: port(),
     /** bearer token; required when the API listens beyond loopback */
-    token: t.optString(),
+    token: t.secret(t.optString()),
     maxBodySize: t.size({ min: 1024 }),
     maxRecipients: t.int({ min: 1, max: 100_000 }),
+    /** a request, headers and body, must arrive within this (408) */
+    requestTimeout: t.duration({ min: 100 }),
+    /** a connection that sends nothing for this long is closed */
+    idleTimeout: t.duration({ min: 100 }),
+    /** connections at once; more are closed as they come */
+    maxConnections: t.int({ min: 1 }),
   }),
   channel: t.object({
     host: host(),
     port: port(),
+    /** let channel.host be other than a loopback address (the channel carries every message) */
+    allowNonLoopback: t.bool(),
   }),
   queue: t.object({
     path: t.string(),
@@ -190,6 +213,8 @@ export const configSchema = t.object({
     chunkSize: t.size({ min: 1024, max: 16 * 1024 * 1024 }),
     /** largest header block accepted */
     maxHeaderSize: t.size({ min: 1024, max: 16 * 1024 * 1024 }),
+    /** a message arriving with more Received headers than this is in a loop (Postfix's hopcount_limit) */
+    maxReceivedHeaders: t.int({ min: 1, max: 1000 }),
     /** how often to collect bodies left behind by failed or interrupted ingests */
     gcInterval: t.duration({ min: 1000 }),
     /** a body with no metadata older than this is garbage */
@@ -235,7 +260,7 @@ export const configSchema = t.object({
   events: t.object({
     url: t.optString({ pattern: /^https?:\/\//, hint: 'an http(s) URL' }),
     /** HMAC-SHA256 key for the X-Sluice-Signature header */
-    secret: t.optString(),
+    secret: t.secret(t.optString()),
     timeout: t.duration({ min: 100 }),
     maxAttempts: t.int({ min: 1, max: 100 }),
     /** events waiting in memory at most; beyond, the oldest are dropped (and logged) */

@@ -16,6 +16,7 @@ export const LOG_EVENTS = {
   DELAY_NOTICE_QUEUED: 'a "delayed" notice (DSN) to the sender was queued',
   RECEIVED: 'the inbound receiver stored a message for its inboxes',
   RECEIVE_FAILED: 'the inbound receiver could not store a message; the client got a temporary error',
+  SUCCESS_NOTICE_QUEUED: 'a success notice (DSN, NOTIFY=SUCCESS) to the sender was queued',
 } as const;
 
 export type LogEvent = keyof typeof LOG_EVENTS;

@@ -38,7 +38,14 @@ test('a store that cannot write: 451 4.3.0, nothing listed; once there is room a
     c.write('Subject: no room\r\n\r\n' + randomBytes(300 * 1024).toString('base64').replace(/.{76}/g, '$&\r\n') + '\r\n.\r\n');
     assert.match((await c.expect(451)).text, /^451 4\.3\.0 /);
     c.close();
-    assert.deepEqual((await r.json<{ messages: unknown[] }>('/api/inboxes/full@inbox.test/messages')).body.messages, []);
+    // while the store reopens after the failed write, reads answer 503 with Retry-After
+    let listing: { status: number; body: { messages?: unknown[] }; headers: Headers } | undefined;
+    await waitFor(async () => {
+      listing = await r.json<{ messages?: unknown[] }>('/api/inboxes/full@inbox.test/messages');
+      if (listing.status === 503) assert.equal(listing.headers.get('retry-after'), '1');
+      return listing.status === 200;
+    }, 15_000, 'the listing answers again');
+    assert.deepEqual(listing!.body.messages, [], 'nothing listed');
 
     unlinkSync(filler);
     let id = '';
