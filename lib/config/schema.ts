@@ -164,6 +164,8 @@ const inboundSpec = t.object({
   api: t.object({
     /** requests per minute from one client IP to the inbox API (/api/...); 0: unlimited */
     ratePerMinute: t.int({ min: 0 }),
+    /** live streams (SSE, WebSocket) at once per client IP */
+    maxStreamsPerIp: t.int({ min: 1 }),
   }),
 });
 

@@ -17,7 +17,10 @@ import type { HookRunner } from '../plugins/runner.js';
 import type { LocalRoute } from '../zones/local-route.js';
 import { DiskGuard } from '../queue/disk-space.js';
 import { mailsacRoutes } from './api/mailsac-routes.js';
+import { liveRoutes } from './api/live-routes.js';
 import { inboxRoutes } from './api/routes.js';
+import { StreamSlots } from './api/stream-slots.js';
+import { wsRoute } from './api/ws-route.js';
 import { Blocklist } from './blocklist.js';
 import { Inbox } from './inbox.js';
 import { LoadGate } from './load-gate.js';
@@ -33,6 +36,8 @@ export class Inbound {
   private readonly throttle: Throttle;
   private readonly blocklist: Blocklist;
   private readonly gate: LoadGate;
+  /** live streams (SSE, WebSocket) per client IP */
+  private readonly streams: StreamSlots;
   private receiver: Receiver | undefined;
   private address: AddressInfo | undefined;
 
@@ -53,6 +58,7 @@ export class Inbound {
     this.policy = new RecipientPolicy(inbound.domains, inbound.plusAddressing as 'fold' | 'keep');
     this.throttle = new Throttle(inbound.throttle);
     this.blocklist = new Blocklist(inbound.blocklist, log);
+    this.streams = new StreamSlots(inbound.api.maxStreamsPerIp);
     this.gate = new LoadGate({
       maxEventLoopDelayMs: inbound.throttle.maxEventLoopDelay,
       maxPendingWrites: inbound.throttle.maxPendingWrites,
@@ -108,6 +114,8 @@ export class Inbound {
 
   /** Stops taking mail: the listener closes, sessions in flight finish or get 421. */
   async stopListening(): Promise<void> {
+    // live streams and waiters end now: they would hold the API's close for as long as they wait
+    this.streams.closeAll();
     await this.receiver?.stop();
     this.receiver = undefined;
   }
@@ -133,6 +141,8 @@ export class Inbound {
           await scope.register(rateLimit, { max: perMinute, timeWindow: 60_000, keyGenerator: (req) => clientKey(req.ip) });
         }
         inboxRoutes({ inbox: this.inbox, policy: this.policy, maxPageSize: Math.min(200, config.inbound.maxPerInbox) })(scope);
+        liveRoutes({ inbox: this.inbox, policy: this.policy, slots: this.streams })(scope);
+        await scope.register(wsRoute({ inbox: this.inbox, policy: this.policy, slots: this.streams }));
         mailsacRoutes({ inbox: this.inbox, policy: this.policy, hostname: config.hostname, maxPerInbox: config.inbound.maxPerInbox })(scope);
       });
     };
