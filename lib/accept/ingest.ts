@@ -28,7 +28,6 @@ import { createLineEndNormalizer } from '../message/line-ends.js';
 import type { HookEnvelope, MessageInfo, StoredMessageInfo } from '../plugins/hooks.js';
 import type { HookRunner } from '../plugins/runner.js';
 import type { DiskGuard } from '../queue/disk-space.js';
-import { newQueueId } from '../queue/ids.js';
 import type { BodyWriter, QueueStore } from '../queue/store.js';
 import type { DeliveryRow, MessageMeta, Origin } from '../queue/types.js';
 import { domainOf, type ZoneSelector } from '../zones/select.js';
@@ -80,7 +79,7 @@ export class Ingest {
 
   async ingest(req: IngestRequest): Promise<IngestResult> {
     const { store, logger } = this.deps;
-    const id = newQueueId();
+    const id = store.newId();
     const envelope: HookEnvelope = { id, from: req.from, to: [...req.to], origin: req.origin, session: req.session };
     const writer = store.bodyWriter(id, this.deps.retainBodyUpTo ?? 0);
     try {

@@ -7,6 +7,9 @@
  *   metadata, every delivery row and their schedule keys together (plus the last body chunks).
  *   Body chunks streamed before that batch are unsynced puts; LevelDB's log is sequential, so the
  *   synced batch makes them durable too. Until then they are invisible leftovers.
+ * - A write never lands on another message: new ids are above every id the queue held when it
+ *   opened and increase from there (ids.ts), and a body writer checks its id is free (no metadata,
+ *   no leftover chunks) before its first write and its commit.
  * - Leftovers (body chunks without metadata) of an ingest that failed or was interrupted are
  *   deleted by `collectGarbage`, never while their ingest is still running.
  * - Every write goes through the WriteGuard. After a failed write the database is reopened before
@@ -19,7 +22,7 @@ import { keys, decodeBodyKey, decodeRowKey, PREFIX } from './keys.js';
 import { GroupCommitter, type BatchOp, type GroupCommitStats } from './group-commit.js';
 import { QueueCounters } from './counters.js';
 import { openQueueDb, type QueueDb } from './open.js';
-import { queueIdTime } from './ids.js';
+import { QueueIds, queueIdTime } from './ids.js';
 import { QueueUnavailableError, WriteGuard } from './write-guard.js';
 import type { DeliveryRow, MessageMeta } from './types.js';
 
@@ -50,6 +53,8 @@ export class QueueStore {
   private readonly exclusiveTails = new Map<string, Promise<unknown>>();
   /** ids deleted lately (an outcome reported after the delete finds its rows gone) */
   private readonly deletedIds = new Set<string>();
+  /** new message ids: above every id in the queue when it opened, increasing from there */
+  private ids = new QueueIds();
 
   private constructor(
     readonly db: QueueDb,
@@ -64,7 +69,25 @@ export class QueueStore {
     const db = await openQueueDb(path);
     const store = new QueueStore(db, path, opts);
     await store.loadCounters();
+    store.ids = new QueueIds(await store.highestId());
     return store;
+  }
+
+  /** The highest id with metadata or body chunks in the queue (a clock behind it must not reuse it). */
+  private async highestId(): Promise<string | undefined> {
+    let highest: string | undefined;
+    for (const prefix of [PREFIX.meta, PREFIX.body]) {
+      for await (const key of this.db.keys({ ...keys.allOf(prefix), reverse: true, limit: 1 })) {
+        const id = key.slice(prefix.length, prefix.length + 22);
+        if (highest === undefined || id > highest) highest = id;
+      }
+    }
+    return highest;
+  }
+
+  /** A new message id (see QueueIds for why it is never one the queue has). */
+  newId(nowMs?: number): string {
+    return this.ids.next(nowMs);
   }
 
   async close(): Promise<void> {
@@ -92,10 +115,24 @@ export class QueueStore {
     }
   }
 
-  /** Starts streaming one message's body into the queue. */
+  /**
+   * Starts streaming one message's body into the queue. Whether the id is free is checked at once
+   * (in parallel with the client's bytes): the writer writes nothing, and the commit fails, if a
+   * message or leftover chunks with this id are in the queue already, so nothing is overwritten.
+   */
   bodyWriter(id: string, retainUpTo = 0): BodyWriter {
+    if (this.inflight.has(id)) throw new QueueIdTakenError(id);
     this.inflight.add(id);
-    return new BodyWriter(this.db, this.guard, id, this.opts.chunkSizeBytes, () => this.inflight.delete(id), retainUpTo);
+    const free = this.checkFree(id);
+    free.catch(() => undefined); // the writer's first write or the commit reports it
+    return new BodyWriter(this.db, this.guard, id, this.opts.chunkSizeBytes, () => this.inflight.delete(id), retainUpTo, free);
+  }
+
+  private async checkFree(id: string): Promise<void> {
+    const [meta, chunk] = await this.db.getMany([keys.meta(id), keys.body(id, 0)]);
+    if (meta === undefined && chunk === undefined) return;
+    this.opts.logger.error({ event: 'QUEUE_ID_TAKEN', id }, `queue id ${id} is taken already; the new message is refused and nothing is overwritten`);
+    throw new QueueIdTakenError(id);
   }
 
   /**
@@ -112,6 +149,7 @@ export class QueueStore {
     }
     const gen = this.guard.generation;
     try {
+      await body.idFree;
       // chunks written before a reopen may not have survived it: the body must be of this generation
       if (body.generation !== undefined && body.generation !== gen) throw new Error('the queue database was reopened while the body was written');
       try {
@@ -265,6 +303,14 @@ export class QueueStore {
   }
 }
 
+/** A new message's id is in the queue already: it is refused (451), nothing is overwritten. */
+export class QueueIdTakenError extends Error {
+  constructor(readonly id: string) {
+    super(`queue id ${id} is in use`);
+    this.name = 'QueueIdTakenError';
+  }
+}
+
 /**
  * Buffers a message body into chunks of at most `chunkSizeBytes`. A chunk is written when the next
  * piece would not fit in it (unsynced, invisible until the commit); the tail goes into the commit
@@ -293,6 +339,8 @@ export class BodyWriter {
     private readonly onDone: () => void,
     /** keep the chunks in memory too while the body is at most this big (0: never) */
     private readonly retainUpTo = 0,
+    /** settles once the id is known to be free in the queue (rejects when it is not) */
+    readonly idFree: Promise<void> = Promise.resolve(),
   ) {
     this.retained = retainUpTo > 0 ? [] : undefined;
   }
@@ -339,6 +387,7 @@ export class BodyWriter {
 
   private async putParts(): Promise<void> {
     const chunk = this.joinParts();
+    await this.idFree;
     this.wroteAny = true;
     this.generation ??= this.guard.generation;
     if (this.generation !== this.guard.generation) throw new Error('the queue database was reopened while the body was written');

@@ -10,7 +10,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../../lib/config/load.js';
 import { createLogger } from '../../lib/log/logger.js';
-import { newQueueId } from '../../lib/queue/ids.js';
 import { Outcomes } from '../../lib/queue/outcomes.js';
 import { Scheduler } from '../../lib/queue/scheduler.js';
 import type { QueueStore } from '../../lib/queue/store.js';
@@ -35,7 +34,7 @@ async function setup() {
 
 /** Commits a message (one row per recipient) and offers it, as ingest and the master do. */
 async function queue(store: QueueStore, scheduler: Scheduler, recipients: string[]): Promise<string> {
-  const id = newQueueId();
+  const id = store.newId();
   const writer = store.bodyWriter(id);
   await writer.write(Buffer.from('body\r\n'));
   const { meta, rows } = messageRecords(id, recipients, { bodySize: writer.bytes, chunks: writer.chunks, bodyHash: 'x' });
