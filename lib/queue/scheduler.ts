@@ -13,8 +13,9 @@
  * was busy, whatever was queued before a restart) is found by scanning the zone's index on disk.
  * A scan runs only when the disk may hold due rows that nobody holds (`diskDirty`): before, every
  * pass scanned, twice (the due range and the next due time), and at 2 KB those scans and reads were
- * most of the master's delivery-side cost. The fresh lane is bounded; an offer that does not fit,
- * or rows it cannot start now (domain limits), are left to the scan.
+ * most of the master's delivery-side cost. The fresh lane is bounded by count per zone and by
+ * bytes in all (an offer holds its header block, up to queue.maxHeaderSize, and its rows); an
+ * offer that does not fit, or rows it cannot start now (domain limits), are left to the scan.
  *
  * Invariants: a row is leased by at most one worker at a time. Leases live in memory only: when
  * the worker's channel closes, or the lease expires, its rows are simply due again; when the
@@ -71,10 +72,27 @@ interface Group {
 interface FreshOffer {
   meta: MessageMeta;
   rows: DeliveryRow[];
+  /** its estimated size in memory (offerBytes) */
+  bytes: number;
 }
 
 /** Fresh offers kept per zone at most; past this, new mail is found by the disk scan. */
 const MAX_FRESH = 2000;
+/**
+ * Bytes of fresh offers kept in all zones together. A count alone let 2,000 offers per zone
+ * hold a header block of up to queue.maxHeaderSize (1 MB) each; typical mail (a few KB of
+ * headers) stays under the count long before this.
+ */
+const MAX_FRESH_BYTES = 16 * 1024 * 1024;
+/** What an offer and one of its rows cost in memory besides the header block and addresses. */
+const OFFER_OVERHEAD_BYTES = 1024;
+const ROW_OVERHEAD_BYTES = 256;
+
+function offerBytes(meta: MessageMeta, rows: readonly DeliveryRow[]): number {
+  let bytes = OFFER_OVERHEAD_BYTES + meta.headers.length;
+  for (const r of rows) bytes += ROW_OVERHEAD_BYTES + r.recipient.length;
+  return bytes;
+}
 
 interface ZoneState {
   waiters: Waiter[];
@@ -104,6 +122,8 @@ export class Scheduler {
   /** rows waiting in a fresh offer (the scan leaves them to the offer; a grant takes them out) */
   private readonly offered = new Set<string>();
   private readonly zones = new Map<string, ZoneState>();
+  /** the bytes of every zone's fresh offers (MAX_FRESH_BYTES) */
+  private freshBytes = 0;
   readonly limits: DomainLimits;
   private closed = false;
 
@@ -147,8 +167,10 @@ export class Scheduler {
       const mine = rows.filter((r) => r.zone === zone);
       const due = mine.filter((r) => r.due <= now);
       if (due.length < mine.length) state.diskDirty = true; // the later ones come due by the timer
-      if (due.length && state.fresh.length < MAX_FRESH) {
-        state.fresh.push({ meta, rows: due });
+      const bytes = due.length ? offerBytes(meta, due) : 0;
+      if (due.length && state.fresh.length < MAX_FRESH && this.freshBytes + bytes <= MAX_FRESH_BYTES) {
+        state.fresh.push({ meta, rows: due, bytes });
+        this.freshBytes += bytes;
         for (const r of due) this.offered.add(rowKey(r.id, r.seq));
       } else if (due.length) {
         state.diskDirty = true;
@@ -163,6 +185,7 @@ export class Scheduler {
       state.fresh = state.fresh.filter((o) => {
         if (o.meta.id !== id) return true;
         for (const r of o.rows) this.offered.delete(rowKey(r.id, r.seq));
+        this.freshBytes -= o.bytes;
         return false;
       });
     }
@@ -500,9 +523,13 @@ export class Scheduler {
       if (left.length) {
         // every worker is busy: the rest of this message waits here for the next one
         offer.rows = left;
+        const bytes = offerBytes(offer.meta, left);
+        this.freshBytes += bytes - offer.bytes;
+        offer.bytes = bytes;
         break;
       }
       state.fresh.shift();
+      this.freshBytes -= offer.bytes;
     }
   }
 
