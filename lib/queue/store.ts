@@ -6,7 +6,9 @@
  * - A message becomes visible (and deliverable) in exactly one synced batch that writes its
  *   metadata, every delivery row and their schedule keys together (plus the last body chunks).
  *   Body chunks streamed before that batch are unsynced puts; LevelDB's log is sequential, so the
- *   synced batch makes them durable too. Until then they are invisible leftovers.
+ *   synced batch makes them durable too, and the logs LevelDB switched away from meanwhile are
+ *   synced before the commit is acknowledged (log-files.ts). Until then they are invisible
+ *   leftovers.
  * - A write never lands on another message: new ids are above every id the queue held when it
  *   opened and increase from there (ids.ts), and a body writer checks its id is free (no metadata,
  *   no leftover chunks) before its first write and its commit.
@@ -24,6 +26,7 @@ import { QueueCounters } from './counters.js';
 import { openQueueDb, type QueueDb } from './open.js';
 import { QueueIds, queueIdTime } from './ids.js';
 import { QueueUnavailableError, WriteGuard } from './write-guard.js';
+import { LogFiles } from './log-files.js';
 import type { DeliveryRow, MessageMeta } from './types.js';
 
 const json = (value: unknown) => Buffer.from(JSON.stringify(value));
@@ -47,6 +50,8 @@ export class QueueStore {
   private readonly refused = new Set<string>();
   private readonly committer: GroupCommitter;
   readonly guard: WriteGuard;
+  /** LevelDB's log files: the ones it left unsynced under a body's chunks are synced at the commit */
+  readonly logs: LogFiles;
   /** told the id of every message deleted by deleteMessage (in-memory copies drop it) */
   private readonly deleteListeners: ((id: string) => void)[] = [];
   /** per message: the tail of the work that must not interleave with more (see exclusive) */
@@ -63,6 +68,7 @@ export class QueueStore {
   ) {
     this.committer = new GroupCommitter(db);
     this.guard = new WriteGuard(db, opts.logger, () => this.removeRefused());
+    this.logs = new LogFiles(path);
   }
 
   static async open(path: string, opts: StoreOptions): Promise<QueueStore> {
@@ -70,6 +76,7 @@ export class QueueStore {
     const store = new QueueStore(db, path, opts);
     await store.loadCounters();
     store.ids = new QueueIds(await store.highestId());
+    await store.logs.scan();
     return store;
   }
 
@@ -125,7 +132,7 @@ export class QueueStore {
     this.inflight.add(id);
     const free = this.checkFree(id);
     free.catch(() => undefined); // the writer's first write or the commit reports it
-    return new BodyWriter(this.db, this.guard, id, this.opts.chunkSizeBytes, () => this.inflight.delete(id), retainUpTo, free);
+    return new BodyWriter(this, id, this.opts.chunkSizeBytes, () => this.inflight.delete(id), retainUpTo, free);
   }
 
   private async checkFree(id: string): Promise<void> {
@@ -152,8 +159,12 @@ export class QueueStore {
       await body.idFree;
       // chunks written before a reopen may not have survived it: the body must be of this generation
       if (body.generation !== undefined && body.generation !== gen) throw new Error('the queue database was reopened while the body was written');
+      // chunks already written are durable only with their logs, synced here if LevelDB switched
+      // away from one, and after the commit if the commit made it switch (log-files.ts)
+      const newestLog = body.firstLog === undefined ? undefined : await this.guard.write(() => this.logs.syncOlder(body.firstLog!));
       try {
         await this.guard.write(() => this.committer.commit(ops));
+        if (newestLog !== undefined) await this.guard.write(() => this.logs.syncOlder(newestLog));
       } catch (err) {
         // a failed write may still surface after the reopen replays the log
         if (!(err instanceof QueueUnavailableError)) this.refused.add(meta.id);
@@ -330,10 +341,15 @@ export class BodyWriter {
   bytes = 0;
   /** the database generation the first chunk was written in (undefined: nothing written yet) */
   generation: number | undefined;
+  /** the newest LevelDB log known when the first chunk was written: it or a later one holds it */
+  firstLog: number | undefined;
+
+  private readonly db: QueueDb;
+  private readonly guard: WriteGuard;
+  private readonly logs: LogFiles;
 
   constructor(
-    private readonly db: QueueDb,
-    private readonly guard: WriteGuard,
+    store: Pick<QueueStore, 'db' | 'guard' | 'logs'>,
     readonly id: string,
     private readonly chunkSizeBytes: number,
     private readonly onDone: () => void,
@@ -342,6 +358,9 @@ export class BodyWriter {
     /** settles once the id is known to be free in the queue (rejects when it is not) */
     readonly idFree: Promise<void> = Promise.resolve(),
   ) {
+    this.db = store.db;
+    this.guard = store.guard;
+    this.logs = store.logs;
     this.retained = retainUpTo > 0 ? [] : undefined;
   }
 
@@ -391,6 +410,7 @@ export class BodyWriter {
     this.wroteAny = true;
     this.generation ??= this.guard.generation;
     if (this.generation !== this.guard.generation) throw new Error('the queue database was reopened while the body was written');
+    this.firstLog ??= this.logs.newest;
     this.retain(chunk);
     await this.guard.write(() => this.db.put(keys.body(this.id, this.chunkNo++), chunk));
   }
