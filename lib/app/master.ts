@@ -26,7 +26,7 @@ import { loadPlugins, type LoadedPlugins } from '../plugins/loader.js';
 import { OutcomeHooks } from '../plugins/outcome-hooks.js';
 import { DiskGuard } from '../queue/disk-space.js';
 import { QueueStore } from '../queue/store.js';
-import { Scheduler } from '../queue/scheduler.js';
+import { Scheduler, type Lease } from '../queue/scheduler.js';
 import { Outcomes, type OutcomeListener } from '../queue/outcomes.js';
 import { EventWebhook } from '../bounce/webhook.js';
 import { keys } from '../queue/keys.js';
@@ -93,7 +93,9 @@ export class Master {
     }
     const disk = new DiskGuard(config.queue.path, config.queue.minFreeSpace);
     const zones = new ZoneSelector(config);
-    const scheduler = (this.scheduler = new Scheduler(this.store, config, logger.child({ component: 'scheduler' })));
+    // an expired lease's attempt is cancelled through the data channel (started later)
+    const enforcer = { expired: (lease: Lease) => this.channel?.cancel(lease.owner, lease.leaseId), abandoned: (owner: string) => this.channel?.drop(owner) };
+    const scheduler = (this.scheduler = new Scheduler(this.store, config, logger.child({ component: 'scheduler' }), Date.now, enforcer));
     const fresh = (this.freshBodies = new FreshBodies({ maxBytes: FRESH_BODY_BYTES, maxMessageBytes: FRESH_BODY_MESSAGE_BYTES }));
     const gcNudge = new GcNudge();
     this.store.onDelete((id) => {

@@ -1,8 +1,9 @@
 /**
  * The master's end of the data channel: a TCP server on loopback. A connection must say `hello`
  * with the secret its worker was given at fork within a few seconds, or it is closed. After that
- * it may fetch jobs, pull bodies chunk by chunk and report results. When the connection closes,
- * every lease it held is released at once (its deliveries are due again).
+ * it may fetch jobs, pull bodies chunk by chunk and report results; the master may tell it to
+ * cancel the attempt of a lease that expired, and cut a worker off that does not answer. When
+ * the connection closes, every lease it held is released at once (its deliveries are due again).
  */
 import net from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
@@ -34,6 +35,8 @@ export interface ChannelHandlers {
 export class ChannelServer {
   private readonly server: net.Server;
   private readonly sockets = new Set<net.Socket>();
+  /** connections that said hello, by owner: the master may write to them unasked */
+  private readonly peers = new Map<string, { socket: net.Socket; send: (m: MasterMessage) => void }>();
   private nextOwner = 1;
 
   constructor(
@@ -63,6 +66,16 @@ export class ChannelServer {
     for (const s of this.sockets) s.destroy();
   }
 
+  /** Tells the worker on connection `owner` to stop the attempt of lease `leaseId`. */
+  cancel(owner: string, leaseId: string): void {
+    this.peers.get(owner)?.send({ type: 'cancel', leaseId });
+  }
+
+  /** Cuts one worker's connection: its leases are released and the worker exits. */
+  drop(owner: string): void {
+    this.peers.get(owner)?.socket.destroy();
+  }
+
   private accept(socket: net.Socket): void {
     this.sockets.add(socket);
     socket.setNoDelay(true);
@@ -83,6 +96,7 @@ export class ChannelServer {
         }
         clearTimeout(helloTimer);
         peer = { owner: `c${this.nextOwner++}`, workerId: m.workerId, zone: m.zone };
+        this.peers.set(peer.owner, { socket, send });
         send({ type: 'welcome', version: PROTOCOL_VERSION, workerId: m.workerId });
         return;
       }
@@ -144,7 +158,10 @@ export class ChannelServer {
     socket.on('close', () => {
       clearTimeout(helloTimer);
       this.sockets.delete(socket);
-      if (peer) this.handlers.closed(peer);
+      if (peer) {
+        this.peers.delete(peer.owner);
+        this.handlers.closed(peer);
+      }
     });
   }
 }

@@ -18,9 +18,16 @@
  * offer that does not fit, or rows it cannot start now (domain limits), are left to the scan.
  *
  * Invariants: a row is leased by at most one worker at a time. Leases live in memory only: when
- * the worker's channel closes, or the lease expires, its rows are simply due again; when the
- * master dies, every lease is gone and nothing was marked as taken on disk. A lease never makes a
- * delivery disappear; only a reported outcome does.
+ * the worker's channel closes its rows are simply due again; when the master dies, every lease is
+ * gone and nothing was marked as taken on disk. A lease never makes a delivery disappear; only a
+ * reported outcome does.
+ *
+ * A lease that expires (queue.leaseTimeout: the worker's own attempt deadline should have ended
+ * the attempt long before) is not handed out again while its attempt may still run: the worker
+ * is told to cancel it (onExpired) and its report is still taken, so a late "delivered" is never
+ * dropped and a second attempt never runs beside the first. A worker that does not report within
+ * a grace period after that is cut off (onAbandoned): its connection closes, which releases
+ * everything it held, and the worker exits.
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -39,6 +46,9 @@ const CONTINUE_MS = 100;
 const IDLE_RECHECK_MS = 5000;
 /** A worker closes an idle session at sessionIdle; the master counts it a little longer. */
 const HOLD_MARGIN_MS = 1000;
+/** How long a worker told to cancel an expired lease's attempt has to report: a quarter of the
+ * lease, at least 1 s and at most a minute. */
+const cancelGraceMs = (leaseMs: number) => Math.min(60_000, Math.max(1000, Math.floor(leaseMs / 4)));
 
 export interface Lease {
   leaseId: string;
@@ -53,6 +63,14 @@ export interface Lease {
   reporting?: boolean;
   /** the earliest next attempt of a row this lease's outcome deferred (see noteDue) */
   nextDue?: number;
+}
+
+/** What the scheduler asks of the data channel when a lease outlives queue.leaseTimeout. */
+export interface LeaseEnforcer {
+  /** tell the lease's worker to stop the attempt and report */
+  expired(lease: Lease): void;
+  /** the worker did not report after that either: cut its connection (releaseOwner follows) */
+  abandoned(owner: string): void;
 }
 
 interface Waiter {
@@ -132,6 +150,8 @@ export class Scheduler {
     private readonly config: Config,
     private readonly logger: Logger,
     private readonly now: () => number = Date.now,
+    /** without one (tests of the scheduler alone) an expired lease's rows are simply due again */
+    private readonly enforcer?: LeaseEnforcer,
   ) {
     this.limits = new DomainLimits(config, now);
   }
@@ -574,11 +594,7 @@ export class Scheduler {
       this.leasedRows.add(key);
       this.offered.delete(key);
     }
-    const timer = setTimeout(() => {
-      if (this.leases.get(leaseId)?.reporting) return; // settle() ends it when the write is done
-      this.logger.warn({ event: 'LEASE_EXPIRED', leaseId, id: meta.id, owner }, `lease ${leaseId} of ${meta.id} expired; its rows are due again`);
-      this.endLease(leaseId);
-    }, this.config.queue.leaseTimeout);
+    const timer = setTimeout(() => this.expire(leaseId), this.config.queue.leaseTimeout);
     timer.unref();
     this.leases.set(leaseId, { leaseId, owner, zone, domain, id: meta.id, rows, meta, timer });
     return {
@@ -597,6 +613,29 @@ export class Scheduler {
       attempts: Math.max(...rows.map((r) => r.attempts)),
       lastCategory: rows.find((r) => r.category)?.category,
     };
+  }
+
+  /** queue.leaseTimeout passed without a report: cancel the attempt, then wait a little more. */
+  private expire(leaseId: string): void {
+    const lease = this.leases.get(leaseId);
+    if (!lease || lease.reporting) return; // settle() ends it when the write is done
+    if (!this.enforcer) {
+      this.logger.warn({ event: 'LEASE_EXPIRED', leaseId, id: lease.id, owner: lease.owner }, `lease ${leaseId} of ${lease.id} expired; its rows are due again`);
+      this.endLease(leaseId);
+      return;
+    }
+    const graceMs = cancelGraceMs(this.config.queue.leaseTimeout);
+    this.logger.warn({ event: 'LEASE_EXPIRED', leaseId, id: lease.id, owner: lease.owner, graceMs }, `lease ${leaseId} of ${lease.id} expired; its worker is told to cancel the attempt and report within ${graceMs} ms`);
+    this.enforcer.expired(lease);
+    lease.timer = setTimeout(() => {
+      const late = this.leases.get(leaseId);
+      if (!late || late.reporting) return;
+      this.logger.error({ event: 'LEASE_ABANDONED', leaseId, id: late.id, owner: late.owner }, `the worker holding lease ${leaseId} of ${late.id} did not report after it was cancelled; cutting it off (its deliveries are due again)`);
+      this.enforcer!.abandoned(late.owner);
+      // releaseOwner has run if the channel knew the owner; if not, the lease goes here
+      if (this.leases.has(leaseId)) this.endLease(leaseId);
+    }, graceMs);
+    lease.timer.unref();
   }
 
   /** Sleeps until the next row of the zone is due (or a domain limit may have eased). */
