@@ -62,6 +62,7 @@ export class Master {
   private api: FastifyInstance | undefined;
   private gcTimer: NodeJS.Timeout | undefined;
   scheduler: Scheduler | undefined;
+  private outcomes: Outcomes | undefined;
   channel: ChannelServer | undefined;
   supervisor: Supervisor | undefined;
   private webhook: EventWebhook | undefined;
@@ -117,14 +118,17 @@ export class Master {
         scheduler.offer(meta, rows);
       },
     });
-    const notified: OutcomeListener[] = [new BounceNotifier(config, ingest, logger, this.hooks)];
+    const notified: OutcomeListener[] = [];
     const outcomeHooks = new OutcomeHooks(this.hooks);
     if (outcomeHooks.wanted) notified.push(outcomeHooks);
     if (config.events.url) {
       this.webhook = new EventWebhook({ url: config.events.url, secret: config.events.secret, timeoutMs: config.events.timeout, maxAttempts: config.events.maxAttempts, maxPending: config.events.maxPending }, logger.child({ component: 'events' }));
       notified.push(this.webhook);
     }
-    const outcomes = new Outcomes(this.store, config, logger, notified, { rescheduled: (leaseId, zone, due) => scheduler.noteDue(leaseId, zone, due) });
+    const outcomes = (this.outcomes = new Outcomes(this.store, config, logger, notified, {
+      rescheduled: (leaseId, zone, due) => scheduler.noteDue(leaseId, zone, due),
+      notices: new BounceNotifier(config, ingest, logger, this.hooks),
+    }));
 
     try {
       await this.startDelivery(scheduler, outcomes);
@@ -214,6 +218,9 @@ export class Master {
       await this.api.close().catch(() => undefined);
       this.api = undefined;
     }
+    // results the workers report while they finish still get their write, but one that fails
+    // is not retried: the stop must not wait for a full disk
+    this.outcomes?.close();
     await this.supervisor?.stop();
     this.supervisor = undefined;
     await this.channel?.close();

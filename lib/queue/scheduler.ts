@@ -274,7 +274,9 @@ export class Scheduler {
    * ends. A report for a lease that expired or belongs to another connection changes nothing.
    * While the outcome is being written the lease is not released, even if the worker's channel
    * closes or the lease expires meanwhile: releasing it then made the rows due before their
-   * outcome was on disk, and a delivered message could be handed out again (a duplicate).
+   * outcome was on disk, and a delivered message could be handed out again (a duplicate). That
+   * holds while a failed write is tried again (Outcomes): a full disk must not hand the delivery
+   * out again and again.
    */
   async settle(leaseId: string, owner: string, apply: (lease: Lease) => Promise<void>, keptSession = false): Promise<void> {
     const lease = this.leases.get(leaseId);

@@ -145,10 +145,14 @@ export class QueueStore {
   /**
    * Makes a message visible: metadata, rows, schedule keys and the writer's last chunks in one
    * synced batch (shared with other messages committing at the same time). Resolves only once it
-   * is on disk.
+   * is on disk. `carried`: other queue changes that must be written in the same batch (a bounce's
+   * DSN carries the removal of the bounced row); such a batch stands or falls as a whole, so if
+   * its write fails it is never taken out again on its own after the reopen.
    */
-  async commitMessage(meta: MessageMeta, rows: DeliveryRow[], body: BodyWriter): Promise<void> {
+  async commitMessage(meta: MessageMeta, rows: DeliveryRow[], body: BodyWriter, carried: readonly BatchOp[] = []): Promise<void> {
     const ops: BatchOp[] = body.finalOps();
+    ops.push(...carried);
+    const alone = carried.length === 0;
     ops.push({ type: 'put', key: keys.meta(meta.id), value: json(meta) });
     for (const row of rows) {
       ops.push({ type: 'put', key: keys.row(row.id, row.seq), value: json(row) });
@@ -167,13 +171,13 @@ export class QueueStore {
         if (newestLog !== undefined) await this.guard.write(() => this.logs.syncOlder(newestLog));
       } catch (err) {
         // a failed write may still surface after the reopen replays the log
-        if (!(err instanceof QueueUnavailableError)) this.refused.add(meta.id);
+        if (!(err instanceof QueueUnavailableError) && alone) this.refused.add(meta.id);
         throw err;
       }
       if (this.guard.spoiled(gen)) {
         // another write failed before this one completed: after the reopen this record may be
         // gone (or torn), so it is not acknowledged, and removed if it is there
-        this.refused.add(meta.id);
+        if (alone) this.refused.add(meta.id);
         throw new Error('a queue write failed while this message was committed');
       }
     } finally {
