@@ -36,7 +36,7 @@ export class ChannelServer {
   private readonly server: net.Server;
   private readonly sockets = new Set<net.Socket>();
   /** connections that said hello, by owner: the master may write to them unasked */
-  private readonly peers = new Map<string, { socket: net.Socket; send: (m: MasterMessage) => void }>();
+  private readonly peers = new Map<string, { workerId: string; socket: net.Socket; send: (m: MasterMessage) => void }>();
   private nextOwner = 1;
 
   constructor(
@@ -64,6 +64,11 @@ export class ChannelServer {
   /** Cuts every worker connection (tests use this to simulate a dropped channel). */
   dropAll(): void {
     for (const s of this.sockets) s.destroy();
+  }
+
+  /** The workers connected now (hello done), by worker id: a forked worker is not one until then. */
+  connected(): string[] {
+    return [...this.peers.values()].map((p) => p.workerId);
   }
 
   /** Tells the worker on connection `owner` to stop the attempt of lease `leaseId`. */
@@ -96,7 +101,7 @@ export class ChannelServer {
         }
         clearTimeout(helloTimer);
         peer = { owner: `c${this.nextOwner++}`, workerId: m.workerId, zone: m.zone };
-        this.peers.set(peer.owner, { socket, send });
+        this.peers.set(peer.owner, { workerId: peer.workerId, socket, send });
         send({ type: 'welcome', version: PROTOCOL_VERSION, workerId: m.workerId });
         return;
       }
