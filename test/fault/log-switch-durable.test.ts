@@ -18,20 +18,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { makeAppDir, startChild, type ChildMaster } from '../helpers/child-master.js';
+import { makeAppDir } from '../helpers/child-master.js';
+import { hasStrace, tracedRun } from '../helpers/strace.js';
 import { submit } from '../helpers/submit.js';
-
-function hasStrace(): boolean {
-  try {
-    execFileSync('strace', ['-V'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 interface LogFile {
   lastWrite: number;
@@ -40,7 +30,7 @@ interface LogFile {
   bytes: number;
 }
 
-export interface Durability {
+interface Durability {
   /** line number of the 250 in the trace (-1: not found) */
   replyAt: number;
   logs: Map<string, LogFile>;
@@ -53,7 +43,7 @@ export interface Durability {
  * `<... NAME resumed>` lines per thread; a sync counts where it completed with 0, a write and a
  * removal where they start (conservative for the write: its bytes are there from then on).
  */
-export function checkDurability(trace: string): Durability {
+function checkDurability(trace: string): Durability {
   const logs = new Map<string, LogFile>();
   const log = (file: string) => logs.get(file) ?? logs.set(file, { lastWrite: -1, lastSync: -1, removed: -1, bytes: 0 }).get(file)!;
   /** per thread: the file of a sync that has not returned yet */
@@ -95,30 +85,16 @@ export function checkDurability(trace: string): Durability {
 const BODY_BYTES = 20 * 1024 * 1024;
 
 test('a 20 MB message: every byte LevelDB logged is synced (or in a synced table) before the 250', { timeout: 120_000, skip: !hasStrace() && 'strace is not installed (Debian package strace)' }, async (t) => {
-  const appDir = makeAppDir({ queue: { chunkSize: '16MB' } }, 'sluice-logswitch-');
-  const traceFile = path.join(appDir, 'strace.out');
-  let m: ChildMaster | undefined;
-  try {
-    m = await startChild(appDir, {
-      wrap: ['strace', '-f', '-tt', '-y', '-s', '48', '-e', 'trace=write,writev,sendto,fsync,fdatasync,unlink,unlinkat', '-o', traceFile],
-      readyTimeoutMs: 30_000,
-    });
-    const r = await submit({ target: () => ({ host: '127.0.0.1', port: m!.smtpPort }), runId: 'logswitch', count: 1, concurrency: 1, maxRetries: 0, bodyBytes: BODY_BYTES, randomBody: true, timeoutMs: 60_000 });
+  const trace = await tracedRun(makeAppDir({ queue: { chunkSize: '16MB' } }, 'sluice-logswitch-'), ['-y', '-s', '48', '-e', 'trace=write,writev,sendto,fsync,fdatasync,unlink,unlinkat'], async (m) => {
+    const r = await submit({ target: () => ({ host: '127.0.0.1', port: m.smtpPort }), runId: 'logswitch', count: 1, concurrency: 1, maxRetries: 0, bodyBytes: BODY_BYTES, randomBody: true, timeoutMs: 60_000 });
     assert.equal(r.acked.size, 1, JSON.stringify(r.final));
-    assert.deepEqual(await m.stop(), { code: 0, signal: null });
-    const d = checkDurability(readFileSync(traceFile, 'utf8'));
-    const summary = [...d.logs].map(([f, l]) => `${path.basename(f)}: ${(l.bytes / 1048576).toFixed(1)} MB, ${l.lastSync > l.lastWrite ? 'synced' : l.removed >= 0 ? 'in a synced table' : 'NOT SYNCED'}`);
-    t.diagnostic(`log files before the 250: ${summary.join('; ')}`);
-    assert.ok(d.replyAt >= 0, 'found the 250 in the trace');
-    assert.ok(d.logs.size >= 2, `the message spanned a log switch (${d.logs.size} log files written)`);
-    assert.deepEqual(d.unsynced, [], 'log files with unsynced bytes when the 250 went out');
-  } finally {
-    if (m) {
-      m.kill('SIGKILL');
-      await m.exited;
-    }
-    rmSync(appDir, { recursive: true, force: true });
-  }
+  });
+  const d = checkDurability(trace);
+  const summary = [...d.logs].map(([f, l]) => `${path.basename(f)}: ${(l.bytes / 1048576).toFixed(1)} MB, ${l.lastSync > l.lastWrite ? 'synced' : l.removed >= 0 ? 'in a synced table' : 'NOT SYNCED'}`);
+  t.diagnostic(`log files before the 250: ${summary.join('; ')}`);
+  assert.ok(d.replyAt >= 0, 'found the 250 in the trace');
+  assert.ok(d.logs.size >= 2, `the message spanned a log switch (${d.logs.size} log files written)`);
+  assert.deepEqual(d.unsynced, [], 'log files with unsynced bytes when the 250 went out');
 });
 
 test('log switch checker: an old log neither synced nor removed is caught; a synced one or one in a synced table is not', () => {
