@@ -29,7 +29,7 @@ import { loadPlugins, type LoadedPlugins } from '../plugins/loader.js';
 import { OutcomeHooks } from '../plugins/outcome-hooks.js';
 import { DiskGuard } from '../queue/disk-space.js';
 import { QueueStore } from '../queue/store.js';
-import { Scheduler } from '../queue/scheduler.js';
+import { Scheduler, type Lease } from '../queue/scheduler.js';
 import { Outcomes, type OutcomeListener } from '../queue/outcomes.js';
 import { EventWebhook } from '../bounce/webhook.js';
 import { keys } from '../queue/keys.js';
@@ -67,6 +67,7 @@ export class Master {
   private api: FastifyInstance | undefined;
   private gcTimer: NodeJS.Timeout | undefined;
   scheduler: Scheduler | undefined;
+  private outcomes: Outcomes | undefined;
   channel: ChannelServer | undefined;
   supervisor: Supervisor | undefined;
   private webhook: EventWebhook | undefined;
@@ -103,7 +104,9 @@ export class Master {
     }
     const disk = new DiskGuard(config.queue.path, config.queue.minFreeSpace);
     const zones = new ZoneSelector(config);
-    const scheduler = (this.scheduler = new Scheduler(this.store, config, logger.child({ component: 'scheduler' })));
+    // an expired lease's attempt is cancelled through the data channel (started later)
+    const enforcer = { expired: (lease: Lease) => this.channel?.cancel(lease.owner, lease.leaseId), abandoned: (owner: string) => this.channel?.drop(owner) };
+    const scheduler = (this.scheduler = new Scheduler(this.store, config, logger.child({ component: 'scheduler' }), Date.now, enforcer));
     const fresh = (this.freshBodies = new FreshBodies({ maxBytes: FRESH_BODY_BYTES, maxMessageBytes: FRESH_BODY_MESSAGE_BYTES }));
     const gcNudge = this.gcNudge;
     this.store.onDelete((id) => {
@@ -125,14 +128,19 @@ export class Master {
         scheduler.offer(meta, rows);
       },
     });
-    const notified: OutcomeListener[] = [new BounceNotifier(config, ingest, logger, this.hooks)];
+    // bounces and delay notices are written with the report (NoticeWriter); success notices follow it
+    const notifier = new BounceNotifier(config, ingest, logger, this.hooks);
+    const notified: OutcomeListener[] = [notifier];
     const outcomeHooks = new OutcomeHooks(this.hooks);
     if (outcomeHooks.wanted) notified.push(outcomeHooks);
     if (config.events.url) {
       this.webhook = new EventWebhook({ url: config.events.url, secret: config.events.secret, timeoutMs: config.events.timeout, maxAttempts: config.events.maxAttempts, maxPending: config.events.maxPending }, logger.child({ component: 'events' }));
       notified.push(this.webhook);
     }
-    const outcomes = new Outcomes(this.store, config, logger, notified, { rescheduled: (leaseId, zone, due) => scheduler.noteDue(leaseId, zone, due) });
+    const outcomes = (this.outcomes = new Outcomes(this.store, config, logger, notified, {
+      rescheduled: (leaseId, zone, due) => scheduler.noteDue(leaseId, zone, due),
+      notices: notifier,
+    }));
 
     try {
       if (config.inbound.enabled) {
@@ -235,6 +243,9 @@ export class Master {
       await this.api.close().catch(() => undefined);
       this.api = undefined;
     }
+    // results the workers report while they finish still get their write, but one that fails
+    // is not retried: the stop must not wait for a full disk
+    this.outcomes?.close();
     await this.inbound?.stop();
     this.inbound = undefined;
     await this.supervisor?.stop();

@@ -10,18 +10,30 @@
  * report (Original-Envelope-Id, Original-Recipient). We return the original's headers only,
  * whatever RET asked (RFC 3461 lets an MTA return headers only).
  *
+ * A DSN is written in the same synced batch as the queue change it reports on (the removal of the
+ * bounced row; the "warned" mark of a delayed one): the outcome stage hands over its batch, and
+ * the DSN's ingest carries it. So a row never leaves the queue without its DSN, and a DSN is not
+ * held to the free-space reserve meant for clients (ingest's rule for notices). When a report
+ * calls for both notices, the delay notice goes first on its own and is not sent again if the
+ * bounce then has to be retried.
+ *
  * Before a DSN is made, the queue:bounce hook is told about each bounced recipient (ZoneMTA's
- * `bounce` object); a handler may set `bounce.dsn = false` to send none for that recipient. A
- * failing handler is logged and changes nothing: the DSN still goes.
+ * `bounce` object), once per report; a handler may set `bounce.dsn = false` to send none for that
+ * recipient. A failing handler is logged and changes nothing: the DSN still goes. A DSN that a
+ * plugin refuses for good (a 5xx from a message hook) is logged as DROPPED and the report is
+ * recorded without it; a temporary refusal fails the write, which the outcome stage retries. A
+ * success notice is sent after its delivery is recorded (a lost one loses no mail).
  */
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { Ingest } from '../accept/ingest.js';
+import { SmtpError } from '../errors/smtp-error.js';
 import { logEvent } from '../log/logger.js';
 import { parseHeaders } from '../message/headers.js';
 import type { BounceInfo } from '../plugins/hooks.js';
 import type { HookRunner } from '../plugins/runner.js';
-import type { FinishedRow, OutcomeListener } from '../queue/outcomes.js';
+import type { BatchOp } from '../store/group-commit.js';
+import type { FinishedRow, NoticeWriter, OutcomeListener } from '../queue/outcomes.js';
 import type { DeliveryRow, MessageMeta } from '../queue/types.js';
 import { buildDsn, mayBounceTo, type DsnRecipient } from './dsn.js';
 
@@ -35,7 +47,7 @@ export function wantsNotice(row: DeliveryRow, kind: 'SUCCESS' | 'FAILURE' | 'DEL
 const NOTICE_EVENT = { failed: 'BOUNCE_QUEUED', delayed: 'DELAY_NOTICE_QUEUED', relayed: 'SUCCESS_NOTICE_QUEUED' } as const;
 const NOTICE_NAME = { failed: 'bounce', delayed: 'delay notice', relayed: 'success notice' } as const;
 
-export class BounceNotifier implements OutcomeListener {
+export class BounceNotifier implements NoticeWriter, OutcomeListener {
   constructor(
     private readonly config: Config,
     private readonly ingest: Ingest,
@@ -43,16 +55,33 @@ export class BounceNotifier implements OutcomeListener {
     private readonly hooks?: HookRunner,
   ) {}
 
-  async bounced(meta: MessageMeta, rows: FinishedRow[]): Promise<void> {
-    return this.send(meta, await this.runBounceHooks(meta, rows), 'failed');
-  }
-
-  delayed(meta: MessageMeta, rows: FinishedRow[]): Promise<void> {
-    return this.send(meta, rows.filter(({ row }) => wantsNotice(row, 'DELAY')), 'delayed');
-  }
-
-  delivered(meta: MessageMeta, rows: FinishedRow[]): Promise<void> {
-    return this.send(meta, rows.filter(({ row }) => wantsNotice(row, 'SUCCESS')), 'relayed');
+  async prepare(meta: MessageMeta, bounced: FinishedRow[], delayedRows: FinishedRow[]): Promise<((ops: BatchOp[]) => Promise<boolean>) | undefined> {
+    const failed = bounced.length ? await this.runBounceHooks(meta, bounced) : [];
+    const delayed = delayedRows.filter(({ row }) => wantsNotice(row, 'DELAY'));
+    if (!mayBounceTo({ sender: meta.from, originalHeaders: meta.headers })) {
+      for (const [action, rows] of [['failed', failed], ['delayed', delayed]] as const) {
+        for (const { row } of rows) this.dropped(row, `no ${NOTICE_NAME[action]}: null sender, auto-submitted or report mail`);
+      }
+      return undefined;
+    }
+    const notices = [
+      { action: 'delayed' as Action, rows: delayed },
+      { action: 'failed' as Action, rows: failed },
+    ].filter((n) => n.rows.length);
+    if (!notices.length) return undefined;
+    /** notices queued on their own by an earlier try of this report */
+    const sent = new Set<Action>();
+    return async (ops) => {
+      let carried = false;
+      for (const [i, notice] of notices.entries()) {
+        if (sent.has(notice.action)) continue;
+        const last = i === notices.length - 1;
+        const queued = await this.queue(meta, notice.rows, notice.action, last ? ops : []);
+        if (last) carried = queued;
+        else sent.add(notice.action);
+      }
+      return carried;
+    };
   }
 
   /**
@@ -100,13 +129,17 @@ export class BounceNotifier implements OutcomeListener {
     logEvent(this.logger, 'DROPPED', { id: row.id, seq: row.seq, recipient: row.recipient, reason });
   }
 
-  private async send(meta: MessageMeta, rows: FinishedRow[], action: Action): Promise<void> {
-    if (!rows.length) return;
-    if (!mayBounceTo({ sender: meta.from, originalHeaders: meta.headers })) {
-      // a success notice not sent is no delivery lost: only bounces and delay notices are logged
-      if (action !== 'relayed') for (const { row } of rows) this.dropped(row, `no ${NOTICE_NAME[action]}: null sender, auto-submitted or report mail`);
-      return;
-    }
+  /** Success notices for delivered recipients that asked for one (NOTIFY=SUCCESS); never in the way of the delivery. */
+  async delivered(meta: MessageMeta, rows: FinishedRow[]): Promise<void> {
+    const asked = rows.filter(({ row }) => wantsNotice(row, 'SUCCESS'));
+    // a success notice not sent is no delivery lost: the null sender and the like are not logged
+    if (!asked.length || !mayBounceTo({ sender: meta.from, originalHeaders: meta.headers })) return;
+    await this.queue(meta, asked, 'relayed', []);
+  }
+
+  /** Queues one DSN, with `carried` in its batch; false when a plugin refused it for good
+   * (nothing was written). Throws when it could not be stored now. */
+  private async queue(meta: MessageMeta, rows: FinishedRow[], action: Action, carried: readonly BatchOp[]): Promise<boolean> {
     const recipients: DsnRecipient[] = rows.map(({ row, result }) => ({
       recipient: row.recipient,
       action,
@@ -126,14 +159,24 @@ export class BounceNotifier implements OutcomeListener {
       recipients,
       ...(meta.dsn?.envid ? { envelopeId: meta.dsn.envid } : {}),
     });
-    const result = await this.ingest.ingest({
-      from: '',
-      to: dsn.to,
-      origin: { via: 'bounce', transmissionType: 'DSN' },
-      source: [dsn.message],
-      maxSizeBytes: Math.max(dsn.message.length + 1, this.config.smtp.maxSize),
-      hideClientInfo: true,
-    });
-    this.logger.info({ event: NOTICE_EVENT[action], id: meta.id, dsn: result.id, to: meta.from }, `${NOTICE_NAME[action]} for ${meta.id} queued as ${result.id}`);
+    const what = NOTICE_NAME[action];
+    let result;
+    try {
+      result = await this.ingest.ingest({
+        from: '',
+        to: dsn.to,
+        origin: { via: 'bounce', transmissionType: 'DSN' },
+        source: [dsn.message],
+        maxSizeBytes: Math.max(dsn.message.length + 1, this.config.smtp.maxSize),
+        hideClientInfo: true,
+        carried,
+      });
+    } catch (err) {
+      if (!(err instanceof SmtpError && err.responseCode >= 500)) throw err;
+      for (const { row } of rows) this.dropped(row, `no ${what}: refused by a plugin: ${err.message}`);
+      return false;
+    }
+    this.logger.info({ event: NOTICE_EVENT[action], id: meta.id, dsn: result.id, to: meta.from }, `${what} for ${meta.id} queued as ${result.id}`);
+    return true;
   }
 }

@@ -1,8 +1,9 @@
 /**
  * The master's end of the data channel: a TCP server on loopback. A connection must say `hello`
  * with the secret its worker was given at fork within a few seconds, or it is closed. After that
- * it may fetch jobs, pull bodies chunk by chunk and report results. When the connection closes,
- * every lease it held is released at once (its deliveries are due again).
+ * it may fetch jobs, pull bodies chunk by chunk and report results; the master may tell it to
+ * cancel the attempt of a lease that expired, and cut a worker off that does not answer. When
+ * the connection closes, every lease it held is released at once (its deliveries are due again).
  *
  * Before hello a connection is a stranger: its frames may be a few KB at most (a hello is a few
  * hundred bytes), and only a few such connections are kept; a new one pushes out the oldest, so
@@ -48,6 +49,8 @@ export class ChannelServer {
   private readonly strangers = new Set<net.Socket>();
   private evicted = 0;
   private lastEvictionLog = 0;
+  /** connections that said hello, by owner: the master may write to them unasked */
+  private readonly peers = new Map<string, { workerId: string; socket: net.Socket; send: (m: MasterMessage) => void }>();
   private nextOwner = 1;
 
   constructor(
@@ -94,6 +97,21 @@ export class ChannelServer {
     }
   }
 
+  /** The workers connected now (hello done), by worker id: a forked worker is not one until then. */
+  connected(): string[] {
+    return [...this.peers.values()].map((p) => p.workerId);
+  }
+
+  /** Tells the worker on connection `owner` to stop the attempt of lease `leaseId`. */
+  cancel(owner: string, leaseId: string): void {
+    this.peers.get(owner)?.send({ type: 'cancel', leaseId });
+  }
+
+  /** Cuts one worker's connection: its leases are released and the worker exits. */
+  drop(owner: string): void {
+    this.peers.get(owner)?.socket.destroy();
+  }
+
   private accept(socket: net.Socket): void {
     this.sockets.add(socket);
     this.admitStranger(socket);
@@ -118,6 +136,7 @@ export class ChannelServer {
         this.strangers.delete(socket);
         decoder.maxFrameBytes = MAX_FRAME_BYTES;
         peer = { owner: `c${this.nextOwner++}`, workerId: m.workerId, zone: m.zone };
+        this.peers.set(peer.owner, { workerId: peer.workerId, socket, send });
         send({ type: 'welcome', version: PROTOCOL_VERSION, workerId: m.workerId });
         return;
       }
@@ -180,7 +199,10 @@ export class ChannelServer {
       clearTimeout(helloTimer);
       this.sockets.delete(socket);
       this.strangers.delete(socket);
-      if (peer) this.handlers.closed(peer);
+      if (peer) {
+        this.peers.delete(peer.owner);
+        this.handlers.closed(peer);
+      }
     });
   }
 }

@@ -221,6 +221,10 @@ function crossChecks(config: Config): string[] {
     claim('inbound', inbound.host, inbound.port);
   }
   if (!config.zones.default) problems.push('zones.default: the default zone must exist');
+  if (config.delivery.attemptTimeout >= config.queue.leaseTimeout) {
+    // the worker must end an attempt and report it before the master gives up on the lease
+    problems.push(`delivery.attemptTimeout: must be shorter than queue.leaseTimeout (${config.delivery.attemptTimeout} ms is not less than ${config.queue.leaseTimeout} ms)`);
+  }
   return problems;
 }
 

@@ -238,6 +238,8 @@ export const configSchema = t.object({
     connectTimeout: t.duration({ min: 100 }),
     greetingTimeout: t.duration({ min: 100 }),
     socketTimeout: t.duration({ min: 100 }),
+    /** one delivery attempt as a whole, over every MX host and address; shorter than queue.leaseTimeout */
+    attemptTimeout: t.duration({ min: 100 }),
     /** the SMTP port of MX hosts (Postfix's smtp_tcp_port); 25 except in tests */
     mxPort: port(),
     /** after a refused or timed-out connection, skip that address for this long; 0 = never */

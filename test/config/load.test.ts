@@ -198,6 +198,12 @@ test('rules across keys: a token beyond loopback, key and cert together, one lis
   ]);
 });
 
+test('rules across keys: a delivery attempt must end inside its lease', (t) => {
+  const dir = appDir(t, '[queue]\nleaseTimeout = "2m"\n[delivery]\nattemptTimeout = "2m"\n');
+  assert.deepEqual(problems(dir), ['delivery.attemptTimeout: must be shorter than queue.leaseTimeout (120000 ms is not less than 120000 ms)']);
+  assert.equal(load(dir, { SLUICE_DELIVERY__ATTEMPTTIMEOUT: '"90s"' }).config.delivery.attemptTimeout, 90_000);
+});
+
 test('the default zone stays: layers merge into it and cannot replace it with a non-table', (t) => {
   assert.deepEqual(Object.keys(load(appDir(t), { SLUICE_ZONES: '{}' }).config.zones), ['default']);
   assert.deepEqual(problems(appDir(t), { SLUICE_ZONES__DEFAULT: '1' }), ['zones.default: expected a table, got 1 (set by SLUICE_ZONES__DEFAULT)']);

@@ -64,6 +64,8 @@ export interface ConfigOptions {
   queue?: Record<string, string | number>;
   /** keys added to the [smtp] table */
   smtp?: Record<string, string | number | boolean>;
+  /** keys added to the [zones.default] table (processes = 1 starts a delivery worker) */
+  zone?: Record<string, string | number | boolean>;
 }
 
 /** A fresh app dir under os.tmpdir() with a config.toml for tests. */
@@ -85,8 +87,8 @@ export function writeAppConfig(dir: string, opts: ConfigOptions = {}): void {
     table('channel', { port: 0 }),
     table('inbound', { port: 0, minFreeSpace: 0 }),
     table('queue', { path: 'data/queue', minFreeSpace: 0 }, opts.queue),
-    // acceptance only: no delivery workers, and never a DNS query off this machine
-    table('zones.default', { processes: 0 }),
+    // acceptance only unless a test asks for a worker, and never a DNS query off this machine
+    table('zones.default', { processes: 0 }, opts.zone),
     '[dns]\nservers = ["127.0.0.1:9"]',
     opts.extraToml ?? '',
   ].join('\n');
