@@ -144,6 +144,8 @@ const inboundSpec = t.object({
   routeLocal: t.bool(),
   /** IPs, CIDR blocks and sender domains refused with 554, one per line; re-read when it changes */
   blocklist: t.string(),
+  /** the key of altinbox aliases (HMAC); unset: one the inbox store makes and keeps */
+  aliasSecret: t.secret(t.optString()),
   throttle: t.object({
     /** clients these tiers never apply to (the local Sluice delivering to itself) */
     exempt: t.list(cidr()),

@@ -17,7 +17,9 @@ import type { HookRunner } from '../plugins/runner.js';
 import type { LocalRoute } from '../zones/local-route.js';
 import { DiskGuard } from '../queue/disk-space.js';
 import { mailsacRoutes } from './api/mailsac-routes.js';
+import { InboxAccess } from './api/access.js';
 import { liveRoutes } from './api/live-routes.js';
+import { privateRoutes } from './api/private-routes.js';
 import { inboxRoutes } from './api/routes.js';
 import { StreamSlots } from './api/stream-slots.js';
 import { wsRoute } from './api/ws-route.js';
@@ -140,10 +142,12 @@ export class Inbound {
         if (perMinute > 0) {
           await scope.register(rateLimit, { max: perMinute, timeWindow: 60_000, keyGenerator: (req) => clientKey(req.ip) });
         }
-        inboxRoutes({ inbox: this.inbox, policy: this.policy, maxPageSize: Math.min(200, config.inbound.maxPerInbox) })(scope);
-        liveRoutes({ inbox: this.inbox, policy: this.policy, slots: this.streams })(scope);
-        await scope.register(wsRoute({ inbox: this.inbox, policy: this.policy, slots: this.streams }));
-        mailsacRoutes({ inbox: this.inbox, policy: this.policy, hostname: config.hostname, maxPerInbox: config.inbound.maxPerInbox })(scope);
+        const access = new InboxAccess(this.policy, this.inbox.privates);
+        inboxRoutes({ inbox: this.inbox, access, maxPageSize: Math.min(200, config.inbound.maxPerInbox) })(scope);
+        privateRoutes({ inbox: this.inbox, access })(scope);
+        liveRoutes({ inbox: this.inbox, access, slots: this.streams })(scope);
+        await scope.register(wsRoute({ inbox: this.inbox, policy: this.policy, access, slots: this.streams }));
+        mailsacRoutes({ inbox: this.inbox, access, hostname: config.hostname, maxPerInbox: config.inbound.maxPerInbox })(scope);
       });
     };
   }

@@ -18,7 +18,9 @@ import { readChunks } from '../accept/read-chunks.js';
 import type { InboundConfig } from '../config/schema.js';
 import { SmtpError } from '../errors/smtp-error.js';
 import { logEvent } from '../log/logger.js';
+import { Aliases } from './aliases.js';
 import { InboxEvents } from './events.js';
+import { PrivateInboxes } from './private.js';
 import { attachmentBytes } from './parse/attachment-bytes.js';
 import { AuthChecker } from './parse/auth.js';
 import { parseMessage } from './parse/parse-message.js';
@@ -69,6 +71,10 @@ export class Inbox {
   private parser!: ParseQueue;
   private retention!: Retention;
   private auth: AuthChecker | undefined;
+  /** private inboxes and domains (reading them needs their key) */
+  privates!: PrivateInboxes;
+  /** altinbox aliases */
+  aliases!: Aliases;
   private readonly listeners: StoredListener[] = [];
   /** new-message events per inbox, for the live routes */
   readonly events = new InboxEvents();
@@ -78,6 +84,9 @@ export class Inbox {
   async start(): Promise<void> {
     const { config, logger } = this.deps;
     this.store = await InboxStore.open(config.path, logger.child({ component: 'inbox' }));
+    this.privates = new PrivateInboxes(this.store);
+    await this.privates.load();
+    this.aliases = new Aliases(this.store, config.aliasSecret);
     if (config.checkAuth) this.auth = new AuthChecker({ dnsServers: this.deps.dns.servers, dnsTimeoutMs: this.deps.dns.timeoutMs, hostname: this.deps.hostname });
     this.parser = new ParseQueue((id) => this.parse(id), PARSE_CONCURRENCY, logger.child({ component: 'inbox' }));
     this.retention = new Retention(this.store, config, logger.child({ component: 'inbox' }));

@@ -23,7 +23,7 @@ import { openLevelDb, type LevelDb } from '../../store/level-db.js';
 import { StoreUnavailableError, WriteGuard } from '../../store/write-guard.js';
 import { InboxIds, idPrefixAt, inboxIdTime } from './ids.js';
 import { idOfInboxKey, idOfRawKey, keys, PREFIX } from './keys.js';
-import type { InboundEnvelope, InboxEntry, MessageSummary, ParsedMessage } from './types.js';
+import type { InboundEnvelope, InboxEntry, MessageSummary, ParsedMessage, Reservation } from './types.js';
 
 const json = (value: unknown) => Buffer.from(JSON.stringify(value));
 const parse = <T>(buf: Buffer) => JSON.parse(buf.toString('utf8')) as T;
@@ -274,6 +274,37 @@ export class InboxStore {
       parsed: await has(keys.meta(id)),
       summary: await has(keys.summary(id)),
     };
+  }
+
+  // --- small records: reservations, aliases, settings ---------------------------------------
+
+  /** Every private inbox or domain and the hash of its key. */
+  async *reservations(): AsyncGenerator<Reservation> {
+    for await (const value of this.db.values(keys.allOf(PREFIX.reservation))) yield parse<Reservation>(value);
+  }
+
+  /** Reserves a target (synced: an operator's change), or releases it with `undefined`. */
+  async setReservation(target: string, reservation: Reservation | undefined): Promise<void> {
+    const key = keys.reservation(target);
+    await this.guard.write(() => this.committer.commit([reservation ? { type: 'put', key, value: json(reservation) } : { type: 'del', key }]));
+  }
+
+  /** The address an altinbox alias delivers to, if it is one. */
+  async aliasTarget(alias: string): Promise<string | undefined> {
+    return (await this.db.get(keys.alias(alias)))?.toString('utf8');
+  }
+
+  async setAlias(alias: string, address: string): Promise<void> {
+    await this.guard.write(() => this.committer.commit([{ type: 'put', key: keys.alias(alias), value: Buffer.from(address) }]));
+  }
+
+  /** A value the inbox keeps for itself (the alias secret). */
+  async setting(name: string): Promise<Buffer | undefined> {
+    return this.db.get(keys.setting(name));
+  }
+
+  async setSetting(name: string, value: Buffer): Promise<void> {
+    await this.guard.write(() => this.committer.commit([{ type: 'put', key: keys.setting(name), value }]));
   }
 
   // --- the parser's output ------------------------------------------------------------------

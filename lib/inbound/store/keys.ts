@@ -11,6 +11,9 @@
  *   m:<id>                    the parsed message: headers, text, HTML, attachments, links, auth (JSON)
  *   s:<id>                    the parsed summary a listing shows (JSON)
  *   i:<inbox>:<id>            the message is in that inbox (JSON: the recipients it came for, tags, read)
+ *   k:<target>                a private inbox or domain: the hash of its key (JSON)
+ *   x:<alias>                 an altinbox alias: the address it delivers to
+ *   c:<name>                  a value the store keeps for itself (the alias secret)
  *
  * r: chunks without an e: key are leftovers of a receipt that did not finish, collected later.
  * Attachments are not stored apart: their bytes are decoded from the raw message when asked for
@@ -24,6 +27,9 @@ export const PREFIX = {
   meta: 'm:',
   summary: 's:',
   inbox: 'i:',
+  reservation: 'k:',
+  alias: 'x:',
+  setting: 'c:',
 } as const;
 
 const hex = (n: number, width: number) => n.toString(16).padStart(width, '0');
@@ -39,6 +45,9 @@ export const keys = {
   inbox: (inbox: string, id: string) => `i:${enc(inbox)}:${id}`,
   /** an inbox's entries; with `before`, only those older than that id */
   inboxRange: (inbox: string, before?: string) => ({ gt: `i:${enc(inbox)}:`, lt: before ? `i:${enc(inbox)}:${before}` : `i:${enc(inbox)};` }),
+  reservation: (target: string) => `k:${enc(target)}`,
+  alias: (alias: string) => `x:${enc(alias)}`,
+  setting: (name: string) => `c:${name}`,
   /** every key of a family */
   allOf: (prefix: string) => ({ gte: prefix, lt: prefix.slice(0, -1) + ';' }),
   /** envelopes of messages that arrived before the id prefix `before` */

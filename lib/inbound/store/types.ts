@@ -108,3 +108,12 @@ export interface ParsedMessage {
 export type MessageSummary = Pick<ParsedMessage, 'from' | 'to' | 'cc' | 'subject' | 'date' | 'messageId' | 'links' | 'codes' | 'spam'> & {
   attachments: Pick<AttachmentInfo, 'index' | 'filename' | 'contentType' | 'size' | 'md5'>[];
 };
+
+/** A private inbox (an address) or domain ("example.test", "*.example.test"): who may read it. */
+export interface Reservation {
+  target: string;
+  /** sha256 of the key, hex (the key is 256 random bits: a fast hash is enough) */
+  keyHash: string;
+  /** ms */
+  created: number;
+}
