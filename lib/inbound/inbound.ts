@@ -20,6 +20,7 @@ import { mailsacRoutes } from './api/mailsac-routes.js';
 import { InboxAccess } from './api/access.js';
 import { liveRoutes } from './api/live-routes.js';
 import { privateRoutes } from './api/private-routes.js';
+import { searchRoutes } from './api/search-routes.js';
 import { inboxRoutes } from './api/routes.js';
 import { StreamSlots } from './api/stream-slots.js';
 import { wsRoute } from './api/ws-route.js';
@@ -145,6 +146,7 @@ export class Inbound {
         const access = new InboxAccess(this.policy, this.inbox.privates);
         inboxRoutes({ inbox: this.inbox, access, maxPageSize: Math.min(200, config.inbound.maxPerInbox) })(scope);
         privateRoutes({ inbox: this.inbox, access })(scope);
+        searchRoutes({ inbox: this.inbox, policy: this.policy, access })(scope);
         liveRoutes({ inbox: this.inbox, access, slots: this.streams })(scope);
         await scope.register(wsRoute({ inbox: this.inbox, policy: this.policy, access, slots: this.streams }));
         mailsacRoutes({ inbox: this.inbox, access, hostname: config.hostname, maxPerInbox: config.inbound.maxPerInbox })(scope);

@@ -27,7 +27,8 @@ import { parseMessage } from './parse/parse-message.js';
 import { ParseQueue } from './parse/parse-queue.js';
 import type { InboxTarget } from './recipients.js';
 import { Retention } from './retention.js';
-import { inboxIdTime, isInboxId } from './store/ids.js';
+import { idPrefixAt, inboxIdTime, isInboxId } from './store/ids.js';
+import { matches, type Query } from './search/query.js';
 import { InboxStore } from './store/inbox-store.js';
 import type { ClientInfo, InboundEnvelope, InboxEntry, MessageSummary, ParsedMessage } from './store/types.js';
 
@@ -204,8 +205,8 @@ export class Inbox {
   private async parse(id: string): Promise<void> {
     const envelope = await this.store.getEnvelope(id);
     if (!envelope) return; // deleted before its turn
-    const { parsed, summary } = await parseMessage(this.store, envelope, this.auth, this.deps.onBytes);
-    if (!(await this.store.saveParsed(id, parsed, summary))) return;
+    const { parsed, summary, search } = await parseMessage(this.store, envelope, this.auth, this.deps.onBytes);
+    if (!(await this.store.saveParsed(id, parsed, summary, search))) return;
     this.events.publish(envelope, summary);
     for (const listener of this.listeners) {
       try {
@@ -294,6 +295,40 @@ export class Inbox {
       if (envelope) items.push({ envelope, entry: p.entry, summary: summaries[i] ?? null });
     });
     return items;
+  }
+
+  /**
+   * Messages matching a search, newest first: `limit` of them from before the id `before` (the
+   * cursor of an earlier page), only those `readable` says the caller may see. A search by one
+   * inbox reads that inbox's index; any other reads the store newest first, within the dates the
+   * query gives, at most `maxScan` messages per call (`next` then says where to go on).
+   */
+  async search(q: Query, opts: { limit: number; before?: string; inbox?: string; maxScan: number; readable: (envelope: InboundEnvelope) => boolean }): Promise<{ items: { envelope: InboundEnvelope; summary: MessageSummary | null }[]; next: string | null }> {
+    const now = Date.now();
+    const from = idPrefixAt(Math.max(q.after ?? 0, now - this.deps.config.ttl));
+    const beforeIds = [opts.before, q.before !== undefined ? idPrefixAt(q.before) : undefined].filter((v): v is string => v !== undefined);
+    const before = beforeIds.length ? beforeIds.sort()[0] : undefined;
+    const ids = opts.inbox ? this.inboxIds(opts.inbox, before, from) : this.store.idsNewestFirst({ before, from });
+    const items: { envelope: InboundEnvelope; summary: MessageSummary | null }[] = [];
+    let scanned = 0;
+    for await (const id of ids) {
+      if (++scanned > opts.maxScan) return { items, next: id };
+      if (await this.store.isPending(id)) await this.parser.ensure(id);
+      const [doc, envelope] = await Promise.all([this.store.searchDoc(id), this.store.getEnvelope(id)]);
+      if (!doc || !envelope || !opts.readable(envelope) || !matches(q, doc)) continue;
+      items.push({ envelope, summary: (await this.store.getSummaries([id]))[0] ?? null });
+      if (items.length === opts.limit) return { items, next: id };
+    }
+    return { items, next: null };
+  }
+
+  /** An inbox's ids, newest first, from before `before` down to the id prefix `from`, within its cap. */
+  private async *inboxIds(inbox: string, before: string | undefined, from: string): AsyncGenerator<string> {
+    let position = 0;
+    for await (const e of this.store.entries(inbox)) {
+      if (position++ >= this.deps.config.maxPerInbox || e.id < from) return;
+      if (before === undefined || e.id < before) yield e.id;
+    }
   }
 
   async count(inbox: string, tag?: string): Promise<number> {

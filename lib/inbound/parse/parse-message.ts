@@ -18,6 +18,7 @@ import type { AuthChecker } from './auth.js';
 import { findCodes } from './codes.js';
 import { linksFromHtml, linksFromText, mergeLinks } from './links.js';
 import { PARSER_OPTIONS } from './parser-options.js';
+import { searchDoc, type SearchDoc } from '../search/query.js';
 
 /** Text and HTML are kept up to this many characters each. */
 export const MAX_TEXT_CHARS = 1_000_000;
@@ -30,6 +31,7 @@ const MAX_HEADER_VALUE = 16_384;
 export interface ParseResult {
   parsed: ParsedMessage;
   summary: MessageSummary;
+  search: SearchDoc;
 }
 
 export async function parseMessage(store: InboxStore, envelope: InboundEnvelope, auth: AuthChecker | undefined, onBytes: (n: number) => void = () => undefined): Promise<ParseResult> {
@@ -48,7 +50,7 @@ export async function parseMessage(store: InboxStore, envelope: InboundEnvelope,
     spam: parsed.spam,
     attachments: parsed.attachments.map(({ index, filename, contentType, size, md5 }) => ({ index, filename, contentType, size, md5 })),
   };
-  return { parsed, summary };
+  return { parsed, summary, search: searchDoc(envelope, parsed) };
 }
 
 async function checkAuth(store: InboxStore, envelope: InboundEnvelope, auth: AuthChecker | undefined): Promise<AuthResults | null> {

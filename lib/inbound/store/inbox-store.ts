@@ -23,6 +23,7 @@ import { openLevelDb, type LevelDb } from '../../store/level-db.js';
 import { StoreUnavailableError, WriteGuard } from '../../store/write-guard.js';
 import { InboxIds, idPrefixAt, inboxIdTime } from './ids.js';
 import { idOfInboxKey, idOfRawKey, keys, PREFIX } from './keys.js';
+import type { SearchDoc } from '../search/query.js';
 import type { InboundEnvelope, InboxEntry, MessageSummary, ParsedMessage, Reservation } from './types.js';
 
 const json = (value: unknown) => Buffer.from(JSON.stringify(value));
@@ -254,6 +255,17 @@ export class InboxStore {
     for await (const key of this.db.keys(keys.envelopesBefore(idPrefixAt(beforeMs)))) yield key.slice(2);
   }
 
+  /** What search reads of a message (undefined until it is parsed). */
+  async searchDoc(id: string): Promise<SearchDoc | undefined> {
+    const v = await this.db.get(keys.search(id));
+    return v === undefined ? undefined : parse<SearchDoc>(v);
+  }
+
+  /** Stored ids, newest first, from before the id `before` (an id or an id prefix) down to `from`. */
+  async *idsNewestFirst(opts: { before?: string; from?: string } = {}): AsyncGenerator<string> {
+    for await (const key of this.db.keys({ ...keys.envelopesBetween(opts.from ?? '', opts.before ?? '\uffff'), reverse: true })) yield key.slice(2);
+  }
+
   /** Every stored id, oldest first. */
   async *allIds(): AsyncGenerator<string> {
     for await (const key of this.db.keys(keys.allOf(PREFIX.envelope))) yield key.slice(2);
@@ -314,10 +326,15 @@ export class InboxStore {
    * before it reaches the disk leaves the mark, and the message is parsed again at start.
    * Returns false (and keeps nothing) when the message was deleted while it was parsed.
    */
-  saveParsed(id: string, parsed: ParsedMessage, summary: MessageSummary): Promise<boolean> {
+  saveParsed(id: string, parsed: ParsedMessage, summary: MessageSummary, search: SearchDoc): Promise<boolean> {
     return this.perMessage.run(id, async () => {
       if (!(await this.getEnvelope(id))) return false;
-      const ops: BatchOp[] = [{ type: 'put', key: keys.meta(id), value: json(parsed) }, { type: 'put', key: keys.summary(id), value: json(summary) }, { type: 'del', key: keys.pending(id) }];
+      const ops: BatchOp[] = [
+        { type: 'put', key: keys.meta(id), value: json(parsed) },
+        { type: 'put', key: keys.summary(id), value: json(summary) },
+        { type: 'put', key: keys.search(id), value: json(search) },
+        { type: 'del', key: keys.pending(id) },
+      ];
       await this.guard.write(() => this.db.batch(ops));
       return true;
     });
@@ -352,7 +369,7 @@ export class InboxStore {
     if (left.length) {
       ops.push({ type: 'put', key: keys.envelope(id), value: json({ ...envelope, inboxes: left }) });
     } else {
-      for (const key of [keys.envelope(id), keys.pending(id), keys.meta(id), keys.summary(id)]) ops.push({ type: 'del', key });
+      for (const key of [keys.envelope(id), keys.pending(id), keys.meta(id), keys.summary(id), keys.search(id)]) ops.push({ type: 'del', key });
     }
     await this.guard.write(() => (sync ? this.committer.commit(ops) : this.db.batch(ops)));
     if (left.length) return;

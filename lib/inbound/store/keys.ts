@@ -10,6 +10,7 @@
  *   p:<id>                    the message waits to be parsed (written by the commit)
  *   m:<id>                    the parsed message: headers, text, HTML, attachments, links, auth (JSON)
  *   s:<id>                    the parsed summary a listing shows (JSON)
+ *   q:<id>                    what search reads: subject, addresses, decoded text, in lower case (JSON)
  *   i:<inbox>:<id>            the message is in that inbox (JSON: the recipients it came for, tags, read)
  *   k:<target>                a private inbox or domain: the hash of its key (JSON)
  *   x:<alias>                 an altinbox alias: the address it delivers to
@@ -26,6 +27,7 @@ export const PREFIX = {
   pending: 'p:',
   meta: 'm:',
   summary: 's:',
+  search: 'q:',
   inbox: 'i:',
   reservation: 'k:',
   alias: 'x:',
@@ -42,6 +44,7 @@ export const keys = {
   pending: (id: string) => `p:${id}`,
   meta: (id: string) => `m:${id}`,
   summary: (id: string) => `s:${id}`,
+  search: (id: string) => `q:${id}`,
   inbox: (inbox: string, id: string) => `i:${enc(inbox)}:${id}`,
   /** an inbox's entries; with `before`, only those older than that id */
   inboxRange: (inbox: string, before?: string) => ({ gt: `i:${enc(inbox)}:`, lt: before ? `i:${enc(inbox)}:${before}` : `i:${enc(inbox)};` }),
@@ -50,6 +53,8 @@ export const keys = {
   setting: (name: string) => `c:${name}`,
   /** every key of a family */
   allOf: (prefix: string) => ({ gte: prefix, lt: prefix.slice(0, -1) + ';' }),
+  /** envelopes of messages with ids in [from, to) (id prefixes or whole ids) */
+  envelopesBetween: (from: string, to: string) => ({ gte: `e:${from}`, lt: `e:${to}` }),
   /** envelopes of messages that arrived before the id prefix `before` */
   envelopesBefore: (before: string) => ({ gte: PREFIX.envelope, lt: `e:${before}` }),
 };
