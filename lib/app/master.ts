@@ -79,6 +79,8 @@ export class Master {
   private readonly gcNudge = new GcNudge();
   private passwords: PasswordChecker | undefined;
   readonly listening: ListenerAddress[] = [];
+  /** every route of the HTTP API, as registered (the OpenAPI test compares the document with it) */
+  readonly apiRoutes: { method: string; url: string; hidden: boolean }[] = [];
 
   constructor(
     readonly loaded: LoadedConfig,
@@ -160,7 +162,7 @@ export class Master {
           ...(this.inbound ? [this.inbound.routes()] : []),
           ...(pluginMetrics ? [] : [metricsRoute(this.metrics)]),
           pluginRoutes(plugins.routes),
-        ]);
+        ], (route) => this.apiRoutes.push(route));
         this.announce('api', 'api', await listenApi(this.api, config));
       }
       const passwords = (this.passwords = new PasswordChecker());

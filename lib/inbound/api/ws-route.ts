@@ -37,7 +37,8 @@ export interface WsDeps {
 export function wsRoute(deps: WsDeps) {
   return async (app: FastifyInstance) => {
     await app.register(websocket, { options: { maxPayload: MAX_FRAME_BYTES } });
-    app.get('/api/ws', { websocket: true }, (socket, req) => {
+    // OpenAPI 3 cannot describe a WebSocket: the document names it in its description instead
+    app.get('/api/ws', { websocket: true, schema: { hide: true } }, (socket, req) => {
       const release = deps.slots.take(req.ip, () => socket.close(1001, 'Sluice is stopping'));
       if (!release) {
         socket.close(1013, 'Too many live streams from your address');
