@@ -147,7 +147,15 @@ export class Master {
     try {
       if (config.inbound.enabled) {
         // before the workers, which are told where it listens
-        this.inbound = new Inbound({ config, hooks: this.hooks, registry: this.metrics, logger, onBytes: (n) => this.gcNudge.note(n) });
+        this.inbound = new Inbound({
+          config,
+          hooks: this.hooks,
+          registry: this.metrics,
+          logger,
+          onBytes: (n) => this.gcNudge.note(n),
+          // a released inbox message is queued like any other: through ingest
+          release: (r) => ingest.ingest({ from: r.from, to: r.to, origin: { via: 'release', transmissionType: 'ESMTP' }, source: r.source, maxSizeBytes: Math.max(config.smtp.maxSize, config.inbound.maxSize) }),
+        });
         this.announce('inbound', 'inbound', await this.inbound.start());
       }
       await this.startDelivery(scheduler, outcomes);

@@ -146,6 +146,13 @@ const inboundSpec = t.object({
   blocklist: t.string(),
   /** the key of altinbox aliases (HMAC); unset: one the inbox store makes and keeps */
   aliasSecret: t.secret(t.optString()),
+  /** POST /api/messages/:id/release: to the outbound queue, for these recipients only */
+  release: t.object({
+    /** addresses, domains ("example.test") or "*.example.test"; empty: release is off */
+    allow: t.list(t.string({ pattern: /^(\*\.|@)?[^\s]+$/, hint: 'an address, a domain or "*.domain"' }), { maxItems: 1000 }),
+    /** the envelope sender of released mail; "": the original's */
+    from: t.string(),
+  }),
   throttle: t.object({
     /** clients these tiers never apply to (the local Sluice delivering to itself) */
     exempt: t.list(cidr()),

@@ -21,6 +21,8 @@ import { InboxAccess } from './api/access.js';
 import { liveRoutes } from './api/live-routes.js';
 import { privateRoutes } from './api/private-routes.js';
 import { searchRoutes } from './api/search-routes.js';
+import { releaseRoute } from './api/release-route.js';
+import { ReleasePolicy, type ReleaseSink } from './release.js';
 import { inboxRoutes } from './api/routes.js';
 import { StreamSlots } from './api/stream-slots.js';
 import { wsRoute } from './api/ws-route.js';
@@ -52,6 +54,8 @@ export class Inbound {
       logger: Logger;
       /** told of every chunk of mail the receiver reads or writes (the master's GcNudge) */
       onBytes?: (n: number) => void;
+      /** where a released message goes: the outbound ingest */
+      release?: ReleaseSink;
     },
   ) {
     const { config, logger } = deps;
@@ -147,6 +151,7 @@ export class Inbound {
         inboxRoutes({ inbox: this.inbox, access, maxPageSize: Math.min(200, config.inbound.maxPerInbox) })(scope);
         privateRoutes({ inbox: this.inbox, access })(scope);
         searchRoutes({ inbox: this.inbox, policy: this.policy, access })(scope);
+        releaseRoute({ inbox: this.inbox, access, policy: new ReleasePolicy(config.inbound.release.allow, config.inbound.release.from), sink: this.deps.release })(scope);
         liveRoutes({ inbox: this.inbox, access, slots: this.streams })(scope);
         await scope.register(wsRoute({ inbox: this.inbox, policy: this.policy, access, slots: this.streams }));
         mailsacRoutes({ inbox: this.inbox, access, hostname: config.hostname, maxPerInbox: config.inbound.maxPerInbox })(scope);

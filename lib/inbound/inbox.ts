@@ -21,6 +21,7 @@ import { logEvent } from '../log/logger.js';
 import { Aliases } from './aliases.js';
 import { InboxEvents } from './events.js';
 import { PrivateInboxes } from './private.js';
+import { releaseRecord, type ReleaseSink } from './release.js';
 import { attachmentBytes } from './parse/attachment-bytes.js';
 import { AuthChecker } from './parse/auth.js';
 import { parseMessage } from './parse/parse-message.js';
@@ -30,7 +31,7 @@ import { Retention } from './retention.js';
 import { idPrefixAt, inboxIdTime, isInboxId } from './store/ids.js';
 import { matches, type Query } from './search/query.js';
 import { InboxStore } from './store/inbox-store.js';
-import type { ClientInfo, InboundEnvelope, InboxEntry, MessageSummary, ParsedMessage } from './store/types.js';
+import type { ClientInfo, InboundEnvelope, InboxEntry, MessageSummary, ParsedMessage, Release } from './store/types.js';
 
 /** Parses running at once: the rest wait their turn, off the SMTP reply path. */
 const PARSE_CONCURRENCY = 2;
@@ -384,6 +385,22 @@ export class Inbox {
     let n = 0;
     for (const id of ids) if (await this.store.removeFromInbox(inbox, id)) n++;
     return n;
+  }
+
+  /**
+   * Hands the stored message to the outbound queue (`sink`: ingest) for `to`, from `from`; the
+   * outcome is kept with the message. Resolves with it; throws what ingest threw (after keeping it).
+   */
+  async release(envelope: InboundEnvelope, to: string[], from: string, sink: ReleaseSink): Promise<Release> {
+    try {
+      const { id } = await sink({ from, to, source: this.store.readRaw(envelope.id) });
+      const record = releaseRecord(to, { queueId: id });
+      await this.store.noteRelease(envelope.id, record);
+      return record;
+    } catch (err) {
+      await this.store.noteRelease(envelope.id, releaseRecord(to, { error: (err as Error)?.message ?? String(err) })).catch(() => undefined);
+      throw err;
+    }
   }
 
   setRead(inbox: string, id: string, read: boolean): Promise<boolean> {

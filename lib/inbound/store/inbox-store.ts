@@ -24,13 +24,15 @@ import { StoreUnavailableError, WriteGuard } from '../../store/write-guard.js';
 import { InboxIds, idPrefixAt, inboxIdTime } from './ids.js';
 import { idOfInboxKey, idOfRawKey, keys, PREFIX } from './keys.js';
 import type { SearchDoc } from '../search/query.js';
-import type { InboundEnvelope, InboxEntry, MessageSummary, ParsedMessage, Reservation } from './types.js';
+import type { InboundEnvelope, InboxEntry, MessageSummary, ParsedMessage, Release, Reservation } from './types.js';
 
 const json = (value: unknown) => Buffer.from(JSON.stringify(value));
 const parse = <T>(buf: Buffer) => JSON.parse(buf.toString('utf8')) as T;
 
 /** Bytes per stored chunk of a raw message. */
 const CHUNK_BYTES = 64 * 1024;
+/** releases remembered per message */
+const MAX_RELEASES_KEPT = 20;
 /**
  * LevelDB's memtable and block cache for the inbox. Smaller than the queue's: what passes through
  * is the raw message once, and reads come from the API a message at a
@@ -377,6 +379,17 @@ export class InboxStore {
     this.messageCount--;
     // without its envelope nothing reaches these any more; cleared now rather than by the collector
     await this.guard.write(() => this.db.clear(keys.rawRange(id)));
+  }
+
+  /** Adds a release's outcome to the message's envelope; false when the message is gone. */
+  noteRelease(id: string, release: Release): Promise<boolean> {
+    return this.perMessage.run(id, async () => {
+      const envelope = await this.getEnvelope(id);
+      if (!envelope) return false;
+      const releases = [...(envelope.releases ?? []), release].slice(-MAX_RELEASES_KEPT);
+      await this.guard.write(() => this.committer.commit([{ type: 'put', key: keys.envelope(id), value: json({ ...envelope, releases }) }]));
+      return true;
+    });
   }
 
   async setRead(inbox: string, id: string, read: boolean): Promise<boolean> {

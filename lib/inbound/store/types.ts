@@ -20,6 +20,18 @@ export interface InboundEnvelope {
   /** the inboxes that still hold the message; when the last one lets go, the message goes */
   inboxes: string[];
   client: ClientInfo;
+  /** what became of each release of the message to the outbound queue (newest last) */
+  releases?: Release[];
+}
+
+export interface Release {
+  /** ISO time */
+  at: string;
+  to: string[];
+  /** the outbound queue id, when it was queued */
+  queueId?: string;
+  /** why it was not, when it was not */
+  error?: string;
 }
 
 export interface ClientInfo {
