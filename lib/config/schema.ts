@@ -146,6 +146,18 @@ const inboundSpec = t.object({
   blocklist: t.string(),
   /** the key of altinbox aliases (HMAC); unset: one the inbox store makes and keeps */
   aliasSecret: t.secret(t.optString()),
+  /** every new message POSTed to a URL, signed and retried, kept in the store until delivered */
+  webhook: t.object({
+    url: t.optString({ pattern: /^https?:\/\//, hint: 'an http(s) URL' }),
+    secret: t.secret(t.optString()),
+    /** inbox domain → its own URL and secret, instead of the one above */
+    domains: t.map(t.object({ url: t.string({ pattern: /^https?:\/\//, hint: 'an http(s) URL' }), secret: withDefault(t.secret(t.optString()), undefined) })),
+    timeout: t.duration({ min: 100 }),
+    /** waits between tries; after the last, the notification is given up */
+    retrySchedule: t.list(t.duration({ min: 10 }), { maxItems: 50 }),
+    /** notifications kept at most; past it the oldest are dropped (logged) */
+    maxPending: t.int({ min: 1 }),
+  }),
   /** POST /api/messages/:id/release: to the outbound queue, for these recipients only */
   release: t.object({
     /** addresses, domains ("example.test") or "*.example.test"; empty: release is off */

@@ -21,6 +21,7 @@ import { InboxAccess } from './api/access.js';
 import { liveRoutes } from './api/live-routes.js';
 import { privateRoutes } from './api/private-routes.js';
 import { searchRoutes } from './api/search-routes.js';
+import { webhookRoute } from './api/webhook-route.js';
 import { releaseRoute } from './api/release-route.js';
 import { ReleasePolicy, type ReleaseSink } from './release.js';
 import { inboxRoutes } from './api/routes.js';
@@ -151,6 +152,7 @@ export class Inbound {
         inboxRoutes({ inbox: this.inbox, access, maxPageSize: Math.min(200, config.inbound.maxPerInbox) })(scope);
         privateRoutes({ inbox: this.inbox, access })(scope);
         searchRoutes({ inbox: this.inbox, policy: this.policy, access })(scope);
+        webhookRoute(this.inbox)(scope);
         releaseRoute({ inbox: this.inbox, access, policy: new ReleasePolicy(config.inbound.release.allow, config.inbound.release.from), sink: this.deps.release })(scope);
         liveRoutes({ inbox: this.inbox, access, slots: this.streams })(scope);
         await scope.register(wsRoute({ inbox: this.inbox, policy: this.policy, access, slots: this.streams }));

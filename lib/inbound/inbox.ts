@@ -19,7 +19,8 @@ import type { InboundConfig } from '../config/schema.js';
 import { SmtpError } from '../errors/smtp-error.js';
 import { logEvent } from '../log/logger.js';
 import { Aliases } from './aliases.js';
-import { InboxEvents } from './events.js';
+import { eventFor, InboxEvents } from './events.js';
+import { InboxWebhooks } from './webhooks.js';
 import { PrivateInboxes } from './private.js';
 import { releaseRecord, type ReleaseSink } from './release.js';
 import { attachmentBytes } from './parse/attachment-bytes.js';
@@ -80,6 +81,8 @@ export class Inbox {
   private readonly listeners: StoredListener[] = [];
   /** new-message events per inbox, for the live routes */
   readonly events = new InboxEvents();
+  /** new-message notifications to URLs (off unless configured) */
+  webhooks!: InboxWebhooks;
 
   constructor(private readonly deps: InboxDeps) {}
 
@@ -89,6 +92,8 @@ export class Inbox {
     this.privates = new PrivateInboxes(this.store);
     await this.privates.load();
     this.aliases = new Aliases(this.store, config.aliasSecret);
+    this.webhooks = new InboxWebhooks(config.webhook, this.store, logger.child({ component: 'inbox' }));
+    await this.webhooks.start();
     if (config.checkAuth) this.auth = new AuthChecker({ dnsServers: this.deps.dns.servers, dnsTimeoutMs: this.deps.dns.timeoutMs, hostname: this.deps.hostname });
     this.parser = new ParseQueue((id) => this.parse(id), PARSE_CONCURRENCY, logger.child({ component: 'inbox' }));
     this.retention = new Retention(this.store, config, logger.child({ component: 'inbox' }));
@@ -99,7 +104,10 @@ export class Inbox {
 
   async stop(): Promise<void> {
     this.retention?.stop();
+    // parses under way finish (and queue their notifications) before the senders stop; what is
+    // not delivered stays in the store for the next start
     await this.parser?.stop();
+    this.webhooks?.stop();
     if (this.store?.isOpen) await this.store.close();
   }
 
@@ -209,6 +217,7 @@ export class Inbox {
     const { parsed, summary, search } = await parseMessage(this.store, envelope, this.auth, this.deps.onBytes);
     if (!(await this.store.saveParsed(id, parsed, summary, search))) return;
     this.events.publish(envelope, summary);
+    if (this.webhooks.enabled) for (const inbox of envelope.inboxes) this.webhooks.notify(eventFor(inbox, envelope, summary));
     for (const listener of this.listeners) {
       try {
         listener(envelope, summary);

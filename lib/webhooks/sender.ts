@@ -100,9 +100,9 @@ export class WebhookSender {
     private readonly logger: Logger,
   ) {}
 
-  /** Picks up what the outbox kept from before, each at its due time. */
-  async start(): Promise<void> {
-    for (const entry of await this.outbox.load()) this.keep({ entry }, false);
+  /** Picks up what the outbox kept from before (or `kept`, when the caller read it), each at its due time. */
+  async start(kept?: WebhookEntry[]): Promise<void> {
+    for (const entry of kept ?? (await this.outbox.load())) this.keep({ entry }, false);
   }
 
   /** Queues one notification; returns its event id. */

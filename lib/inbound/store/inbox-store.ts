@@ -23,6 +23,7 @@ import { openLevelDb, type LevelDb } from '../../store/level-db.js';
 import { StoreUnavailableError, WriteGuard } from '../../store/write-guard.js';
 import { InboxIds, idPrefixAt, inboxIdTime } from './ids.js';
 import { idOfInboxKey, idOfRawKey, keys, PREFIX } from './keys.js';
+import type { WebhookEntry } from '../../webhooks/sender.js';
 import type { SearchDoc } from '../search/query.js';
 import type { InboundEnvelope, InboxEntry, MessageSummary, ParsedMessage, Release, Reservation } from './types.js';
 
@@ -310,6 +311,19 @@ export class InboxStore {
 
   async setAlias(alias: string, address: string): Promise<void> {
     await this.guard.write(() => this.committer.commit([{ type: 'put', key: keys.alias(alias), value: Buffer.from(address) }]));
+  }
+
+  /** Webhook notifications not delivered yet (the inbox's webhook outbox). */
+  async webhooks(): Promise<WebhookEntry[]> {
+    const out: WebhookEntry[] = [];
+    for await (const value of this.db.values(keys.allOf(PREFIX.webhook))) out.push(parse<WebhookEntry>(value));
+    return out;
+  }
+
+  /** Keeps one notification (synced: it must outlive a crash), or forgets it with `undefined`. */
+  async setWebhook(id: string, entry: WebhookEntry | undefined): Promise<void> {
+    const key = keys.webhook(id);
+    await this.guard.write(() => this.committer.commit([entry ? { type: 'put', key, value: json(entry) } : { type: 'del', key }]));
   }
 
   /** A value the inbox keeps for itself (the alias secret). */

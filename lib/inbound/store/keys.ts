@@ -15,6 +15,7 @@
  *   k:<target>                a private inbox or domain: the hash of its key (JSON)
  *   x:<alias>                 an altinbox alias: the address it delivers to
  *   c:<name>                  a value the store keeps for itself (the alias secret)
+ *   w:<event id>              a webhook notification not delivered yet (JSON)
  *
  * r: chunks without an e: key are leftovers of a receipt that did not finish, collected later.
  * Attachments are not stored apart: their bytes are decoded from the raw message when asked for
@@ -32,6 +33,7 @@ export const PREFIX = {
   reservation: 'k:',
   alias: 'x:',
   setting: 'c:',
+  webhook: 'w:',
 } as const;
 
 const hex = (n: number, width: number) => n.toString(16).padStart(width, '0');
@@ -51,6 +53,7 @@ export const keys = {
   reservation: (target: string) => `k:${enc(target)}`,
   alias: (alias: string) => `x:${enc(alias)}`,
   setting: (name: string) => `c:${name}`,
+  webhook: (id: string) => `w:${id}`,
   /** every key of a family */
   allOf: (prefix: string) => ({ gte: prefix, lt: prefix.slice(0, -1) + ';' }),
   /** envelopes of messages with ids in [from, to) (id prefixes or whole ids) */
