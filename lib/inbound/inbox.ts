@@ -4,7 +4,7 @@
  * sees the store.
  *
  *   receive()   raw bytes → the store (one synced commit) → the id; the 250 is said after this
- *   (parser)    after the commit: headers, text, HTML, attachments, links, auth → the store
+ *   (parser)    after the commit: headers, text, HTML, attachments, links, auth, spam score → the store
  *   message() / list() / latest() / raw() / attachment()   what the API serves
  *   removeFrom() / remove() / empty()                       deletions
  *
@@ -25,6 +25,7 @@ import { parseMessage } from './parse/parse-message.js';
 import { ParseQueue } from './parse/parse-queue.js';
 import type { InboxTarget } from './recipients.js';
 import { Retention } from './retention.js';
+import { SpamScorer } from './spam/scorer.js';
 import { inboxIdTime, isInboxId } from './store/ids.js';
 import { InboxStore } from './store/inbox-store.js';
 import type { ClientInfo, InboundEnvelope, InboxEntry, MessageSummary, ParsedMessage } from './store/types.js';
@@ -69,6 +70,7 @@ export class Inbox {
   private parser!: ParseQueue;
   private retention!: Retention;
   private auth: AuthChecker | undefined;
+  private spam: SpamScorer | undefined;
   private readonly listeners: StoredListener[] = [];
   /** new-message events per inbox, for the live routes */
   readonly events = new InboxEvents();
@@ -79,6 +81,8 @@ export class Inbox {
     const { config, logger } = this.deps;
     this.store = await InboxStore.open(config.path, logger.child({ component: 'inbox' }));
     if (config.checkAuth) this.auth = new AuthChecker({ dnsServers: this.deps.dns.servers, dnsTimeoutMs: this.deps.dns.timeoutMs, hostname: this.deps.hostname });
+    this.spam = new SpamScorer(config.spam, logger.child({ component: 'inbox' }));
+    this.spam.start();
     this.parser = new ParseQueue((id) => this.parse(id), PARSE_CONCURRENCY, logger.child({ component: 'inbox' }));
     this.retention = new Retention(this.store, config, logger.child({ component: 'inbox' }));
     // what a crash left unparsed is parsed now (its 250 was given: it must be served)
@@ -89,6 +93,7 @@ export class Inbox {
   async stop(): Promise<void> {
     this.retention?.stop();
     await this.parser?.stop();
+    this.spam?.stop();
     if (this.store?.isOpen) await this.store.close();
   }
 
@@ -195,7 +200,7 @@ export class Inbox {
   private async parse(id: string): Promise<void> {
     const envelope = await this.store.getEnvelope(id);
     if (!envelope) return; // deleted before its turn
-    const { parsed, summary } = await parseMessage(this.store, envelope, this.auth, this.deps.onBytes);
+    const { parsed, summary } = await parseMessage(this.store, envelope, this.auth, this.deps.onBytes, this.spam);
     if (!(await this.store.saveParsed(id, parsed, summary))) return;
     this.events.publish(envelope, summary);
     for (const listener of this.listeners) {
