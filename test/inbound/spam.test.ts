@@ -1,21 +1,23 @@
 /**
  * The spam classifier's parts (lib/inbound/spam/): the tokeniser, the Naive Bayes arithmetic
  * against a hand-worked example, the trainer's vocabulary cap, the model file (format, version,
- * atomic write, the receiver's watch on it), and a model trained on a small
+ * atomic write, the receiver's watch on it), the mbox splitter, and a model trained on a small
  * realistic corpus telling an unseen spammy message from an unseen hammy one.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseRaw } from '../../lib/inbound/parse/parse-message.js';
 import { BayesClassifier, BayesTrainer } from '../../lib/inbound/spam/bayes.js';
+import { corpusMessages, emptyCount } from '../../lib/inbound/spam/corpus.js';
+import { mboxMessages } from '../../lib/inbound/spam/mbox.js';
 import { SpamModelFile } from '../../lib/inbound/spam/model-file.js';
 import { MODEL_VERSION, parseModel, serializeModel, writeModelFile, type SpamModel } from '../../lib/inbound/spam/model.js';
 import { MAX_TOKENS, tokenize, type SpamInput } from '../../lib/inbound/spam/tokens.js';
 import { captureLog, type CapturedLog } from '../helpers/capture-log.js';
 import { tempDir } from '../helpers/master.js';
-import { HAM, HAMMY, SPAM, SPAMMY, toEml, type CorpusMail } from './spam-corpus.js';
+import { HAM, HAMMY, SPAM, SPAMMY, toEml, toMbox, type CorpusMail } from './spam-corpus.js';
 
 const input = (over: Partial<SpamInput>): SpamInput => ({ headers: [], from: null, replyTo: [], subject: '', text: null, html: null, links: [], attachments: [], ...over });
 const model = (spam: number, ham: number, vocabulary: Record<string, [number, number]>): SpamModel => ({ trainedAt: '', messages: { spam, ham }, vocabulary: new Map(Object.entries(vocabulary)) });
@@ -177,6 +179,59 @@ test('the receiver watches the model file: none → no classifier; written → l
     assert.equal(log.events('SPAM_MODEL_MISSING').length, 2);
   } finally {
     watched.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('mbox: messages split at "From " lines after an empty line, ">From " unquoted once, an oversized message skipped and reported', async () => {
+  const dir = tempDir();
+  try {
+    const file = path.join(dir, 'box');
+    const big = 'x'.repeat(3000);
+    writeFileSync(
+      file,
+      [
+        'From a@src.test Thu Dec  4 10:00:00 2026',
+        'Subject: one',
+        '',
+        'Hello.',
+        'From the middle of a paragraph stays.',
+        '>From here too',
+        '>>From kept once',
+        '',
+        'From b@src.test Thu Dec  4 10:01:00 2026',
+        'Subject: big',
+        '',
+        big,
+        '',
+        'From c@src.test Thu Dec  4 10:02:00 2026',
+        'Subject: three',
+        '',
+        'last line without an end',
+      ].join('\n'),
+    );
+    const got: (string | null)[] = [];
+    for await (const m of mboxMessages(file, 2000)) got.push(m === null ? null : m.toString());
+    assert.deepEqual(got, ['Subject: one\n\nHello.\nFrom the middle of a paragraph stays.\nFrom here too\n>From kept once\n\n', null, 'Subject: three\n\nlast line without an end']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a corpus folder: .eml files and mbox files in subfolders, hidden and other files skipped and counted', async () => {
+  const dir = tempDir();
+  try {
+    mkdirSync(path.join(dir, 'sub'));
+    writeFileSync(path.join(dir, 'a.eml'), toEml(HAM[0]!, 1));
+    writeFileSync(path.join(dir, 'sub', 'box.mbox'), toMbox(HAM.slice(1, 4)));
+    writeFileSync(path.join(dir, 'notes.txt'), 'not mail');
+    writeFileSync(path.join(dir, '.hidden.eml'), toEml(HAM[5]!, 5));
+    const count = emptyCount();
+    const subjects: string[] = [];
+    for await (const raw of corpusMessages(dir, count, 1024 * 1024)) subjects.push((await parseRaw([raw])).subject);
+    assert.deepEqual(subjects, [HAM[0]!.subject, HAM[1]!.subject, HAM[2]!.subject, HAM[3]!.subject]);
+    assert.deepEqual(count, { files: 2, messages: 4, skippedFiles: 1, tooBig: 0 });
+  } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
