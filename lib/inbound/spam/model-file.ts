@@ -7,16 +7,16 @@
  * version, too big) is logged with the reason; a model loaded before stays in use, since the
  * trainer replaces the file atomically and a broken one is someone's mistake in progress.
  */
-import { readFileSync, statSync, unwatchFile, watchFile, type Stats } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import type { Logger } from 'pino';
+import { watchForChanges } from '../file-watch.js';
 import { BayesClassifier } from './bayes.js';
 import { MAX_MODEL_BYTES, ModelError, parseModel } from './model.js';
 
-const POLL_MS = 1000;
 
 export class SpamModelFile {
   private current: BayesClassifier | undefined;
-  private watching = false;
+  private unwatch: (() => void) | undefined;
 
   constructor(
     private readonly file: string,
@@ -30,15 +30,12 @@ export class SpamModelFile {
 
   start(): void {
     this.load();
-    watchFile(this.file, { interval: POLL_MS, persistent: false }, (cur: Stats, prev: Stats) => {
-      if (cur.mtimeMs !== prev.mtimeMs || cur.size !== prev.size || cur.ino !== prev.ino) this.load();
-    });
-    this.watching = true;
+    this.unwatch = watchForChanges(this.file, () => this.load());
   }
 
   stop(): void {
-    if (this.watching) unwatchFile(this.file);
-    this.watching = false;
+    this.unwatch?.();
+    this.unwatch = undefined;
   }
 
   load(): void {
