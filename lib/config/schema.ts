@@ -182,6 +182,23 @@ const inboundSpec = t.object({
     /** how long a new connection waits for the load to fall before it gets 421 */
     loadWait: t.duration({ max: 60_000 }),
   }),
+  /** the spam score of each message (lib/inbound/spam/), set after the 250 */
+  spam: t.object({
+    /** "bayes": the built-in classifier; "rspamd": Rspamd's score; "both": the higher of the two */
+    mode: t.string({ oneOf: ['bayes', 'rspamd', 'both'] }),
+    /** the model `sluice spam train` writes; re-read when it changes; none: no Bayes score */
+    model: t.string(),
+    rspamd: t.object({
+      /** Rspamd's normal worker (or proxy); unset: no Rspamd score */
+      url: t.optString({ pattern: /^https?:\/\/[^\s]+$/, hint: 'an http(s) URL like "http://127.0.0.1:11333"' }),
+      /** an answer must come within this, or the message is kept without Rspamd's score */
+      timeout: t.duration({ min: 100, max: 60_000 }),
+      /** bigger messages are not sent to Rspamd */
+      maxSize: t.size({ min: 1024 }),
+      /** after a failure, messages skip Rspamd this long before it is asked again */
+      retryAfter: t.duration({ min: 100 }),
+    }),
+  }),
   api: t.object({
     /** requests per minute from one client IP to the inbox API (/api/...); 0: unlimited */
     ratePerMinute: t.int({ min: 0 }),

@@ -4,7 +4,7 @@
  * sees the store.
  *
  *   receive()   raw bytes → the store (one synced commit) → the id; the 250 is said after this
- *   (parser)    after the commit: headers, text, HTML, attachments, links, auth → the store
+ *   (parser)    after the commit: headers, text, HTML, attachments, links, auth, spam score → the store
  *   message() / list() / latest() / raw() / attachment()   what the API serves
  *   removeFrom() / remove() / empty()                       deletions
  *
@@ -31,6 +31,7 @@ import type { InboxTarget } from './recipients.js';
 import { Retention } from './retention.js';
 import { idPrefixAt, inboxIdTime, isInboxId } from './store/ids.js';
 import { matches, type Query } from './search/query.js';
+import { SpamScorer } from './spam/scorer.js';
 import { InboxStore } from './store/inbox-store.js';
 import type { ClientInfo, InboundEnvelope, InboxEntry, MessageSummary, ParsedMessage, Release } from './store/types.js';
 
@@ -78,6 +79,7 @@ export class Inbox {
   privates!: PrivateInboxes;
   /** altinbox aliases */
   aliases!: Aliases;
+  private spam: SpamScorer | undefined;
   private readonly listeners: StoredListener[] = [];
   /** new-message events per inbox, for the live routes */
   readonly events = new InboxEvents();
@@ -95,6 +97,8 @@ export class Inbox {
     this.webhooks = new InboxWebhooks(config.webhook, this.store, logger.child({ component: 'inbox' }));
     await this.webhooks.start();
     if (config.checkAuth) this.auth = new AuthChecker({ dnsServers: this.deps.dns.servers, dnsTimeoutMs: this.deps.dns.timeoutMs, hostname: this.deps.hostname });
+    this.spam = new SpamScorer(config.spam, logger.child({ component: 'inbox' }));
+    this.spam.start();
     this.parser = new ParseQueue((id) => this.parse(id), PARSE_CONCURRENCY, logger.child({ component: 'inbox' }));
     this.retention = new Retention(this.store, config, logger.child({ component: 'inbox' }));
     // what a crash left unparsed is parsed now (its 250 was given: it must be served)
@@ -108,6 +112,7 @@ export class Inbox {
     // not delivered stays in the store for the next start
     await this.parser?.stop();
     this.webhooks?.stop();
+    this.spam?.stop();
     if (this.store?.isOpen) await this.store.close();
   }
 
@@ -214,7 +219,7 @@ export class Inbox {
   private async parse(id: string): Promise<void> {
     const envelope = await this.store.getEnvelope(id);
     if (!envelope) return; // deleted before its turn
-    const { parsed, summary, search } = await parseMessage(this.store, envelope, this.auth, this.deps.onBytes);
+    const { parsed, summary, search } = await parseMessage(this.store, envelope, this.auth, this.deps.onBytes, this.spam);
     if (!(await this.store.saveParsed(id, parsed, summary, search))) return;
     this.events.publish(envelope, summary);
     if (this.webhooks.enabled) for (const inbox of envelope.inboxes) this.webhooks.notify(eventFor(inbox, envelope, summary));

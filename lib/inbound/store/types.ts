@@ -110,7 +110,7 @@ export interface ParsedMessage {
   /** candidate one-time codes (parse/codes.ts), in order */
   codes: string[];
   auth: AuthResults | null;
-  /** 0.0–1.0; null while no spam scoring is configured */
+  /** 0.0–1.0 (spam/scorer.ts); null when nothing could score the message */
   spam: number | null;
   /** set when the MIME structure could not be parsed; the raw message is still served whole */
   parseError?: string;
