@@ -12,12 +12,14 @@
  * (their protections against early termination and smuggling live there). Only a message that
  * never ends differs: one chunk less of it has gone out when smtp-server destroys its stream.
  *
- * It replaces SMTPStream's _feedDataStream once, in the process that accepts mail.
- * test/accept/data-scan.test.ts feeds random messages, split at random places, through both and
- * compares what comes out and where data mode ends; smtp-server is pinned in package-lock.json.
+ * It replaces SMTPStream's _feedDataStream once, in the process that accepts mail, and only on
+ * the smtp-server version it was tested with (lib/pinned/internals.ts; elsewhere smtp-server's
+ * own scan runs). test/accept/data-scan.test.ts feeds random messages, split at random places,
+ * through both and compares what comes out and where data mode ends.
  */
 import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import type { PassThrough } from 'node:stream';
+import { decide } from '../pinned/internals.js';
 
 interface DataModeState {
   _atDataStart: boolean;
@@ -150,9 +152,14 @@ export const fastFeed: FeedFn = function (this: DataModeState, chunk, done) {
 
 let installed = false;
 
-/** Makes every SMTPStream of this process use fastFeed. */
-export function installFastDataScan(): void {
-  if (installed) return;
+/**
+ * Makes every SMTPStream of this process use fastFeed, when smtp-server is the tested version.
+ * `version` stands in for the installed one (tests). True when fastFeed is installed.
+ */
+export function installFastDataScan(version?: string): boolean {
+  if (installed) return proto._feedDataStream === fastFeed;
   installed = true;
+  if (!decide('dataScan', version).enabled) return false;
   proto._feedDataStream = fastFeed;
+  return true;
 }

@@ -15,6 +15,9 @@
  * - a client that half-closes still gets its replies before the connection closes;
  * - replies keep the enhanced status code our SmtpError chose (the library would otherwise put
  *   its own table's code in front of ours).
+ *
+ * These wrap private members of smtp-server, listed in lib/pinned/internals.ts; should an
+ * installed smtp-server lack one of them, the server is the library's own (with a warning).
  */
 import net, { type AddressInfo, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -22,10 +25,14 @@ import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import { clientKey } from '../config/net.js';
 import { SmtpError } from '../errors/smtp-error.js';
+import { decide } from '../pinned/internals.js';
 import { installFastDataScan } from './data-scan.js';
 import { guardSession, onEveryParser, type SessionLimits, type SessionWatch } from './session-guards.js';
 
 installFastDataScan();
+
+/** Whether the installed smtp-server has every member the guards wrap. */
+const guarded = decide('guards').enabled;
 
 export interface GuardOptions extends SessionLimits {
   greetingDelayMs: number;
@@ -80,6 +87,7 @@ export class GuardedSmtpServer extends SMTPServer {
 
   /** The library matches exact addresses only; ours takes CIDR blocks like trustedNetworks. */
   override _expectsProxyHeader(socket: Socket): boolean {
+    if (!guarded) return super._expectsProxyHeader(socket);
     return this.guard.proxyFrom(socket.remoteAddress);
   }
 
@@ -90,7 +98,7 @@ export class GuardedSmtpServer extends SMTPServer {
    */
   override _acceptSocket(socket: Socket, handshake: boolean): (() => void) | false {
     const release = super._acceptSocket(socket, handshake);
-    if (!release) return release;
+    if (!release || !guarded) return release;
     const timer = setTimeout(() => {
       // the topmost socket: destroying a raw socket under a TLS handshake crashes Node
       (this._pendingSockets.get(socket) ?? socket).destroy();
@@ -103,6 +111,7 @@ export class GuardedSmtpServer extends SMTPServer {
   }
 
   override connect(socket: Socket | TLSSocket, socketOptions?: ConstructorParameters<typeof SMTPConnection>[2]): void {
+    if (!guarded) return super.connect(socket, socketOptions);
     const connection = new SMTPConnection(this, socket, socketOptions);
     this.connections.add(connection);
     connection.on('error', (err: Error) => this._onError(err));

@@ -18,6 +18,7 @@ import { SessionPool, throttleGapMs } from '../deliver/session-pool.js';
 import { WorkerLoop } from '../deliver/worker-loop.js';
 import { localRouter, type LocalRoute } from '../zones/local-route.js';
 import { createLogger } from '../log/logger.js';
+import { warnUntestedLibraries } from '../pinned/internals.js';
 import { GcNudge } from './gc-nudge.js';
 
 export interface WorkerInit {
@@ -35,6 +36,7 @@ export interface WorkerInit {
 export async function runWorker(init: WorkerInit, stopSignal: Promise<void>): Promise<number> {
   const { config, zone } = init;
   const logger = createLogger(config.log.level, { role: 'worker', zone, workerId: init.workerId });
+  warnUntestedLibraries(logger);
   const zoneConfig = config.zones[zone];
   if (!zoneConfig) {
     logger.fatal(`unknown zone ${zone}`);

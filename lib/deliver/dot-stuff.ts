@@ -11,10 +11,12 @@
  * `fastTransform` gives exactly DataStream's output (test/deliver/dot-stuff.test.ts compares both
  * on random input split at random places): a chunk whose line ends are all CRLF is searched for
  * "\n." natively and passed on with the dots doubled; any other chunk goes to nodemailer's own
- * code. It replaces DataStream's _transform once, in the process that delivers; nodemailer is
- * pinned in package-lock.json, and the equivalence test fails if a new version changes the rules.
+ * code. It replaces DataStream's _transform once, in the process that delivers, and only on the
+ * nodemailer version it was tested with (lib/pinned/internals.ts; elsewhere nodemailer's own loop
+ * runs); the equivalence test fails if a new version changes the rules.
  */
 import DataStream from 'nodemailer/lib/smtp-connection/data-stream.js';
+import { decide } from '../pinned/internals.js';
 
 const CR = 0x0d;
 const LF = 0x0a;
@@ -76,9 +78,14 @@ const LF_DOT = Buffer.from('\n.');
 
 let installed = false;
 
-/** Makes every DataStream of this process use fastTransform. */
-export function installFastDataStream(): void {
-  if (installed) return;
+/**
+ * Makes every DataStream of this process use fastTransform, when nodemailer is the tested
+ * version. `version` stands in for the installed one (tests). True when it is installed.
+ */
+export function installFastDataStream(version?: string): boolean {
+  if (installed) return proto._transform === fastTransform;
   installed = true;
+  if (!decide('dotStuff', version).enabled) return false;
   proto._transform = fastTransform;
+  return true;
 }
