@@ -38,7 +38,7 @@ export async function startChildMaster(overrides: Record<string, unknown> = {}):
   child.stderr!.on('data', (d: Buffer) => other.push(d.toString()));
 
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  await new Promise<void>((resolve, reject) => {
+  const started = new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`sluice run did not start in ${START_TIMEOUT_MS} ms:\n${other.join('')}`)), START_TIMEOUT_MS);
     void exited.then((code) => {
       clearTimeout(timer);
@@ -59,6 +59,15 @@ export async function startChildMaster(overrides: Record<string, unknown> = {}):
       }
     });
   });
+  try {
+    await started;
+  } catch (err) {
+    // a child that never started must not outlive the test (it would hold the runner open)
+    child.kill('SIGKILL');
+    await exited;
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
 
   return {
     child,
