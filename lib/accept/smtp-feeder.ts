@@ -97,6 +97,7 @@ export class SmtpFeeder {
       maxJunkCommands: JUNK_COMMAND_LIMIT,
       maxBadCommands: listener.maxBadCommands,
       proxyFrom: networkMatcher(listener.proxyProtocol),
+      authAfterTls: listener.authMethods.length > 0,
     });
     this.server.on('error', (err) => deps.logger.warn({ err, listener: deps.name }, `SMTP listener ${deps.name}: ${err.message}`));
   }
