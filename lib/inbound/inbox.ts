@@ -80,7 +80,7 @@ export class Inbox {
   }
 
   async stop(): Promise<void> {
-    this.retention?.stop();
+    await this.retention?.stop();
     await this.parser?.stop();
     if (this.store?.isOpen) await this.store.close();
   }
