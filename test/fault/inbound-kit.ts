@@ -8,6 +8,7 @@
  * strangers, counted and capped like any sender on port 25.
  */
 import { readdirSync } from 'node:fs';
+import http from 'node:http';
 import { startMaster, type TestMaster } from '../helpers/master.js';
 import { buildMessage, sendOnce, type Attempt } from '../helpers/submit.js';
 
@@ -73,3 +74,30 @@ export async function scrapeSeries(api: string): Promise<Set<string>> {
 
 /** Node's own runtime series (GC kinds appear as collections of a new kind happen). */
 export const isRuntimeSeries = (s: string) => /^sluice_(process|nodejs)_/.test(s);
+
+export interface RawResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+  ms: number;
+}
+
+/**
+ * One HTTP request with the path sent exactly as given (fetch would resolve "../" and re-encode
+ * it first) and from a chosen loopback address (the API's rate limit is per client address).
+ */
+export function rawHttp(base: string, path: string, opts: { method?: string; localAddress?: string } = {}): Promise<RawResponse> {
+  const url = new URL(base);
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: url.hostname, port: url.port, path, method: opts.method ?? 'GET', localAddress: opts.localAddress, agent: false, timeout: 10_000 }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (d: Buffer) => parts.push(d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts), ms: performance.now() - t0 }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer to ${path} in 10 s`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
