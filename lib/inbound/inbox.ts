@@ -9,7 +9,9 @@
  *   removeFrom() / remove() / empty()                       deletions
  *
  * Reads see a message as soon as receive() has returned: one not parsed yet is parsed first (it
- * jumps the parser's line). Retention holds on read as well as in the sweeper: an expired message
+ * jumps the parser's line). The parser knows every message waiting for it (those a restart found
+ * unparsed included), so a read asks it, not the store: under a flood each read of the store
+ * waits its turn behind the receipts' synced writes. Retention holds on read as well as in the sweeper: an expired message
  * or one past an inbox's cap is not served even before the sweeper removes it.
  */
 import type { Readable } from 'node:stream';
@@ -199,10 +201,9 @@ export class Inbox {
   /** A message by id, parsed (waiting for its parse if need be); undefined when there is none. */
   async message(id: string): Promise<StoredMessage | undefined> {
     if (!isInboxId(id) || !this.live(id)) return undefined;
-    if (await this.store.isPending(id)) await this.parser.ensure(id);
-    const envelope = await this.store.getEnvelope(id);
-    if (!envelope) return undefined;
-    return { envelope, parsed: (await this.store.getParsed(id)) ?? null };
+    await this.parser.ensure(id);
+    const [envelope, parsed] = await Promise.all([this.store.getEnvelope(id), this.store.getParsed(id)]);
+    return envelope ? { envelope, parsed: parsed ?? null } : undefined;
   }
 
   /** The inbox entry of a message, when the message is in that inbox and within its cap. */
@@ -234,7 +235,7 @@ export class Inbox {
       picked.push(e);
     }
     const ids = picked.map((p) => p.id);
-    for (const id of ids) if (await this.store.isPending(id)) await this.parser.ensure(id);
+    await Promise.all(ids.map((id) => this.parser.ensure(id)));
     const [envelopes, summaries] = await Promise.all([this.store.getEnvelopes(ids), this.store.getSummaries(ids)]);
     const items: ListedMessage[] = [];
     picked.forEach((p, i) => {
