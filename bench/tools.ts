@@ -151,9 +151,11 @@ export function childPids(pid: number): number[] {
 /**
  * Writes the app dir's config.toml the benchmarks share: loopback listeners on the given ports,
  * the queue inside the app dir, DNS pointed at a dead loopback port (nothing may leave the
- * machine), then `extra` lines (the zone and delivery settings of each bench).
+ * machine), the inbound receiver on `inboundPort` (off without one: the outbound benches measure
+ * the MTA alone), then `extra` lines (the zone and delivery settings of each bench).
  */
-export function writeBenchConfig(dir: string, o: { logLevel: string; smtpPort: number; apiPort: number; channelPort: number }, extra: string[]): void {
+export function writeBenchConfig(dir: string, o: { logLevel: string; smtpPort: number; apiPort: number; channelPort: number; inboundPort?: number }, extra: string[]): void {
+  const inbound = o.inboundPort === undefined ? ['enabled = false'] : ['enabled = true', `host = "${HOST}"`, `port = ${o.inboundPort}`, 'path = "inbox"'];
   writeFileSync(
     path.join(dir, 'config.toml'),
     [
@@ -171,9 +173,8 @@ export function writeBenchConfig(dir: string, o: { logLevel: string; smtpPort: n
       `port = ${o.channelPort}`,
       '[queue]',
       'path = "queue"',
-      // the outbound benchmarks measure the MTA alone (bench/inbound.ts measures the receiver)
       '[inbound]',
-      'enabled = false',
+      ...inbound,
       '[dns]',
       'servers = ["127.0.0.1:9"]',
       ...extra,
