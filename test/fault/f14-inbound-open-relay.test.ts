@@ -17,7 +17,6 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import tls from 'node:tls';
 import { waitFor } from '../helpers/delivery-kit.js';
 import { startFakeMx, type FakeMx } from '../helpers/fakemx.js';
 import { SmtpTalk } from '../helpers/smtp-talk.js';
@@ -136,13 +135,7 @@ test('F14: no AUTH on the receiver, before or after STARTTLS', async () => {
   const c = await greeted();
   try {
     await c.send('AUTH PLAIN AGFsaWNlAHB3', 503);
-    await c.send('STARTTLS', 220);
-    c.socket.removeAllListeners('data');
-    const socket = await new Promise<tls.TLSSocket>((resolve, reject) => {
-      const s = tls.connect({ socket: c.socket, rejectUnauthorized: false }, () => resolve(s));
-      s.once('error', reject);
-    });
-    const t = SmtpTalk.wrap(socket);
+    const t = await c.startTls();
     const ehlo = await t.send('EHLO relay.probe.test', 250);
     assert.doesNotMatch(ehlo.text, /AUTH/, 'no AUTH offered inside TLS');
     await t.send('AUTH PLAIN AGFsaWNlAHB3', 503);
