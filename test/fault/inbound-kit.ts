@@ -1,7 +1,8 @@
 /**
- * Pieces the fault tests of the inbound receiver share (F9, F14, F19, F20): an in-process master
- * whose receiver takes mail for inbox.test, one real SMTP delivery to it from a chosen loopback
- * address, and small measures (percentiles, RSS, open file descriptors, /metrics series).
+ * Pieces the fault tests of the inbound receiver share (F9, F11, F12, F14, F19, F20): an
+ * in-process master whose receiver takes mail for inbox.test, one real SMTP delivery to it from a
+ * chosen loopback address, an HTTP request sent byte for byte from a chosen address, and small
+ * measures (percentiles, open file descriptors, /metrics series).
  *
  * Every client here comes from an address of 127/8 other than 127.0.0.1, which the receiver's
  * throttle exempts by default (the local Sluice delivering to itself): these clients are
