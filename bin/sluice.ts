@@ -50,6 +50,8 @@ await yargs(hideBin(process.argv))
     (y) => y.option('dir', appDirOption).option('print', { type: 'boolean', default: false, describe: 'print the merged config as JSON' }),
     async (argv) => {
       const { ConfigError, loadConfig } = await import('../lib/config/load.js');
+      const { configSchema } = await import('../lib/config/schema.js');
+      const { redactSecrets } = await import('../lib/config/secrets.js');
       const { createLogger } = await import('../lib/log/logger.js');
       const { PluginLoadError } = await import('../lib/plugins/facade.js');
       const { checkPlugins } = await import('../lib/plugins/loader.js');
@@ -60,7 +62,7 @@ await yargs(hideBin(process.argv))
         const plugins = await checkPlugins(loaded.config, createLogger('silent'), () => new HookRunner(createLogger('silent'), loaded.config.hooks.timeout));
         console.log(`config ok (${loaded.files.join(' + ')})`);
         if (plugins.length) console.log(`plugins ok: ${plugins.join(', ')}`);
-        if (argv.print) console.log(JSON.stringify(redact(loaded.config), null, 2));
+        if (argv.print) console.log(JSON.stringify(redactSecrets(configSchema, loaded.config), null, 2));
       } catch (err) {
         if (err instanceof PluginLoadError) {
           console.error(`plugin error: ${err.message}`);
@@ -145,9 +147,4 @@ async function readPassword(): Promise<string> {
     stdin.pause();
     process.stderr.write('\n');
   }
-}
-
-/** The config as printed by check-config: secrets replaced. */
-function redact(config: unknown): unknown {
-  return JSON.parse(JSON.stringify(config, (key, value) => (['token', 'users'].includes(key) && value ? '(set)' : value)));
 }

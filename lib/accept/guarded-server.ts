@@ -16,7 +16,7 @@
  * - replies keep the enhanced status code our SmtpError chose (the library would otherwise put
  *   its own table's code in front of ours).
  */
-import net, { type Socket } from 'node:net';
+import net, { type AddressInfo, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
@@ -55,6 +55,24 @@ export class GuardedSmtpServer extends SMTPServer {
     // a client may half-close (send everything, QUIT included, then FIN) and still read the
     // replies; the connection is closed once its last command has been answered, see connect()
     super({ ...options, allowHalfOpen: true });
+  }
+
+  /** Listens; resolves with the address, or rejects with the listen error (a port in use). */
+  async listenOn(port: number, host: string): Promise<AddressInfo> {
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      this.server.once('error', onError);
+      this.listen(port, host, () => {
+        this.server.off('error', onError);
+        resolve();
+      });
+    });
+    return this.server.address() as AddressInfo;
+  }
+
+  /** Stops listening; open sessions get 421 from smtp-server's close. */
+  closeAll(): Promise<void> {
+    return new Promise((resolve) => this.close(() => resolve()));
   }
 
   /** Open connections from one client (an address, or an IPv6 /64), for tests and status. */
@@ -131,9 +149,10 @@ export class GuardedSmtpServer extends SMTPServer {
   private shedOne(newcomer: SMTPConnection): boolean {
     let victim: SMTPConnection | undefined;
     let oldest = Date.now() - SHED_AFTER_MS;
+    // strictly older wins: of equals, the connection that came first (the map keeps that order)
     for (const [connection, watch] of this.watches) {
       if (connection === newcomer || connection._closing || connection._closed) continue;
-      if (watch.lastProgress <= oldest) {
+      if (watch.lastProgress < oldest || (!victim && watch.lastProgress === oldest)) {
         oldest = watch.lastProgress;
         victim = connection;
       }

@@ -1,7 +1,8 @@
 /**
  * The one way into the queue. SMTP submission, POST /send and the bounces we make all end here:
  *
- *   bytes → CRLF normaliser → header split → message:headers hook → Message-ID/Date/Received
+ *   bytes → CRLF normaliser → header split → hop count (mail loops) → message:headers hook
+ *         → Message-ID/Date/Received
  *         → DKIM relaxed body hash, chunk by chunk → body chunks into LevelDB
  *         → message:store hook (may read the whole stored message, change headers, refuse)
  *         → zone per recipient (queue:route hook) → one synced commit → the id
@@ -28,9 +29,9 @@ import { createLineEndNormalizer } from '../message/line-ends.js';
 import type { HookEnvelope, MessageInfo, StoredMessageInfo } from '../plugins/hooks.js';
 import type { HookRunner } from '../plugins/runner.js';
 import type { DiskGuard } from '../queue/disk-space.js';
-import { newQueueId } from '../queue/ids.js';
+import type { BatchOp } from '../store/group-commit.js';
 import type { BodyWriter, QueueStore } from '../queue/store.js';
-import type { DeliveryRow, MessageMeta, Origin } from '../queue/types.js';
+import type { DeliveryRow, MessageMeta, Origin, RecipientDsn } from '../queue/types.js';
 import { domainOf, type ZoneSelector } from '../zones/select.js';
 
 export interface IngestRequest {
@@ -44,6 +45,11 @@ export interface IngestRequest {
   hideClientInfo?: boolean;
   /** extra fields for hooks (the SMTP session) */
   session?: HookEnvelope['session'];
+  /** DSN parameters (RFC 3461): RET and ENVID, and NOTIFY/ORCPT per recipient (lower case) */
+  dsn?: { ret?: 'FULL' | 'HDRS'; envid?: string; recipients?: ReadonlyMap<string, RecipientDsn> };
+  /** queue changes committed in the same synced batch as the message (a DSN carries the
+   * removal of the row it reports on) */
+  carried?: readonly BatchOp[];
 }
 
 export interface IngestResult {
@@ -80,7 +86,7 @@ export class Ingest {
 
   async ingest(req: IngestRequest): Promise<IngestResult> {
     const { store, logger } = this.deps;
-    const id = newQueueId();
+    const id = store.newId();
     const envelope: HookEnvelope = { id, from: req.from, to: [...req.to], origin: req.origin, session: req.session };
     const writer = store.bodyWriter(id, this.deps.retainBodyUpTo ?? 0);
     try {
@@ -116,8 +122,9 @@ export class Ingest {
     const hasher = new BodyHasher({ crlfOnly: true });
     let received = 0;
     // the same admission rule as MAIL FROM (room for the largest allowed message on top of the
-    // reserve), here so that POST /send gets it too; decided before anything is written
-    let failure: unknown = this.deps.disk.hasRoom(req.maxSizeBytes * 1.5) ? undefined : SmtpError.insufficientStorage();
+    // reserve), here so that POST /send gets it too; decided before anything is written. The
+    // reserve is kept for our own notices: a DSN is not held to it
+    let failure: unknown = internal(req) || this.deps.disk.hasRoom(req.maxSizeBytes * 1.5) ? undefined : SmtpError.insufficientStorage();
     let info: MessageInfo | undefined;
 
     const take = async (chunk: Buffer) => {
@@ -156,6 +163,9 @@ export class Ingest {
   private async onHeaders(req: IngestRequest, envelope: HookEnvelope, block: Buffer): Promise<MessageInfo> {
     const { config, hooks } = this.deps;
     const headers = parseHeaders(block);
+    // counted before our own is added: a limit of 50 lets a message in with 50
+    const received = headers.get('received').length;
+    if (received > config.queue.maxReceivedHeaders) throw SmtpError.mailLoop(received);
     const info: MessageInfo = { headers };
     await hooks.run('message:headers', envelope, info);
     const now = new Date();
@@ -197,7 +207,7 @@ export class Ingest {
     for (const zone of routing.zones) if (!zones.has(zone)) throw SmtpError.unknownZone(zone);
     // hooks may have changed headers; the stored block is the final one
     const headerBlock = info.headers.build();
-    if (!disk.hasRoom(0)) throw SmtpError.insufficientStorage();
+    if (!internal(req) && !disk.hasRoom(0)) throw SmtpError.insufficientStorage();
 
     const now = Date.now();
     const deferUntil = config.queue.futureDate ? futureDate(info.headers.getFirst('date'), now) : undefined;
@@ -215,6 +225,7 @@ export class Ingest {
       subject: firstValue(info.headers, 'subject'),
       origin: req.origin,
       ...(deferUntil ? { deferUntil } : {}),
+      ...(req.dsn?.ret || req.dsn?.envid ? { dsn: { ...(req.dsn.ret ? { ret: req.dsn.ret } : {}), ...(req.dsn.envid ? { envid: req.dsn.envid } : {}) } } : {}),
     };
     const rows: DeliveryRow[] = recipients.map((recipient, i) => ({
       id: envelope.id,
@@ -226,8 +237,9 @@ export class Ingest {
       created: now,
       due: deferUntil ?? now,
       attempts: 0,
+      ...req.dsn?.recipients?.get(recipient.toLowerCase()),
     }));
-    await store.commitMessage(meta, rows, writer);
+    await store.commitMessage(meta, rows, writer, req.carried);
     this.deps.onQueued?.(meta, rows, writer.retained);
     // after the commit the message is ours: a notification hook must not delay or undo the 250
     void hooks.notify('message:queue', envelope, info);
@@ -237,6 +249,11 @@ export class Ingest {
       recipients: rows.map((r) => ({ seq: r.seq, recipient: r.recipient, zone: r.zone })),
     };
   }
+}
+
+/** A notice of our own (a DSN), not a client's message: the free-space reserve is kept for it. */
+function internal(req: IngestRequest): boolean {
+  return req.origin.via === 'bounce';
 }
 
 async function* storedMessage(headers: MessageInfo['headers'], writer: BodyWriter): AsyncGenerator<Buffer> {

@@ -5,6 +5,9 @@
  *
  * Relay policy: a client inside trustedNetworks may send without AUTH on an interface whose
  * `auth` is "untrusted"; anyone else must authenticate first (530). There is no other way in.
+ * Behind a PROXY protocol peer the client's address is the one its header names; an address
+ * that is itself a listed proxy (the header said UNKNOWN, or named the proxy) is never trusted,
+ * so a proxy cannot lend its own place in trustedNetworks to whoever connects through it.
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -17,11 +20,14 @@ import { SmtpError, asSmtpError } from '../errors/smtp-error.js';
 import type { AuthAttempt } from '../plugins/hooks.js';
 import type { HookRunner } from '../plugins/runner.js';
 import type { DiskGuard } from '../queue/disk-space.js';
+import type { NotifyOn, RecipientDsn } from '../queue/types.js';
 import { checkAddress } from './address.js';
 import { GuardedSmtpServer } from './guarded-server.js';
 import { JUNK_COMMAND_LIMIT } from './session-guards.js';
-import type { Ingest } from './ingest.js';
-import { hashPassword, verifyPassword } from './passwords.js';
+import type { AuthFailures } from './auth-failures.js';
+import type { Ingest, IngestRequest } from './ingest.js';
+import type { PasswordChecker } from './password-checker.js';
+import { hashPassword } from './passwords.js';
 
 export interface FeederDeps {
   config: Config;
@@ -31,6 +37,10 @@ export interface FeederDeps {
   hooks: HookRunner;
   disk: DiskGuard;
   logger: Logger;
+  /** scrypt on a thread of its own (shared by every listener) */
+  passwords: PasswordChecker;
+  /** failed logins per client address (shared by every listener) */
+  authFailures: AuthFailures;
 }
 
 let dummyHash: Promise<string> | undefined;
@@ -40,20 +50,25 @@ const unknownUserHash = () => (dummyHash ??= hashPassword(randomBytes(16).toStri
 /** smtp-server wants callbacks; our policy is async functions that throw SmtpError. */
 const toReply = (err: SmtpError) => Object.assign(new Error(err.replyText), { responseCode: err.responseCode });
 
-/** Failed logins in one session: answers slow down from the third, the fifth ends the session. */
+/**
+ * Failed logins in one session: answers slow down from the third, the fifth ends the session.
+ * Across sessions, AuthFailures blocks an address past smtp.maxAuthFailures.
+ */
 const AUTH_FAILURES_BEFORE_TARPIT = 3;
 const AUTH_FAILURES_BEFORE_CLOSE = 5;
 const AUTH_TARPIT_MS = 1000;
 
 export class SmtpFeeder {
-  private readonly authFailures = new WeakMap<SMTPServerSession, number>();
+  private readonly sessionAuthFailures = new WeakMap<SMTPServerSession, number>();
   readonly server: GuardedSmtpServer;
   private readonly isTrusted: (ip: string | undefined) => boolean;
   private closing = false;
 
   constructor(private readonly deps: FeederDeps) {
     const { listener, config } = deps;
-    this.isTrusted = networkMatcher(listener.trustedNetworks);
+    const inTrustedNetworks = networkMatcher(listener.trustedNetworks);
+    const proxyFrom = networkMatcher(listener.proxyProtocol);
+    this.isTrusted = (ip) => inTrustedNetworks(ip) && !proxyFrom(ip);
     const tls = listener.key && listener.cert ? { key: readFileSync(listener.key), cert: readFileSync(listener.cert) } : {};
     const options: SMTPServerOptions = {
       name: config.hostname,
@@ -96,29 +111,20 @@ export class SmtpFeeder {
       sessionTimeoutMs: listener.sessionTimeout,
       maxJunkCommands: JUNK_COMMAND_LIMIT,
       maxBadCommands: listener.maxBadCommands,
-      proxyFrom: networkMatcher(listener.proxyProtocol),
+      proxyFrom,
       authAfterTls: listener.authMethods.length > 0,
     });
     this.server.on('error', (err) => deps.logger.warn({ err, listener: deps.name }, `SMTP listener ${deps.name}: ${err.message}`));
   }
 
-  async start(): Promise<AddressInfo> {
-    const { host, port } = this.deps.listener;
-    await new Promise<void>((resolve, reject) => {
-      const onError = (err: Error) => reject(err);
-      this.server.server.once('error', onError);
-      this.server.listen(port, host, () => {
-        this.server.server.off('error', onError);
-        resolve();
-      });
-    });
-    return this.server.server.address() as AddressInfo;
+  start(): Promise<AddressInfo> {
+    return this.server.listenOn(this.deps.listener.port, this.deps.listener.host);
   }
 
   /** Stops taking connections; open sessions get 421 from smtp-server's close. */
   stop(): Promise<void> {
     this.closing = true;
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    return this.server.closeAll();
   }
 
   private callback<T>(work: Promise<T>, cb: (err?: Error | null, value?: T) => void): void {
@@ -160,19 +166,27 @@ export class SmtpFeeder {
    */
   private async onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession): Promise<{ user: string }> {
     if (!this.authIsSafe(session)) throw SmtpError.encryptionRequired();
+    const ip = session.remoteAddress;
+    const { authFailures, logger } = this.deps;
+    // an address past its failures is refused before any plugin or hash runs
+    if (authFailures.blocked(ip)) throw SmtpError.tooManyAuthFailuresFromAddress();
     const username = auth.username ?? '';
     const password = typeof auth.password === 'string' ? auth.password : '';
     const fail = (why: string) => {
-      const failures = (this.authFailures.get(session) ?? 0) + 1;
-      this.authFailures.set(session, failures);
-      this.deps.logger.info({ event: 'AUTH_FAILED', user: username.slice(0, 64), ip: session.remoteAddress, why, failures }, 'authentication failed');
+      const failures = this.countSessionFailure(session);
+      logger.info({ event: 'AUTH_FAILED', user: username.slice(0, 64), ip, why, failures }, 'authentication failed');
+      const fromAddress = authFailures.note(ip);
+      if (fromAddress === this.deps.config.smtp.maxAuthFailures) {
+        const until = new Date(authFailures.until(ip)).toISOString();
+        logger.warn({ event: 'AUTH_BLOCKED', ip, failures: fromAddress, until }, `${fromAddress} failed logins from ${ip}: its logins are refused until ${until}`);
+      }
     };
     try {
       return await this.checkLogin(auth, session, username, password, fail);
     } catch (err) {
       // password guessing: from the third failure each answer waits, after the fifth the
       // session ends (421), so one connection tries a handful of passwords, slowly
-      const failures = this.authFailures.get(session) ?? 0;
+      const failures = this.sessionAuthFailures.get(session) ?? 0;
       if (failures >= AUTH_FAILURES_BEFORE_CLOSE) throw SmtpError.tooManyAuthFailures();
       if (failures >= AUTH_FAILURES_BEFORE_TARPIT) await new Promise((resolve) => setTimeout(resolve, AUTH_TARPIT_MS));
       throw err;
@@ -195,14 +209,29 @@ export class SmtpFeeder {
     const users = this.deps.config.smtp.users;
     // own keys only: "constructor" or "__proto__" are not users
     const stored = Object.hasOwn(users, username) ? users[username] : undefined;
-    // an unknown user costs the same scrypt as a known one, so timing does not tell them apart
-    const verified = await verifyPassword(password, stored ?? (await unknownUserHash()));
+    let verified: boolean;
+    try {
+      // an unknown user costs the same scrypt as a known one, so timing does not tell them apart
+      verified = await this.deps.passwords.verify(password, stored ?? (await unknownUserHash()));
+    } catch (err) {
+      // the checks are backed up (a flood): this counts against the session like a failure, so
+      // that it slows down and ends as a guessing one does instead of looping on quick 454s, but
+      // not against the address (no password was found wrong)
+      this.countSessionFailure(session);
+      throw err;
+    }
     const ok = stored !== undefined && password !== '' && verified;
     if (!ok) {
       fail('bad credentials');
       throw SmtpError.authFailed();
     }
     return { user: username };
+  }
+
+  private countSessionFailure(session: SMTPServerSession): number {
+    const failures = (this.sessionAuthFailures.get(session) ?? 0) + 1;
+    this.sessionAuthFailures.set(session, failures);
+    return failures;
   }
 
   private async onMailFrom(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {
@@ -260,9 +289,28 @@ export class SmtpFeeder {
       helo: session.hostNameAppearsAs,
       hideClientInfo: listener.hideClientInfo,
       session,
+      dsn: dsnOf(session),
     });
     return `Ok: queued as ${result.id}`;
   }
+}
+
+/**
+ * The DSN parameters smtp-server checked and decoded (RET, ENVID on MAIL; NOTIFY, ORCPT on each
+ * RCPT), as ingest takes them; undefined when the client gave none.
+ */
+function dsnOf(session: SMTPServerSession): IngestRequest['dsn'] {
+  const envelope = session.envelope as SMTPServerSession['envelope'] & { dsn?: { ret?: string | null; envid?: string | null } };
+  const ret = envelope.dsn?.ret === 'FULL' || envelope.dsn?.ret === 'HDRS' ? envelope.dsn.ret : undefined;
+  const envid = envelope.dsn?.envid || undefined;
+  const recipients = new Map<string, RecipientDsn>();
+  for (const rcpt of envelope.rcptTo as (SMTPServerAddress & { dsn?: { notify?: string[]; orcpt?: string } })[]) {
+    const notify = rcpt.dsn?.notify?.filter((n): n is NotifyOn => ['NEVER', 'SUCCESS', 'FAILURE', 'DELAY'].includes(n));
+    const orcpt = rcpt.dsn?.orcpt;
+    if (notify?.length || orcpt) recipients.set(rcpt.address.toLowerCase(), { ...(notify?.length ? { notify } : {}), ...(orcpt ? { orcpt } : {}) });
+  }
+  if (!ret && !envid && !recipients.size) return undefined;
+  return { ...(ret ? { ret } : {}), ...(envid ? { envid } : {}), ...(recipients.size ? { recipients } : {}) };
 }
 
 /** The AUTH attempt handed to smtp:auth handlers. */

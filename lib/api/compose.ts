@@ -31,7 +31,8 @@ const PRIORITY_HEADERS: Record<string, [string, string, string]> = {
 };
 
 export function compose(message: Json): Composed {
-  const { envelope: envelopeField, priority, ...fields } = message;
+  // dsn is the envelope's (send-dsn.ts), not the composer's
+  const { envelope: envelopeField, priority, dsn: _dsn, ...fields } = message;
   // the composer writes a date string into the header as it is; a Date it formats per RFC 5322
   // (send-checks made sure the string parses)
   if (typeof fields.date === 'string') fields.date = new Date(Date.parse(fields.date));

@@ -19,6 +19,12 @@ export class HttpError extends Error {
   static notFound(message: string): HttpError {
     return new HttpError(404, 'NotFound', message);
   }
+  static shuttingDown(): HttpError {
+    return new HttpError(503, 'TemporaryFailure', 'Sluice is shutting down; try again in a moment');
+  }
+  static storeRecovering(): HttpError {
+    return new HttpError(503, 'TemporaryFailure', 'The store is recovering from a failed write; try again in a moment');
+  }
   static unauthorized(): HttpError {
     return new HttpError(401, 'Unauthorized', 'A valid API token is required (Authorization: Bearer …)');
   }

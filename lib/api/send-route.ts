@@ -2,7 +2,8 @@
  * POST /send: nodemailer's message JSON, built into RFC 5322 by nodemailer's MailComposer and
  * streamed into the same ingest() as SMTP.
  *
- *   JSON schema (fastify/ajv, unknown fields refused) → send-checks (no path/href, no line
+ *   recipients counted (recipient-count.ts) → JSON schema (fastify/ajv, unknown fields
+ *   refused) → send-checks (no path/href, no line
  *   breaks in addresses, safe custom headers) → compose (envelope) → envelope checks →
  *   api:mail hook → envelope checks again (a hook may change it) → ingest → { id, messageId,
  *   recipients }
@@ -19,6 +20,9 @@ import type { HookRunner } from '../plugins/runner.js';
 import type { Origin } from '../queue/types.js';
 import { ComposedSource, compose } from './compose.js';
 import { HttpError } from './errors.js';
+import type { JsonRouteConfig } from './json-body.js';
+import { recipientProblem } from './recipient-count.js';
+import { dsnRequest } from './send-dsn.js';
 import { checkSendMessage } from './send-checks.js';
 import { sendBodySchema } from './send-schema.js';
 
@@ -27,7 +31,14 @@ type Json = Record<string, unknown>;
 export function sendRoute(deps: { config: Config; ingest: Ingest; hooks: HookRunner }) {
   const maxRecipients = deps.config.api.maxRecipients;
   return (app: FastifyInstance) => {
-    app.post('/send', { schema: { body: sendBodySchema } }, async (req, reply) => {
+    const config: JsonRouteConfig = { recipientCap: maxRecipients };
+    // counted before the schema and the address checks parse every address (a large body was
+    // counted in the JSON worker already)
+    const preValidation = async (req: FastifyRequest) => {
+      const problem = recipientProblem(req.body, maxRecipients);
+      if (problem) throw HttpError.badRequest(problem);
+    };
+    app.post('/send', { schema: { body: sendBodySchema }, config, preValidation }, async (req, reply) => {
       const message = req.body as Json;
       checkSendMessage(message);
       const origin = originOf(req);
@@ -38,15 +49,18 @@ export function sendRoute(deps: { config: Config; ingest: Ingest; hooks: HookRun
       await deps.hooks.run('api:mail', envelope, message);
       checkEnvelope(envelope.from, envelope.to, maxRecipients);
 
+      const recipients = [...new Set(envelope.to)];
+      const dsn = dsnRequest(message.dsn, recipients);
       const source = new ComposedSource(mail.createReadStream());
       let result;
       try {
         result = await deps.ingest.ingest({
           from: envelope.from,
-          to: [...new Set(envelope.to)],
+          to: recipients,
           origin,
           source,
           maxSizeBytes: deps.config.smtp.maxSize,
+          ...(dsn ? { dsn } : {}),
         });
       } catch (err) {
         throw source.failure ?? err;

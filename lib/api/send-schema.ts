@@ -4,8 +4,12 @@
  * removeAdditional: false. Fields only nodemailer's Mailer understands (`list`, transport options
  * like `dkim`) are left out, since MailComposer alone would drop them without a word.
  */
-const text = { type: 'string', maxLength: 100_000_000 } as const;
-const line = { type: 'string', maxLength: 4096 } as const;
+/** the longest single-line field (an address list, a header value) */
+export const LINE_MAX_CHARS = 4096;
+// no maxLength on content: the body limit bounds it, and ajv counts a string's characters one by
+// one to check one (tens of ms on the event loop for a 30 MB text)
+const text = { type: 'string' } as const;
+const line = { type: 'string', maxLength: LINE_MAX_CHARS } as const;
 
 const address = {
   anyOf: [
@@ -32,6 +36,8 @@ const headers = {
     { type: 'array', items: { type: 'object', properties: { key: line, value: line }, required: ['key', 'value'], additionalProperties: false }, maxItems: 200 },
   ],
 } as const;
+
+const notifyWord = { type: 'string', enum: ['never', 'success', 'failure', 'delay', 'NEVER', 'SUCCESS', 'FAILURE', 'DELAY'] } as const;
 
 /** text/html/amp/icalEvent/raw: a string or a content object (path/href are refused later). */
 const contentObject = {
@@ -98,6 +104,17 @@ export const sendBodySchema = {
     envelope: {
       type: 'object',
       properties: { from: line, to: addressList, cc: addressList, bcc: addressList },
+      additionalProperties: false,
+    },
+    /** DSN parameters (RFC 3461) as nodemailer names them: ENVID, RET, NOTIFY and ORCPT */
+    dsn: {
+      type: 'object',
+      properties: {
+        id: { type: 'string', maxLength: 100 },
+        return: { type: 'string', enum: ['headers', 'full', 'HDRS', 'FULL'] },
+        notify: { anyOf: [notifyWord, { type: 'array', items: notifyWord, minItems: 1, maxItems: 3 }] },
+        recipient: line,
+      },
       additionalProperties: false,
     },
   },

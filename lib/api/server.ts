@@ -2,7 +2,8 @@
  * The HTTP API: one fastify app, routes registered from their own modules with their schemas.
  * Errors always leave as JSON `{ error, message }` with the right status, never a stack trace.
  * When a token is configured every route requires it (and the config refuses to listen beyond
- * loopback without one).
+ * loopback without one). Clients cannot hold it up: request and idle deadlines, a cap on
+ * connections, and large JSON bodies parsed off the event loop (json-body.ts).
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
@@ -11,10 +12,12 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { SmtpError } from '../errors/smtp-error.js';
 import { HttpError, httpFromSmtp } from './errors.js';
+import { installJsonBodyParser } from './json-body.js';
 
 export type ApiRoutes = (app: FastifyInstance) => void;
 
 export function createApi(config: Config, logger: Logger, routes: ApiRoutes[]): FastifyInstance {
+  const { requestTimeout, idleTimeout, maxConnections } = config.api;
   const app = Fastify({
     // request lines are noise at info; errors still reach the log
     loggerInstance: logger.child({ component: 'api' }, { level: 'warn' }) as unknown as FastifyBaseLogger,
@@ -23,11 +26,21 @@ export function createApi(config: Config, logger: Logger, routes: ApiRoutes[]): 
     return503OnClosing: true,
     // an inbox address in a path may be up to 320 characters (64 + @ + 255)
     routerOptions: { maxParamLength: 400 },
+    // a request (headers and body) must arrive within requestTimeout (408 after it); a quiet
+    // connection is closed after idleTimeout, so slow or idle clients cannot hold sockets
+    requestTimeout,
+    connectionTimeout: idleTimeout,
+    keepAliveTimeout: idleTimeout,
+    // Node's server takes the deadline at construction too (set afterwards, it covers the
+    // headers only), and checks it on this interval (30 s by default)
+    http: { requestTimeout, connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(requestTimeout / 4))) },
   });
+  limitConnections(app, maxConnections, logger);
 
   // JSON only: fastify also parses text/plain by default, which would let a wrong Content-Type
   // through to the schema (a confusing 400) instead of the 415 it is
   app.removeContentTypeParser('text/plain');
+  installJsonBodyParser(app);
 
   const token = config.api.token;
   if (token) {
@@ -41,8 +54,11 @@ export function createApi(config: Config, logger: Logger, routes: ApiRoutes[]): 
   }
 
   app.setErrorHandler((err: FastifyError | HttpError | SmtpError, req, reply) => {
-    const e = err instanceof SmtpError ? httpFromSmtp(err) : err;
-    if (e instanceof HttpError) return reply.status(e.statusCode).send({ error: e.error, message: e.message });
+    const e = err instanceof SmtpError ? httpFromSmtp(err) : storeDown(err) ? HttpError.storeRecovering() : err;
+    if (e instanceof HttpError) {
+      if (e.statusCode === 503) reply.header('retry-after', '1');
+      return reply.status(e.statusCode).send({ error: e.error, message: e.message });
+    }
     const fe = e as FastifyError;
     if (fe.validation) {
       const v = fe.validation[0];
@@ -59,6 +75,30 @@ export function createApi(config: Config, logger: Logger, routes: ApiRoutes[]): 
 
   for (const register of routes) register(app);
   return app;
+}
+
+/**
+ * A store that is being reopened after a failed write (its WriteGuard at work) answers reads with
+ * LevelDB's "not open" for a moment: that is a 503 to retry, not an internal error.
+ */
+function storeDown(err: unknown): boolean {
+  const e = err as { code?: string; cause?: { code?: string } } | null;
+  return e?.code === 'LEVEL_DATABASE_NOT_OPEN' || e?.cause?.code === 'LEVEL_DATABASE_NOT_OPEN' || (err instanceof Error && err.name === 'StoreUnavailableError');
+}
+
+/** At most `max` connections at once; Node closes the ones over it as they come (logged once a minute). */
+function limitConnections(app: FastifyInstance, max: number, logger: Logger): void {
+  app.server.maxConnections = max;
+  let dropped = 0;
+  let lastLog = 0;
+  app.server.on('drop', () => {
+    dropped++;
+    const now = Date.now();
+    if (now - lastLog < 60_000) return;
+    logger.warn({ component: 'api', dropped, maxConnections: max }, `API: ${dropped} connections closed at once (more than api.maxConnections = ${max})`);
+    lastLog = now;
+    dropped = 0;
+  });
 }
 
 export async function listenApi(app: FastifyInstance, config: Config): Promise<AddressInfo> {

@@ -12,6 +12,8 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { Ingest } from '../accept/ingest.js';
+import { AuthFailures } from '../accept/auth-failures.js';
+import { PasswordChecker } from '../accept/password-checker.js';
 import { SmtpFeeder } from '../accept/smtp-feeder.js';
 import { healthRoutes } from '../api/health-routes.js';
 import { queueRoutes } from '../api/queue-routes.js';
@@ -27,7 +29,7 @@ import { loadPlugins, type LoadedPlugins } from '../plugins/loader.js';
 import { OutcomeHooks } from '../plugins/outcome-hooks.js';
 import { DiskGuard } from '../queue/disk-space.js';
 import { QueueStore } from '../queue/store.js';
-import { Scheduler } from '../queue/scheduler.js';
+import { Scheduler, type Lease } from '../queue/scheduler.js';
 import { Outcomes, type OutcomeListener } from '../queue/outcomes.js';
 import { EventWebhook } from '../bounce/webhook.js';
 import { keys } from '../queue/keys.js';
@@ -65,6 +67,7 @@ export class Master {
   private api: FastifyInstance | undefined;
   private gcTimer: NodeJS.Timeout | undefined;
   scheduler: Scheduler | undefined;
+  private outcomes: Outcomes | undefined;
   channel: ChannelServer | undefined;
   supervisor: Supervisor | undefined;
   private webhook: EventWebhook | undefined;
@@ -72,6 +75,9 @@ export class Master {
   private freshBodies: FreshBodies | undefined;
   inbound: Inbound | undefined;
   readonly metrics = createMetricsRegistry();
+  /** counts the mail streaming through this process (both doors) to bring V8's collections forward */
+  private readonly gcNudge = new GcNudge();
+  private passwords: PasswordChecker | undefined;
   readonly listening: ListenerAddress[] = [];
 
   constructor(
@@ -98,9 +104,11 @@ export class Master {
     }
     const disk = new DiskGuard(config.queue.path, config.queue.minFreeSpace);
     const zones = new ZoneSelector(config);
-    const scheduler = (this.scheduler = new Scheduler(this.store, config, logger.child({ component: 'scheduler' })));
+    // an expired lease's attempt is cancelled through the data channel (started later)
+    const enforcer = { expired: (lease: Lease) => this.channel?.cancel(lease.owner, lease.leaseId), abandoned: (owner: string) => this.channel?.drop(owner) };
+    const scheduler = (this.scheduler = new Scheduler(this.store, config, logger.child({ component: 'scheduler' }), Date.now, enforcer));
     const fresh = (this.freshBodies = new FreshBodies({ maxBytes: FRESH_BODY_BYTES, maxMessageBytes: FRESH_BODY_MESSAGE_BYTES }));
-    const gcNudge = new GcNudge();
+    const gcNudge = this.gcNudge;
     this.store.onDelete((id) => {
       scheduler.forget(id);
       fresh.drop(id);
@@ -120,19 +128,24 @@ export class Master {
         scheduler.offer(meta, rows);
       },
     });
-    const notified: OutcomeListener[] = [new BounceNotifier(config, ingest, logger, this.hooks)];
+    // bounces and delay notices are written with the report (NoticeWriter); success notices follow it
+    const notifier = new BounceNotifier(config, ingest, logger, this.hooks);
+    const notified: OutcomeListener[] = [notifier];
     const outcomeHooks = new OutcomeHooks(this.hooks);
     if (outcomeHooks.wanted) notified.push(outcomeHooks);
     if (config.events.url) {
       this.webhook = new EventWebhook({ url: config.events.url, secret: config.events.secret, timeoutMs: config.events.timeout, maxAttempts: config.events.maxAttempts, maxPending: config.events.maxPending }, logger.child({ component: 'events' }));
       notified.push(this.webhook);
     }
-    const outcomes = new Outcomes(this.store, config, logger, notified, { rescheduled: (leaseId, zone, due) => scheduler.noteDue(leaseId, zone, due) });
+    const outcomes = (this.outcomes = new Outcomes(this.store, config, logger, notified, {
+      rescheduled: (leaseId, zone, due) => scheduler.noteDue(leaseId, zone, due),
+      notices: notifier,
+    }));
 
     try {
       if (config.inbound.enabled) {
         // before the workers, which are told where it listens
-        this.inbound = new Inbound({ config, hooks: this.hooks, registry: this.metrics, logger });
+        this.inbound = new Inbound({ config, hooks: this.hooks, registry: this.metrics, logger, onBytes: (n) => this.gcNudge.note(n) });
         this.announce('inbound', 'inbound', await this.inbound.start());
       }
       await this.startDelivery(scheduler, outcomes);
@@ -150,8 +163,10 @@ export class Master {
         ]);
         this.announce('api', 'api', await listenApi(this.api, config));
       }
+      const passwords = (this.passwords = new PasswordChecker());
+      const authFailures = new AuthFailures(config.smtp.maxAuthFailures, config.smtp.authFailureWindow);
       for (const [name, listener] of listeners(config)) {
-        const feeder = new SmtpFeeder({ config, name, listener, ingest, hooks: this.hooks, disk, logger });
+        const feeder = new SmtpFeeder({ config, name, listener, ingest, hooks: this.hooks, disk, logger, passwords, authFailures });
         this.feeders.push(feeder);
         this.announce(name, 'smtp', await feeder.start());
       }
@@ -222,10 +237,15 @@ export class Master {
     clearInterval(this.gcTimer);
     await Promise.allSettled([...this.feeders.map((f) => f.stop()), this.inbound?.stopListening()]);
     this.feeders = [];
+    await this.passwords?.close();
+    this.passwords = undefined;
     if (this.api) {
       await this.api.close().catch(() => undefined);
       this.api = undefined;
     }
+    // results the workers report while they finish still get their write, but one that fails
+    // is not retried: the stop must not wait for a full disk
+    this.outcomes?.close();
     await this.inbound?.stop();
     this.inbound = undefined;
     await this.supervisor?.stop();

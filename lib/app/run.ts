@@ -1,5 +1,6 @@
 /**
- * `sluice run`: load the config, start the master, stop it cleanly on SIGTERM/SIGINT. Start-up
+ * `sluice run`: load the config, start the master, stop it cleanly on SIGTERM/SIGINT (SIGHUP is
+ * logged and changes nothing until a reload exists). Start-up
  * failures (bad config, locked or damaged queue, port in use) print one line each on stderr and
  * give a non-zero exit code. This is the only place that decides the process's exit status.
  *
@@ -8,7 +9,7 @@
  * STOP_DEADLINE_MS the process exits 1 anyway: a message without its 250 was never promised.
  */
 import { ConfigError, loadConfig } from '../config/load.js';
-import { createLogger } from '../log/logger.js';
+import { createLogger, type Logger } from '../log/logger.js';
 import { QueueOpenError } from '../queue/open.js';
 import { Master } from './master.js';
 
@@ -31,6 +32,9 @@ export async function runCommand(appDir: string): Promise<number> {
   const logger = createLogger(loaded.config.log.level, { role: 'master' });
   logger.info({ event: 'STARTING', files: loaded.files, appDir: loaded.appDir }, 'starting Sluice');
   const master = new Master(loaded, logger);
+  let stopping = false;
+  // from here on, even while starting: a hangup must not end the process
+  process.on('SIGHUP', () => onHangup(logger, stopping));
   try {
     await master.start();
   } catch (err) {
@@ -48,7 +52,6 @@ export async function runCommand(appDir: string): Promise<number> {
   logger.info({ event: 'STARTED' }, 'Sluice is running');
 
   return new Promise<number>((resolve) => {
-    let stopping = false;
     const stop = (signal: string) => {
       if (stopping) {
         // systemd and shells may repeat the signal; the clean stop already running goes on
@@ -79,6 +82,16 @@ export async function runCommand(appDir: string): Promise<number> {
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
   });
+}
+
+/**
+ * SIGHUP: a daemon's "reload", or a terminal that closed. Node's default is to exit at once,
+ * without the clean stop; Sluice has no reload yet, so it only logs the signal and goes on. A
+ * reload (read the config again, apply what can change while running) belongs here.
+ */
+function onHangup(logger: Logger, stopping: boolean): void {
+  const what = stopping ? 'a clean stop is running' : 'nothing was reloaded or stopped; restart Sluice to apply config changes';
+  logger.warn({ event: 'SIGHUP', stopping }, `SIGHUP received: ${what}`);
 }
 
 function describeStartError(err: unknown): string {

@@ -1,8 +1,8 @@
 /**
  * Keeps each zone's delivery workers running: forks `processes` children per zone, gives each a
- * fresh secret for the data channel over IPC (never in argv or the environment), restarts one
- * that dies (at once, unless its slot is crash-looping: then with growing back-off, logged), and
- * stops them cleanly: ask, wait, then kill.
+ * fresh secret for the data channel and the config it needs (worker-config.ts) over IPC (never in
+ * argv or the environment), restarts one that dies (at once, unless its slot is crash-looping:
+ * then with growing back-off, logged), and stops them cleanly: ask, wait, then kill.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -12,6 +12,7 @@ import type { Config } from '../config/schema.js';
 import type { LocalRoute } from '../zones/local-route.js';
 import type { WorkerInit } from './worker.js';
 import { withNodeFlags } from './node-flags.js';
+import { workerConfig } from './worker-config.js';
 
 const WORKER_ENTRY = fileURLToPath(new URL('./worker-main.js', import.meta.url));
 const MAX_BACKOFF_MS = 30_000;
@@ -42,6 +43,8 @@ export class Supervisor {
   private readonly slots: Slot[] = [];
   private readonly credentialsById = new Map<string, { secret: string; zone: string }>();
   private stopping = false;
+  /** what each worker is given: no secrets it does not need */
+  private readonly forWorkers: Config;
 
   constructor(
     private readonly config: Config,
@@ -49,7 +52,9 @@ export class Supervisor {
     private readonly logger: Logger,
     /** handed to every worker: where mail for the local inbound domains goes */
     private readonly localRoute?: LocalRoute,
-  ) {}
+  ) {
+    this.forWorkers = workerConfig(config);
+  }
 
   start(): void {
     for (const [zone, z] of Object.entries(this.config.zones)) {
@@ -80,7 +85,7 @@ export class Supervisor {
     slot.workerId = workerId;
     slot.startedAt = Date.now();
     slot.recentStarts.push(slot.startedAt);
-    const init: WorkerInit = { type: 'init', config: this.config, zone: slot.zone, workerId, secret, channel: this.channel, ...(this.localRoute ? { localRoute: this.localRoute } : {}) };
+    const init: WorkerInit = { type: 'init', config: this.forWorkers, zone: slot.zone, workerId, secret, channel: this.channel, ...(this.localRoute ? { localRoute: this.localRoute } : {}) };
     child.send(init);
     this.logger.info({ event: 'WORKER_STARTED', zone: slot.zone, workerId, pid: child.pid }, `worker ${workerId} started (pid ${child.pid})`);
     child.on('error', (err) => this.logger.error({ err, workerId }, 'worker process error'));

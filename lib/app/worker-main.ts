@@ -23,4 +23,6 @@ process.on('message', (m: unknown) => {
 });
 process.on('disconnect', () => process.exit(0));
 process.on('SIGTERM', () => resolveStop());
-process.on('SIGINT', () => undefined); // the master decides; Ctrl-C in a terminal reaches it too
+// the master decides; Ctrl-C or a closed terminal reaches it too (Node's default would exit at once)
+process.on('SIGINT', () => undefined);
+process.on('SIGHUP', () => undefined);

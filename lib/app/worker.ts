@@ -117,6 +117,7 @@ export async function runWorker(init: WorkerInit, stopSignal: Promise<void>): Pr
     logger,
   );
   const channelLost = new Promise<'lost'>((resolve) => (channel.onClose = () => resolve('lost')));
+  channel.onCancel = (leaseId) => loop.cancel(leaseId);
   loop.start();
   logger.info({ event: 'WORKER_READY', connections: zoneConfig.connections }, `worker ${init.workerId} ready`);
   const why = await Promise.race([channelLost, stopSignal.then(() => 'stop' as const)]);

@@ -1,8 +1,8 @@
 /**
  * Builds a delivery status notification (RFC 3464) for one message: a multipart/report
  * (RFC 6522, report-type=delivery-status) with
- *   1. text/plain: what failed or is delayed, for whom, what the remote server said, and for a
- *      delay until when we keep trying;
+ *   1. text/plain: what failed, is delayed or was relayed (a NOTIFY=SUCCESS notice), for whom,
+ *      what the remote server said, and for a delay until when we keep trying;
  *   2. message/delivery-status: the per-message fields (Original-Envelope-Id, Reporting-MTA,
  *      Arrival-Date, X-Sluice-Queue-ID) and one block per recipient (Final-Recipient, Action,
  *      Status — the real enhanced status, not a blanket 5.0.0 — Remote-MTA, Diagnostic-Code,
@@ -26,7 +26,8 @@ export { mayBounceTo } from './loop-guard.js';
 
 export interface DsnRecipient {
   recipient: string;
-  action: 'failed' | 'delayed';
+  /** relayed: accepted by a server that was not asked to report further (a NOTIFY=SUCCESS notice) */
+  action: 'failed' | 'delayed' | 'relayed';
   /** the enhanced status, e.g. '5.1.1' (ReplyClass.status) */
   status: string;
   /** the host that gave the reply */
@@ -37,7 +38,7 @@ export interface DsnRecipient {
   lastAttempt?: number;
   /** ms since the epoch; shown for 'delayed' */
   willRetryUntil?: number;
-  /** the ORCPT the client gave, when it gave one */
+  /** the ORCPT the client gave ("addr-type;address", xtext decoded), when it gave one */
   originalRecipient?: string;
   /** short human reason (ReplyClass.message), shown in the text part */
   reason?: string;
@@ -69,6 +70,7 @@ export function buildDsn(input: DsnInput): { from: ''; to: string[]; message: Bu
   const host = token(input.reportingMta);
   const now = input.now ?? new Date();
   const failed = input.recipients.some((r) => r.action === 'failed');
+  const delayed = input.recipients.some((r) => r.action === 'delayed');
 
   const original = parseHeaders(Buffer.from(headerBlock(input.originalHeaders), 'latin1'));
   const parts = {
@@ -82,7 +84,7 @@ export function buildDsn(input: DsnInput): { from: ''; to: string[]; message: Bu
   const head = [
     `From: "Mail Delivery Subsystem" <MAILER-DAEMON@${host}>`,
     `To: <${sender}>`,
-    `Subject: Delivery Status Notification (${failed ? 'Failure' : 'Delay'})`,
+    `Subject: Delivery Status Notification (${failed ? 'Failure' : delayed ? 'Delay' : 'Relayed'})`,
     `Date: ${rfc5322Date(now)}`,
     `Message-ID: <${randomUUID()}@${host}>`,
     ...(originalId ? [`In-Reply-To: ${originalId}`, `References: ${originalId}`] : []),
@@ -123,6 +125,7 @@ function humanText(input: DsnInput, host: string, original: ReturnType<typeof pa
   const out: string[] = [`This is the mail system at ${host}.`, ''];
   const failed = input.recipients.filter((r) => r.action === 'failed');
   const delayed = input.recipients.filter((r) => r.action === 'delayed');
+  const relayed = input.recipients.filter((r) => r.action === 'relayed');
   if (failed.length) {
     out.push(
       ...wrapText(
@@ -143,6 +146,16 @@ function humanText(input: DsnInput, host: string, original: ReturnType<typeof pa
       ),
       '',
       ...delayed.flatMap(recipientText),
+    );
+  }
+  if (relayed.length) {
+    out.push(
+      ...wrapText(
+        `Your message was accepted by the mail server of the ${relayed.length === 1 ? 'recipient' : 'recipients'} below, ` +
+          'and you asked to be told (NOTIFY=SUCCESS). That server was not asked to report further, so this is the last notice about it.',
+      ),
+      '',
+      ...relayed.flatMap(recipientText),
     );
   }
   const subject = textLine(firstValue(original, 'subject'), 200);
@@ -181,7 +194,7 @@ function deliveryStatus(input: DsnInput, host: string): string {
   ];
   const blocks = input.recipients.map((r) => {
     const fields = [
-      ...(r.originalRecipient ? [foldField('Original-Recipient', addressField(r.originalRecipient))] : []),
+      ...(r.originalRecipient ? [foldField('Original-Recipient', originalRecipientField(r.originalRecipient))] : []),
       foldField('Final-Recipient', addressField(r.recipient)),
       foldField('Action', r.action),
       foldField('Status', statusCode(r)),
@@ -195,10 +208,19 @@ function deliveryStatus(input: DsnInput, host: string): string {
   return `${[perMessage.join('\r\n'), ...blocks].join('\r\n\r\n')}\r\n`;
 }
 
-/** A well-formed enhanced status, or the class default for the action. */
+/** A well-formed enhanced status (of class 2 for a success), or the default for the action. */
 function statusCode(r: DsnRecipient): string {
   const s = r.status.trim();
-  return /^[245]\.\d{1,3}\.\d{1,3}$/.test(s) ? s : r.action === 'failed' ? '5.0.0' : '4.0.0';
+  const shape = r.action === 'relayed' ? /^2\.\d{1,3}\.\d{1,3}$/ : /^[245]\.\d{1,3}\.\d{1,3}$/;
+  return shape.test(s) ? s : r.action === 'failed' ? '5.0.0' : r.action === 'delayed' ? '4.0.0' : '2.0.0';
+}
+
+/** ORCPT "rfc822;address" as an address field; another address type as given, in ASCII. */
+function originalRecipientField(orcpt: string): string {
+  const at = orcpt.indexOf(';');
+  const type = at > 0 ? orcpt.slice(0, at).trim() : 'rfc822';
+  const value = at > 0 ? orcpt.slice(at + 1) : orcpt;
+  return type.toLowerCase() === 'rfc822' ? addressField(value) : `${token(type, 40)}; ${asciiLine(value, 400)}`;
 }
 
 /** "rfc822; a@b.test", or RFC 6533's "utf-8; " with \x{HEX} escapes for a non-ASCII address. */

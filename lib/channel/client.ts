@@ -29,6 +29,8 @@ export class ChannelClient {
   /** bodies sent along with their job, by message id, until the job's result is reported */
   private readonly prefetched = new Map<string, { leaseId: string; chunks: BodyParts[] }>();
   onClose: () => void = () => undefined;
+  /** the master cancels the attempt of an expired lease */
+  onCancel: (leaseId: string) => void = () => undefined;
 
   async connect(opts: { host: string; port: number; zone: string; workerId: string; secret: string }): Promise<void> {
     const socket = net.connect({ host: opts.host, port: opts.port });
@@ -66,6 +68,7 @@ export class ChannelClient {
         } else if (f.kind === FRAME_JSON && isMasterMessage(f.message)) {
           const m = f.message;
           if (m.type === 'welcome') this.onWelcome();
+          else if (m.type === 'cancel') this.onCancel(String(m.leaseId));
           else if (m.type === 'job' && m.job.prefetched) this.collecting.set(m.req, { job: m.job, chunks: [] });
           else this.settle(m.req, m);
         }

@@ -46,6 +46,8 @@ const BODY_HEAD_BYTES = 9;
 export class FrameDecoder {
   private chunks: Buffer[] = [];
   private bytes = 0;
+  /** the largest frame taken (the server lowers it until the peer has said hello) */
+  maxFrameBytes = MAX_FRAME_BYTES;
 
   /** Feeds TCP bytes; returns every frame completed by them. Throws FrameError on bad input. */
   push(chunk: Buffer): Frame[] {
@@ -57,7 +59,7 @@ export class FrameDecoder {
     while (this.bytes >= 4) {
       const head = this.peek(Math.min(this.bytes, BODY_HEAD_BYTES));
       const length = head.readUInt32BE(0);
-      if (length < 1 || length > MAX_FRAME_BYTES) throw new FrameError(`bad frame length ${length}`);
+      if (length < 1 || length > this.maxFrameBytes) throw new FrameError(`bad frame length ${length}`);
       if (this.bytes < 4 + length) break;
       const kind = head[4];
       if (kind === FRAME_JSON) {

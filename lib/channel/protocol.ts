@@ -12,8 +12,10 @@
  *                                     not ask for it]
  *   body {req, id, chunk}          → body frame {req, bytes} | bodyEnd {req}
  *   result {req, leaseId, rows, keptSession} → ack {req}
+ *                                  ← cancel {leaseId}        (unasked: the lease expired; stop
+ *                                                             the attempt and report at once)
  */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /** One recipient of a job. */
 export interface JobRow {
@@ -81,10 +83,12 @@ export type MasterMessage =
   | { type: 'job'; req: number; job: Job }
   | { type: 'bodyEnd'; req: number }
   | { type: 'ack'; req: number }
-  | { type: 'error'; req: number; message: string };
+  | { type: 'error'; req: number; message: string }
+  /** the lease expired: the worker stops that attempt and reports what it has */
+  | { type: 'cancel'; leaseId: string };
 
 const WORKER_TYPES = new Set(['hello', 'fetch', 'body', 'result']);
-const MASTER_TYPES = new Set(['welcome', 'job', 'bodyEnd', 'ack', 'error']);
+const MASTER_TYPES = new Set(['welcome', 'job', 'bodyEnd', 'ack', 'error', 'cancel']);
 
 /** A cheap shape check at the trust boundary (the master does not trust worker input blindly). */
 export function isWorkerMessage(m: unknown): m is WorkerMessage {

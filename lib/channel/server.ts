@@ -1,17 +1,28 @@
 /**
  * The master's end of the data channel: a TCP server on loopback. A connection must say `hello`
  * with the secret its worker was given at fork within a few seconds, or it is closed. After that
- * it may fetch jobs, pull bodies chunk by chunk and report results. When the connection closes,
- * every lease it held is released at once (its deliveries are due again).
+ * it may fetch jobs, pull bodies chunk by chunk and report results; the master may tell it to
+ * cancel the attempt of a lease that expired, and cut a worker off that does not answer. When
+ * the connection closes, every lease it held is released at once (its deliveries are due again).
+ *
+ * Before hello a connection is a stranger: its frames may be a few KB at most (a hello is a few
+ * hundred bytes), and only a few such connections are kept; a new one pushes out the oldest, so
+ * a local process opening connections in a loop costs little memory and cannot keep a worker
+ * that connects now from being heard.
  */
 import net from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
-import { encodeBody, encodeJson, FrameDecoder, FrameError, FRAME_JSON } from './frames.js';
+import { encodeBody, encodeJson, FrameDecoder, FrameError, FRAME_JSON, MAX_FRAME_BYTES } from './frames.js';
 import { tickWriter } from './tick-writer.js';
 import { isWorkerMessage, PROTOCOL_VERSION, type Job, type MasterMessage, type RowResult, type WorkerMessage } from './protocol.js';
 
 const HELLO_TIMEOUT_MS = 5000;
+/** the largest frame a connection may send before its hello is accepted */
+const HELLO_MAX_FRAME_BYTES = 4096;
+/** connections waiting for their hello, at most; workers say hello as soon as they connect */
+const MAX_PENDING = 8;
+const EVICTION_LOG_EVERY_MS = 60_000;
 
 export interface ChannelPeer {
   /** unique per connection */
@@ -34,6 +45,12 @@ export interface ChannelHandlers {
 export class ChannelServer {
   private readonly server: net.Server;
   private readonly sockets = new Set<net.Socket>();
+  /** connections that have not said hello yet, oldest first */
+  private readonly strangers = new Set<net.Socket>();
+  private evicted = 0;
+  private lastEvictionLog = 0;
+  /** connections that said hello, by owner: the master may write to them unasked */
+  private readonly peers = new Map<string, { workerId: string; socket: net.Socket; send: (m: MasterMessage) => void }>();
   private nextOwner = 1;
 
   constructor(
@@ -63,10 +80,44 @@ export class ChannelServer {
     for (const s of this.sockets) s.destroy();
   }
 
+  /** Makes room for one more connection without hello: the oldest waiting one goes. */
+  private admitStranger(socket: net.Socket): void {
+    while (this.strangers.size >= MAX_PENDING) {
+      const oldest = this.strangers.values().next().value!;
+      this.strangers.delete(oldest);
+      oldest.destroy();
+      this.evicted++;
+    }
+    this.strangers.add(socket);
+    const now = Date.now();
+    if (this.evicted && now - this.lastEvictionLog >= EVICTION_LOG_EVERY_MS) {
+      this.logger.warn({ event: 'CHANNEL_REFUSED', closed: this.evicted }, `data channel: ${this.evicted} connections closed before their hello (more than ${MAX_PENDING} waiting)`);
+      this.lastEvictionLog = now;
+      this.evicted = 0;
+    }
+  }
+
+  /** The workers connected now (hello done), by worker id: a forked worker is not one until then. */
+  connected(): string[] {
+    return [...this.peers.values()].map((p) => p.workerId);
+  }
+
+  /** Tells the worker on connection `owner` to stop the attempt of lease `leaseId`. */
+  cancel(owner: string, leaseId: string): void {
+    this.peers.get(owner)?.send({ type: 'cancel', leaseId });
+  }
+
+  /** Cuts one worker's connection: its leases are released and the worker exits. */
+  drop(owner: string): void {
+    this.peers.get(owner)?.socket.destroy();
+  }
+
   private accept(socket: net.Socket): void {
     this.sockets.add(socket);
+    this.admitStranger(socket);
     socket.setNoDelay(true);
     const decoder = new FrameDecoder();
+    decoder.maxFrameBytes = HELLO_MAX_FRAME_BYTES;
     let peer: ChannelPeer | undefined;
     const write = tickWriter(socket);
     const send = (m: MasterMessage) => write(encodeJson(m));
@@ -82,7 +133,10 @@ export class ChannelServer {
           return socket.destroy();
         }
         clearTimeout(helloTimer);
+        this.strangers.delete(socket);
+        decoder.maxFrameBytes = MAX_FRAME_BYTES;
         peer = { owner: `c${this.nextOwner++}`, workerId: m.workerId, zone: m.zone };
+        this.peers.set(peer.owner, { workerId: peer.workerId, socket, send });
         send({ type: 'welcome', version: PROTOCOL_VERSION, workerId: m.workerId });
         return;
       }
@@ -144,7 +198,11 @@ export class ChannelServer {
     socket.on('close', () => {
       clearTimeout(helloTimer);
       this.sockets.delete(socket);
-      if (peer) this.handlers.closed(peer);
+      this.strangers.delete(socket);
+      if (peer) {
+        this.peers.delete(peer.owner);
+        this.handlers.closed(peer);
+      }
     });
   }
 }

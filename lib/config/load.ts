@@ -192,6 +192,11 @@ function crossChecks(config: Config): string[] {
   if (config.api.enabled && !isLoopbackHost(config.api.host) && !config.api.token) {
     problems.push(`api.token: required when api.host (${config.api.host}) is not a loopback address`);
   }
+  if (!isLoopbackHost(config.channel.host) && !config.channel.allowNonLoopback) {
+    problems.push(
+      `channel.host: ${config.channel.host} is not a loopback address; the data channel carries every message to the workers on this machine: keep it on loopback, or set channel.allowNonLoopback = true if you really mean it`,
+    );
+  }
   const bound = new Map<string, string>();
   const claim = (name: string, host: string, port: number) => {
     if (port === 0) return; // any free port: no clash possible
@@ -216,12 +221,16 @@ function crossChecks(config: Config): string[] {
     claim('inbound', inbound.host, inbound.port);
   }
   if (!config.zones.default) problems.push('zones.default: the default zone must exist');
+  if (config.delivery.attemptTimeout >= config.queue.leaseTimeout) {
+    // the worker must end an attempt and report it before the master gives up on the lease
+    problems.push(`delivery.attemptTimeout: must be shorter than queue.leaseTimeout (${config.delivery.attemptTimeout} ms is not less than ${config.queue.leaseTimeout} ms)`);
+  }
   return problems;
 }
 
 /** The main [smtp] listener and every [smtp.interfaces.NAME], with inherited keys filled in. */
 export function listeners(config: Config): [string, ListenerConfig][] {
-  const { users: _users, interfaces, enabled, ...main } = config.smtp;
+  const { users: _users, interfaces, enabled, maxAuthFailures: _max, authFailureWindow: _window, ...main } = config.smtp;
   const out: [string, ListenerConfig][] = enabled ? [['smtp', main]] : [];
   for (const [name, over] of Object.entries(interfaces)) {
     const defined = Object.fromEntries(Object.entries(over).filter(([, v]) => v !== undefined)) as Partial<ListenerConfig>;

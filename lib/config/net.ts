@@ -19,6 +19,15 @@ export function isCidr(value: string): boolean {
   }
 }
 
+/** A block that holds every address of its family ("0.0.0.0/0", "::/0"). */
+export function isCatchAll(value: string): boolean {
+  try {
+    return ipaddr.parseCIDR(value)[1] === 0;
+  } catch {
+    return false;
+  }
+}
+
 function normalize(address: string): ipaddr.IPv4 | ipaddr.IPv6 {
   const parsed = ipaddr.parse(address);
   if (parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).isIPv4MappedAddress()) {

@@ -4,7 +4,7 @@
  * plugins) carry their defaults here. The `Config` type is inferred from this schema.
  */
 import ipaddr from 'ipaddr.js';
-import { isCidr } from './net.js';
+import { isCatchAll, isCidr } from './net.js';
 import { t, withDefault, type Infer } from './spec.js';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
@@ -16,30 +16,31 @@ const port = () => t.int({ min: 0, max: 65535 });
 const host = () => t.string({ pattern: HOST, hint: 'a host name or IP address like "127.0.0.1"' });
 const cidr = () => t.string({ valid: isCidr, hint: 'a CIDR block like "127.0.0.0/8" or an IP address' });
 
-/** Settings one SMTP submission listener has; extra interfaces override any of them. */
-const listenerFields = {
+/** What every SMTP door has (submission listeners and the inbound receiver): address, TLS, limits, deadlines. */
+const doorFields = {
   host: host(),
   port: port(),
-  /** implicit TLS from the first byte (port 465 style) */
-  secure: t.bool(),
   /** PEM key and certificate; STARTTLS is offered when both are set */
   key: t.optString(),
   cert: t.optString(),
   maxSize: t.size({ min: 1024 }),
-  maxRecipients: t.int({ min: 1, max: 100_000 }),
-  /** "always": every client authenticates; "untrusted": trusted networks may relay without it */
-  auth: t.string({ oneOf: ['always', 'untrusted'] }),
-  /** with key and cert set: allow AUTH before STARTTLS (a listener without TLS offers AUTH in the clear) */
-  allowInsecureAuth: t.bool(),
-  authMethods: t.list(t.string({ oneOf: ['PLAIN', 'LOGIN'] })),
-  trustedNetworks: t.list(cidr()),
   /** smtp-server waits this long before the greeting to catch early talkers */
   greetingDelay: t.duration({ max: 30_000 }),
-  reverseLookup: t.bool(),
-  /** peers allowed to send a PROXY protocol header; empty = PROXY protocol off */
-  proxyProtocol: t.list(t.string({ valid: (v) => v === '*' || isCidr(v), hint: 'an IP address or CIDR block, or "*" for any peer' })),
-  /** leave the client's IP and name out of the Received header */
-  hideClientInfo: t.bool(),
+  /**
+   * peers allowed to send a PROXY protocol header; empty = PROXY protocol off. Whoever may send
+   * one chooses the client address that trustedNetworks (and every per-client limit) is checked
+   * against, so "any peer" is refused: it would make every client able to claim any address.
+   */
+  proxyProtocol: t.list(
+    t.string({
+      valid: (v) => v === '*' || isCidr(v),
+      refuse: (v) =>
+        v === '*' || isCatchAll(v)
+          ? `${JSON.stringify(v)} would let any peer send a PROXY header and claim any client address, a trusted one included: list the addresses of your proxies (IP addresses or CIDR blocks) instead`
+          : undefined,
+      hint: 'an IP address or CIDR block of a proxy',
+    }),
+  ),
   maxClients: t.int({ min: 1 }),
   maxConnectionsPerIp: t.int({ min: 1 }),
   /** idle time between two commands */
@@ -52,6 +53,23 @@ const listenerFields = {
   sessionTimeout: t.duration({ min: 100 }),
   /** failed commands (5xx replies) in one session before it is closed with 421 */
   maxBadCommands: t.int({ min: 1 }),
+};
+
+/** Settings one SMTP submission listener has; extra interfaces override any of them. */
+const listenerFields = {
+  ...doorFields,
+  /** implicit TLS from the first byte (port 465 style) */
+  secure: t.bool(),
+  maxRecipients: t.int({ min: 1, max: 100_000 }),
+  /** "always": every client authenticates; "untrusted": trusted networks may relay without it */
+  auth: t.string({ oneOf: ['always', 'untrusted'] }),
+  /** with key and cert set: allow AUTH before STARTTLS (a listener without TLS offers AUTH in the clear) */
+  allowInsecureAuth: t.bool(),
+  authMethods: t.list(t.string({ oneOf: ['PLAIN', 'LOGIN'] })),
+  trustedNetworks: t.list(cidr()),
+  reverseLookup: t.bool(),
+  /** leave the client's IP and name out of the Received header */
+  hideClientInfo: t.bool(),
 };
 
 const listenerSpec = t.object(listenerFields);
@@ -104,27 +122,12 @@ const INBOUND_DOMAIN = /^(\*\.)?(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-
 /** The receiver for disposable addresses: its SMTP door, its limits, and the inbox store. */
 const inboundSpec = t.object({
   enabled: t.bool(),
-  host: host(),
-  port: port(),
+  ...doorFields,
   /** the domains whose every address has an inbox; "*.example.test" takes every subdomain */
   domains: t.list(t.string({ pattern: INBOUND_DOMAIN, hint: 'a domain like "sluice.test" or "*.sluice.test"' }), { maxItems: 1000 }),
   /** "fold": foo+tag@D goes to inbox foo@D with tag "tag"; "keep": foo+tag@D is an inbox of its own */
   plusAddressing: t.string({ oneOf: ['fold', 'keep'] }),
-  /** PEM key and certificate; STARTTLS is offered when both are set */
-  key: t.optString(),
-  cert: t.optString(),
-  maxSize: t.size({ min: 1024 }),
   maxRecipients: t.int({ min: 1, max: 10_000 }),
-  greetingDelay: t.duration({ max: 30_000 }),
-  proxyProtocol: t.list(t.string({ valid: isCidr, hint: 'an IP address or CIDR block' })),
-  maxClients: t.int({ min: 1 }),
-  maxConnectionsPerIp: t.int({ min: 1 }),
-  socketTimeout: t.duration({ min: 100 }),
-  commandTimeout: t.duration({ min: 100 }),
-  dataTimeout: t.duration({ min: 100 }),
-  sessionTimeout: t.duration({ min: 100 }),
-  /** failed commands (5xx replies) in one session before it is closed with 421 */
-  maxBadCommands: t.int({ min: 1 }),
   /** the inbox store (its own LevelDB) */
   path: t.string(),
   /** a message is deleted this long after it arrived */
@@ -161,6 +164,8 @@ const inboundSpec = t.object({
   api: t.object({
     /** requests per minute from one client IP to the inbox API (/api/...); 0: unlimited */
     ratePerMinute: t.int({ min: 0 }),
+    /** live streams (SSE, WebSocket) at once per client IP */
+    maxStreamsPerIp: t.int({ min: 1 }),
   }),
 });
 
@@ -175,8 +180,11 @@ export const configSchema = t.object({
   smtp: t.object({
     enabled: t.bool(),
     ...listenerFields,
+    /** failed logins from one address (IPv6: one /64) within authFailureWindow; past it, 421 */
+    maxAuthFailures: t.int({ min: 1 }),
+    authFailureWindow: t.duration({ min: 1000 }),
     /** user name → password hash from `sluice hash-password` */
-    users: t.map(t.string({ pattern: /^scrypt\$/, hint: 'a hash from `sluice hash-password`' })),
+    users: t.map(t.secret(t.string({ pattern: /^scrypt\$/, hint: 'a hash from `sluice hash-password`' }))),
     /** more listeners beside the main one; unset keys come from [smtp] */
     interfaces: t.map(interfaceSpec, { keyPattern: NAME }),
   }),
@@ -185,13 +193,21 @@ export const configSchema = t.object({
     host: host(),
     port: port(),
     /** bearer token; required when the API listens beyond loopback */
-    token: t.optString(),
+    token: t.secret(t.optString()),
     maxBodySize: t.size({ min: 1024 }),
     maxRecipients: t.int({ min: 1, max: 100_000 }),
+    /** a request, headers and body, must arrive within this (408) */
+    requestTimeout: t.duration({ min: 100 }),
+    /** a connection that sends nothing for this long is closed */
+    idleTimeout: t.duration({ min: 100 }),
+    /** connections at once; more are closed as they come */
+    maxConnections: t.int({ min: 1 }),
   }),
   channel: t.object({
     host: host(),
     port: port(),
+    /** let channel.host be other than a loopback address (the channel carries every message) */
+    allowNonLoopback: t.bool(),
   }),
   queue: t.object({
     path: t.string(),
@@ -199,6 +215,8 @@ export const configSchema = t.object({
     chunkSize: t.size({ min: 1024, max: 16 * 1024 * 1024 }),
     /** largest header block accepted */
     maxHeaderSize: t.size({ min: 1024, max: 16 * 1024 * 1024 }),
+    /** a message arriving with more Received headers than this is in a loop (Postfix's hopcount_limit) */
+    maxReceivedHeaders: t.int({ min: 1, max: 1000 }),
     /** how often to collect bodies left behind by failed or interrupted ingests */
     gcInterval: t.duration({ min: 1000 }),
     /** a body with no metadata older than this is garbage */
@@ -220,6 +238,8 @@ export const configSchema = t.object({
     connectTimeout: t.duration({ min: 100 }),
     greetingTimeout: t.duration({ min: 100 }),
     socketTimeout: t.duration({ min: 100 }),
+    /** one delivery attempt as a whole, over every MX host and address; shorter than queue.leaseTimeout */
+    attemptTimeout: t.duration({ min: 100 }),
     /** the SMTP port of MX hosts (Postfix's smtp_tcp_port); 25 except in tests */
     mxPort: port(),
     /** after a refused or timed-out connection, skip that address for this long; 0 = never */
@@ -244,7 +264,7 @@ export const configSchema = t.object({
   events: t.object({
     url: t.optString({ pattern: /^https?:\/\//, hint: 'an http(s) URL' }),
     /** HMAC-SHA256 key for the X-Sluice-Signature header */
-    secret: t.optString(),
+    secret: t.secret(t.optString()),
     timeout: t.duration({ min: 100 }),
     maxAttempts: t.int({ min: 1, max: 100 }),
     /** events waiting in memory at most; beyond, the oldest are dropped (and logged) */

@@ -15,6 +15,8 @@ interface Common {
   optional?: boolean;
   /** used when the key is absent (for keys inside user-named tables) */
   default?: unknown;
+  /** a secret (a token, a password hash): never printed, never handed to a process that does not need it */
+  secret?: boolean;
 }
 export interface StringSpec extends Common {
   kind: 'string';
@@ -22,6 +24,8 @@ export interface StringSpec extends Common {
   pattern?: RegExp;
   /** a check a pattern cannot express (an IP address, a CIDR block) */
   valid?: (value: string) => boolean;
+  /** why a well-formed value is still refused (undefined: it is not), said instead of the hint */
+  refuse?: (value: string) => string | undefined;
   /** what a good value looks like, for messages: 'a CIDR block like "127.0.0.0/8"' */
   hint?: string;
 }
@@ -99,6 +103,8 @@ export const t = {
   map: <I extends Spec>(of: I, o: { keyPattern?: RegExp } = {}): MapSpec<I> => ({ kind: 'map', of, ...o }),
   any: (): AnySpec => ({ kind: 'any' }),
   optional,
+  /** The same spec, marked secret (see secrets.ts). */
+  secret: <S extends Spec>(spec: S): S => ({ ...spec, secret: true }),
   optString: (o: StringOpts = {}) => optional(t.string(o)),
   optObject: <F extends Record<string, Spec>>(fields: F) => optional(t.object(fields)),
   /** Every field of a table made optional: for overrides whose unset keys are inherited. */
@@ -197,6 +203,11 @@ export function check(spec: Spec, value: unknown, path: string, errors: string[]
       if (spec.oneOf && !spec.oneOf.includes(value)) return bad();
       if (spec.pattern && !spec.pattern.test(value)) return bad();
       if (spec.valid && !spec.valid(value)) return bad();
+      const reason = spec.refuse?.(value);
+      if (reason) {
+        errors.push(`${path}: ${reason}`);
+        return undefined;
+      }
       return value;
     }
     case 'int':

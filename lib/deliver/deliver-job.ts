@@ -13,7 +13,11 @@
  *   `uncertain` (the message may have arrived: RFC 1047's window; at-least-once);
  * - a host that DANE or MTA-STS refuses (lib/deliver/tls-policy.ts), or whose certificate fails
  *   them, is skipped like an unreachable one; with no host left the delivery is deferred as a TLS
- *   failure (4.7.5), never sent without the protection the destination asked for.
+ *   failure (4.7.5), never sent without the protection the destination asked for;
+ * - the attempt as a whole ends when its signal aborts (delivery.attemptTimeout, or the master
+ *   cancelling an expired lease): the connection in use is closed, no further host is tried, and
+ *   every recipient not yet delivered is deferred with a reply that says why. The per-host
+ *   timeouts add up over MX hosts and addresses; only this bounds the whole.
  */
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
@@ -62,13 +66,43 @@ export interface DeliveryOutcome {
   keptSession: boolean;
 }
 
-export async function deliverJob(job: Job, ctx: DeliveryContext, delivery?: Delivery): Promise<DeliveryOutcome> {
+/** After an abort, how long the attempt may take to come back with its own results (its
+ * connection was closed, so it fails at once unless it waits on something else, like DNS). */
+const ABORT_GRACE_MS = 1000;
+
+export async function deliverJob(job: Job, ctx: DeliveryContext, delivery?: Delivery, signal?: AbortSignal): Promise<DeliveryOutcome> {
   const session = { kept: false };
-  const results = await deliverRows(job, ctx, session, delivery);
-  return { results, keptSession: session.kept };
+  const attempt = deliverRows(job, ctx, session, delivery, signal);
+  if (!signal) return { results: await attempt, keptSession: session.kept };
+  const first = await Promise.race([attempt.then((results) => ({ results })), aborted(signal)]);
+  if ('results' in first) return { results: first.results, keptSession: session.kept };
+  // cancelled first: take the attempt's own results if they come at once (a row delivered just
+  // now stays delivered), else defer every row
+  const late = await Promise.race([attempt, new Promise<undefined>((r) => setTimeout(() => r(undefined), ABORT_GRACE_MS).unref())]);
+  return { results: cancelled(job, late, signal), keptSession: false };
 }
 
-async function deliverRows(job: Job, ctx: DeliveryContext, session: { kept: boolean }, delivery: Delivery | undefined): Promise<RowResult[]> {
+/** Resolves when `signal` aborts (at once if it has). */
+export function aborted(signal: AbortSignal): Promise<{ aborted: true }> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve({ aborted: true });
+    else signal.addEventListener('abort', () => resolve({ aborted: true }), { once: true });
+  });
+}
+
+/** The results of a cancelled attempt: delivered rows as they were, every other one deferred. */
+export function cancelled(job: Job, results: RowResult[] | undefined, signal: AbortSignal): RowResult[] {
+  const why = `delivery attempt cancelled: ${signal.reason instanceof Error ? signal.reason.message : 'by the worker'}`;
+  const own = new Map((results ?? []).map((r) => [r.seq, r]));
+  return job.rows.map((row) => {
+    const r = own.get(row.seq);
+    if (r?.outcome === 'delivered') return r;
+    const last = r && !r.response.includes('delivery attempt cancelled') ? `; last reply: ${r.response}` : '';
+    return { ...r, seq: row.seq, outcome: 'deferred', response: `${why}${last}`, status: '4.4.2', category: 'network', code: 'ETIMEDOUT' };
+  });
+}
+
+async function deliverRows(job: Job, ctx: DeliveryContext, session: { kept: boolean }, delivery: Delivery | undefined, signal?: AbortSignal): Promise<RowResult[]> {
   const { config, zone } = ctx;
   const route = config.routes[job.domain] ?? ctx.localRoute?.(job.domain) ?? zone.route;
   let hosts: TargetHost[];
@@ -95,6 +129,7 @@ async function deliverRows(job: Job, ctx: DeliveryContext, session: { kept: bool
   let last: TransactionError | undefined;
   let lastLabel: TlsLabel | undefined;
   for (const host of hosts) {
+    if (signal?.aborted) break;
     const decision = await hostTls(job, host, tls, explicit, sts, discovery, ctx.logger);
     lastLabel = decision.label;
     if ('refused' in decision) {
@@ -102,6 +137,7 @@ async function deliverRows(job: Job, ctx: DeliveryContext, session: { kept: bool
       continue;
     }
     for (const resolved of host.addresses) {
+      if (signal?.aborted) break;
       // sender:connect may send this connection elsewhere (another MX, port or local address)
       const target: ConnectOptions = { hostname: host.host, host: resolved.address, port: host.port, localAddress: pool.address, localHostname: pool.name };
       if (delivery) {
@@ -132,7 +168,7 @@ async function deliverRows(job: Job, ctx: DeliveryContext, session: { kept: bool
         socketTimeoutMs: config.delivery.socketTimeout,
       };
       try {
-        const result = await transact(job, options, ctx);
+        const result = await transact(job, options, ctx, signal);
         session.kept = result.kept;
         ctx.circuit.reset(address, port);
         if (decision.testing) reportTesting(ctx.logger, job, host.host, decision.testing, result.tls, result.peer);
@@ -164,23 +200,21 @@ function labelled(rows: RowResult[], decision: Pick<HostTls, 'label'>): RowResul
 }
 
 /** One transaction on a pooled session if there is one (a stale one is replaced once), else on a new session. */
-async function transact(job: Job, options: SessionOptions, ctx: DeliveryContext): Promise<TransactionResult & { kept: boolean }> {
+async function transact(job: Job, options: SessionOptions, ctx: DeliveryContext, signal?: AbortSignal): Promise<TransactionResult & { kept: boolean }> {
   const envelope = { from: job.from, to: job.rows.map((r) => r.recipient), size: job.size };
   let session = ctx.sessions.take(options);
-  const reused = session !== undefined;
   if (session) {
     const body = bodyStream(job, ctx);
     try {
-      const result = await session.send(envelope, body.stream, () => body.finished, true);
+      const result = await session.send(envelope, body.stream, () => body.finished, true, signal);
       return { ...result, kept: ctx.sessions.give(session) };
     } catch (err) {
       if (!(err as TransactionError).staleSession) throw err;
     }
   }
-  session = await SmtpSession.open(options);
+  session = await SmtpSession.open(options, signal);
   const body = bodyStream(job, ctx);
-  const result = await session.send(envelope, body.stream, () => body.finished, false);
-  void reused;
+  const result = await session.send(envelope, body.stream, () => body.finished, false, signal);
   return { ...result, kept: ctx.sessions.give(session) };
 }
 

@@ -120,10 +120,11 @@ export class SmtpSession {
     return this.conn.secure;
   }
 
-  /** Connects and greets; rejects with a TransactionError whose `connected` is false. */
-  static open(opts: SessionOptions): Promise<SmtpSession> {
+  /** Connects and greets; rejects with a TransactionError whose `connected` is false. An abort
+   * of `signal` (the attempt was cancelled) closes the connection and rejects at once. */
+  static open(opts: SessionOptions, signal?: AbortSignal): Promise<SmtpSession> {
     const session = new SmtpSession(opts);
-    return new Promise((resolve, reject) => {
+    return session.watch(signal, () => new Promise<SmtpSession>((resolve, reject) => {
       session.failCurrent = (err) => {
         session.close();
         reject(Object.assign(err, { connected: false, dataSent: false, tls: session.conn.secure }) as TransactionError);
@@ -136,7 +137,24 @@ export class SmtpSession {
         session.close();
         reject(Object.assign(refused, { connected: true, dataSent: false, tls: session.conn.secure }) as TransactionError);
       });
-    });
+    }));
+  }
+
+  /** Runs `op`; if `signal` aborts meanwhile, the operation fails with the reason and the
+   * connection is closed (a cancelled attempt leaves nothing open behind it). */
+  private watch<T>(signal: AbortSignal | undefined, op: () => Promise<T>): Promise<T> {
+    if (!signal) return op();
+    const onAbort = () => {
+      const fail = this.failCurrent;
+      this.failCurrent = undefined;
+      const reason = signal.reason instanceof Error ? signal.reason.message : 'cancelled';
+      fail?.(Object.assign(new Error(`delivery attempt cancelled: ${reason}`), { code: 'ETIMEDOUT' }));
+      this.close();
+    };
+    const running = op();
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+    return running.finally(() => signal.removeEventListener('abort', onAbort));
   }
 
   /**
@@ -156,11 +174,11 @@ export class SmtpSession {
     return Object.assign(new Error(`DANE: ${this.opts.hostname}: ${verdict.reason}`), { code: 'ETLS', originalCode: 'DANE_MISMATCH', command: 'STARTTLS' });
   }
 
-  /** One mail transaction. On any error the session is closed and not reused. */
-  send(envelope: { from: string; to: string[]; size: number }, message: Readable, dataSent: () => boolean, reused: boolean): Promise<TransactionResult> {
+  /** One mail transaction. On any error (or an abort of `signal`) the session is closed and not reused. */
+  send(envelope: { from: string; to: string[]; size: number }, message: Readable, dataSent: () => boolean, reused: boolean, signal?: AbortSignal): Promise<TransactionResult> {
     this.messages++;
     this.lastUsedMs = Date.now();
-    return new Promise<TransactionResult>((resolve, reject) => {
+    return this.watch(signal, () => new Promise<TransactionResult>((resolve, reject) => {
       let settled = false;
       const fail = (err: NmError) => {
         if (settled) return;
@@ -186,7 +204,7 @@ export class SmtpSession {
         });
         resolve({ accepted: info.accepted, rejected, response: info.response, tls: this.conn.secure, ...(this.peer ? { peer: this.peer } : {}) });
       });
-    });
+    }));
   }
 
   quit(): void {

@@ -31,6 +31,13 @@ export class SmtpError extends Error {
   static tooManyAuthFailures(): SmtpError {
     return new SmtpError(421, '4.7.0', 'Too many failed logins, closing connection');
   }
+  static tooManyAuthFailuresFromAddress(): SmtpError {
+    return new SmtpError(421, '4.7.0', 'Too many failed logins from your address, try again later');
+  }
+  /** The password checks are backed up: nothing is wrong with the credentials (yet). */
+  static authBusy(): SmtpError {
+    return new SmtpError(454, '4.7.0', 'Temporary authentication failure, try again later');
+  }
   static authFailed(): SmtpError {
     return new SmtpError(535, '5.7.8', 'Authentication credentials invalid');
   }
@@ -58,6 +65,10 @@ export class SmtpError extends Error {
   /** The message itself could not be built or read (a /send body the composer refused). */
   static contentRejected(why: string): SmtpError {
     return new SmtpError(554, '5.6.0', `Message content rejected: ${why.replace(/[\r\n]+/g, ' ').slice(0, 300)}`);
+  }
+  /** More hops than a message takes on any sane path: it is going round in circles. */
+  static mailLoop(received: number): SmtpError {
+    return new SmtpError(554, '5.4.6', `Too many hops (${received} Received headers): mail loop detected`);
   }
   static unknownZone(zone: string): SmtpError {
     return new SmtpError(550, '5.7.1', `Unknown sending zone ${JSON.stringify(zone.slice(0, 64))}`);

@@ -72,10 +72,10 @@ export class Blocklist {
       }
       const domain = asciiDomain(line.replace(/^\*\./, '').replace(/\.$/, ''));
       if (domain && DOMAIN.test(domain)) next.domains.add(domain);
-      else this.logger.warn({ file: this.file, line: i + 1, entry: line.slice(0, 100) }, `inbound blocklist ${this.file} line ${i + 1}: not an address, network or domain; skipped`);
+      else this.logger.warn({ event: 'BLOCKLIST_ENTRY_SKIPPED', file: this.file, line: i + 1, entry: line.slice(0, 100) }, `inbound blocklist ${this.file} line ${i + 1}: not an address, network or domain; skipped`);
     });
     this.entries = next;
-    this.logger.info({ file: this.file, entries: this.size }, `inbound blocklist loaded: ${this.size} entries`);
+    this.logger.info({ event: 'BLOCKLIST_LOADED', file: this.file, entries: this.size }, `inbound blocklist loaded: ${this.size} entries`);
   }
 
   /** Why a client address is refused (554), or undefined. */

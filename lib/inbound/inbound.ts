@@ -17,7 +17,10 @@ import type { HookRunner } from '../plugins/runner.js';
 import type { LocalRoute } from '../zones/local-route.js';
 import { DiskGuard } from '../queue/disk-space.js';
 import { mailsacRoutes } from './api/mailsac-routes.js';
+import { liveRoutes } from './api/live-routes.js';
 import { inboxRoutes } from './api/routes.js';
+import { StreamSlots } from './api/stream-slots.js';
+import { wsRoute } from './api/ws-route.js';
 import { Blocklist } from './blocklist.js';
 import { Inbox } from './inbox.js';
 import { LoadGate } from './load-gate.js';
@@ -33,19 +36,29 @@ export class Inbound {
   private readonly throttle: Throttle;
   private readonly blocklist: Blocklist;
   private readonly gate: LoadGate;
+  /** live streams (SSE, WebSocket) per client IP */
+  private readonly streams: StreamSlots;
   private receiver: Receiver | undefined;
   private address: AddressInfo | undefined;
 
   constructor(
-    private readonly deps: { config: Config; hooks: HookRunner; registry: Registry; logger: Logger },
+    private readonly deps: {
+      config: Config;
+      hooks: HookRunner;
+      registry: Registry;
+      logger: Logger;
+      /** told of every chunk of mail the receiver reads or writes (the master's GcNudge) */
+      onBytes?: (n: number) => void;
+    },
   ) {
     const { config, logger } = deps;
     const inbound = config.inbound;
     const log = logger.child({ component: 'inbound' });
-    this.inbox = new Inbox({ config: inbound, hostname: config.hostname, dns: { servers: config.dns.servers, timeoutMs: config.dns.timeout }, logger: log });
+    this.inbox = new Inbox({ config: inbound, hostname: config.hostname, dns: { servers: config.dns.servers, timeoutMs: config.dns.timeout }, logger: log, onBytes: deps.onBytes });
     this.policy = new RecipientPolicy(inbound.domains, inbound.plusAddressing as 'fold' | 'keep');
     this.throttle = new Throttle(inbound.throttle);
     this.blocklist = new Blocklist(inbound.blocklist, log);
+    this.streams = new StreamSlots(inbound.api.maxStreamsPerIp);
     this.gate = new LoadGate({
       maxEventLoopDelayMs: inbound.throttle.maxEventLoopDelay,
       maxPendingWrites: inbound.throttle.maxPendingWrites,
@@ -101,6 +114,8 @@ export class Inbound {
 
   /** Stops taking mail: the listener closes, sessions in flight finish or get 421. */
   async stopListening(): Promise<void> {
+    // live streams and waiters end now: they would hold the API's close for as long as they wait
+    this.streams.closeAll();
     await this.receiver?.stop();
     this.receiver = undefined;
   }
@@ -119,10 +134,15 @@ export class Inbound {
     const perMinute = config.inbound.api.ratePerMinute;
     return (app: FastifyInstance) => {
       void app.register(async (scope) => {
+        // the inbox routes read no request body; HTTP clients that label an empty one as a form
+        // (axios does, for a PUT without data: Mailsac's client) must not get 415 for it
+        scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 1024 }, (_req, _body, done) => done(null, undefined));
         if (perMinute > 0) {
           await scope.register(rateLimit, { max: perMinute, timeWindow: 60_000, keyGenerator: (req) => clientKey(req.ip) });
         }
         inboxRoutes({ inbox: this.inbox, policy: this.policy, maxPageSize: Math.min(200, config.inbound.maxPerInbox) })(scope);
+        liveRoutes({ inbox: this.inbox, policy: this.policy, slots: this.streams })(scope);
+        await scope.register(wsRoute({ inbox: this.inbox, policy: this.policy, slots: this.streams }));
         mailsacRoutes({ inbox: this.inbox, policy: this.policy, hostname: config.hostname, maxPerInbox: config.inbound.maxPerInbox })(scope);
       });
     };

@@ -19,6 +19,9 @@ import type { Logger } from 'pino';
 import { readChunks } from '../accept/read-chunks.js';
 import type { InboundConfig } from '../config/schema.js';
 import { SmtpError } from '../errors/smtp-error.js';
+import { logEvent } from '../log/logger.js';
+import { InboxEvents } from './events.js';
+import { attachmentBytes } from './parse/attachment-bytes.js';
 import { AuthChecker } from './parse/auth.js';
 import { parseMessage } from './parse/parse-message.js';
 import { ParseQueue } from './parse/parse-queue.js';
@@ -59,6 +62,8 @@ export interface InboxDeps {
   hostname: string;
   dns: { servers: readonly string[]; timeoutMs: number };
   logger: Logger;
+  /** told of every chunk received or parsed (the master's GcNudge counts them) */
+  onBytes?: (n: number) => void;
 }
 
 export class Inbox {
@@ -67,6 +72,8 @@ export class Inbox {
   private retention!: Retention;
   private auth: AuthChecker | undefined;
   private readonly listeners: StoredListener[] = [];
+  /** new-message events per inbox, for the live routes */
+  readonly events = new InboxEvents();
 
   constructor(private readonly deps: InboxDeps) {}
 
@@ -116,10 +123,15 @@ export class Inbox {
     return this.store.pendingWrites;
   }
 
-  /** For the receiver: the store is full past its margin (452), or cannot write now (451). */
-  admission(): SmtpError | undefined {
+  /**
+   * For the receiver, at MAIL FROM: the store cannot write now (451), or it is over its size by
+   * more than a tenth even after a retention pass (452: the sweeper could not make room).
+   */
+  async admission(): Promise<SmtpError | undefined> {
     if (!this.store.writable) return SmtpError.storageFailed();
-    if (this.store.totalBytes > this.deps.config.maxStoreSize * 1.1) return SmtpError.insufficientStorage();
+    const hardLimit = this.deps.config.maxStoreSize * 1.1;
+    if (this.store.totalBytes > hardLimit) await this.retention.sweep();
+    if (this.store.totalBytes > hardLimit) return SmtpError.insufficientStorage();
     return undefined;
   }
 
@@ -137,6 +149,7 @@ export class Inbox {
       for await (const raw of readChunks(r.source)) {
         const chunk = typeof raw === 'string' ? Buffer.from(raw) : raw;
         size += chunk.length;
+        this.deps.onBytes?.(chunk.length);
         if (failure) continue;
         if (size > r.maxSizeBytes) {
           failure = SmtpError.messageTooBig(r.maxSizeBytes);
@@ -171,18 +184,22 @@ export class Inbox {
     } catch (err) {
       await this.store.discard(id, writer);
       if (err instanceof SmtpError) throw err;
-      this.deps.logger.warn({ err, id, component: 'inbox' }, `storing inbound message ${id} failed: ${(err as Error)?.message ?? err}`);
+      logEvent(this.deps.logger, 'RECEIVE_FAILED', { id, err }, `storing inbound message ${id} failed: ${(err as Error)?.message ?? err}`);
       throw SmtpError.storageFailed();
     }
     this.parser.add(id);
+    // someone is waiting for this inbox: its message goes before the rest of the parser's line
+    if (this.events.watched(r.rcpts.map((t) => t.inbox))) void this.parser.ensure(id);
+    logEvent(this.deps.logger, 'RECEIVED', { id, from: r.from, inboxes: r.rcpts.length > 20 ? r.rcpts.length : r.rcpts.map((t) => t.inbox), size, ip: r.client.ip, tls: r.client.tls });
     return id;
   }
 
   private async parse(id: string): Promise<void> {
     const envelope = await this.store.getEnvelope(id);
     if (!envelope) return; // deleted before its turn
-    const { parsed, summary, tails } = await parseMessage(this.store, envelope, this.auth);
-    if (!(await this.store.saveParsed(id, parsed, summary, tails))) return;
+    const { parsed, summary } = await parseMessage(this.store, envelope, this.auth, this.deps.onBytes);
+    if (!(await this.store.saveParsed(id, parsed, summary))) return;
+    this.events.publish(envelope, summary);
     for (const listener of this.listeners) {
       try {
         listener(envelope, summary);
@@ -245,6 +262,32 @@ export class Inbox {
     return { items, more };
   }
 
+  /**
+   * An inbox's messages newer than the id `after` and received at or after `sinceMs`, oldest
+   * first (what a subscriber missed, or what a waiter waits for), within the inbox's cap.
+   */
+  async newer(inbox: string, opts: { after?: string; sinceMs?: number; tag?: string; limit: number }): Promise<ListedMessage[]> {
+    const now = Date.now();
+    const picked: { id: string; entry: InboxEntry }[] = [];
+    let position = 0;
+    for await (const e of this.store.entries(inbox)) {
+      if (position++ >= this.deps.config.maxPerInbox || !this.live(e.id, now)) break;
+      if (opts.after !== undefined && e.id <= opts.after) break;
+      if (opts.sinceMs !== undefined && inboxIdTime(e.id) < opts.sinceMs) break;
+      if (!opts.tag || e.entry.tags.includes(opts.tag)) picked.push(e);
+    }
+    const oldestFirst = picked.reverse().slice(0, opts.limit);
+    const ids = oldestFirst.map((p) => p.id);
+    for (const id of ids) if (await this.store.isPending(id)) await this.parser.ensure(id);
+    const [envelopes, summaries] = await Promise.all([this.store.getEnvelopes(ids), this.store.getSummaries(ids)]);
+    const items: ListedMessage[] = [];
+    oldestFirst.forEach((p, i) => {
+      const envelope = envelopes[i];
+      if (envelope) items.push({ envelope, entry: p.entry, summary: summaries[i] ?? null });
+    });
+    return items;
+  }
+
   async count(inbox: string, tag?: string): Promise<number> {
     let n = 0;
     const now = Date.now();
@@ -262,11 +305,11 @@ export class Inbox {
     return envelope ? { size: envelope.size, chunks: this.store.readRaw(id) } : undefined;
   }
 
-  /** Attachment `index` of a parsed message: its stored description and its bytes. */
+  /** Attachment `index` of a parsed message: its description, and its bytes decoded from the raw message. */
   async attachment(id: string, index: number): Promise<{ info: ParsedMessage['attachments'][number]; chunks: AsyncGenerator<Buffer> } | undefined> {
     const msg = await this.message(id);
     const info = msg?.parsed?.attachments[index];
-    return info ? { info, chunks: this.store.readAttachment(id, index) } : undefined;
+    return info ? { info, chunks: attachmentBytes(this.store.readRaw(id), index) } : undefined;
   }
 
   /** What of a message is on disk (tests and tools check that a removal took everything). */

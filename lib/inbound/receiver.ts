@@ -104,23 +104,14 @@ export class Receiver {
     };
   }
 
-  async start(): Promise<AddressInfo> {
-    const { host, port } = this.deps.config;
-    await new Promise<void>((resolve, reject) => {
-      const onError = (err: Error) => reject(err);
-      this.server.server.once('error', onError);
-      this.server.listen(port, host, () => {
-        this.server.server.off('error', onError);
-        resolve();
-      });
-    });
-    return this.server.server.address() as AddressInfo;
+  start(): Promise<AddressInfo> {
+    return this.server.listenOn(this.deps.config.port, this.deps.config.host);
   }
 
   /** Stops taking connections; open sessions get 421 from smtp-server's close. */
   stop(): Promise<void> {
     this.closing = true;
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    return this.server.closeAll();
   }
 
   private callback<T>(work: Promise<T>, cb: (err?: Error | null, value?: T) => void): void {
@@ -160,7 +151,7 @@ export class Receiver {
     const args = address.args as Record<string, string> | false | undefined;
     const declared = Number((args && args.SIZE) || 0) || 0;
     if (!disk.hasRoom(Math.max(declared, config.maxSize) * 1.5)) throw SmtpError.insufficientStorage();
-    const admission = inbox.admission();
+    const admission = await inbox.admission();
     if (admission) throw admission;
     const limited = throttle.transaction(session.remoteAddress, address.address);
     if (limited) throw limited;

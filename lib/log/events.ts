@@ -14,6 +14,9 @@ export const LOG_EVENTS = {
   GC: 'leftovers of interrupted ingests were collected',
   BOUNCE_QUEUED: 'a bounce (DSN) to the sender was queued',
   DELAY_NOTICE_QUEUED: 'a "delayed" notice (DSN) to the sender was queued',
+  RECEIVED: 'the inbound receiver stored a message for its inboxes',
+  RECEIVE_FAILED: 'the inbound receiver could not store a message; the client got a temporary error',
+  SUCCESS_NOTICE_QUEUED: 'a success notice (DSN, NOTIFY=SUCCESS) to the sender was queued',
 } as const;
 
 export type LogEvent = keyof typeof LOG_EVENTS;

@@ -13,7 +13,7 @@ export function createLogger(level: string, bindings: Record<string, unknown> = 
 
 /** Logs one message event with its stable code. */
 export function logEvent(logger: Logger, event: LogEvent, fields: Record<string, unknown>, msg?: string): void {
-  const level = event === 'STORE_FAILED' || event === 'DROPPED' ? 'warn' : 'info';
+  const level = event === 'STORE_FAILED' || event === 'DROPPED' || event === 'RECEIVE_FAILED' ? 'warn' : 'info';
   // checked first so a per-message event below the level costs no object building
   if (!logger.isLevelEnabled(level)) return;
   logger[level]({ event, ...fields }, msg ?? event);

@@ -167,9 +167,10 @@ export interface BounceInfo {
   /** when it bounced, ms */
   readonly time: number;
   /**
-   * Whether a DSN goes to the sender for this recipient. False already for the null sender and
-   * for auto-submitted or report mail. A handler may set it to false (the bounce is then logged
-   * as DROPPED); setting it to true cannot force a DSN where none may go.
+   * Whether a DSN goes to the sender for this recipient. False already for the null sender, for
+   * auto-submitted or report mail, and when the recipient's NOTIFY does not ask for failures. A
+   * handler may set it to false (the bounce is then logged as DROPPED); setting it to true cannot
+   * force a DSN where none may go.
    */
   dsn: boolean;
 }

@@ -1,7 +1,7 @@
 /**
  * The main-side hooks about delivery results, fed by the queue's outcome stage as one more
- * OutcomeListener (beside the bounce notifier and the events webhook), so lib/queue needs no
- * knowledge of plugins:
+ * OutcomeListener (beside the events webhook; DSNs are written with the outcome itself), so
+ * lib/queue needs no knowledge of plugins:
  *
  *   queue:outcome   every recorded result: delivered, deferred, bounced (per recipient)
  *   queue:release   a row left the queue for good: delivered or bounced here; deleted by an

@@ -1,10 +1,17 @@
 /**
  * Records what workers report: delivered and bounced rows leave the queue, deferred rows get
- * their next attempt time; when a message's last row is gone, so is its body. One synced batch
- * per report. Bounces and "delayed" notices are handed on to the bounce stage.
+ * their next attempt time; when a message's last row is gone, so is its body. Bounces and
+ * "delayed" notices are handed on to the bounce stage.
  *
- * A report for rows that no longer exist (an operator deleted the message meanwhile) changes
- * nothing: a row is never brought back.
+ * Invariants:
+ * - One synced batch per report. A report that calls for a notice (a DSN for bounced rows, a
+ *   "delayed" DSN) is written in the same batch as that notice (NoticeWriter): a bounced row never
+ *   leaves the queue without its DSN, and a crash between the two cannot lose one.
+ * - A report whose write fails (a full disk, the database reopening) is written again, later and
+ *   later, until it is on disk: its rows stay under their lease meanwhile, so a delivery is not
+ *   tried again (and again) because its outcome could not be stored.
+ * - A report for rows that no longer exist (an operator deleted the message meanwhile) changes
+ *   nothing: a row is never brought back.
  */
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
@@ -22,17 +29,48 @@ export interface FinishedRow {
   result: RowResult;
 }
 
-/** Where finished rows go next: DSNs, webhooks, hooks. Never throws into the outcome path. */
+/**
+ * Writes the notices a report calls for, each in one synced batch with the report's own changes.
+ * `prepare` decides which rows get one (the queue:bounce hooks run there, once per report); the
+ * writer it returns commits `ops` together with the last notice and says whether it did (false:
+ * no notice was sent after all, the caller commits `ops` alone). It throws when the notices could
+ * not be stored; then nothing of `ops` was written and it may be called again.
+ */
+export interface NoticeWriter {
+  prepare(meta: MessageMeta, bounced: FinishedRow[], delayed: FinishedRow[]): Promise<((ops: BatchOp[]) => Promise<boolean>) | undefined>;
+}
+
+/** Where finished rows go next, once they are on disk: webhooks, hooks. Never throws into the outcome path. */
 export interface OutcomeListener {
-  bounced(meta: MessageMeta, rows: FinishedRow[]): Promise<void>;
-  delayed(meta: MessageMeta, rows: FinishedRow[]): Promise<void>;
+  bounced?(meta: MessageMeta, rows: FinishedRow[]): Promise<void>;
+  delayed?(meta: MessageMeta, rows: FinishedRow[]): Promise<void>;
   delivered?(meta: MessageMeta, rows: FinishedRow[]): Promise<void>;
   deferred?(meta: MessageMeta, rows: FinishedRow[]): Promise<void>;
 }
 
+/** The first wait before a failed report is written again, and the longest. */
+const FIRST_RETRY_MS = 1000;
+const MAX_RETRY_MS = 60_000;
+
+/** What one report changes, computed from the lease's rows at one moment. */
+interface Plan {
+  ops: BatchOp[];
+  done: FinishedRow[];
+  bounced: FinishedRow[];
+  deferred: FinishedRow[];
+  delayed: FinishedRow[];
+  moves: [DeliveryRow, DeliveryRow][];
+  messageDone: boolean;
+}
+
+export class OutcomesClosedError extends Error {}
+
 export class Outcomes {
   /** pending rows per message, counted once when first needed */
   private readonly remaining = new Map<string, number>();
+  private closed = false;
+  /** the waits of reports being written again, to end them at close */
+  private readonly waits = new Set<() => void>();
 
   constructor(
     private readonly store: QueueStore,
@@ -42,6 +80,8 @@ export class Outcomes {
     private readonly opts: {
       /** a deferred row's next attempt time, so the scheduler wakes for it */
       rescheduled?: (leaseId: string, zone: string, dueMs: number) => void;
+      /** the DSNs; without one no notice is sent */
+      notices?: NoticeWriter;
       now?: () => number;
     } = {},
   ) {}
@@ -50,34 +90,90 @@ export class Outcomes {
     return (this.opts.now ?? Date.now)();
   }
 
-  /**
-   * One report at a time per message, never beside a delete of it (the store's exclusive lane):
-   * the count of its remaining rows stays exact, and the rows a lease holds are the rows on disk
-   * unless the message was deleted, so they are not read back.
-   */
-  apply(lease: Lease, results: readonly RowResult[]): Promise<void> {
-    return this.store.exclusive(lease.id, () => this.applyNow(lease, results));
+  /** Stops writing failed reports again (the master is stopping): a report still gets its one
+   * write, and one that fails rejects; its rows are due again after the restart. */
+  close(): void {
+    this.closed = true;
+    for (const wake of this.waits) wake();
   }
 
-  private async applyNow(lease: Lease, results: readonly RowResult[]): Promise<void> {
+  /**
+   * Records one report; resolves once it is on disk. One report at a time per message, never
+   * beside a delete of it (the store's exclusive lane): the count of its remaining rows stays
+   * exact, and the rows a lease holds are the rows on disk unless the message was deleted, so
+   * they are not read back.
+   */
+  async apply(lease: Lease, results: readonly RowResult[]): Promise<void> {
+    if (this.store.wasDeleted(lease.id)) return;
     const now = this.now();
-    const { queue } = this.config;
-    const bySeq = new Map(results.map((r) => [r.seq, r]));
+    const decided = this.plan(lease, results, now, lease.rows.length);
+    const notices = decided.bounced.length || decided.delayed.length ? await this.opts.notices?.prepare(lease.meta, decided.bounced, decided.delayed) : undefined;
+    for (let attempt = 1; ; attempt++) {
+      if (this.closed && attempt > 1) throw new OutcomesClosedError(`the report on ${lease.id} was not written before the stop`);
+      try {
+        await this.store.exclusive(lease.id, () => this.record(lease, results, now, notices, attempt));
+        if (attempt > 1) this.logger.warn({ event: 'OUTCOME_WRITTEN', id: lease.id, lease: lease.leaseId, attempts: attempt }, `the report on ${lease.id} is on disk after ${attempt} attempts`);
+        return;
+      } catch (err) {
+        if (this.closed) throw err;
+        const waitMs = Math.min(FIRST_RETRY_MS * 2 ** (attempt - 1), MAX_RETRY_MS);
+        if (attempt === 1 || attempt % 10 === 0) {
+          this.logger.error({ event: 'OUTCOME_WRITE_FAILED', err, id: lease.id, lease: lease.leaseId, attempts: attempt, retryInMs: waitMs }, `recording the report on ${lease.id} failed; its rows stay leased and it is written again in ${waitMs} ms: ${(err as Error)?.message ?? err}`);
+        }
+        await this.pause(waitMs);
+      }
+    }
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.waits.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.waits.add(wake);
+    });
+  }
+
+  /** One try at writing a report, and what follows once it is on disk. */
+  private async record(lease: Lease, results: readonly RowResult[], now: number, notices: ((ops: BatchOp[]) => Promise<boolean>) | undefined, attempt: number): Promise<void> {
     // rows change only by outcomes (one at a time, under the lease), by retryNow (which leaves
     // leased rows alone) and by deletes (which this waited for): what the lease holds is current
     if (this.store.wasDeleted(lease.id)) return;
-    const ops: BatchOp[] = [];
-    const done: FinishedRow[] = [];
-    const bounced: FinishedRow[] = [];
-    const deferred: FinishedRow[] = [];
-    const delayed: FinishedRow[] = [];
-    const moves: [DeliveryRow, DeliveryRow][] = [];
+    let plan: Plan;
+    if (attempt > 1 && (await this.landed(lease))) {
+      // a write that failed may still have reached the disk (its sync failed, not its write):
+      // it is not written twice; the count of what is left is read afresh next time
+      plan = this.plan(lease, results, now, lease.rows.length);
+      this.remaining.delete(lease.id);
+    } else {
+      const done = lease.rows.filter((row) => resultOf(row, results, now, this.config).outcome !== 'deferred').length;
+      // a lease holding every row the message ever had knows what is left without a count
+      const pending = done === 0 || lease.rows.length === lease.meta.rcptCount ? lease.rows.length : await this.pending(lease.id);
+      plan = this.plan(lease, results, now, pending);
+      if (!(notices && (await notices(plan.ops)))) await this.store.commit(plan.ops);
+      if (plan.messageDone) this.remaining.delete(lease.id);
+      else if (done) this.remaining.set(lease.id, pending - done);
+    }
+    this.written(lease, plan);
+    await this.notify(lease.meta, plan);
+  }
 
+  /** True when the lease's rows on disk are no longer the ones it holds: a report was written. */
+  private async landed(lease: Lease): Promise<boolean> {
+    const values = await this.store.db.getMany(lease.rows.map((r) => keys.row(r.id, r.seq)));
+    return values.some((value, i) => value === undefined || (JSON.parse(value.toString('utf8')) as DeliveryRow).attempts !== lease.rows[i]!.attempts);
+  }
+
+  /** The batch for a report and what it does to each row. */
+  private plan(lease: Lease, results: readonly RowResult[], now: number, pending: number): Plan {
+    const { queue } = this.config;
+    const plan: Plan = { ops: [], done: [], bounced: [], deferred: [], delayed: [], moves: [], messageDone: false };
+    const { ops } = plan;
     for (const row of lease.rows) {
-      let result = bySeq.get(row.seq) ?? { seq: row.seq, outcome: 'deferred' as const, response: 'no result reported by the worker' };
-      if (result.outcome === 'deferred' && isExpired(now, row.created, queue.maxQueueTime)) {
-        result = { ...result, outcome: 'bounced', status: result.status?.startsWith('4') || !result.status ? '4.4.7' : result.status, response: `delivery time expired; last error: ${result.response}` };
-      }
+      const result = resultOf(row, results, now, this.config);
       if (result.outcome === 'deferred') {
         const attempts = row.attempts + 1;
         const next: DeliveryRow = {
@@ -98,58 +194,52 @@ export class Outcomes {
         ops.push({ type: 'put', key: keys.row(row.id, row.seq), value: Buffer.from(JSON.stringify(next)) });
         ops.push({ type: 'del', key: keys.schedule(row.zone, row.due, row.id, row.seq) });
         ops.push({ type: 'put', key: keys.schedule(next.zone, next.due, next.id, next.seq), value: Buffer.from(next.domain) });
-        moves.push([row, next]);
-        deferred.push({ row: next, result });
-        if (warn) delayed.push({ row: next, result });
+        plan.moves.push([row, next]);
+        plan.deferred.push({ row: next, result });
+        if (warn) plan.delayed.push({ row: next, result });
       } else {
         ops.push({ type: 'del', key: keys.row(row.id, row.seq) });
         ops.push({ type: 'del', key: keys.schedule(row.zone, row.due, row.id, row.seq) });
-        done.push({ row, result });
-        if (result.outcome === 'bounced') bounced.push({ row, result });
+        plan.done.push({ row, result });
+        if (result.outcome === 'bounced') plan.bounced.push({ row, result });
       }
     }
-
-    let messageDone = false;
-    if (done.length) {
-      // a lease holding every row the message ever had knows what is left without a count
-      const pending = lease.rows.length === lease.meta.rcptCount ? lease.rows.length : await this.pending(lease.id);
-      this.remaining.set(lease.id, pending);
-      const left = pending - done.length;
-      if (left <= 0) {
-        messageDone = true;
-        ops.push({ type: 'del', key: keys.meta(lease.id) });
-        // the body goes in the same batch: its chunks are numbered 0..chunks-1 (a range clear
-        // cost a LevelDB iterator per message)
-        for (let n = 0; n < lease.meta.chunks; n++) ops.push({ type: 'del', key: keys.body(lease.id, n) });
-      }
+    if (plan.done.length && pending - plan.done.length <= 0) {
+      plan.messageDone = true;
+      ops.push({ type: 'del', key: keys.meta(lease.id) });
+      // the body goes in the same batch: its chunks are numbered 0..chunks-1 (a range clear
+      // cost a LevelDB iterator per message)
+      for (let n = 0; n < lease.meta.chunks; n++) ops.push({ type: 'del', key: keys.body(lease.id, n) });
     }
-    if (ops.length) await this.store.commit(ops);
-    for (const [, next] of moves) this.opts.rescheduled?.(lease.leaseId, next.zone, next.due);
+    return plan;
+  }
 
-    for (const { row } of done) {
+  /** After the write: the scheduler, the counters, the log. */
+  private written(lease: Lease, plan: Plan): void {
+    for (const [, next] of plan.moves) this.opts.rescheduled?.(lease.leaseId, next.zone, next.due);
+    for (const { row } of plan.done) {
       this.store.counters.add(row, -1);
       this.store.counters.processed(row.zone);
     }
-    for (const [from, to] of moves) this.store.counters.move(from, from.status, to.status);
-    if (done.length) this.remaining.set(lease.id, (this.remaining.get(lease.id) ?? 0) - done.length);
-    if (messageDone) this.remaining.delete(lease.id);
-    this.log(lease, done, deferred);
+    for (const [from, to] of plan.moves) this.store.counters.move(from, from.status, to.status);
+    this.log(lease, plan.done, plan.deferred);
+  }
 
-    const meta = lease.meta;
-    const deliveredRows = done.filter((d) => d.result.outcome === 'delivered');
+  private async notify(meta: MessageMeta, plan: Plan): Promise<void> {
+    const deliveredRows = plan.done.filter((d) => d.result.outcome === 'delivered');
     for (const listener of this.listeners) {
-      const notify = async (what: string, rows: FinishedRow[], fn: ((m: MessageMeta, r: FinishedRow[]) => Promise<void>) | undefined) => {
+      const tell = async (what: string, rows: FinishedRow[], fn: ((m: MessageMeta, r: FinishedRow[]) => Promise<void>) | undefined) => {
         if (!rows.length || !fn) return;
         try {
           await fn.call(listener, meta, rows);
         } catch (err) {
-          this.logger.error({ err, id: lease.id }, `${what} notification failed`);
+          this.logger.error({ err, id: meta.id }, `${what} notification failed`);
         }
       };
-      await notify('bounce', bounced, listener.bounced);
-      await notify('delay', delayed, listener.delayed);
-      await notify('delivered', deliveredRows, listener.delivered);
-      await notify('deferred', deferred, listener.deferred);
+      await tell('bounce', plan.bounced, listener.bounced);
+      await tell('delay', plan.delayed, listener.delayed);
+      await tell('delivered', deliveredRows, listener.delivered);
+      await tell('deferred', plan.deferred, listener.deferred);
     }
   }
 
@@ -186,4 +276,14 @@ export class Outcomes {
       });
     }
   }
+}
+
+/** A row's result as recorded: what the worker said, or a deferral when it said nothing; a
+ * deferral past the queue lifetime is a bounce. */
+function resultOf(row: DeliveryRow, results: readonly RowResult[], now: number, config: Config): RowResult {
+  const result = results.find((r) => r.seq === row.seq) ?? { seq: row.seq, outcome: 'deferred' as const, response: 'no result reported by the worker' };
+  if (result.outcome === 'deferred' && isExpired(now, row.created, config.queue.maxQueueTime)) {
+    return { ...result, outcome: 'bounced', status: result.status?.startsWith('4') || !result.status ? '4.4.7' : result.status, response: `delivery time expired; last error: ${result.response}` };
+  }
+  return result;
 }

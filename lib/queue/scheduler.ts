@@ -13,13 +13,21 @@
  * was busy, whatever was queued before a restart) is found by scanning the zone's index on disk.
  * A scan runs only when the disk may hold due rows that nobody holds (`diskDirty`): before, every
  * pass scanned, twice (the due range and the next due time), and at 2 KB those scans and reads were
- * most of the master's delivery-side cost. The fresh lane is bounded; an offer that does not fit,
- * or rows it cannot start now (domain limits), are left to the scan.
+ * most of the master's delivery-side cost. The fresh lane is bounded by count per zone and by
+ * bytes in all (an offer holds its header block, up to queue.maxHeaderSize, and its rows); an
+ * offer that does not fit, or rows it cannot start now (domain limits), are left to the scan.
  *
  * Invariants: a row is leased by at most one worker at a time. Leases live in memory only: when
- * the worker's channel closes, or the lease expires, its rows are simply due again; when the
- * master dies, every lease is gone and nothing was marked as taken on disk. A lease never makes a
- * delivery disappear; only a reported outcome does.
+ * the worker's channel closes its rows are simply due again; when the master dies, every lease is
+ * gone and nothing was marked as taken on disk. A lease never makes a delivery disappear; only a
+ * reported outcome does.
+ *
+ * A lease that expires (queue.leaseTimeout: the worker's own attempt deadline should have ended
+ * the attempt long before) is not handed out again while its attempt may still run: the worker
+ * is told to cancel it (onExpired) and its report is still taken, so a late "delivered" is never
+ * dropped and a second attempt never runs beside the first. A worker that does not report within
+ * a grace period after that is cut off (onAbandoned): its connection closes, which releases
+ * everything it held, and the worker exits.
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -38,6 +46,9 @@ const CONTINUE_MS = 100;
 const IDLE_RECHECK_MS = 5000;
 /** A worker closes an idle session at sessionIdle; the master counts it a little longer. */
 const HOLD_MARGIN_MS = 1000;
+/** How long a worker told to cancel an expired lease's attempt has to report: a quarter of the
+ * lease, at least 1 s and at most a minute. */
+const cancelGraceMs = (leaseMs: number) => Math.min(60_000, Math.max(1000, Math.floor(leaseMs / 4)));
 
 export interface Lease {
   leaseId: string;
@@ -52,6 +63,14 @@ export interface Lease {
   reporting?: boolean;
   /** the earliest next attempt of a row this lease's outcome deferred (see noteDue) */
   nextDue?: number;
+}
+
+/** What the scheduler asks of the data channel when a lease outlives queue.leaseTimeout. */
+export interface LeaseEnforcer {
+  /** tell the lease's worker to stop the attempt and report */
+  expired(lease: Lease): void;
+  /** the worker did not report after that either: cut its connection (releaseOwner follows) */
+  abandoned(owner: string): void;
 }
 
 interface Waiter {
@@ -71,10 +90,27 @@ interface Group {
 interface FreshOffer {
   meta: MessageMeta;
   rows: DeliveryRow[];
+  /** its estimated size in memory (offerBytes) */
+  bytes: number;
 }
 
 /** Fresh offers kept per zone at most; past this, new mail is found by the disk scan. */
 const MAX_FRESH = 2000;
+/**
+ * Bytes of fresh offers kept in all zones together. A count alone let 2,000 offers per zone
+ * hold a header block of up to queue.maxHeaderSize (1 MB) each; typical mail (a few KB of
+ * headers) stays under the count long before this.
+ */
+const MAX_FRESH_BYTES = 16 * 1024 * 1024;
+/** What an offer and one of its rows cost in memory besides the header block and addresses. */
+const OFFER_OVERHEAD_BYTES = 1024;
+const ROW_OVERHEAD_BYTES = 256;
+
+function offerBytes(meta: MessageMeta, rows: readonly DeliveryRow[]): number {
+  let bytes = OFFER_OVERHEAD_BYTES + meta.headers.length;
+  for (const r of rows) bytes += ROW_OVERHEAD_BYTES + r.recipient.length;
+  return bytes;
+}
 
 interface ZoneState {
   waiters: Waiter[];
@@ -104,6 +140,8 @@ export class Scheduler {
   /** rows waiting in a fresh offer (the scan leaves them to the offer; a grant takes them out) */
   private readonly offered = new Set<string>();
   private readonly zones = new Map<string, ZoneState>();
+  /** the bytes of every zone's fresh offers (MAX_FRESH_BYTES) */
+  private freshBytes = 0;
   readonly limits: DomainLimits;
   private closed = false;
 
@@ -112,6 +150,8 @@ export class Scheduler {
     private readonly config: Config,
     private readonly logger: Logger,
     private readonly now: () => number = Date.now,
+    /** without one (tests of the scheduler alone) an expired lease's rows are simply due again */
+    private readonly enforcer?: LeaseEnforcer,
   ) {
     this.limits = new DomainLimits(config, now);
   }
@@ -147,8 +187,10 @@ export class Scheduler {
       const mine = rows.filter((r) => r.zone === zone);
       const due = mine.filter((r) => r.due <= now);
       if (due.length < mine.length) state.diskDirty = true; // the later ones come due by the timer
-      if (due.length && state.fresh.length < MAX_FRESH) {
-        state.fresh.push({ meta, rows: due });
+      const bytes = due.length ? offerBytes(meta, due) : 0;
+      if (due.length && state.fresh.length < MAX_FRESH && this.freshBytes + bytes <= MAX_FRESH_BYTES) {
+        state.fresh.push({ meta, rows: due, bytes });
+        this.freshBytes += bytes;
         for (const r of due) this.offered.add(rowKey(r.id, r.seq));
       } else if (due.length) {
         state.diskDirty = true;
@@ -163,6 +205,7 @@ export class Scheduler {
       state.fresh = state.fresh.filter((o) => {
         if (o.meta.id !== id) return true;
         for (const r of o.rows) this.offered.delete(rowKey(r.id, r.seq));
+        this.freshBytes -= o.bytes;
         return false;
       });
     }
@@ -231,7 +274,9 @@ export class Scheduler {
    * ends. A report for a lease that expired or belongs to another connection changes nothing.
    * While the outcome is being written the lease is not released, even if the worker's channel
    * closes or the lease expires meanwhile: releasing it then made the rows due before their
-   * outcome was on disk, and a delivered message could be handed out again (a duplicate).
+   * outcome was on disk, and a delivered message could be handed out again (a duplicate). That
+   * holds while a failed write is tried again (Outcomes): a full disk must not hand the delivery
+   * out again and again.
    */
   async settle(leaseId: string, owner: string, apply: (lease: Lease) => Promise<void>, keptSession = false): Promise<void> {
     const lease = this.leases.get(leaseId);
@@ -500,9 +545,13 @@ export class Scheduler {
       if (left.length) {
         // every worker is busy: the rest of this message waits here for the next one
         offer.rows = left;
+        const bytes = offerBytes(offer.meta, left);
+        this.freshBytes += bytes - offer.bytes;
+        offer.bytes = bytes;
         break;
       }
       state.fresh.shift();
+      this.freshBytes -= offer.bytes;
     }
   }
 
@@ -547,11 +596,7 @@ export class Scheduler {
       this.leasedRows.add(key);
       this.offered.delete(key);
     }
-    const timer = setTimeout(() => {
-      if (this.leases.get(leaseId)?.reporting) return; // settle() ends it when the write is done
-      this.logger.warn({ event: 'LEASE_EXPIRED', leaseId, id: meta.id, owner }, `lease ${leaseId} of ${meta.id} expired; its rows are due again`);
-      this.endLease(leaseId);
-    }, this.config.queue.leaseTimeout);
+    const timer = setTimeout(() => this.expire(leaseId), this.config.queue.leaseTimeout);
     timer.unref();
     this.leases.set(leaseId, { leaseId, owner, zone, domain, id: meta.id, rows, meta, timer });
     return {
@@ -570,6 +615,29 @@ export class Scheduler {
       attempts: Math.max(...rows.map((r) => r.attempts)),
       lastCategory: rows.find((r) => r.category)?.category,
     };
+  }
+
+  /** queue.leaseTimeout passed without a report: cancel the attempt, then wait a little more. */
+  private expire(leaseId: string): void {
+    const lease = this.leases.get(leaseId);
+    if (!lease || lease.reporting) return; // settle() ends it when the write is done
+    if (!this.enforcer) {
+      this.logger.warn({ event: 'LEASE_EXPIRED', leaseId, id: lease.id, owner: lease.owner }, `lease ${leaseId} of ${lease.id} expired; its rows are due again`);
+      this.endLease(leaseId);
+      return;
+    }
+    const graceMs = cancelGraceMs(this.config.queue.leaseTimeout);
+    this.logger.warn({ event: 'LEASE_EXPIRED', leaseId, id: lease.id, owner: lease.owner, graceMs }, `lease ${leaseId} of ${lease.id} expired; its worker is told to cancel the attempt and report within ${graceMs} ms`);
+    this.enforcer.expired(lease);
+    lease.timer = setTimeout(() => {
+      const late = this.leases.get(leaseId);
+      if (!late || late.reporting) return;
+      this.logger.error({ event: 'LEASE_ABANDONED', leaseId, id: late.id, owner: late.owner }, `the worker holding lease ${leaseId} of ${late.id} did not report after it was cancelled; cutting it off (its deliveries are due again)`);
+      this.enforcer!.abandoned(late.owner);
+      // releaseOwner has run if the channel knew the owner; if not, the lease goes here
+      if (this.leases.has(leaseId)) this.endLease(leaseId);
+    }, graceMs);
+    lease.timer.unref();
   }
 
   /** Sleeps until the next row of the zone is due (or a domain limit may have eased). */

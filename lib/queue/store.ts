@@ -6,7 +6,12 @@
  * - A message becomes visible (and deliverable) in exactly one synced batch that writes its
  *   metadata, every delivery row and their schedule keys together (plus the last body chunks).
  *   Body chunks streamed before that batch are unsynced puts; LevelDB's log is sequential, so the
- *   synced batch makes them durable too. Until then they are invisible leftovers.
+ *   synced batch makes them durable too, and the logs LevelDB switched away from meanwhile are
+ *   synced before the commit is acknowledged (log-files.ts). Until then they are invisible
+ *   leftovers.
+ * - A write never lands on another message: new ids are above every id the queue held when it
+ *   opened and increase from there (ids.ts), and a body writer checks its id is free (no metadata,
+ *   no leftover chunks) before its first write and its commit.
  * - Leftovers (body chunks without metadata) of an ingest that failed or was interrupted are
  *   deleted by `collectGarbage`, never while their ingest is still running.
  * - Every write goes through the WriteGuard. After a failed write the database is reopened before
@@ -19,9 +24,10 @@ import { keys, decodeBodyKey, decodeRowKey, PREFIX } from './keys.js';
 import { GroupCommitter, type BatchOp, type GroupCommitStats } from '../store/group-commit.js';
 import { QueueCounters } from './counters.js';
 import { openQueueDb, type QueueDb } from './open.js';
-import { queueIdTime } from './ids.js';
+import { QueueIds, queueIdTime } from './ids.js';
 import { StoreUnavailableError, WriteGuard } from '../store/write-guard.js';
 import { KeyedMutex } from '../store/keyed-mutex.js';
+import { LogFiles } from './log-files.js';
 import type { DeliveryRow, MessageMeta } from './types.js';
 
 const json = (value: unknown) => Buffer.from(JSON.stringify(value));
@@ -45,12 +51,16 @@ export class QueueStore {
   private readonly refused = new Set<string>();
   private readonly committer: GroupCommitter;
   readonly guard: WriteGuard;
+  /** LevelDB's log files: the ones it left unsynced under a body's chunks are synced at the commit */
+  readonly logs: LogFiles;
   /** told the id of every message deleted by deleteMessage (in-memory copies drop it) */
   private readonly deleteListeners: ((id: string) => void)[] = [];
   /** per message: work that must not interleave (see exclusive) */
   private readonly perMessage = new KeyedMutex();
   /** ids deleted lately (an outcome reported after the delete finds its rows gone) */
   private readonly deletedIds = new Set<string>();
+  /** new message ids: above every id in the queue when it opened, increasing from there */
+  private ids = new QueueIds();
 
   private constructor(
     readonly db: QueueDb,
@@ -59,13 +69,33 @@ export class QueueStore {
   ) {
     this.committer = new GroupCommitter(db);
     this.guard = new WriteGuard(db, opts.logger, () => this.removeRefused());
+    this.logs = new LogFiles(path);
   }
 
   static async open(path: string, opts: StoreOptions): Promise<QueueStore> {
     const db = await openQueueDb(path);
     const store = new QueueStore(db, path, opts);
     await store.loadCounters();
+    store.ids = new QueueIds(await store.highestId());
+    await store.logs.scan();
     return store;
+  }
+
+  /** The highest id with metadata or body chunks in the queue (a clock behind it must not reuse it). */
+  private async highestId(): Promise<string | undefined> {
+    let highest: string | undefined;
+    for (const prefix of [PREFIX.meta, PREFIX.body]) {
+      for await (const key of this.db.keys({ ...keys.allOf(prefix), reverse: true, limit: 1 })) {
+        const id = key.slice(prefix.length, prefix.length + 22);
+        if (highest === undefined || id > highest) highest = id;
+      }
+    }
+    return highest;
+  }
+
+  /** A new message id (see QueueIds for why it is never one the queue has). */
+  newId(nowMs?: number): string {
+    return this.ids.next(nowMs);
   }
 
   async close(): Promise<void> {
@@ -93,19 +123,37 @@ export class QueueStore {
     }
   }
 
-  /** Starts streaming one message's body into the queue. */
+  /**
+   * Starts streaming one message's body into the queue. Whether the id is free is checked at once
+   * (in parallel with the client's bytes): the writer writes nothing, and the commit fails, if a
+   * message or leftover chunks with this id are in the queue already, so nothing is overwritten.
+   */
   bodyWriter(id: string, retainUpTo = 0): BodyWriter {
+    if (this.inflight.has(id)) throw new QueueIdTakenError(id);
     this.inflight.add(id);
-    return new BodyWriter(this.db, this.guard, id, this.opts.chunkSizeBytes, () => this.inflight.delete(id), retainUpTo);
+    const free = this.checkFree(id);
+    free.catch(() => undefined); // the writer's first write or the commit reports it
+    return new BodyWriter(this, id, this.opts.chunkSizeBytes, () => this.inflight.delete(id), retainUpTo, free);
+  }
+
+  private async checkFree(id: string): Promise<void> {
+    const [meta, chunk] = await this.db.getMany([keys.meta(id), keys.body(id, 0)]);
+    if (meta === undefined && chunk === undefined) return;
+    this.opts.logger.error({ event: 'QUEUE_ID_TAKEN', id }, `queue id ${id} is taken already; the new message is refused and nothing is overwritten`);
+    throw new QueueIdTakenError(id);
   }
 
   /**
    * Makes a message visible: metadata, rows, schedule keys and the writer's last chunks in one
    * synced batch (shared with other messages committing at the same time). Resolves only once it
-   * is on disk.
+   * is on disk. `carried`: other queue changes that must be written in the same batch (a bounce's
+   * DSN carries the removal of the bounced row); such a batch stands or falls as a whole, so if
+   * its write fails it is never taken out again on its own after the reopen.
    */
-  async commitMessage(meta: MessageMeta, rows: DeliveryRow[], body: BodyWriter): Promise<void> {
+  async commitMessage(meta: MessageMeta, rows: DeliveryRow[], body: BodyWriter, carried: readonly BatchOp[] = []): Promise<void> {
     const ops: BatchOp[] = body.finalOps();
+    ops.push(...carried);
+    const alone = carried.length === 0;
     ops.push({ type: 'put', key: keys.meta(meta.id), value: json(meta) });
     for (const row of rows) {
       ops.push({ type: 'put', key: keys.row(row.id, row.seq), value: json(row) });
@@ -113,19 +161,24 @@ export class QueueStore {
     }
     const gen = this.guard.generation;
     try {
+      await body.idFree;
       // chunks written before a reopen may not have survived it: the body must be of this generation
       if (body.generation !== undefined && body.generation !== gen) throw new Error('the queue database was reopened while the body was written');
+      // chunks already written are durable only with their logs, synced here if LevelDB switched
+      // away from one, and after the commit if the commit made it switch (log-files.ts)
+      const newestLog = body.firstLog === undefined ? undefined : await this.guard.write(() => this.logs.syncOlder(body.firstLog!));
       try {
         await this.guard.write(() => this.committer.commit(ops));
+        if (newestLog !== undefined) await this.guard.write(() => this.logs.syncOlder(newestLog));
       } catch (err) {
         // a failed write may still surface after the reopen replays the log
-        if (!(err instanceof StoreUnavailableError)) this.refused.add(meta.id);
+        if (!(err instanceof StoreUnavailableError) && alone) this.refused.add(meta.id);
         throw err;
       }
       if (this.guard.spoiled(gen)) {
         // another write failed before this one completed: after the reopen this record may be
         // gone (or torn), so it is not acknowledged, and removed if it is there
-        this.refused.add(meta.id);
+        if (alone) this.refused.add(meta.id);
         throw new Error('a queue write failed while this message was committed');
       }
     } finally {
@@ -259,6 +312,14 @@ export class QueueStore {
   }
 }
 
+/** A new message's id is in the queue already: it is refused (451), nothing is overwritten. */
+export class QueueIdTakenError extends Error {
+  constructor(readonly id: string) {
+    super(`queue id ${id} is in use`);
+    this.name = 'QueueIdTakenError';
+  }
+}
+
 /**
  * Buffers a message body into chunks of at most `chunkSizeBytes`. A chunk is written when the next
  * piece would not fit in it (unsynced, invisible until the commit); the tail goes into the commit
@@ -278,16 +339,26 @@ export class BodyWriter {
   bytes = 0;
   /** the database generation the first chunk was written in (undefined: nothing written yet) */
   generation: number | undefined;
+  /** the newest LevelDB log known when the first chunk was written: it or a later one holds it */
+  firstLog: number | undefined;
+
+  private readonly db: QueueDb;
+  private readonly guard: WriteGuard;
+  private readonly logs: LogFiles;
 
   constructor(
-    private readonly db: QueueDb,
-    private readonly guard: WriteGuard,
+    store: Pick<QueueStore, 'db' | 'guard' | 'logs'>,
     readonly id: string,
     private readonly chunkSizeBytes: number,
     private readonly onDone: () => void,
     /** keep the chunks in memory too while the body is at most this big (0: never) */
     private readonly retainUpTo = 0,
+    /** settles once the id is known to be free in the queue (rejects when it is not) */
+    readonly idFree: Promise<void> = Promise.resolve(),
   ) {
+    this.db = store.db;
+    this.guard = store.guard;
+    this.logs = store.logs;
     this.retained = retainUpTo > 0 ? [] : undefined;
   }
 
@@ -333,9 +404,11 @@ export class BodyWriter {
 
   private async putParts(): Promise<void> {
     const chunk = this.joinParts();
+    await this.idFree;
     this.wroteAny = true;
     this.generation ??= this.guard.generation;
     if (this.generation !== this.guard.generation) throw new Error('the queue database was reopened while the body was written');
+    this.firstLog ??= this.logs.newest;
     this.retain(chunk);
     await this.guard.write(() => this.db.put(keys.body(this.id, this.chunkNo++), chunk));
   }

@@ -35,6 +35,19 @@ export interface MessageMeta {
   origin: Origin;
   /** the first attempt waits until then (future Date header) */
   deferUntil?: number;
+  /** DSN parameters of MAIL FROM (RFC 3461), when the client gave any */
+  dsn?: { ret?: 'FULL' | 'HDRS'; envid?: string };
+}
+
+/** What a recipient's NOTIFY asks for (RFC 3461 §4.1): NEVER alone, or any of the others. */
+export type NotifyOn = 'NEVER' | 'SUCCESS' | 'FAILURE' | 'DELAY';
+
+/** DSN parameters of one RCPT TO, when the client gave any. */
+export interface RecipientDsn {
+  /** absent: FAILURE and DELAY, the usual default */
+  notify?: NotifyOn[];
+  /** ORCPT as "addr-type;address", xtext decoded */
+  orcpt?: string;
 }
 
 export type RowStatus = 'queued' | 'deferred';
@@ -61,4 +74,7 @@ export interface DeliveryRow {
   lastTlsPolicy?: string;
   /** the "delayed" notice was sent */
   warned?: boolean;
+  /** NOTIFY and ORCPT from RCPT TO */
+  notify?: NotifyOn[];
+  orcpt?: string;
 }

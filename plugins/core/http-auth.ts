@@ -10,7 +10,8 @@
  *                          454 4.7.0 temporary authentication failure (the client retries)
  *
  * Answers are cached for a short time (per user name and password, by hash, never in clear) so
- * that a client that logs in for every message does not cost one HTTP call each.
+ * that a client that logs in for every message does not cost one HTTP call each. The URL must be
+ * https, or http to a loopback address: the passwords are in every request.
  *
  *   [plugins."core/http-auth"]
  *   enabled = ["main"]
@@ -25,9 +26,26 @@ import type { PluginApp } from '../../lib/plugins/api.js';
 
 export const title = 'HTTP Basic authentication for SMTP AUTH';
 
+/** An http:// URL whose host is not this machine's loopback. */
+function clearTextBeyondLoopback(url: string): boolean {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return false; // not a URL at all: the pattern's message says so
+  }
+  if (parsed.protocol !== 'http:') return false;
+  const host = parsed.hostname;
+  return !(host === 'localhost' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host));
+}
+
 export function init(app: PluginApp): void {
   const o = app.options((s) => ({
-    url: s.string({ pattern: /^https?:\/\/[^\s]+$/, hint: 'an http(s) URL' }),
+    url: s.string({
+      pattern: /^https?:\/\/[^\s]+$/,
+      hint: 'an http(s) URL',
+      refuse: (url) => (clearTextBeyondLoopback(url) ? 'plain http would send every password in clear: use https (http only to a loopback address)' : undefined),
+    }),
     timeout: s.default(s.duration({ min: 100 }), 5000),
     cacheTtl: s.default(s.duration(), 60_000),
     failureCacheTtl: s.default(s.duration(), 10_000),

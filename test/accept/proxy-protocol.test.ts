@@ -1,7 +1,9 @@
 /**
  * PROXY protocol (v1) on a listener: the address in the header is the client's address for
  * everything after it (relay policy, Received, the recorded origin); only listed peers may send
- * one; without proxyProtocol configured a PROXY line is just an unknown command.
+ * one; without proxyProtocol configured a PROXY line is just an unknown command. A proxy never
+ * lends its own trust: a header that names no client (UNKNOWN) or names a listed proxy leaves the
+ * client untrusted, and "any peer" cannot be configured.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,6 +17,7 @@ let m: TestMaster;
 let noProxyPort: number;
 let otherPeerPort: number;
 let cidrPort: number;
+let lendingPort: number;
 before(async () => {
   m = await startMaster({
     smtp: {
@@ -25,12 +28,15 @@ before(async () => {
         noproxy: { port: 0, proxyProtocol: [], trustedNetworks: ['127.0.0.0/8'] },
         otherpeer: { port: 0, proxyProtocol: ['127.0.0.2'], trustedNetworks: ['127.0.0.0/8'] },
         cidr: { port: 0, proxyProtocol: ['127.0.0.0/8'] },
+        // the usual set-up of a proxy on this host: the proxy's own address is also trusted
+        lending: { port: 0, proxyProtocol: ['127.0.0.1'], trustedNetworks: ['127.0.0.0/8', '203.0.113.9/32'] },
       },
     },
   });
   noProxyPort = m.port('smtp.interfaces.noproxy');
   otherPeerPort = m.port('smtp.interfaces.otherpeer');
   cidrPort = m.port('smtp.interfaces.cidr');
+  lendingPort = m.port('smtp.interfaces.lending');
 });
 after(() => m.stop());
 
@@ -113,6 +119,43 @@ test('a proxyProtocol entry that is not an address or a block stops the start, n
       () => loadConfig({ appDir: dir, env: {}, overrides: testOverrides({ smtp: { interfaces: { edge: { port: 0, proxyProtocol: ['proxy.example.test'] } } } }) }),
       (err: Error) => /smtp\.interfaces\.edge\.proxyProtocol\[0\]/.test(err.message),
     );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a PROXY header never lends the proxy its trust: UNKNOWN, or the proxy\'s own address, must authenticate', async () => {
+  for (const header of ['PROXY UNKNOWN', 'PROXY TCP4 127.0.0.1 127.0.0.1 51000 2525']) {
+    const c = await SmtpTalk.connect(lendingPort);
+    c.write(`${header}\r\n`);
+    await c.expect(220);
+    await c.send('EHLO client.test', 250);
+    await c.send('MAIL FROM:<a@x.test>', 530);
+    c.close();
+  }
+  // a listed client behind the same proxy is trusted as before
+  const c = await SmtpTalk.connect(lendingPort);
+  c.write('PROXY TCP4 203.0.113.9 127.0.0.1 51000 2525\r\n');
+  await c.expect(220);
+  await c.send('EHLO client.test', 250);
+  await sendOne(c, 'listed client behind the proxy');
+  c.close();
+});
+
+test('proxyProtocol = ["*"] (or a block as wide) stops the start with a message that says why', () => {
+  const dir = tempDir();
+  try {
+    for (const any of ['*', '0.0.0.0/0', '::/0']) {
+      assert.throws(
+        () => loadConfig({ appDir: dir, env: {}, overrides: testOverrides({ smtp: { proxyProtocol: [any] } }) }),
+        (err: Error) => {
+          assert.match(err.message, /smtp\.proxyProtocol\[0\]/);
+          assert.match(err.message, /list the addresses of your proxies/);
+          return true;
+        },
+        `proxyProtocol = ["${any}"]`,
+      );
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

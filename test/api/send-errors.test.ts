@@ -55,7 +55,7 @@ test('recipients: none → 400, more than api.maxRecipients → 400, duplicates 
   await refused({ from: 'a@src.test', subject: 's', text: 'x' }, 400, /^to: at least one recipient/);
   await refused({ from: 'a@src.test', to: [], subject: 's', text: 'x' }, 400, /^to: at least one recipient/);
   const six = Array.from({ length: 6 }, (_, i) => `r${i}@dest.test`);
-  await refused({ ...ok, to: six.slice(0, 3), bcc: six.slice(3) }, 400, /^to: too many recipients \(6\); at most 5/);
+  await refused({ ...ok, to: six.slice(0, 3), bcc: six.slice(3) }, 400, /^to: too many recipients \(more than 5\); at most 5/);
   const five = await postJson(`${m.api}/send`, { ...ok, to: [...six.slice(0, 5), 'r0@dest.test'] });
   assert.equal(five.status, 200, JSON.stringify(five.body));
   assert.equal((five.body.recipients as unknown[]).length, 5);

@@ -112,7 +112,7 @@ test('an unknown key stops the load with a line naming it, inside user-named tab
 
 test('a key far from every known one lists the known keys', (t) => {
   const lines = problems(appDir(t, '[api]\nwhatever = 1\n'));
-  assert.deepEqual(lines, ['api.whatever: unknown key (known keys: enabled, host, port, token, maxBodySize, maxRecipients)']);
+  assert.deepEqual(lines, ['api.whatever: unknown key (known keys: enabled, host, port, token, maxBodySize, maxRecipients, requestTimeout, idleTimeout, maxConnections)']);
 });
 
 test('a bad value names the key, what was expected and what was given', (t) => {
@@ -120,8 +120,8 @@ test('a bad value names the key, what was expected and what was given', (t) => {
   assert.deepEqual(problems(dir), [
     'smtp.port: expected a whole number from 0 to 65535, got "x"',
     'smtp.maxSize: expected a size like "25MB" or a number of bytes of at least 1KB, got "lots"',
-    'smtp.auth: expected one of "always", "untrusted", got "sometimes"',
     'smtp.socketTimeout: expected a duration like "30s", "5m", "100ms" or a number of milliseconds of at least 100ms, got "5 parsecs"',
+    'smtp.auth: expected one of "always", "untrusted", got "sometimes"',
   ]);
 });
 
@@ -165,8 +165,8 @@ test('an interface takes any listener key, inherits the rest from [smtp], and ca
 test('a value that is wrong inside an interface is reported with its full path', (t) => {
   const dir = appDir(t, '[smtp.interfaces.x]\ntrustedNetworks = ["10.0.0.0/33"]\nproxyProtocol = ["not-an-ip"]\n');
   assert.deepEqual(problems(dir), [
+    'smtp.interfaces.x.proxyProtocol[0]: expected an IP address or CIDR block of a proxy, got "not-an-ip"',
     'smtp.interfaces.x.trustedNetworks[0]: expected a CIDR block like "127.0.0.0/8" or an IP address, got "10.0.0.0/33"',
-    'smtp.interfaces.x.proxyProtocol[0]: expected an IP address or CIDR block, or "*" for any peer, got "not-an-ip"',
   ]);
 });
 
@@ -196,6 +196,12 @@ test('rules across keys: a token beyond loopback, key and cert together, one lis
     'smtp.interfaces.again.key / smtp.interfaces.again.cert: set both or neither',
     'smtp.interfaces.again.port: 127.0.0.1:2525 is taken by smtp already',
   ]);
+});
+
+test('rules across keys: a delivery attempt must end inside its lease', (t) => {
+  const dir = appDir(t, '[queue]\nleaseTimeout = "2m"\n[delivery]\nattemptTimeout = "2m"\n');
+  assert.deepEqual(problems(dir), ['delivery.attemptTimeout: must be shorter than queue.leaseTimeout (120000 ms is not less than 120000 ms)']);
+  assert.equal(load(dir, { SLUICE_DELIVERY__ATTEMPTTIMEOUT: '"90s"' }).config.delivery.attemptTimeout, 90_000);
 });
 
 test('the default zone stays: layers merge into it and cannot replace it with a non-table', (t) => {

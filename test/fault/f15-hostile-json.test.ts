@@ -90,7 +90,7 @@ test('(9) 101 recipients with the default limit of 100 → 400; 100 → 200', as
   const rcpts = Array.from({ length: 101 }, (_, i) => `r${i}@dest.test`);
   const over = await postJson(`${m.api}/send`, { from: 'a@src.test', to: rcpts.slice(0, 50), cc: rcpts.slice(50, 90), bcc: rcpts.slice(90), text: 'x' });
   assertClientError(over, 400, '101 recipients');
-  assert.match(String(over.body.message), /too many recipients \(101\); at most 100/);
+  assert.match(String(over.body.message), /too many recipients \(more than 100\); at most 100/);
   const atLimit = await postJson(`${m.api}/send`, { from: 'a@src.test', to: rcpts.slice(0, 100), text: 'x' });
   assert.equal(atLimit.status, 200);
 });

@@ -9,20 +9,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
-import path from 'node:path';
-import { makeAppDir, startChild, type ChildMaster } from '../helpers/child-master.js';
+import { makeAppDir } from '../helpers/child-master.js';
+import { hasStrace, tracedRun } from '../helpers/strace.js';
 import { submit } from '../helpers/submit.js';
-
-function hasStrace(): boolean {
-  try {
-    execFileSync('strace', ['-V'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 interface SyncOrder {
   replies: number;
@@ -57,29 +46,15 @@ function checkSyncOrder(trace: string): SyncOrder {
 }
 
 test('F1b: every "250 queued as" is written after an fdatasync (strace, 20 messages one by one)', { timeout: 60_000, skip: !hasStrace() && 'strace is not installed (Debian package strace)' }, async (t) => {
-  const appDir = makeAppDir({}, 'sluice-f1b-');
-  const traceFile = path.join(appDir, 'strace.out');
-  let m: ChildMaster | undefined;
-  try {
-    const t0 = Date.now();
-    m = await startChild(appDir, {
-      wrap: ['strace', '-f', '-tt', '-s', '128', '-e', 'trace=fsync,fdatasync,write,writev,sendto', '-o', traceFile],
-      readyTimeoutMs: 30_000,
-    });
-    const r = await submit({ target: () => ({ host: '127.0.0.1', port: m!.smtpPort }), runId: 'f1b', count: 20, concurrency: 1, maxRetries: 0 });
+  const t0 = Date.now();
+  const trace = await tracedRun(makeAppDir({}, 'sluice-f1b-'), ['-s', '128', '-e', 'trace=fsync,fdatasync,write,writev,sendto'], async (m) => {
+    const r = await submit({ target: () => ({ host: '127.0.0.1', port: m.smtpPort }), runId: 'f1b', count: 20, concurrency: 1, maxRetries: 0 });
     assert.equal(r.acked.size, 20, JSON.stringify(r.final.filter((a) => a.outcome !== '250')));
-    assert.deepEqual(await m.stop(), { code: 0, signal: null });
-    const order = checkSyncOrder(readFileSync(traceFile, 'utf8'));
-    t.diagnostic(`${order.replies} replies, ${order.syncs} syncs, ${order.unsynced.length} unsynced; ${Date.now() - t0} ms under strace`);
-    assert.equal(order.replies, 20, 'found every 250 in the trace');
-    assert.deepEqual(order.unsynced, [], 'a 250 went out with no sync since the previous one');
-  } finally {
-    if (m) {
-      m.kill('SIGKILL');
-      await m.exited;
-    }
-    rmSync(appDir, { recursive: true, force: true });
-  }
+  });
+  const order = checkSyncOrder(trace);
+  t.diagnostic(`${order.replies} replies, ${order.syncs} syncs, ${order.unsynced.length} unsynced; ${Date.now() - t0} ms under strace`);
+  assert.equal(order.replies, 20, 'found every 250 in the trace');
+  assert.deepEqual(order.unsynced, [], 'a 250 went out with no sync since the previous one');
 });
 
 test('F1b checker: a 250 with no sync before it is caught', () => {

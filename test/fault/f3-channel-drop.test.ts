@@ -3,6 +3,12 @@
  * every worker connection, as `ss -K` would). Pass: each worker notices, cancels its deliveries
  * and exits on its own (exit code 0, not a crash), the supervisor replaces it, no message is
  * lost, duplicates stay within what was in flight, and no lease is left behind.
+ *
+ * A cut reaches the workers connected at that moment. A replacement is listed by the supervisor
+ * as soon as it is forked, and on a loaded machine its start (loading its modules, connecting,
+ * hello) can take seconds: cut before that and it connects afterwards, is never cut, and "old
+ * workers exited" waits for a worker that has no reason to leave. So each cut waits until every
+ * listed worker is connected.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -43,6 +49,7 @@ test('F3: the data channel is cut twice under load → workers exit cleanly and 
   const cut: number[] = [];
   for (let round = 0; round < 2; round++) {
     await mx.waitUntil(() => mx.transactions.filter((t) => t.outcome === 'open' && t.dataEndAt !== undefined).length >= 3, 15_000, () => 'nothing in flight');
+    await waitFor(() => supervisor.pids().every((p) => m.master.channel!.connected().includes(p.workerId)), 15_000, 'every worker connected');
     const before = supervisor.pids();
     const releasedBefore = m.events('LEASES_RELEASED').length;
     m.master.channel!.dropAll();

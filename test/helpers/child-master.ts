@@ -7,6 +7,7 @@
  * listener's port, `STARTED` means it accepts. The sluice PID is read from the log too, so a
  * wrapper in front of node (strace, setpriv) does not change which process a signal reaches.
  */
+import { withNodeFlags } from '../../lib/app/node-flags.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -63,6 +64,8 @@ export interface ConfigOptions {
   queue?: Record<string, string | number>;
   /** keys added to the [smtp] table */
   smtp?: Record<string, string | number | boolean>;
+  /** keys added to the [zones.default] table (processes = 1 starts a delivery worker) */
+  zone?: Record<string, string | number | boolean>;
 }
 
 /** A fresh app dir under os.tmpdir() with a config.toml for tests. */
@@ -84,8 +87,8 @@ export function writeAppConfig(dir: string, opts: ConfigOptions = {}): void {
     table('channel', { port: 0 }),
     table('inbound', { port: 0, minFreeSpace: 0 }),
     table('queue', { path: 'data/queue', minFreeSpace: 0 }, opts.queue),
-    // acceptance only: no delivery workers, and never a DNS query off this machine
-    table('zones.default', { processes: 0 }),
+    // acceptance only unless a test asks for a worker, and never a DNS query off this machine
+    table('zones.default', { processes: 0 }, opts.zone),
     '[dns]\nservers = ["127.0.0.1:9"]',
     opts.extraToml ?? '',
   ].join('\n');
@@ -108,7 +111,8 @@ export interface SpawnOptions {
 }
 
 function spawnSluice(appDir: string, opts: SpawnOptions): ChildProcess {
-  const argv = [...(opts.wrap ?? []), process.execPath, SLUICE_BIN, 'run', '-d', appDir];
+  // the V8 flags the `sluice` script and npm start give (lib/app/node-flags.ts): memory as in production
+  const argv = [...(opts.wrap ?? []), process.execPath, ...withNodeFlags([]), SLUICE_BIN, 'run', '-d', appDir];
   return spawn(argv[0]!, argv.slice(1), { cwd: ROOT, env: childEnv(opts.env), stdio: ['ignore', 'pipe', 'pipe'] });
 }
 

@@ -9,6 +9,7 @@
  * after a deadline); kill() sends any signal to it. Worker PIDs are reported so a test can
  * check that they leave by themselves when their master is gone.
  */
+import { withNodeFlags } from '../../lib/app/node-flags.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -75,7 +76,8 @@ function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<s
 /** Starts `sluice run -d dir` and waits for STARTED (or fails with what it printed). */
 export async function startChildMaster(dir: string, opts: { env?: NodeJS.ProcessEnv; startTimeoutMs?: number } = {}): Promise<ChildMaster> {
   if (!existsSync(path.join(dir, 'config.toml'))) throw new Error('child-master: write config.toml first');
-  const child: ChildProcess = spawn(process.execPath, [SLUICE, 'run', '-d', dir], {
+  // the V8 flags the `sluice` script and npm start give (lib/app/node-flags.ts): memory as in production
+  const child: ChildProcess = spawn(process.execPath, [...withNodeFlags([]), SLUICE, 'run', '-d', dir], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: opts.env ?? { PATH: process.env.PATH ?? '/usr/bin:/bin' },
   });

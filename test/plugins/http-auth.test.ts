@@ -2,8 +2,13 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { rmSync } from 'node:fs';
 import { hashPassword } from '../../lib/accept/passwords.js';
-import { startMaster, type TestMaster } from '../helpers/master.js';
+import { loadConfig } from '../../lib/config/load.js';
+import { loadPlugins } from '../../lib/plugins/loader.js';
+import { HookRunner } from '../../lib/plugins/runner.js';
+import { captureLog } from '../helpers/capture-log.js';
+import { startMaster, tempDir, testOverrides, type TestMaster } from '../helpers/master.js';
 import { SmtpTalk } from '../helpers/smtp-talk.js';
 
 /** The auth endpoint: users in a table; "slow" never answers in time; "broken" gets a 500. */
@@ -87,4 +92,28 @@ test('a user name with ":" is not sent to the endpoint (Basic auth cannot carry 
   requests.length = 0;
   await login('carol:x', 'never', 535);
   assert.equal(requests.length, 0);
+});
+
+test('plain http is refused at start unless the endpoint is on loopback: passwords must not cross a network in clear', async () => {
+  const dir = tempDir();
+  try {
+    const load = (url: string) => {
+      const { config } = loadConfig({ appDir: dir, env: {}, overrides: testOverrides({ plugins: { 'core/http-auth': { enabled: ['main'], url } } }) });
+      const log = captureLog();
+      return loadPlugins({ config, process: 'main', hooks: new HookRunner(log.logger, config.hooks.timeout), logger: log.logger });
+    };
+    for (const url of ['http://auth.example.test/smtp', 'http://192.0.2.10:8080/smtp', 'http://[2001:db8::1]/smtp']) {
+      await assert.rejects(load(url), (err: Error) => {
+        assert.match(err.message, /core\/http-auth/);
+        assert.match(err.message, /https/);
+        return true;
+      }, url);
+    }
+    for (const url of ['https://auth.example.test/smtp', 'http://127.0.0.1:9/smtp', 'http://localhost:9/smtp', 'http://[::1]:9/smtp']) {
+      const loaded = await load(url);
+      await loaded.stop();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

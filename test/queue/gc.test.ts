@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { keys, PREFIX } from '../../lib/queue/keys.js';
-import { newQueueId } from '../../lib/queue/ids.js';
+import { QueueIds } from '../../lib/queue/ids.js';
 import type { QueueStore } from '../../lib/queue/store.js';
 import { startMaster } from '../helpers/master.js';
 import { messageRecords, openStore, storeMessage, tempQueuePath } from '../helpers/queue-fixtures.js';
@@ -26,9 +26,10 @@ async function bodyIds(store: QueueStore): Promise<Set<string>> {
 test('leftovers of an ingest cut short by a crash are collected once older than the grace period', async () => {
   const queuePath = tempQueuePath();
   let store = await openStore(queuePath);
-  const leftover = newQueueId(Date.now() - 2 * HOUR);
-  const kept = newQueueId(Date.now() - 2 * HOUR);
-  const young = newQueueId();
+  const ids = new QueueIds();
+  const leftover = ids.next(Date.now() - 2 * HOUR);
+  const kept = ids.next(Date.now() - 2 * HOUR);
+  const young = ids.next();
   try {
     await storeMessage(store, kept, Buffer.from('stored\r\n'.repeat(500)));
     for (const id of [leftover, young]) {
@@ -55,7 +56,7 @@ test('chunks of an ingest in flight are never collected, however old their id', 
   const queuePath = tempQueuePath();
   const store = await openStore(queuePath);
   try {
-    const id = newQueueId(Date.now() - 5 * HOUR);
+    const id = new QueueIds().next(Date.now() - 5 * HOUR);
     const writer = store.bodyWriter(id);
     await writer.write(Buffer.alloc(4096, 0x62));
     assert.equal(await store.collectGarbage(Date.now(), HOUR), 0);

@@ -9,7 +9,6 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { keys } from '../../lib/queue/keys.js';
-import { newQueueId } from '../../lib/queue/ids.js';
 import type { QueueStore } from '../../lib/queue/store.js';
 import { openStore, storeMessage, tempQueuePath } from '../helpers/queue-fixtures.js';
 import { checkWhole } from '../helpers/verify-queue.js';
@@ -36,7 +35,7 @@ test('commitMessage writes body tail, metadata, rows and schedule keys in one ba
   const store = await openStore(queuePath);
   try {
     const seen = recordBatches(store);
-    const id = newQueueId();
+    const id = store.newId();
     await storeMessage(store, id, Buffer.from('line of text\r\n'.repeat(300)));
     const commits = seen.filter((b) => b.keys.includes(keys.meta(id)));
     assert.equal(commits.length, 1, 'one batch makes the message visible');
@@ -55,7 +54,7 @@ test('concurrent commits share synced batches (group commit) and every batch is 
   const store = await openStore(queuePath);
   try {
     const seen = recordBatches(store);
-    const ids = Array.from({ length: 50 }, () => newQueueId());
+    const ids = Array.from({ length: 50 }, () => store.newId());
     await Promise.all(ids.map((id) => storeMessage(store, id, Buffer.from(`body of ${id}\r\n`))));
     assert.ok(seen.length > 0 && seen.length <= ids.length, `${seen.length} batches for ${ids.length} messages`);
     assert.ok(seen.every((b) => b.sync === true), 'every batch is synced');
@@ -70,7 +69,7 @@ test('deleteMessage takes metadata, rows and schedule keys out in one synced bat
   const queuePath = tempQueuePath();
   const store = await openStore(queuePath);
   try {
-    const id = newQueueId();
+    const id = store.newId();
     await storeMessage(store, id, Buffer.from('x\r\n'.repeat(1000)));
     const seen = recordBatches(store);
     assert.ok(await store.deleteMessage(id), "deleteMessage returns the rows it removed");

@@ -10,7 +10,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { newQueueId } from '../../lib/queue/ids.js';
 import { openStore, storeMessage } from '../helpers/queue-fixtures.js';
 import { mountTmpfs } from '../helpers/tmpfs.js';
 import { checkWhole } from '../helpers/verify-queue.js';
@@ -29,14 +28,14 @@ test('commits that fail on a full disk are refused and leave nothing visible; wr
   const filler = path.join(disk.dir, 'filler');
   let store = await openStore(queuePath, 64 * 1024);
   try {
-    const before = newQueueId();
+    const before = store.newId();
     await storeMessage(store, before, body(3000));
 
     writeFileSync(filler, Buffer.alloc(Math.max(0, disk.freeBytes() - 8 * 1024), 0x61));
     const failed: string[] = [];
     const stored: string[] = [];
     for (let i = 0; i < 5; i++) {
-      const id = newQueueId();
+      const id = store.newId();
       try {
         await storeMessage(store, id, body(30_000)); // the whole body rides in the commit batch
         stored.push(id);
@@ -54,7 +53,7 @@ test('commits that fail on a full disk are refused and leave nothing visible; wr
     t.diagnostic(`writable again ${Date.now() - t0} ms after space came back`);
     assert.equal(store.writable, true, 'the store reopened itself');
 
-    const after = newQueueId();
+    const after = store.newId();
     await storeMessage(store, after, body(3000));
     const check = async () => {
       for (const id of failed) {

@@ -37,6 +37,7 @@ function summaryFields(summary: MessageSummary | null) {
     messageId: summary?.messageId ?? null,
     spam: summary?.spam ?? null,
     links: summary?.links ?? [],
+    codes: summary?.codes ?? [],
     attachments: summary?.attachments ?? [],
   };
 }
@@ -69,6 +70,7 @@ function parsedFields(parsed: ParsedMessage | null) {
     truncated: parsed?.truncated ?? false,
     attachments: parsed?.attachments ?? [],
     links: parsed?.links ?? [],
+    codes: parsed?.codes ?? [],
     auth: parsed?.auth ?? null,
     spam: parsed?.spam ?? null,
     ...(parsed?.parseError ? { parseError: parsed.parseError } : {}),

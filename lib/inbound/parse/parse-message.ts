@@ -1,7 +1,8 @@
 /**
  * Turns a stored raw message into what the API serves: headers in order, addresses, subject,
- * text and HTML, attachments (their bytes stored apart, with size, sha256 and md5), links, and
- * the SPF/DKIM/DMARC results. Runs after the 250, from the stored bytes, with mailparser.
+ * text and HTML, attachments (described: name, type, size, sha256, md5; their bytes stay in the
+ * raw message, see attachment-bytes.ts), links, and the SPF/DKIM/DMARC results. Runs after the
+ * 250, from the stored bytes, with mailparser.
  *
  * Memory: the raw message and every attachment stream through chunk by chunk; what is held whole
  * is the text and the HTML, each cut at MAX_TEXT_CHARS. A message whose MIME structure mailparser
@@ -11,40 +12,29 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { MailParser, type AddressObject, type AttachmentStream, type HeaderLines, type MessageText } from 'mailparser';
-import type { BatchOp } from '../../store/group-commit.js';
 import type { InboxStore } from '../store/inbox-store.js';
 import type { Address, AttachmentInfo, AuthResults, InboundEnvelope, MessageSummary, ParsedMessage } from '../store/types.js';
 import type { AuthChecker } from './auth.js';
+import { findCodes } from './codes.js';
 import { linksFromHtml, linksFromText, mergeLinks } from './links.js';
+import { PARSER_OPTIONS } from './parser-options.js';
 
 /** Text and HTML are kept up to this many characters each. */
 export const MAX_TEXT_CHARS = 1_000_000;
-/** HTML longer than this is not turned into text (for a message with no text part). */
-const MAX_HTML_TO_TEXT_CHARS = 2_000_000;
-/** Attachments past this many are not stored (the raw message still has them). */
+/** Attachments past this many are not listed (the raw message still has them). */
 export const MAX_ATTACHMENTS = 250;
 /** Header lines kept, and characters of one header value. */
 const MAX_HEADERS = 1000;
 const MAX_HEADER_VALUE = 16_384;
 
-/** Storing an attachment failed: the parse is not saved and is tried again later. */
-export class ParseStoreError extends Error {
-  constructor(override readonly cause: unknown) {
-    super(`storing an attachment failed: ${(cause as Error)?.message ?? cause}`);
-    this.name = 'ParseStoreError';
-  }
-}
-
 export interface ParseResult {
   parsed: ParsedMessage;
   summary: MessageSummary;
-  /** the attachments' last chunks, to go in the batch that saves the parse */
-  tails: BatchOp[];
 }
 
-export async function parseMessage(store: InboxStore, envelope: InboundEnvelope, auth: AuthChecker | undefined): Promise<ParseResult> {
-  const [content, authResults] = await Promise.all([readContent(store, envelope.id), checkAuth(store, envelope, auth)]);
-  const { parsed, tails } = content;
+export async function parseMessage(store: InboxStore, envelope: InboundEnvelope, auth: AuthChecker | undefined, onBytes: (n: number) => void = () => undefined): Promise<ParseResult> {
+  const [content, authResults] = await Promise.all([readContent(store, envelope.id, onBytes), checkAuth(store, envelope, auth)]);
+  const { parsed } = content;
   parsed.auth = authResults;
   const summary: MessageSummary = {
     from: parsed.from,
@@ -54,10 +44,11 @@ export async function parseMessage(store: InboxStore, envelope: InboundEnvelope,
     date: parsed.date,
     messageId: parsed.messageId,
     links: parsed.links,
+    codes: parsed.codes,
     spam: parsed.spam,
     attachments: parsed.attachments.map(({ index, filename, contentType, size, md5 }) => ({ index, filename, contentType, size, md5 })),
   };
-  return { parsed, summary, tails };
+  return { parsed, summary };
 }
 
 async function checkAuth(store: InboxStore, envelope: InboundEnvelope, auth: AuthChecker | undefined): Promise<AuthResults | null> {
@@ -70,18 +61,11 @@ async function checkAuth(store: InboxStore, envelope: InboundEnvelope, auth: Aut
   }
 }
 
-async function readContent(store: InboxStore, id: string): Promise<{ parsed: ParsedMessage; tails: BatchOp[] }> {
-  const parser = new MailParser({
-    skipTextToHtml: true,
-    skipTextLinks: true,
-    skipImageLinks: true,
-    checksumAlgo: false,
-    maxHtmlLengthToParse: MAX_HTML_TO_TEXT_CHARS,
-  });
+async function readContent(store: InboxStore, id: string, onBytes: (n: number) => void): Promise<{ parsed: ParsedMessage }> {
+  const parser = new MailParser(PARSER_OPTIONS);
   let headerLines: HeaderLines = [];
   parser.on('headerLines', (lines: HeaderLines) => (headerLines = lines));
   const attachments: AttachmentInfo[] = [];
-  const tails: BatchOp[] = [];
   let text: string | undefined;
   let html: string | undefined;
   let parseError: string | undefined;
@@ -94,22 +78,19 @@ async function readContent(store: InboxStore, id: string): Promise<{ parsed: Par
         continue;
       }
       if (attachments.length < MAX_ATTACHMENTS) {
-        const stored = await storeAttachment(store, id, attachments.length, data);
-        attachments.push(stored.info);
-        tails.push(...stored.tails);
+        attachments.push(await describeAttachment(attachments.length, data, onBytes));
       } else {
         for await (const _ of data.content) void _;
       }
       data.release?.();
     }
   };
-  const raw = Readable.from(store.readRaw(id));
+  const raw = Readable.from(counted(store.readRaw(id), onBytes));
   try {
     raw.once('error', (err) => parser.destroy(err));
     raw.pipe(parser);
     await consume(parser as AsyncIterable<AttachmentStream | MessageText>);
   } catch (err) {
-    if (err instanceof ParseStoreError) throw err;
     parseError = (err as Error)?.message ?? String(err);
   } finally {
     raw.destroy();
@@ -132,39 +113,44 @@ async function readContent(store: InboxStore, id: string): Promise<{ parsed: Par
     truncated,
     attachments,
     links: mergeLinks(keptHtml ? linksFromHtml(keptHtml) : [], keptText ? linksFromText(keptText) : []),
+    codes: findCodes(parser.subject ?? '', keptText ?? '', parser.otp?.code),
     auth: null,
     spam: null,
     ...(parseError ? { parseError } : {}),
   };
-  return { parsed, tails };
+  return { parsed };
 }
 
-/** Streams one attachment's decoded bytes into the store, hashing them on the way. */
-async function storeAttachment(store: InboxStore, id: string, index: number, data: AttachmentStream): Promise<{ info: AttachmentInfo; tails: BatchOp[] }> {
-  const writer = store.attachmentWriter(id, index);
+/** Reads one attachment's decoded bytes to their end, hashing and counting them. */
+async function describeAttachment(index: number, data: AttachmentStream, onBytes: (n: number) => void): Promise<AttachmentInfo> {
   const sha256 = createHash('sha256');
   const md5 = createHash('md5');
+  let size = 0;
   for await (const chunk of data.content as AsyncIterable<Buffer>) {
     sha256.update(chunk);
     md5.update(chunk);
-    await writer.write(chunk).catch((err: unknown) => {
-      throw new ParseStoreError(err);
-    });
+    size += chunk.length;
+    onBytes(chunk.length);
   }
   return {
-    info: {
-      index,
-      filename: data.filename ?? null,
-      contentType: data.contentType,
-      size: writer.bytes,
-      sha256: sha256.digest('hex'),
-      md5: md5.digest('hex'),
-      contentId: data.contentId ?? null,
-      disposition: data.contentDisposition ?? null,
-      related: Boolean(data.related),
-    },
-    tails: writer.finalOps(),
+    index,
+    filename: data.filename ?? null,
+    contentType: data.contentType,
+    size,
+    sha256: sha256.digest('hex'),
+    md5: md5.digest('hex'),
+    contentId: data.contentId ?? null,
+    disposition: data.contentDisposition ?? null,
+    related: Boolean(data.related),
   };
+}
+
+/** The chunks as they are, each counted on its way. */
+async function* counted(chunks: AsyncGenerator<Buffer>, onBytes: (n: number) => void): AsyncGenerator<Buffer> {
+  for await (const chunk of chunks) {
+    onBytes(chunk.length);
+    yield chunk;
+  }
 }
 
 /** Header lines in order, duplicates kept, each value unfolded (not decoded). */

@@ -76,7 +76,7 @@ export class ParseQueue {
       this.failures.delete(id);
     } catch (err) {
       const failures = (this.failures.get(id) ?? 0) + 1;
-      this.logger.warn({ err, id, failures }, `parsing inbound message ${id} failed${failures < RETRIES ? '; trying again shortly' : '; it stays unparsed until the next start'}`);
+      this.logger.warn({ event: 'PARSE_FAILED', err, id, failures }, `parsing inbound message ${id} failed${failures < RETRIES ? '; trying again shortly' : '; it stays unparsed until the next start'}`);
       if (failures >= RETRIES || this.stopped) {
         this.failures.delete(id);
         return;

@@ -11,7 +11,7 @@
  * - Changes to one message (parse saved, removed from an inbox, removed) never interleave, so a
  *   parse saved for a message deleted meanwhile leaves nothing behind.
  * - When the last inbox lets a message go, everything of it goes: envelope, raw chunks, parse,
- *   summary, attachments.
+ *   summary.
  * - Every write goes through the WriteGuard: after a failed write the database is reopened before
  *   anything else is written, and a commit spoiled by a failure is refused (451), never half-kept.
  */
@@ -28,11 +28,11 @@ import type { InboundEnvelope, InboxEntry, MessageSummary, ParsedMessage } from 
 const json = (value: unknown) => Buffer.from(JSON.stringify(value));
 const parse = <T>(buf: Buffer) => JSON.parse(buf.toString('utf8')) as T;
 
-/** Bytes per stored chunk of a raw message or an attachment. */
+/** Bytes per stored chunk of a raw message. */
 const CHUNK_BYTES = 64 * 1024;
 /**
  * LevelDB's memtable and block cache for the inbox. Smaller than the queue's: what passes through
- * is the raw message once and its attachments once, and reads come from the API a message at a
+ * is the raw message once, and reads come from the API a message at a
  * time. 4 MB each kept a 20 MB message's receipt within the receiver's memory budget.
  */
 const WRITE_BUFFER_BYTES = 4 * 1024 * 1024;
@@ -205,14 +205,14 @@ export class InboxStore {
     for await (const key of this.db.keys(keys.allOf(PREFIX.pending))) yield key.slice(2);
   }
 
-  /** The raw message, chunk by chunk, as received. */
+  /**
+   * The raw message, chunk by chunk, as received. Bulk bytes read once do not go through
+   * LevelDB's block cache (fillCache: false): it keeps the index and summaries the API reads often.
+   */
   async *readRaw(id: string): AsyncGenerator<Buffer> {
-    for await (const value of this.db.values(keys.rawRange(id))) yield value;
+    for await (const value of this.db.values({ ...keys.rawRange(id), fillCache: false })) yield value;
   }
 
-  async *readAttachment(id: string, index: number): AsyncGenerator<Buffer> {
-    for await (const value of this.db.values(keys.attachmentRange(id, index))) yield value;
-  }
 
   async entry(inbox: string, id: string): Promise<InboxEntry | undefined> {
     const v = await this.db.get(keys.inbox(inbox, id));
@@ -260,7 +260,7 @@ export class InboxStore {
   }
 
   /** What of a message is on disk, key family by family (for tests and tools: "all of it went"). */
-  async footprint(id: string): Promise<{ envelope: boolean; raw: number; pending: boolean; parsed: boolean; summary: boolean; attachments: number }> {
+  async footprint(id: string): Promise<{ envelope: boolean; raw: number; pending: boolean; parsed: boolean; summary: boolean }> {
     const count = async (range: { gte: string; lt: string }) => {
       let n = 0;
       for await (const _ of this.db.keys(range)) n++;
@@ -273,29 +273,20 @@ export class InboxStore {
       pending: await has(keys.pending(id)),
       parsed: await has(keys.meta(id)),
       summary: await has(keys.summary(id)),
-      attachments: await count(keys.allAttachments(id)),
     };
   }
 
   // --- the parser's output ------------------------------------------------------------------
-
-  /** Starts storing attachment `index` of a message being parsed. */
-  attachmentWriter(id: string, index: number): ChunkWriter {
-    return new ChunkWriter(this.db, this.guard, (n) => keys.attachment(id, index, n), CHUNK_BYTES);
-  }
 
   /**
    * Saves what the parser made of a message and clears its "parse me" mark. Not synced: a crash
    * before it reaches the disk leaves the mark, and the message is parsed again at start.
    * Returns false (and keeps nothing) when the message was deleted while it was parsed.
    */
-  saveParsed(id: string, parsed: ParsedMessage, summary: MessageSummary, tails: BatchOp[]): Promise<boolean> {
+  saveParsed(id: string, parsed: ParsedMessage, summary: MessageSummary): Promise<boolean> {
     return this.perMessage.run(id, async () => {
-      if (!(await this.getEnvelope(id))) {
-        await this.guard.write(() => this.db.clear(keys.allAttachments(id)));
-        return false;
-      }
-      const ops: BatchOp[] = [...tails, { type: 'put', key: keys.meta(id), value: json(parsed) }, { type: 'put', key: keys.summary(id), value: json(summary) }, { type: 'del', key: keys.pending(id) }];
+      if (!(await this.getEnvelope(id))) return false;
+      const ops: BatchOp[] = [{ type: 'put', key: keys.meta(id), value: json(parsed) }, { type: 'put', key: keys.summary(id), value: json(summary) }, { type: 'del', key: keys.pending(id) }];
       await this.guard.write(() => this.db.batch(ops));
       return true;
     });
@@ -338,7 +329,6 @@ export class InboxStore {
     this.messageCount--;
     // without its envelope nothing reaches these any more; cleared now rather than by the collector
     await this.guard.write(() => this.db.clear(keys.rawRange(id)));
-    await this.guard.write(() => this.db.clear(keys.allAttachments(id)));
   }
 
   async setRead(inbox: string, id: string, read: boolean): Promise<boolean> {

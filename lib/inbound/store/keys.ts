@@ -10,10 +10,11 @@
  *   p:<id>                    the message waits to be parsed (written by the commit)
  *   m:<id>                    the parsed message: headers, text, HTML, attachments, links, auth (JSON)
  *   s:<id>                    the parsed summary a listing shows (JSON)
- *   a:<id>:<k>:<n>            attachment k (4 hex), chunk n (6 hex): the decoded bytes
  *   i:<inbox>:<id>            the message is in that inbox (JSON: the recipients it came for, tags, read)
  *
  * r: chunks without an e: key are leftovers of a receipt that did not finish, collected later.
+ * Attachments are not stored apart: their bytes are decoded from the raw message when asked for
+ * (parse/attachment-bytes.ts), so a message is on disk once.
  */
 
 export const PREFIX = {
@@ -22,7 +23,6 @@ export const PREFIX = {
   pending: 'p:',
   meta: 'm:',
   summary: 's:',
-  attachment: 'a:',
   inbox: 'i:',
 } as const;
 
@@ -36,9 +36,6 @@ export const keys = {
   pending: (id: string) => `p:${id}`,
   meta: (id: string) => `m:${id}`,
   summary: (id: string) => `s:${id}`,
-  attachment: (id: string, k: number, n: number) => `a:${id}:${hex(k, 4)}:${hex(n, 6)}`,
-  attachmentRange: (id: string, k: number) => ({ gte: `a:${id}:${hex(k, 4)}:`, lt: `a:${id}:${hex(k, 4)};` }),
-  allAttachments: (id: string) => ({ gte: `a:${id}:`, lt: `a:${id};` }),
   inbox: (inbox: string, id: string) => `i:${enc(inbox)}:${id}`,
   /** an inbox's entries; with `before`, only those older than that id */
   inboxRange: (inbox: string, before?: string) => ({ gt: `i:${enc(inbox)}:`, lt: before ? `i:${enc(inbox)}:${before}` : `i:${enc(inbox)};` }),

@@ -95,6 +95,8 @@ export interface ParsedMessage {
   truncated: boolean;
   attachments: AttachmentInfo[];
   links: Link[];
+  /** candidate one-time codes (parse/codes.ts), in order */
+  codes: string[];
   auth: AuthResults | null;
   /** 0.0–1.0; null while no spam scoring is configured */
   spam: number | null;
@@ -103,6 +105,6 @@ export interface ParsedMessage {
 }
 
 /** The parsed fields a listing shows (s:), small enough to read 200 at a time. */
-export type MessageSummary = Pick<ParsedMessage, 'from' | 'to' | 'cc' | 'subject' | 'date' | 'messageId' | 'links' | 'spam'> & {
+export type MessageSummary = Pick<ParsedMessage, 'from' | 'to' | 'cc' | 'subject' | 'date' | 'messageId' | 'links' | 'codes' | 'spam'> & {
   attachments: Pick<AttachmentInfo, 'index' | 'filename' | 'contentType' | 'size' | 'md5'>[];
 };
