@@ -125,12 +125,13 @@ export class Inbox {
 
   /**
    * For the receiver, at MAIL FROM: the store cannot write now (451), or it is over its size by
-   * more than a tenth even after a retention pass (452: the sweeper could not make room).
+   * more than a tenth even after the oldest were evicted (452: no room could be made).
    */
   async admission(): Promise<SmtpError | undefined> {
     if (!this.store.writable) return SmtpError.storageFailed();
     const hardLimit = this.deps.config.maxStoreSize * 1.1;
-    if (this.store.totalBytes > hardLimit) await this.retention.sweep();
+    // the size eviction alone: a whole sweep would also trim every inbox that received mail
+    if (this.store.totalBytes > hardLimit) await this.retention.trimToSize();
     if (this.store.totalBytes > hardLimit) return SmtpError.insufficientStorage();
     return undefined;
   }
@@ -278,7 +279,7 @@ export class Inbox {
     }
     const oldestFirst = picked.reverse().slice(0, opts.limit);
     const ids = oldestFirst.map((p) => p.id);
-    for (const id of ids) if (await this.store.isPending(id)) await this.parser.ensure(id);
+    await Promise.all(ids.map((id) => this.parser.ensure(id)));
     const [envelopes, summaries] = await Promise.all([this.store.getEnvelopes(ids), this.store.getSummaries(ids)]);
     const items: ListedMessage[] = [];
     oldestFirst.forEach((p, i) => {
