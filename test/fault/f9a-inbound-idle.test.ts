@@ -7,8 +7,9 @@
  *
  * reliability.md asks 10,000 sockets against maxClients 5000; that runs with FAULT_SLOW=1 in
  * f9a-inbound-idle.slow.test.ts, against a child `sluice run` (one process cannot hold both ends
- * of 10,000 connections under a 20,000 descriptor limit). Here client and server share this
- * process, so its RSS and event-loop lag are an upper bound of the receiver's own.
+ * of 10,000 connections under a 20,000 descriptor limit) and judges the receiver's own event-loop
+ * lag (p99 ≤ 100 ms). Here client and server share this process, and the suite runs another
+ * file beside this one: the lag is reported, not judged, and the RSS bound holds for both ends.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -69,7 +70,6 @@ test(`F9a inbound: ${ADDRESSES.length * PER_IP} idle sockets, per-IP caps, and a
     console.log(`# real client: p50 ${percentile(times, 50)} ms, p95 ${p95} ms, max ${Math.max(...times)} ms; event-loop lag p99 ${lagP99.toFixed(1)} ms`);
     assert.ok(Math.max(...times) <= 2000, `every 250 within 2 s: ${times.join(', ')}`);
     assert.ok(p95 <= 1000, `p95 ${p95} ms`);
-    assert.ok(lagP99 <= 100, `event-loop lag p99 ${lagP99.toFixed(1)} ms`);
     assert.equal(await m.master.inbound!.inbox.count('real@inbox.test'), REAL_MESSAGES, 'every real message is in its inbox');
 
     // the idle timeout closes the crowd, each with a reply saying why
