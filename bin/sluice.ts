@@ -109,13 +109,36 @@ await yargs(hideBin(process.argv))
       });
     },
   )
+  .command('spam', 'the spam score of the inbox: train its classifier', (y) =>
+    y
+      .command(
+        'train',
+        'train the Naive Bayes model from spam and ham (folders of .eml files, mbox files) and write it',
+        (t) =>
+          t
+            .option('spam', { type: 'string', array: true, demandOption: true, describe: 'a folder of spam (.eml files, mbox files) or an mbox file; may be given more than once' })
+            .option('ham', { type: 'string', array: true, demandOption: true, describe: 'the same for wanted mail' })
+            .option('dir', appDirOption)
+            .option('out', { type: 'string', describe: "where to write the model (default: the app dir's inbound.spam.model)" })
+            .option('max-vocabulary', { type: 'number', default: 50_000, describe: 'the most frequent tokens the model keeps' }),
+        async (argv) => {
+          const { trainCommand } = await import('../lib/inbound/spam/train.js');
+          process.exitCode = await trainCommand(
+            { spam: argv.spam, ham: argv.ham, appDir: argv.dir, out: argv.out, maxVocabulary: argv.maxVocabulary },
+            { out: (line) => console.log(line), err: (line) => console.error(line) },
+          );
+        },
+      )
+      .demandCommand(1, 'name a spam command: train'),
+  )
   .example('$0 create /var/lib/sluice', 'make an app dir')
   .example('$0 check-config -d /var/lib/sluice', 'check its config')
   .example('$0 run -d /var/lib/sluice', 'run it')
   .example('$0 hash-password < secret.txt', 'hash a password for [smtp.users]')
   .epilogue('Config: config/default.toml, then DIR/config.toml, then SLUICE_… environment variables (SLUICE_SMTP__PORT=2600).')
   .example('echo "550 5.1.1 <x@y.test>: user unknown" | $0 check-bounce', 'how a reply is classified')
-  .demandCommand(1, 'name a command: run, create, check-config, check-bounce or hash-password')
+  .example('$0 spam train --spam corpus/spam --ham corpus/ham -d /var/lib/sluice', "train the inbox's spam model")
+  .demandCommand(1, 'name a command: run, create, check-config, check-bounce, hash-password or spam')
   .strict()
   .version(pkg.version)
   .help()

@@ -6,6 +6,7 @@
  * connections, and large JSON bodies parsed off the event loop (json-body.ts).
  */
 import { timingSafeEqual } from 'node:crypto';
+import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from "fastify";
 import type { Logger } from 'pino';
@@ -13,10 +14,13 @@ import type { Config } from '../config/schema.js';
 import { SmtpError } from '../errors/smtp-error.js';
 import { HttpError, httpFromSmtp } from './errors.js';
 import { installJsonBodyParser } from './json-body.js';
+import { registerOpenApi } from './openapi.js';
 
-export type ApiRoutes = (app: FastifyInstance) => void;
+const VERSION = (createRequire(import.meta.url)('../../../package.json') as { version: string }).version;
 
-export function createApi(config: Config, logger: Logger, routes: ApiRoutes[]): FastifyInstance {
+export type ApiRoutes = (app: FastifyInstance) => void | Promise<void>;
+
+export function createApi(config: Config, logger: Logger, routes: ApiRoutes[], onRoute?: (route: { method: string; url: string; hidden: boolean }) => void): FastifyInstance {
   const { requestTimeout, idleTimeout, maxConnections } = config.api;
   const app = Fastify({
     // request lines are noise at info; errors still reach the log
@@ -73,7 +77,16 @@ export function createApi(config: Config, logger: Logger, routes: ApiRoutes[]): 
   });
   app.setNotFoundHandler((req, reply) => reply.status(404).send({ error: 'NotFound', message: `No route ${req.method} ${req.url.split('?')[0]}` }));
 
-  for (const register of routes) register(app);
+  if (onRoute) {
+    app.addHook('onRoute', (r) => {
+      for (const method of [r.method].flat()) onRoute({ method, url: r.url, hidden: Boolean((r.schema as { hide?: boolean } | undefined)?.hide) });
+    });
+  }
+  registerOpenApi(app, VERSION);
+  // inside a plugin, so that they are added after the OpenAPI plugin has loaded and it sees them
+  void app.register(async (scope) => {
+    for (const register of routes) await register(scope);
+  });
   return app;
 }
 

@@ -79,6 +79,8 @@ export class Master {
   private readonly gcNudge = new GcNudge();
   private passwords: PasswordChecker | undefined;
   readonly listening: ListenerAddress[] = [];
+  /** every route of the HTTP API, as registered (the OpenAPI test compares the document with it) */
+  readonly apiRoutes: { method: string; url: string; hidden: boolean }[] = [];
 
   constructor(
     readonly loaded: LoadedConfig,
@@ -145,7 +147,15 @@ export class Master {
     try {
       if (config.inbound.enabled) {
         // before the workers, which are told where it listens
-        this.inbound = new Inbound({ config, hooks: this.hooks, registry: this.metrics, logger, onBytes: (n) => this.gcNudge.note(n) });
+        this.inbound = new Inbound({
+          config,
+          hooks: this.hooks,
+          registry: this.metrics,
+          logger,
+          onBytes: (n) => this.gcNudge.note(n),
+          // a released inbox message is queued like any other: through ingest
+          release: (r) => ingest.ingest({ from: r.from, to: r.to, origin: { via: 'release', transmissionType: 'ESMTP' }, source: r.source, maxSizeBytes: Math.max(config.smtp.maxSize, config.inbound.maxSize) }),
+        });
         this.announce('inbound', 'inbound', await this.inbound.start());
       }
       await this.startDelivery(scheduler, outcomes);
@@ -160,7 +170,7 @@ export class Master {
           ...(this.inbound ? [this.inbound.routes()] : []),
           ...(pluginMetrics ? [] : [metricsRoute(this.metrics)]),
           pluginRoutes(plugins.routes),
-        ]);
+        ], (route) => this.apiRoutes.push(route));
         this.announce('api', 'api', await listenApi(this.api, config));
       }
       const passwords = (this.passwords = new PasswordChecker());

@@ -5,11 +5,15 @@
  *
  * The outbox is in memory and bounded: events are a notification, not the record (the log and
  * the queue are). When the endpoint is down for long, the oldest events are dropped, logged.
+ * Sending, signing and retrying are the shared webhook sender's (lib/webhooks/sender.ts).
  */
-import { createHmac } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { FinishedRow, OutcomeListener } from '../queue/outcomes.js';
 import type { MessageMeta } from '../queue/types.js';
+import { memoryOutbox, WebhookSender } from '../webhooks/sender.js';
+
+/** Event requests in flight at once. */
+const EVENT_CONCURRENCY = 4;
 
 export interface WebhookOptions {
   url: string;
@@ -36,21 +40,25 @@ export interface DeliveryEvent {
   nextAttempt?: string;
 }
 
-/** The signature header value: sha256 HMAC over "<timestamp>.<body>". */
-export function signEvent(secret: string, timestamp: string, body: string): string {
-  return 'sha256=' + createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex');
-}
-
+/**
+ * The outcome stage's listener: each finished row becomes one event, sent by the shared webhook
+ * sender with an in-memory outbox (events are a notification: the log and the queue are the
+ * record). Waits between tries: 1 s, 4 s, 9 s … (a square law: quick for a blip, patient for an
+ * outage).
+ */
 export class EventWebhook implements OutcomeListener {
-  private readonly outbox: { body: string; attempts: number }[] = [];
-  private sending = 0;
-  private stopped = false;
-  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly sender: WebhookSender;
 
   constructor(
     private readonly opts: WebhookOptions,
-    private readonly logger: Logger,
-  ) {}
+    logger: Logger,
+  ) {
+    this.sender = new WebhookSender(
+      { name: 'events', secret: opts.secret, timeoutMs: opts.timeoutMs, maxAttempts: opts.maxAttempts, retryAfterMs: (n) => 1000 * n * n, concurrency: EVENT_CONCURRENCY, maxPending: opts.maxPending },
+      memoryOutbox,
+      logger,
+    );
+  }
 
   delivered(meta: MessageMeta, rows: FinishedRow[]): Promise<void> {
     return this.enqueue('delivered', meta, rows);
@@ -61,13 +69,9 @@ export class EventWebhook implements OutcomeListener {
   bounced(meta: MessageMeta, rows: FinishedRow[]): Promise<void> {
     return this.enqueue('bounced', meta, rows);
   }
-  async delayed(): Promise<void> {
-    // a delay notice is not a delivery event; the deferral itself was sent
-  }
 
   stop(): void {
-    this.stopped = true;
-    for (const t of this.timers) clearTimeout(t);
+    this.sender.stop();
   }
 
   private async enqueue(event: DeliveryEvent['event'], meta: MessageMeta, rows: FinishedRow[]): Promise<void> {
@@ -88,52 +92,7 @@ export class EventWebhook implements OutcomeListener {
         time: new Date().toISOString(),
         ...(event === 'deferred' ? { nextAttempt: new Date(row.due).toISOString() } : {}),
       };
-      if (this.outbox.length >= this.opts.maxPending) {
-        const dropped = this.outbox.shift();
-        this.logger.warn({ event: 'WEBHOOK_DROPPED', pending: this.outbox.length }, `webhook outbox full; dropped an event (${dropped?.body.slice(0, 80)})`);
-      }
-      this.outbox.push({ body: JSON.stringify(e), attempts: 0 });
+      this.sender.send(this.opts.url, event, JSON.stringify(e));
     }
-    this.pump();
-  }
-
-  private pump(): void {
-    while (!this.stopped && this.sending < 4 && this.outbox.length) {
-      const item = this.outbox.shift()!;
-      this.sending++;
-      void this.post(item).finally(() => {
-        this.sending--;
-        this.pump();
-      });
-    }
-  }
-
-  private async post(item: { body: string; attempts: number }): Promise<void> {
-    item.attempts++;
-    const timestamp = String(Math.floor(Date.now() / 1000));
-    const headers: Record<string, string> = { 'content-type': 'application/json', 'x-sluice-timestamp': timestamp, 'user-agent': 'Sluice' };
-    if (this.opts.secret) headers['x-sluice-signature'] = signEvent(this.opts.secret, timestamp, item.body);
-    let problem: string | undefined;
-    try {
-      const res = await fetch(this.opts.url, { method: 'POST', headers, body: item.body, signal: AbortSignal.timeout(this.opts.timeoutMs), redirect: 'error' });
-      await res.arrayBuffer().catch(() => undefined);
-      if (res.status >= 200 && res.status < 300) return;
-      problem = `HTTP ${res.status}`;
-    } catch (err) {
-      problem = (err as Error).message;
-    }
-    if (item.attempts >= this.opts.maxAttempts || this.stopped) {
-      this.logger.warn({ event: 'WEBHOOK_FAILED', attempts: item.attempts, problem }, `webhook gave up after ${item.attempts} attempts: ${problem}`);
-      return;
-    }
-    // 1 s, 4 s, 9 s, … like a square law: quick for a blip, patient for an outage
-    const waitMs = 1000 * item.attempts * item.attempts;
-    const t = setTimeout(() => {
-      this.timers.delete(t);
-      this.outbox.unshift(item);
-      this.pump();
-    }, waitMs);
-    t.unref();
-    this.timers.add(t);
   }
 }

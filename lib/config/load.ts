@@ -219,6 +219,7 @@ function crossChecks(config: Config): string[] {
     if ((inbound.key === undefined) !== (inbound.cert === undefined)) problems.push('inbound.key / inbound.cert: set both or neither');
     if (!inbound.domains.length) problems.push('inbound.domains: name at least one domain, or set inbound.enabled = false');
     claim('inbound', inbound.host, inbound.port);
+    if (inbound.spam.mode === 'rspamd' && !inbound.spam.rspamd.url) problems.push('inbound.spam.rspamd.url: needed when inbound.spam.mode is "rspamd" (or choose mode "bayes" or "both")');
   }
   if (!config.zones.default) problems.push('zones.default: the default zone must exist');
   if (config.delivery.attemptTimeout >= config.queue.leaseTimeout) {
@@ -253,7 +254,7 @@ function resolvePaths(config: Config, appDir: string): Config {
     queue: { ...config.queue, path: abs(config.queue.path)! },
     delivery: { ...config.delivery, ca: abs(config.delivery.ca) },
     dkim: { keys: config.dkim.keys.map((k) => ({ ...k, privateKey: abs(k.privateKey)! })) },
-    inbound: { ...config.inbound, path: abs(config.inbound.path)!, key: abs(config.inbound.key), cert: abs(config.inbound.cert), blocklist: abs(config.inbound.blocklist)! },
+    inbound: { ...config.inbound, path: abs(config.inbound.path)!, key: abs(config.inbound.key), cert: abs(config.inbound.cert), blocklist: abs(config.inbound.blocklist)!, spam: { ...config.inbound.spam, model: abs(config.inbound.spam.model)! } },
     plugins,
   } as Config;
 }

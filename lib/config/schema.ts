@@ -144,6 +144,27 @@ const inboundSpec = t.object({
   routeLocal: t.bool(),
   /** IPs, CIDR blocks and sender domains refused with 554, one per line; re-read when it changes */
   blocklist: t.string(),
+  /** the key of altinbox aliases (HMAC); unset: one the inbox store makes and keeps */
+  aliasSecret: t.secret(t.optString()),
+  /** every new message POSTed to a URL, signed and retried, kept in the store until delivered */
+  webhook: t.object({
+    url: t.optString({ pattern: /^https?:\/\//, hint: 'an http(s) URL' }),
+    secret: t.secret(t.optString()),
+    /** inbox domain → its own URL and secret, instead of the one above */
+    domains: t.map(t.object({ url: t.string({ pattern: /^https?:\/\//, hint: 'an http(s) URL' }), secret: withDefault(t.secret(t.optString()), undefined) })),
+    timeout: t.duration({ min: 100 }),
+    /** waits between tries; after the last, the notification is given up */
+    retrySchedule: t.list(t.duration({ min: 10 }), { maxItems: 50 }),
+    /** notifications kept at most; past it the oldest are dropped (logged) */
+    maxPending: t.int({ min: 1 }),
+  }),
+  /** POST /api/messages/:id/release: to the outbound queue, for these recipients only */
+  release: t.object({
+    /** addresses, domains ("example.test") or "*.example.test"; empty: release is off */
+    allow: t.list(t.string({ pattern: /^(\*\.|@)?[^\s]+$/, hint: 'an address, a domain or "*.domain"' }), { maxItems: 1000 }),
+    /** the envelope sender of released mail; "": the original's */
+    from: t.string(),
+  }),
   throttle: t.object({
     /** clients these tiers never apply to (the local Sluice delivering to itself) */
     exempt: t.list(cidr()),
@@ -160,6 +181,23 @@ const inboundSpec = t.object({
     maxPendingWrites: t.int({ min: 1 }),
     /** how long a new connection waits for the load to fall before it gets 421 */
     loadWait: t.duration({ max: 60_000 }),
+  }),
+  /** the spam score of each message (lib/inbound/spam/), set after the 250 */
+  spam: t.object({
+    /** "bayes": the built-in classifier; "rspamd": Rspamd's score; "both": the higher of the two */
+    mode: t.string({ oneOf: ['bayes', 'rspamd', 'both'] }),
+    /** the model `sluice spam train` writes; re-read when it changes; none: no Bayes score */
+    model: t.string(),
+    rspamd: t.object({
+      /** Rspamd's normal worker (or proxy); unset: no Rspamd score */
+      url: t.optString({ pattern: /^https?:\/\/[^\s]+$/, hint: 'an http(s) URL like "http://127.0.0.1:11333"' }),
+      /** an answer must come within this, or the message is kept without Rspamd's score */
+      timeout: t.duration({ min: 100, max: 60_000 }),
+      /** bigger messages are not sent to Rspamd */
+      maxSize: t.size({ min: 1024 }),
+      /** after a failure, messages skip Rspamd this long before it is asked again */
+      retryAfter: t.duration({ min: 100 }),
+    }),
   }),
   api: t.object({
     /** requests per minute from one client IP to the inbox API (/api/...); 0: unlimited */

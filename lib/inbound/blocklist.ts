@@ -11,14 +11,14 @@
  * second), so a change needs neither a restart nor the HTTP API; a missing file is an empty list;
  * a line that is neither an address nor a domain is skipped with a warning naming it.
  */
-import { readFileSync, unwatchFile, watchFile, type Stats } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import ipaddr from 'ipaddr.js';
 import type { Logger } from 'pino';
 import { asciiDomain } from '../config/domains.js';
 import { isCidr } from '../config/net.js';
 import { SmtpError } from '../errors/smtp-error.js';
+import { watchForChanges } from './file-watch.js';
 
-const POLL_MS = 1000;
 const DOMAIN = /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*$/;
 
 interface Entries {
@@ -28,7 +28,7 @@ interface Entries {
 
 export class Blocklist {
   private entries: Entries = { networks: [], domains: new Set() };
-  private watching = false;
+  private unwatch: (() => void) | undefined;
 
   constructor(
     private readonly file: string,
@@ -38,15 +38,12 @@ export class Blocklist {
   /** Reads the file now and watches it from then on. */
   start(): void {
     this.load();
-    watchFile(this.file, { interval: POLL_MS, persistent: false }, (cur: Stats, prev: Stats) => {
-      if (cur.mtimeMs !== prev.mtimeMs || cur.size !== prev.size || cur.ino !== prev.ino) this.load();
-    });
-    this.watching = true;
+    this.unwatch = watchForChanges(this.file, () => this.load());
   }
 
   stop(): void {
-    if (this.watching) unwatchFile(this.file);
-    this.watching = false;
+    this.unwatch?.();
+    this.unwatch = undefined;
   }
 
   get size(): number {

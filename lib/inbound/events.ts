@@ -54,9 +54,15 @@ export class InboxEvents {
     for (const inbox of envelope.inboxes) {
       const set = this.listeners.get(inbox);
       if (!set?.size) continue;
-      const rcpts = envelope.rcpts.filter((r) => r.inbox === inbox);
-      const entry: InboxEntry = { rcpts: rcpts.map((r) => r.address), tags: [...new Set(rcpts.map((r) => r.tag).filter(Boolean))], read: false };
-      for (const listener of [...set]) listener({ inbox, envelope, entry, summary });
+      const event = eventFor(inbox, envelope, summary);
+      for (const listener of [...set]) listener(event);
     }
   }
+}
+
+/** The event of a message for one of its inboxes: its entry as the commit wrote it. */
+export function eventFor(inbox: string, envelope: InboundEnvelope, summary: MessageSummary | null): InboxEvent {
+  const rcpts = envelope.rcpts.filter((r) => r.inbox === inbox);
+  const entry: InboxEntry = { rcpts: rcpts.map((r) => r.address), tags: [...new Set(rcpts.map((r) => r.tag).filter(Boolean))], read: false };
+  return { inbox, envelope, entry, summary };
 }

@@ -17,7 +17,13 @@ import type { HookRunner } from '../plugins/runner.js';
 import type { LocalRoute } from '../zones/local-route.js';
 import { DiskGuard } from '../queue/disk-space.js';
 import { mailsacRoutes } from './api/mailsac-routes.js';
+import { InboxAccess } from './api/access.js';
 import { liveRoutes } from './api/live-routes.js';
+import { privateRoutes } from './api/private-routes.js';
+import { searchRoutes } from './api/search-routes.js';
+import { webhookRoute } from './api/webhook-route.js';
+import { releaseRoute } from './api/release-route.js';
+import { ReleasePolicy, type ReleaseSink } from './release.js';
 import { inboxRoutes } from './api/routes.js';
 import { StreamSlots } from './api/stream-slots.js';
 import { wsRoute } from './api/ws-route.js';
@@ -49,6 +55,8 @@ export class Inbound {
       logger: Logger;
       /** told of every chunk of mail the receiver reads or writes (the master's GcNudge) */
       onBytes?: (n: number) => void;
+      /** where a released message goes: the outbound ingest */
+      release?: ReleaseSink;
     },
   ) {
     const { config, logger } = deps;
@@ -140,10 +148,15 @@ export class Inbound {
         if (perMinute > 0) {
           await scope.register(rateLimit, { max: perMinute, timeWindow: 60_000, keyGenerator: (req) => clientKey(req.ip) });
         }
-        inboxRoutes({ inbox: this.inbox, policy: this.policy, maxPageSize: Math.min(200, config.inbound.maxPerInbox) })(scope);
-        liveRoutes({ inbox: this.inbox, policy: this.policy, slots: this.streams })(scope);
-        await scope.register(wsRoute({ inbox: this.inbox, policy: this.policy, slots: this.streams }));
-        mailsacRoutes({ inbox: this.inbox, policy: this.policy, hostname: config.hostname, maxPerInbox: config.inbound.maxPerInbox })(scope);
+        const access = new InboxAccess(this.policy, this.inbox.privates);
+        inboxRoutes({ inbox: this.inbox, access, maxPageSize: Math.min(200, config.inbound.maxPerInbox) })(scope);
+        privateRoutes({ inbox: this.inbox, access })(scope);
+        searchRoutes({ inbox: this.inbox, policy: this.policy, access })(scope);
+        webhookRoute(this.inbox)(scope);
+        releaseRoute({ inbox: this.inbox, access, policy: new ReleasePolicy(config.inbound.release.allow, config.inbound.release.from), sink: this.deps.release })(scope);
+        liveRoutes({ inbox: this.inbox, access, slots: this.streams })(scope);
+        await scope.register(wsRoute({ inbox: this.inbox, policy: this.policy, access, slots: this.streams }));
+        mailsacRoutes({ inbox: this.inbox, access, hostname: config.hostname, maxPerInbox: config.inbound.maxPerInbox })(scope);
       });
     };
   }

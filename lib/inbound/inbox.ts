@@ -4,7 +4,7 @@
  * sees the store.
  *
  *   receive()   raw bytes → the store (one synced commit) → the id; the 250 is said after this
- *   (parser)    after the commit: headers, text, HTML, attachments, links, auth → the store
+ *   (parser)    after the commit: headers, text, HTML, attachments, links, auth, spam score → the store
  *   message() / list() / latest() / raw() / attachment()   what the API serves
  *   removeFrom() / remove() / empty()                       deletions
  *
@@ -20,16 +20,22 @@ import { readChunks } from '../accept/read-chunks.js';
 import type { InboundConfig } from '../config/schema.js';
 import { SmtpError } from '../errors/smtp-error.js';
 import { logEvent } from '../log/logger.js';
-import { InboxEvents } from './events.js';
+import { Aliases } from './aliases.js';
+import { eventFor, InboxEvents } from './events.js';
+import { InboxWebhooks } from './webhooks.js';
+import { PrivateInboxes } from './private.js';
+import { releaseRecord, type ReleaseSink } from './release.js';
 import { attachmentBytes } from './parse/attachment-bytes.js';
 import { AuthChecker } from './parse/auth.js';
 import { parseMessage } from './parse/parse-message.js';
 import { ParseQueue } from './parse/parse-queue.js';
 import type { InboxTarget } from './recipients.js';
 import { Retention } from './retention.js';
-import { inboxIdTime, isInboxId } from './store/ids.js';
+import { idPrefixAt, inboxIdTime, isInboxId } from './store/ids.js';
+import { matches, type Query } from './search/query.js';
+import { SpamScorer } from './spam/scorer.js';
 import { InboxStore } from './store/inbox-store.js';
-import type { ClientInfo, InboundEnvelope, InboxEntry, MessageSummary, ParsedMessage } from './store/types.js';
+import type { ClientInfo, InboundEnvelope, InboxEntry, MessageSummary, ParsedMessage, Release } from './store/types.js';
 
 /** Parses running at once: the rest wait their turn, off the SMTP reply path. */
 const PARSE_CONCURRENCY = 2;
@@ -71,16 +77,30 @@ export class Inbox {
   private parser!: ParseQueue;
   private retention!: Retention;
   private auth: AuthChecker | undefined;
+  /** private inboxes and domains (reading them needs their key) */
+  privates!: PrivateInboxes;
+  /** altinbox aliases */
+  aliases!: Aliases;
+  private spam: SpamScorer | undefined;
   private readonly listeners: StoredListener[] = [];
   /** new-message events per inbox, for the live routes */
   readonly events = new InboxEvents();
+  /** new-message notifications to URLs (off unless configured) */
+  webhooks!: InboxWebhooks;
 
   constructor(private readonly deps: InboxDeps) {}
 
   async start(): Promise<void> {
     const { config, logger } = this.deps;
     this.store = await InboxStore.open(config.path, logger.child({ component: 'inbox' }));
+    this.privates = new PrivateInboxes(this.store);
+    await this.privates.load();
+    this.aliases = new Aliases(this.store, config.aliasSecret);
+    this.webhooks = new InboxWebhooks(config.webhook, this.store, logger.child({ component: 'inbox' }));
+    await this.webhooks.start();
     if (config.checkAuth) this.auth = new AuthChecker({ dnsServers: this.deps.dns.servers, dnsTimeoutMs: this.deps.dns.timeoutMs, hostname: this.deps.hostname });
+    this.spam = new SpamScorer(config.spam, logger.child({ component: 'inbox' }));
+    this.spam.start();
     this.parser = new ParseQueue((id) => this.parse(id), PARSE_CONCURRENCY, logger.child({ component: 'inbox' }));
     this.retention = new Retention(this.store, config, logger.child({ component: 'inbox' }));
     // what a crash left unparsed is parsed now (its 250 was given: it must be served)
@@ -90,7 +110,11 @@ export class Inbox {
 
   async stop(): Promise<void> {
     await this.retention?.stop();
+    // parses under way finish (and queue their notifications) before the senders stop; what is
+    // not delivered stays in the store for the next start
     await this.parser?.stop();
+    this.webhooks?.stop();
+    this.spam?.stop();
     if (this.store?.isOpen) await this.store.close();
   }
 
@@ -198,9 +222,10 @@ export class Inbox {
   private async parse(id: string): Promise<void> {
     const envelope = await this.store.getEnvelope(id);
     if (!envelope) return; // deleted before its turn
-    const { parsed, summary } = await parseMessage(this.store, envelope, this.auth, this.deps.onBytes);
-    if (!(await this.store.saveParsed(id, parsed, summary))) return;
+    const { parsed, summary, search } = await parseMessage(this.store, envelope, this.auth, this.deps.onBytes, this.spam);
+    if (!(await this.store.saveParsed(id, parsed, summary, search))) return;
     this.events.publish(envelope, summary);
+    if (this.webhooks.enabled) for (const inbox of envelope.inboxes) this.webhooks.notify(eventFor(inbox, envelope, summary));
     for (const listener of this.listeners) {
       try {
         listener(envelope, summary);
@@ -289,6 +314,40 @@ export class Inbox {
     return items;
   }
 
+  /**
+   * Messages matching a search, newest first: `limit` of them from before the id `before` (the
+   * cursor of an earlier page), only those `readable` says the caller may see. A search by one
+   * inbox reads that inbox's index; any other reads the store newest first, within the dates the
+   * query gives, at most `maxScan` messages per call (`next` then says where to go on).
+   */
+  async search(q: Query, opts: { limit: number; before?: string; inbox?: string; maxScan: number; readable: (envelope: InboundEnvelope) => boolean }): Promise<{ items: { envelope: InboundEnvelope; summary: MessageSummary | null }[]; next: string | null }> {
+    const now = Date.now();
+    const from = idPrefixAt(Math.max(q.after ?? 0, now - this.deps.config.ttl));
+    const beforeIds = [opts.before, q.before !== undefined ? idPrefixAt(q.before) : undefined].filter((v): v is string => v !== undefined);
+    const before = beforeIds.length ? beforeIds.sort()[0] : undefined;
+    const ids = opts.inbox ? this.inboxIds(opts.inbox, before, from) : this.store.idsNewestFirst({ before, from });
+    const items: { envelope: InboundEnvelope; summary: MessageSummary | null }[] = [];
+    let scanned = 0;
+    for await (const id of ids) {
+      if (++scanned > opts.maxScan) return { items, next: id };
+      await this.parser.ensure(id);
+      const [doc, envelope] = await Promise.all([this.store.searchDoc(id), this.store.getEnvelope(id)]);
+      if (!doc || !envelope || !opts.readable(envelope) || !matches(q, doc)) continue;
+      items.push({ envelope, summary: (await this.store.getSummaries([id]))[0] ?? null });
+      if (items.length === opts.limit) return { items, next: id };
+    }
+    return { items, next: null };
+  }
+
+  /** An inbox's ids, newest first, from before `before` down to the id prefix `from`, within its cap. */
+  private async *inboxIds(inbox: string, before: string | undefined, from: string): AsyncGenerator<string> {
+    let position = 0;
+    for await (const e of this.store.entries(inbox)) {
+      if (position++ >= this.deps.config.maxPerInbox || e.id < from) return;
+      if (before === undefined || e.id < before) yield e.id;
+    }
+  }
+
   async count(inbox: string, tag?: string): Promise<number> {
     let n = 0;
     const now = Date.now();
@@ -342,6 +401,22 @@ export class Inbox {
     let n = 0;
     for (const id of ids) if (await this.store.removeFromInbox(inbox, id)) n++;
     return n;
+  }
+
+  /**
+   * Hands the stored message to the outbound queue (`sink`: ingest) for `to`, from `from`; the
+   * outcome is kept with the message. Resolves with it; throws what ingest threw (after keeping it).
+   */
+  async release(envelope: InboundEnvelope, to: string[], from: string, sink: ReleaseSink): Promise<Release> {
+    try {
+      const { id } = await sink({ from, to, source: this.store.readRaw(envelope.id) });
+      const record = releaseRecord(to, { queueId: id });
+      await this.store.noteRelease(envelope.id, record);
+      return record;
+    } catch (err) {
+      await this.store.noteRelease(envelope.id, releaseRecord(to, { error: (err as Error)?.message ?? String(err) })).catch(() => undefined);
+      throw err;
+    }
   }
 
   setRead(inbox: string, id: string, read: boolean): Promise<boolean> {

@@ -32,7 +32,7 @@ import type { Blocklist } from './blocklist.js';
 import type { Inbox } from './inbox.js';
 import type { LoadGate } from './load-gate.js';
 import type { InboundMetrics, RejectReason } from './metrics.js';
-import type { RecipientPolicy } from './recipients.js';
+import type { InboxTarget, RecipientPolicy } from './recipients.js';
 import type { Throttle } from './throttle.js';
 
 export interface ReceiverDeps {
@@ -54,6 +54,8 @@ const toReply = (err: SmtpError) => Object.assign(new Error(err.replyText), { re
 export class Receiver {
   readonly server: GuardedSmtpServer;
   private closing = false;
+  /** the inbox each accepted recipient of a transaction goes to (aliases resolved at RCPT) */
+  private readonly targets = new WeakMap<SMTPServerSession, Map<string, InboxTarget>>();
   /** which configured domain entry an inbox falls under, for the metrics label */
   private readonly domainLabel: (inbox: string) => string;
 
@@ -156,6 +158,7 @@ export class Receiver {
     const limited = throttle.transaction(session.remoteAddress, address.address);
     if (limited) throw limited;
     await hooks.run('inbound:mail_from', address, session);
+    this.targets.set(session, new Map());
   }
 
   private async onRcptTo(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {
@@ -166,15 +169,23 @@ export class Receiver {
       const key = address.address.toLowerCase();
       if (!rcptTo.some((r) => r.address.toLowerCase() === key)) throw SmtpError.tooManyRecipients(config.maxRecipients);
     }
-    const target = policy.target(address.address);
+    const target = await this.unalias(policy.target(address.address));
     const limited = throttle.inbox(session.remoteAddress, target.inbox);
     if (limited) throw limited;
     await hooks.run('inbound:rcpt_to', address, session);
+    this.targets.get(session)?.set(address.address.toLowerCase(), target);
+  }
+
+  /** An altinbox alias delivers to its address's inbox; the alias stays the address it was sent to. */
+  private async unalias(target: InboxTarget): Promise<InboxTarget> {
+    const real = await this.deps.inbox.aliases.resolve(target.inbox);
+    return real ? { inbox: real, tag: '', original: target.original } : target;
   }
 
   private async onData(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
     const { inbox, policy, config, metrics } = this.deps;
-    const rcpts = session.envelope.rcptTo.map((r) => policy.target(r.address));
+    const known = this.targets.get(session);
+    const rcpts = session.envelope.rcptTo.map((r) => known?.get(r.address.toLowerCase()) ?? policy.target(r.address));
     const socket = (session as SMTPServerSession & { tlsOptions?: { name?: string; version?: string } | false }).tlsOptions;
     const id = await inbox.receive({
       from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',

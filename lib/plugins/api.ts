@@ -32,7 +32,7 @@ export type {
   SenderConnection,
   StoredMessageInfo,
 } from './hooks.js';
-export type { OptionSchema, Options, PluginApp, PluginModule, PluginRoute } from './facade.js';
+export type { OptionSchema, Options, PluginApp, PluginModule, PluginRoute, PluginWebhookOptions } from './facade.js';
 export type { MessageHeaders } from '../message/headers.js';
 export type { Origin } from '../queue/types.js';
 export type { Config } from '../config/schema.js';

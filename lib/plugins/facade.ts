@@ -6,6 +6,7 @@
  * runtime registration to reason about). A hook of the other process (a `sender:*` hook in the
  * master, say) is accepted and never called there, so one plugin can serve both processes.
  */
+import { memoryOutbox, WebhookSender } from '../webhooks/sender.js';
 import type { FastifySchema, HTTPMethods, RouteHandlerMethod } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
@@ -72,6 +73,24 @@ export interface PluginApp {
   reject(responseCode: number, message: string, enhancedStatus?: string): Error;
   /** Called when the process stops (close sockets, clear timers). */
   onStop(handler: () => unknown): void;
+  /**
+   * A webhook sender, Sluice's own (lib/webhooks/sender.ts): signed POSTs with an event id,
+   * retried, requests in flight and notifications kept both bounded; stopped with the process.
+   *   const hook = app.webhook({ url, secret, timeoutMs: 10_000, maxAttempts: 6, retryAfterMs: (n) => 2000 * 2 ** (n - 1), concurrency: 4, maxPending: 10_000 });
+   *   hook.send(JSON.stringify(payload));
+   */
+  webhook(opts: PluginWebhookOptions): { send(body: string, kind?: string): string };
+}
+
+export interface PluginWebhookOptions {
+  url: string;
+  secret?: string;
+  timeoutMs: number;
+  maxAttempts: number;
+  /** the wait after the nth failed try (n from 1) */
+  retryAfterMs: (attempt: number) => number;
+  concurrency: number;
+  maxPending: number;
 }
 
 /** What a plugin module exports (ESM named exports, `export default`, or `module.exports`). */
@@ -143,6 +162,11 @@ export function createFacade(parts: FacadeParts): { app: PluginApp; close(): voi
     onStop(handler) {
       if (typeof handler !== 'function') throw new PluginLoadError(name, 'onStop needs a function');
       parts.stops.push(handler);
+    },
+    webhook(opts) {
+      const sender = new WebhookSender({ name, ...opts }, memoryOutbox, parts.logger);
+      parts.stops.push(() => sender.stop());
+      return { send: (body, kind = 'notification') => sender.send(opts.url, kind, body) };
     },
   };
   return {

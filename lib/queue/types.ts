@@ -4,7 +4,8 @@
 
 /** Where a message came from, recorded with it (and shown by GET /message/:id). */
 export interface Origin {
-  via: 'smtp' | 'api' | 'bounce';
+  /** the door: SMTP submission, POST /send, a DSN we made, a message released from an inbox */
+  via: 'smtp' | 'api' | 'bounce' | 'release';
   /** listener name for SMTP (smtp, smtp.interfaces.NAME) */
   interface?: string;
   remoteAddress?: string;

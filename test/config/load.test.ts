@@ -204,6 +204,14 @@ test('rules across keys: a delivery attempt must end inside its lease', (t) => {
   assert.equal(load(dir, { SLUICE_DELIVERY__ATTEMPTTIMEOUT: '"90s"' }).config.delivery.attemptTimeout, 90_000);
 });
 
+test('rules across keys: spam mode "rspamd" needs rspamd.url; the model path resolves against the app dir', (t) => {
+  const dir = appDir(t, '[inbound.spam]\nmode = "rspamd"\n');
+  assert.deepEqual(problems(dir), ['inbound.spam.rspamd.url: needed when inbound.spam.mode is "rspamd" (or choose mode "bayes" or "both")']);
+  const { config } = load(dir, { SLUICE_INBOUND__SPAM__RSPAMD__URL: 'http://127.0.0.1:11333' });
+  assert.equal(config.inbound.spam.rspamd.url, 'http://127.0.0.1:11333');
+  assert.equal(config.inbound.spam.model, path.join(dir, 'spam-model.json'));
+});
+
 test('the default zone stays: layers merge into it and cannot replace it with a non-table', (t) => {
   assert.deepEqual(Object.keys(load(appDir(t), { SLUICE_ZONES: '{}' }).config.zones), ['default']);
   assert.deepEqual(problems(appDir(t), { SLUICE_ZONES__DEFAULT: '1' }), ['zones.default: expected a table, got 1 (set by SLUICE_ZONES__DEFAULT)']);

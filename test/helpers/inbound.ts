@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import nodemailer from 'nodemailer';
 import type Mail from 'nodemailer/lib/mailer/index.js';
 import type { Inbox } from '../../lib/inbound/inbox.js';
+import type { Logger } from '../../lib/log/logger.js';
 import { startMaster, tempDir, type TestMaster } from './master.js';
 import { SmtpTalk } from './smtp-talk.js';
 
@@ -28,8 +29,9 @@ export interface TestReceiver {
 /** Domains the test receiver serves unless a test says otherwise. */
 export const TEST_DOMAINS = ['inbox.test', '*.wild.test'];
 
-export async function startReceiver(inbound: Record<string, unknown> = {}, overrides: Record<string, unknown> = {}, dir = tempDir()): Promise<TestReceiver> {
-  const m = await startMaster({ ...overrides, inbound: { domains: TEST_DOMAINS, checkAuth: false, ...inbound } }, dir);
+/** `logger`: the master's logger instead of a silent one (a test that reads the log). */
+export async function startReceiver(inbound: Record<string, unknown> = {}, overrides: Record<string, unknown> = {}, dir = tempDir(), logger?: Logger): Promise<TestReceiver> {
+  const m = await startMaster({ ...overrides, inbound: { domains: TEST_DOMAINS, checkAuth: false, ...inbound } }, dir, logger);
   const port = m.port('inbound');
   const inbox = m.master.inbound!.inbox;
   return {

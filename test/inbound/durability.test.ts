@@ -49,14 +49,18 @@ test('a store that cannot write: 451 4.3.0, nothing listed; once there is room a
 
     unlinkSync(filler);
     let id = '';
+    let last = '';
     await waitFor(async () => {
       try {
         id = await r.send({ to: 'full@inbox.test', subject: 'room again' });
         return true;
-      } catch {
+      } catch (err) {
+        last = (err as Error).message;
         return false;
       }
-    }, 15_000, 'a 250 once the disk has room');
+    }, 15_000, 'a 250 once the disk has room').catch((err: Error) => {
+      throw new Error(`${err.message}; the last refusal: ${last}; free ${disk.freeBytes()} bytes`);
+    });
     const listed = (await r.json<{ messages: { id: string; subject: string }[] }>('/api/inboxes/full@inbox.test/messages')).body.messages;
     assert.deepEqual(listed.map((m) => [m.id, m.subject]), [[id, 'room again']]);
   } finally {

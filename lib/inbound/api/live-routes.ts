@@ -19,9 +19,8 @@ import { HttpError } from '../../api/errors.js';
 import { parseDuration } from '../../config/spec.js';
 import type { InboxEvent } from '../events.js';
 import type { Inbox } from '../inbox.js';
-import type { RecipientPolicy } from '../recipients.js';
 import { isInboxId } from '../store/ids.js';
-import { inboxOf } from './routes.js';
+import type { InboxAccess } from './access.js';
 import type { StreamSlots } from './stream-slots.js';
 import { listedView, messageView } from './views.js';
 
@@ -34,14 +33,14 @@ const REPLAY_LIMIT = 500;
 
 export interface LiveDeps {
   inbox: Inbox;
-  policy: RecipientPolicy;
+  access: InboxAccess;
   slots: StreamSlots;
 }
 
 const addressParams = { type: 'object', properties: { address: { type: 'string', maxLength: 400 } }, required: ['address'] } as const;
 
 export function liveRoutes(deps: LiveDeps) {
-  const { inbox, policy } = deps;
+  const { inbox, access } = deps;
 
   return (app: FastifyInstance) => {
     app.get('/api/inboxes/:address/wait', {
@@ -57,8 +56,9 @@ export function liveRoutes(deps: LiveDeps) {
       if (sinceMs !== undefined && !Number.isFinite(sinceMs)) throw HttpError.badRequest('since: expected a time like 2026-12-03T10:00:00Z or milliseconds');
       const timeoutMs = q.timeout === undefined ? DEFAULT_WAIT_MS : parseDuration(/^\d+$/.test(q.timeout) ? Number(q.timeout) : q.timeout);
       if (timeoutMs === undefined || timeoutMs > MAX_WAIT_MS) throw HttpError.badRequest(`timeout: expected a duration like "30s", at most ${MAX_WAIT_MS / 1000}s`);
-      const { inbox: name, tag } = inboxOf(policy, address);
-      const matches = (e: InboxEvent) => (!tag || e.entry.tags.includes(tag)) && (q.after === undefined || e.envelope.id > q.after) && (sinceMs === undefined || e.envelope.receivedAt >= sinceMs);
+      const { inbox: name, tag, readable } = access.inbox(req, address);
+      // a private inbox without its key reads as empty: nothing is found, nothing arrives
+      const matches = (e: InboxEvent) => readable && (!tag || e.entry.tags.includes(tag)) && (q.after === undefined || e.envelope.id > q.after) && (sinceMs === undefined || e.envelope.receivedAt >= sinceMs);
 
       // listen before looking, so that nothing stored in between is missed
       let unsubscribe: () => void = () => undefined;
@@ -69,7 +69,9 @@ export function liveRoutes(deps: LiveDeps) {
         });
       });
       try {
-        const found = q.after === undefined && sinceMs === undefined
+        const found = !readable
+          ? undefined
+          : q.after === undefined && sinceMs === undefined
           ? (await inbox.list(name, { limit: 1, tag: tag || undefined })).items[0]
           : (await inbox.newer(name, { after: q.after, sinceMs, tag: tag || undefined, limit: 1 }))[0];
         if (found) return await whole(found.envelope.id, name, found.entry, reply);
@@ -95,14 +97,14 @@ export function liveRoutes(deps: LiveDeps) {
       schema: { params: addressParams, querystring: { type: 'object', properties: { lastEventId: { type: 'string', maxLength: 64 } }, additionalProperties: false } },
     }, async (req, reply) => {
       const { address } = req.params as { address: string };
-      const { inbox: name, tag } = inboxOf(policy, address);
+      const { inbox: name, tag, readable } = access.inbox(req, address);
       const header = req.headers['last-event-id'];
       const lastId = (typeof header === 'string' ? header : undefined) ?? (req.query as { lastEventId?: string }).lastEventId;
       if (lastId !== undefined && lastId !== '' && !isInboxId(lastId)) throw HttpError.badRequest('Last-Event-ID: not a message id this API gave out');
       let end = () => undefined as void;
       const release = deps.slots.take(req.ip, () => end());
       if (!release) throw new HttpError(429, 'TooManyRequests', 'Too many live streams from your address');
-      end = stream(req, reply, name, tag, lastId || undefined, release);
+      end = stream(req, reply, name, tag, readable, lastId || undefined, release);
       return reply;
     });
   };
@@ -114,7 +116,7 @@ export function liveRoutes(deps: LiveDeps) {
   }
 
   /** Runs one event stream until the client goes or MAX_STREAM_MS passes; returns what ends it. */
-  function stream(req: FastifyRequest, reply: FastifyReply, name: string, tag: string, lastId: string | undefined, release: () => void): () => void {
+  function stream(req: FastifyRequest, reply: FastifyReply, name: string, tag: string, readable: boolean, lastId: string | undefined, release: () => void): () => void {
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, {
@@ -137,7 +139,7 @@ export function liveRoutes(deps: LiveDeps) {
       res.write(`id: ${e.envelope.id}\nevent: message\ndata: ${JSON.stringify(listedView(name, e))}\n\n`);
     };
     const unsubscribe = inbox.events.subscribe(name, (e) => {
-      if (tag && !e.entry.tags.includes(tag)) return;
+      if (!readable || (tag && !e.entry.tags.includes(tag))) return;
       if (replaying) queue.push(e);
       else send(e);
     });
@@ -153,7 +155,7 @@ export function liveRoutes(deps: LiveDeps) {
     };
     const lifetime = setTimeout(end, MAX_STREAM_MS);
     req.raw.once('close', end);
-    if (lastId !== undefined) {
+    if (lastId !== undefined && readable) {
       inbox
         .newer(name, { after: lastId, tag: tag || undefined, limit: REPLAY_LIMIT })
         .then((missed) => {

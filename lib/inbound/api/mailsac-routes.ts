@@ -6,17 +6,17 @@
  *
  * A Mailsac-Key header is taken as the API token where one is configured (see api/server.ts).
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { HttpError } from '../../api/errors.js';
 import type { Inbox } from '../inbox.js';
-import type { RecipientPolicy } from '../recipients.js';
 import { sendBytes, sendHtml, sendText } from './bodies.js';
-import { inboxOf, notFound, pageSize } from './routes.js';
+import type { InboxAccess } from './access.js';
+import { notFound, pageSize } from './routes.js';
 import { mailsacView } from './views.js';
 
 export interface MailsacDeps {
   inbox: Inbox;
-  policy: RecipientPolicy;
+  access: InboxAccess;
   /** Mailsac's `via`: the receiving server */
   hostname: string;
   /** an inbox holds at most this many: the default and the most a listing gives */
@@ -29,12 +29,12 @@ const emailParams = { type: 'object', properties: { email }, required: ['email']
 const messageParams = { type: 'object', properties: { email, messageId }, required: ['email', 'messageId'] } as const;
 
 export function mailsacRoutes(deps: MailsacDeps) {
-  const { inbox, policy } = deps;
+  const { inbox, access } = deps;
 
-  /** The message under the inbox it belongs to, or 404 (also for another inbox's message). */
-  const find = async (address: string, id: string) => {
-    const { inbox: name } = inboxOf(policy, address);
-    const entry = await inbox.entry(name, id);
+  /** The message under the inbox it belongs to, or 404 (also for another inbox's, or a private one's without its key). */
+  const find = async (req: FastifyRequest, address: string, id: string) => {
+    const { inbox: name, readable } = access.inbox(req, address);
+    const entry = readable ? await inbox.entry(name, id) : undefined;
     const msg = entry ? await inbox.message(id) : undefined;
     if (!entry || !msg) throw notFound(id);
     return { name, entry, msg };
@@ -49,8 +49,8 @@ export function mailsacRoutes(deps: MailsacDeps) {
       const limit = pageSize(query.limit, deps.maxPerInbox, deps.maxPerInbox);
       const until = query.until === undefined ? undefined : Date.parse(query.until);
       if (until !== undefined && !Number.isFinite(until)) throw HttpError.badRequest('until: expected a date like 2026-12-01T10:00:00Z');
-      const { inbox: name, tag } = inboxOf(policy, address);
-      const { items } = await inbox.list(name, { limit: until === undefined ? limit : deps.maxPerInbox, tag: tag || undefined });
+      const { inbox: name, tag, readable } = access.inbox(req, address);
+      const { items } = readable ? await inbox.list(name, { limit: until === undefined ? limit : deps.maxPerInbox, tag: tag || undefined }) : { items: [] };
       return items
         .filter((i) => until === undefined || i.envelope.receivedAt <= until)
         .slice(0, limit)
@@ -59,27 +59,27 @@ export function mailsacRoutes(deps: MailsacDeps) {
 
     app.get('/api/addresses/:email/message-count', { schema: { params: emailParams } }, async (req) => {
       const { email: address } = req.params as { email: string };
-      const { inbox: name, tag } = inboxOf(policy, address);
-      return { count: await inbox.count(name, tag || undefined), inbox: name };
+      const { inbox: name, tag, readable } = access.inbox(req, address);
+      return { count: readable ? await inbox.count(name, tag || undefined) : 0, inbox: name };
     });
 
     app.delete('/api/addresses/:email/messages', { schema: { params: emailParams } }, async (req, reply) => {
       const { email: address } = req.params as { email: string };
-      const { inbox: name, tag } = inboxOf(policy, address);
-      await inbox.empty(name, tag || undefined);
+      const { inbox: name, tag, readable } = access.inbox(req, address);
+      if (readable) await inbox.empty(name, tag || undefined);
       return reply.status(204).send();
     });
 
     app.get('/api/addresses/:email/messages/:messageId', { schema: { params: messageParams } }, async (req) => {
       const { email: address, messageId: id } = req.params as { email: string; messageId: string };
-      const { name, entry, msg } = await find(address, id);
+      const { name, entry, msg } = await find(req, address, id);
       return mailsacView(name, msg.envelope, entry, msg.parsed, deps.hostname);
     });
 
     app.delete('/api/addresses/:email/messages/:messageId', { schema: { params: messageParams } }, async (req) => {
       const { email: address, messageId: id } = req.params as { email: string; messageId: string };
-      const { inbox: name } = inboxOf(policy, address);
-      if (!(await inbox.removeFrom(name, id))) throw notFound(id);
+      const { inbox: name, readable } = access.inbox(req, address);
+      if (!readable || !(await inbox.removeFrom(name, id))) throw notFound(id);
       return { _id: id, inbox: name, message: 'Message was deleted.' };
     });
 
@@ -88,7 +88,7 @@ export function mailsacRoutes(deps: MailsacDeps) {
     }, async (req, reply) => {
       const { email: address, messageId: id } = req.params as { email: string; messageId: string };
       const { messageHeadersFormat: format = 'json' } = req.query as { messageHeadersFormat?: string };
-      const headers = (await find(address, id)).msg.parsed?.headers ?? [];
+      const headers = (await find(req, address, id)).msg.parsed?.headers ?? [];
       if (format === 'plain') return sendText(reply, headers.map((h) => `${h.name}: ${h.value}\n`).join(''));
       if (format === 'json-ordered') return headers.map((h) => ({ name: h.name.toLowerCase(), value: h.value }));
       const grouped: Record<string, string[]> = {};
@@ -98,7 +98,7 @@ export function mailsacRoutes(deps: MailsacDeps) {
 
     app.get('/api/addresses/:email/messages/:messageId/attachments', { schema: { params: messageParams } }, async (req) => {
       const { email: address, messageId: id } = req.params as { email: string; messageId: string };
-      const { msg } = await find(address, id);
+      const { msg } = await find(req, address, id);
       return (msg.parsed?.attachments ?? []).map((a) => ({
         checksum: a.md5,
         contentDisposition: a.disposition,
@@ -113,7 +113,7 @@ export function mailsacRoutes(deps: MailsacDeps) {
       schema: { params: { type: 'object', properties: { email, messageId, attachmentIdentifier: { type: 'string', maxLength: 255 } }, required: ['email', 'messageId', 'attachmentIdentifier'] } },
     }, async (req, reply) => {
       const { email: address, messageId: id, attachmentIdentifier: which } = req.params as { email: string; messageId: string; attachmentIdentifier: string };
-      const { msg } = await find(address, id);
+      const { msg } = await find(req, address, id);
       // Mailsac names an attachment by its MD5 or its file name
       const info = (msg.parsed?.attachments ?? []).find((a) => a.md5 === which.toLowerCase() || a.filename === which);
       const found = info ? await inbox.attachment(id, info.index) : undefined;
@@ -125,9 +125,9 @@ export function mailsacRoutes(deps: MailsacDeps) {
       schema: { params: { type: 'object', properties: { email, messageId, readBoolean: { type: 'string', enum: ['true', 'false'] } }, required: ['email', 'messageId', 'readBoolean'] } },
     }, async (req) => {
       const { email: address, messageId: id, readBoolean } = req.params as { email: string; messageId: string; readBoolean: string };
-      const { inbox: name } = inboxOf(policy, address);
+      const { inbox: name, readable } = access.inbox(req, address);
       const read = readBoolean === 'true';
-      if (!(await inbox.setRead(name, id, read))) throw notFound(id);
+      if (!readable || !(await inbox.setRead(name, id, read))) throw notFound(id);
       return { _id: id, read };
     });
 
@@ -136,7 +136,7 @@ export function mailsacRoutes(deps: MailsacDeps) {
     }, async (req, reply) => {
       const { email: address, messageId: id } = req.params as { email: string; messageId: string };
       const { download } = req.query as { download?: string };
-      await find(address, id);
+      await find(req, address, id);
       const raw = await inbox.raw(id);
       if (!raw) throw notFound(id);
       return sendBytes(reply, raw.chunks, { type: 'text/plain; charset=utf-8', size: raw.size, filename: `${id}.eml`, download: download === '1' || download === 'true' });
@@ -144,7 +144,7 @@ export function mailsacRoutes(deps: MailsacDeps) {
 
     app.get('/api/text/:email/:messageId', { schema: { params: messageParams } }, async (req, reply) => {
       const { email: address, messageId: id } = req.params as { email: string; messageId: string };
-      const { msg } = await find(address, id);
+      const { msg } = await find(req, address, id);
       if (msg.parsed?.text == null) throw HttpError.notFound(`Message ${id} has no text`);
       return sendText(reply, msg.parsed.text);
     });
@@ -152,7 +152,7 @@ export function mailsacRoutes(deps: MailsacDeps) {
     for (const [path, sanitized] of [['/api/dirty/:email/:messageId', false], ['/api/body/:email/:messageId', true]] as const) {
       app.get(path, { schema: { params: messageParams } }, async (req, reply) => {
         const { email: address, messageId: id } = req.params as { email: string; messageId: string };
-        const { msg } = await find(address, id);
+        const { msg } = await find(req, address, id);
         if (msg.parsed?.html == null) throw HttpError.notFound(`Message ${id} has no HTML`);
         return sendHtml(reply, msg.parsed.html, sanitized);
       });

@@ -52,6 +52,7 @@ export function messageView(msg: StoredMessage, from?: { inbox: string; entry: I
     size: envelope.size,
     envelope: { from: envelope.from, to: from ? from.entry.rcpts : envelope.rcpts.map((r) => r.address) },
     client: envelope.client,
+    releases: envelope.releases ?? [],
     ...parsedFields(parsed),
   };
 }

@@ -17,6 +17,7 @@ import type { FastifyInstance } from 'fastify';
 import type { WebSocket } from 'ws';
 import type { Inbox } from '../inbox.js';
 import type { RecipientPolicy } from '../recipients.js';
+import type { InboxAccess } from './access.js';
 import type { StreamSlots } from './stream-slots.js';
 import { listedView } from './views.js';
 
@@ -27,6 +28,7 @@ const MAX_SUBSCRIPTIONS = 100;
 export interface WsDeps {
   inbox: Inbox;
   policy: RecipientPolicy;
+  access: InboxAccess;
   slots: StreamSlots;
   /** how often to ping (tests shorten it) */
   pingMs?: number;
@@ -35,7 +37,8 @@ export interface WsDeps {
 export function wsRoute(deps: WsDeps) {
   return async (app: FastifyInstance) => {
     await app.register(websocket, { options: { maxPayload: MAX_FRAME_BYTES } });
-    app.get('/api/ws', { websocket: true }, (socket, req) => {
+    // OpenAPI 3 cannot describe a WebSocket: the document names it in its description instead
+    app.get('/api/ws', { websocket: true, schema: { hide: true } }, (socket, req) => {
       const release = deps.slots.take(req.ip, () => socket.close(1001, 'Sluice is stopping'));
       if (!release) {
         socket.close(1013, 'Too many live streams from your address');
@@ -43,12 +46,12 @@ export function wsRoute(deps: WsDeps) {
       }
       // the API's idle timeout is for requests; a subscriber is kept alive by pings
       req.raw.socket.setTimeout(0);
-      serve(socket, deps, (req.query as { inboxes?: string }).inboxes, release);
+      serve(socket, deps, (req.query as { inboxes?: string }).inboxes, deps.access.key(req), release);
     });
   };
 }
 
-function serve(socket: WebSocket, deps: WsDeps, initial: string | undefined, release: () => void): void {
+function serve(socket: WebSocket, deps: WsDeps, initial: string | undefined, key: string | undefined, release: () => void): void {
   const subscriptions = new Map<string, () => void>();
   const send = (value: unknown) => {
     if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(value));
@@ -61,10 +64,12 @@ function serve(socket: WebSocket, deps: WsDeps, initial: string | undefined, rel
       if (subscriptions.has(address.toLowerCase())) continue;
       if (subscriptions.size >= MAX_SUBSCRIPTIONS) return send({ type: 'error', message: `at most ${MAX_SUBSCRIPTIONS} inboxes per socket` });
       const { inbox, tag } = found;
+      // a private inbox without its key: subscribed, and silent (nothing tells it exists)
+      const readable = deps.access.allows(inbox, key);
       subscriptions.set(
         address.toLowerCase(),
         deps.inbox.events.subscribe(inbox, (e) => {
-          if (!tag || e.entry.tags.includes(tag)) send({ type: 'message', inbox, message: listedView(inbox, e) });
+          if (readable && (!tag || e.entry.tags.includes(tag))) send({ type: 'message', inbox, message: listedView(inbox, e) });
         }),
       );
     }

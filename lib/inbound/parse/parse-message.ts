@@ -1,8 +1,8 @@
 /**
  * Turns a stored raw message into what the API serves: headers in order, addresses, subject,
  * text and HTML, attachments (described: name, type, size, sha256, md5; their bytes stay in the
- * raw message, see attachment-bytes.ts), links, and the SPF/DKIM/DMARC results. Runs after the
- * 250, from the stored bytes, with mailparser.
+ * raw message, see attachment-bytes.ts), links, the SPF/DKIM/DMARC results and the spam score
+ * (spam/scorer.ts). Runs after the 250, from the stored bytes, with mailparser.
  *
  * Memory: the raw message and every attachment stream through chunk by chunk; what is held whole
  * is the text and the HTML, each cut at MAX_TEXT_CHARS. A message whose MIME structure mailparser
@@ -12,12 +12,14 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { MailParser, type AddressObject, type AttachmentStream, type HeaderLines, type MessageText } from 'mailparser';
+import type { SpamScorer } from '../spam/scorer.js';
 import type { InboxStore } from '../store/inbox-store.js';
 import type { Address, AttachmentInfo, AuthResults, InboundEnvelope, MessageSummary, ParsedMessage } from '../store/types.js';
 import type { AuthChecker } from './auth.js';
 import { findCodes } from './codes.js';
 import { linksFromHtml, linksFromText, mergeLinks } from './links.js';
 import { PARSER_OPTIONS } from './parser-options.js';
+import { searchDoc, type SearchDoc } from '../search/query.js';
 
 /** Text and HTML are kept up to this many characters each. */
 export const MAX_TEXT_CHARS = 1_000_000;
@@ -30,12 +32,15 @@ const MAX_HEADER_VALUE = 16_384;
 export interface ParseResult {
   parsed: ParsedMessage;
   summary: MessageSummary;
+  search: SearchDoc;
 }
 
-export async function parseMessage(store: InboxStore, envelope: InboundEnvelope, auth: AuthChecker | undefined, onBytes: (n: number) => void = () => undefined): Promise<ParseResult> {
-  const [content, authResults] = await Promise.all([readContent(store, envelope.id, onBytes), checkAuth(store, envelope, auth)]);
-  const { parsed } = content;
+export async function parseMessage(store: InboxStore, envelope: InboundEnvelope, auth: AuthChecker | undefined, onBytes: (n: number) => void = () => undefined, spam?: SpamScorer): Promise<ParseResult> {
+  const content = readContent(counted(store.readRaw(envelope.id), onBytes), onBytes);
+  const raw = () => Readable.from(store.readRaw(envelope.id));
+  const [{ parsed }, authResults, spamScore] = await Promise.all([content, checkAuth(store, envelope, auth), spam ? spam.score(envelope, raw, content.then((c) => c.parsed)) : null]);
   parsed.auth = authResults;
+  parsed.spam = spamScore;
   const summary: MessageSummary = {
     from: parsed.from,
     to: parsed.to,
@@ -48,7 +53,7 @@ export async function parseMessage(store: InboxStore, envelope: InboundEnvelope,
     spam: parsed.spam,
     attachments: parsed.attachments.map(({ index, filename, contentType, size, md5 }) => ({ index, filename, contentType, size, md5 })),
   };
-  return { parsed, summary };
+  return { parsed, summary, search: searchDoc(envelope, parsed) };
 }
 
 async function checkAuth(store: InboxStore, envelope: InboundEnvelope, auth: AuthChecker | undefined): Promise<AuthResults | null> {
@@ -61,7 +66,12 @@ async function checkAuth(store: InboxStore, envelope: InboundEnvelope, auth: Aut
   }
 }
 
-async function readContent(store: InboxStore, id: string, onBytes: (n: number) => void): Promise<{ parsed: ParsedMessage }> {
+/** What the parser makes of raw bytes alone, without an envelope or auth checks (`sluice spam train` reads its corpus with it). */
+export async function parseRaw(chunks: AsyncIterable<Buffer> | Iterable<Buffer>): Promise<ParsedMessage> {
+  return (await readContent(chunks, () => undefined)).parsed;
+}
+
+async function readContent(chunks: AsyncIterable<Buffer> | Iterable<Buffer>, onBytes: (n: number) => void): Promise<{ parsed: ParsedMessage }> {
   const parser = new MailParser(PARSER_OPTIONS);
   let headerLines: HeaderLines = [];
   parser.on('headerLines', (lines: HeaderLines) => (headerLines = lines));
@@ -85,7 +95,7 @@ async function readContent(store: InboxStore, id: string, onBytes: (n: number) =
       data.release?.();
     }
   };
-  const raw = Readable.from(counted(store.readRaw(id), onBytes));
+  const raw = Readable.from(chunks);
   try {
     raw.once('error', (err) => parser.destroy(err));
     raw.pipe(parser);

@@ -23,13 +23,17 @@ import { openLevelDb, type LevelDb } from '../../store/level-db.js';
 import { StoreUnavailableError, WriteGuard } from '../../store/write-guard.js';
 import { InboxIds, idPrefixAt, inboxIdTime } from './ids.js';
 import { idOfInboxKey, idOfRawKey, keys, PREFIX } from './keys.js';
-import type { InboundEnvelope, InboxEntry, MessageSummary, ParsedMessage } from './types.js';
+import type { WebhookEntry } from '../../webhooks/sender.js';
+import type { SearchDoc } from '../search/query.js';
+import type { InboundEnvelope, InboxEntry, MessageSummary, ParsedMessage, Release, Reservation } from './types.js';
 
 const json = (value: unknown) => Buffer.from(JSON.stringify(value));
 const parse = <T>(buf: Buffer) => JSON.parse(buf.toString('utf8')) as T;
 
 /** Bytes per stored chunk of a raw message. */
 const CHUNK_BYTES = 64 * 1024;
+/** releases remembered per message */
+const MAX_RELEASES_KEPT = 20;
 /**
  * LevelDB's memtable and block cache for the inbox. Smaller than the queue's: what passes through
  * is the raw message once, and reads come from the API a message at a
@@ -250,6 +254,17 @@ export class InboxStore {
     for await (const key of this.db.keys(keys.envelopesBefore(idPrefixAt(beforeMs)))) yield key.slice(2);
   }
 
+  /** What search reads of a message (undefined until it is parsed). */
+  async searchDoc(id: string): Promise<SearchDoc | undefined> {
+    const v = await this.db.get(keys.search(id));
+    return v === undefined ? undefined : parse<SearchDoc>(v);
+  }
+
+  /** Stored ids, newest first, from before the id `before` (an id or an id prefix) down to `from`. */
+  async *idsNewestFirst(opts: { before?: string; from?: string } = {}): AsyncGenerator<string> {
+    for await (const key of this.db.keys({ ...keys.envelopesBetween(opts.from ?? '', opts.before ?? '\uffff'), reverse: true })) yield key.slice(2);
+  }
+
   /** Every stored id, oldest first. */
   async *allIds(): AsyncGenerator<string> {
     for await (const key of this.db.keys(keys.allOf(PREFIX.envelope))) yield key.slice(2);
@@ -272,6 +287,50 @@ export class InboxStore {
     };
   }
 
+  // --- small records: reservations, aliases, settings ---------------------------------------
+
+  /** Every private inbox or domain and the hash of its key. */
+  async *reservations(): AsyncGenerator<Reservation> {
+    for await (const value of this.db.values(keys.allOf(PREFIX.reservation))) yield parse<Reservation>(value);
+  }
+
+  /** Reserves a target (synced: an operator's change), or releases it with `undefined`. */
+  async setReservation(target: string, reservation: Reservation | undefined): Promise<void> {
+    const key = keys.reservation(target);
+    await this.guard.write(() => this.committer.commit([reservation ? { type: 'put', key, value: json(reservation) } : { type: 'del', key }]));
+  }
+
+  /** The address an altinbox alias delivers to, if it is one. */
+  async aliasTarget(alias: string): Promise<string | undefined> {
+    return (await this.db.get(keys.alias(alias)))?.toString('utf8');
+  }
+
+  async setAlias(alias: string, address: string): Promise<void> {
+    await this.guard.write(() => this.committer.commit([{ type: 'put', key: keys.alias(alias), value: Buffer.from(address) }]));
+  }
+
+  /** Webhook notifications not delivered yet (the inbox's webhook outbox). */
+  async webhooks(): Promise<WebhookEntry[]> {
+    const out: WebhookEntry[] = [];
+    for await (const value of this.db.values(keys.allOf(PREFIX.webhook))) out.push(parse<WebhookEntry>(value));
+    return out;
+  }
+
+  /** Keeps one notification (synced: it must outlive a crash), or forgets it with `undefined`. */
+  async setWebhook(id: string, entry: WebhookEntry | undefined): Promise<void> {
+    const key = keys.webhook(id);
+    await this.guard.write(() => this.committer.commit([entry ? { type: 'put', key, value: json(entry) } : { type: 'del', key }]));
+  }
+
+  /** A value the inbox keeps for itself (the alias secret). */
+  async setting(name: string): Promise<Buffer | undefined> {
+    return this.db.get(keys.setting(name));
+  }
+
+  async setSetting(name: string, value: Buffer): Promise<void> {
+    await this.guard.write(() => this.committer.commit([{ type: 'put', key: keys.setting(name), value }]));
+  }
+
   // --- the parser's output ------------------------------------------------------------------
 
   /**
@@ -279,10 +338,15 @@ export class InboxStore {
    * before it reaches the disk leaves the mark, and the message is parsed again at start.
    * Returns false (and keeps nothing) when the message was deleted while it was parsed.
    */
-  saveParsed(id: string, parsed: ParsedMessage, summary: MessageSummary): Promise<boolean> {
+  saveParsed(id: string, parsed: ParsedMessage, summary: MessageSummary, search: SearchDoc): Promise<boolean> {
     return this.perMessage.run(id, async () => {
       if (!(await this.getEnvelope(id))) return false;
-      const ops: BatchOp[] = [{ type: 'put', key: keys.meta(id), value: json(parsed) }, { type: 'put', key: keys.summary(id), value: json(summary) }, { type: 'del', key: keys.pending(id) }];
+      const ops: BatchOp[] = [
+        { type: 'put', key: keys.meta(id), value: json(parsed) },
+        { type: 'put', key: keys.summary(id), value: json(summary) },
+        { type: 'put', key: keys.search(id), value: json(search) },
+        { type: 'del', key: keys.pending(id) },
+      ];
       await this.guard.write(() => this.db.batch(ops));
       return true;
     });
@@ -317,7 +381,7 @@ export class InboxStore {
     if (left.length) {
       ops.push({ type: 'put', key: keys.envelope(id), value: json({ ...envelope, inboxes: left }) });
     } else {
-      for (const key of [keys.envelope(id), keys.pending(id), keys.meta(id), keys.summary(id)]) ops.push({ type: 'del', key });
+      for (const key of [keys.envelope(id), keys.pending(id), keys.meta(id), keys.summary(id), keys.search(id)]) ops.push({ type: 'del', key });
     }
     await this.guard.write(() => (sync ? this.committer.commit(ops) : this.db.batch(ops)));
     if (left.length) return;
@@ -325,6 +389,17 @@ export class InboxStore {
     this.messageCount--;
     // without its envelope nothing reaches these any more; cleared now rather than by the collector
     await this.guard.write(() => this.db.clear(keys.rawRange(id)));
+  }
+
+  /** Adds a release's outcome to the message's envelope; false when the message is gone. */
+  noteRelease(id: string, release: Release): Promise<boolean> {
+    return this.perMessage.run(id, async () => {
+      const envelope = await this.getEnvelope(id);
+      if (!envelope) return false;
+      const releases = [...(envelope.releases ?? []), release].slice(-MAX_RELEASES_KEPT);
+      await this.guard.write(() => this.committer.commit([{ type: 'put', key: keys.envelope(id), value: json({ ...envelope, releases }) }]));
+      return true;
+    });
   }
 
   async setRead(inbox: string, id: string, read: boolean): Promise<boolean> {

@@ -20,6 +20,18 @@ export interface InboundEnvelope {
   /** the inboxes that still hold the message; when the last one lets go, the message goes */
   inboxes: string[];
   client: ClientInfo;
+  /** what became of each release of the message to the outbound queue (newest last) */
+  releases?: Release[];
+}
+
+export interface Release {
+  /** ISO time */
+  at: string;
+  to: string[];
+  /** the outbound queue id, when it was queued */
+  queueId?: string;
+  /** why it was not, when it was not */
+  error?: string;
 }
 
 export interface ClientInfo {
@@ -98,7 +110,7 @@ export interface ParsedMessage {
   /** candidate one-time codes (parse/codes.ts), in order */
   codes: string[];
   auth: AuthResults | null;
-  /** 0.0–1.0; null while no spam scoring is configured */
+  /** 0.0–1.0 (spam/scorer.ts); null when nothing could score the message */
   spam: number | null;
   /** set when the MIME structure could not be parsed; the raw message is still served whole */
   parseError?: string;
@@ -108,3 +120,12 @@ export interface ParsedMessage {
 export type MessageSummary = Pick<ParsedMessage, 'from' | 'to' | 'cc' | 'subject' | 'date' | 'messageId' | 'links' | 'codes' | 'spam'> & {
   attachments: Pick<AttachmentInfo, 'index' | 'filename' | 'contentType' | 'size' | 'md5'>[];
 };
+
+/** A private inbox (an address) or domain ("example.test", "*.example.test"): who may read it. */
+export interface Reservation {
+  target: string;
+  /** sha256 of the key, hex (the key is 256 random bits: a fast hash is enough) */
+  keyHash: string;
+  /** ms */
+  created: number;
+}

@@ -1,0 +1,28 @@
+/**
+ * The API describes itself (lib/api/openapi.ts): GET /openapi.json is an OpenAPI 3 document with
+ * every route the API registered (the inbox routes, Mailsac's, the queue's, plugins'), and /docs
+ * serves the interactive page from the package.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startMaster } from '../helpers/master.js';
+
+test('every registered route is in /openapi.json, with its method; /docs answers', async () => {
+  const m = await startMaster();
+  try {
+    const doc = (await (await fetch(`${m.api}/openapi.json`)).json()) as { openapi: string; paths: Record<string, Record<string, unknown>> };
+    assert.match(doc.openapi, /^3\./);
+    // fastify writes a path parameter as :name, OpenAPI as {name}
+    const documented = new Set(Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((method) => `${method.toUpperCase()} ${p}`)));
+    const routes = m.master.apiRoutes.filter((r) => !r.hidden && r.method !== 'HEAD' && !r.url.startsWith('/docs'));
+    assert.ok(routes.length >= 35, `${routes.length} routes`);
+    const missing = routes.map((r) => `${r.method} ${r.url.replace(/:([A-Za-z]+)/g, '{$1}')}`).filter((r) => !documented.has(r));
+    assert.deepEqual(missing, []);
+    for (const expected of ['POST /send', 'GET /api/inboxes/{address}/messages', 'GET /api/addresses/{email}/messages', 'GET /api/search', 'GET /queue/{zone}']) assert.ok(documented.has(expected), expected);
+    const page = await fetch(`${m.api}/docs/`);
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /swagger/i);
+  } finally {
+    await m.stop();
+  }
+});
