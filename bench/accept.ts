@@ -23,7 +23,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { HOST, SMTP_SINK, SMTP_SOURCE, exited, freePort, log, markdownTable, pickCases, positiveInt, procStats, stopChild, toolsPresent, waitForGreeting, writeBenchConfig } from './tools.js';
+import { HOST, freePort, log, markdownTable, pickCases, positiveInt, procStats, runSmtpSource, sinkSeconds, stopChild, toolsPresent, waitForGreeting, writeBenchConfig } from './tools.js';
 import { withNodeFlags } from '../lib/app/node-flags.js';
 
 const SESSIONS = 20;
@@ -67,38 +67,11 @@ interface Row {
   sluice: SluiceRun;
 }
 
-/** Runs smtp-source against `port`; returns messages per second from its start to its exit. */
-async function runSource(port: number, c: Case): Promise<number> {
+/** smtp-source's arguments for a case (the target comes after them). */
+function sourceArgs(c: Case): string[] {
   const args = ['-s', String(SESSIONS), '-m', String(MESSAGES), '-l', String(c.sizeBytes)];
   if (c.many) args.push('-d');
-  args.push('-f', 's@src.test', '-t', 'r@dest.test', '-M', 'client.test', `${HOST}:${port}`);
-  const started = process.hrtime.bigint();
-  const child = spawn(SMTP_SOURCE, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout?.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-4000)));
-  child.stderr?.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-4000)));
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    child.kill('SIGKILL');
-  }, SOURCE_TIMEOUT_MS);
-  await exited(child);
-  clearTimeout(timer);
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  if (timedOut) throw new Error(`smtp-source did not finish within ${SOURCE_TIMEOUT_MS} ms`);
-  if (child.exitCode !== 0) throw new Error(`smtp-source exited with ${child.exitCode ?? child.signalCode}: ${output.trim()}`);
-  return MESSAGES / seconds;
-}
-
-async function runSink(c: Case): Promise<number> {
-  const port = await freePort();
-  const sink = spawn(SMTP_SINK, ['-u', 'nobody', `${HOST}:${port}`, '256'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  try {
-    await waitForGreeting(port, sink, 'smtp-sink');
-    return await runSource(port, c);
-  } finally {
-    await stopChild(sink);
-  }
+  return [...args, '-f', 's@src.test', '-t', 'r@dest.test', '-M', 'client.test'];
 }
 
 interface Health {
@@ -126,7 +99,7 @@ async function runSluice(c: Case): Promise<SluiceRun> {
   try {
     await waitForGreeting(smtpPort, child, 'sluice');
     const before = procStats(child.pid!);
-    const rate = await runSource(smtpPort, c);
+    const rate = MESSAGES / (await runSmtpSource(sourceArgs(c), smtpPort, SOURCE_TIMEOUT_MS));
     const { peakRssBytes, cpuMs } = procStats(child.pid!);
     const h = await health(apiPort);
     return {
@@ -174,7 +147,7 @@ async function main(): Promise<number> {
   let failed = false;
   for (const c of cases) {
     try {
-      const sinkRate = await runSink(c);
+      const sinkRate = MESSAGES / (await sinkSeconds(sourceArgs(c), SOURCE_TIMEOUT_MS));
       log(`  ${c.name}: smtp-sink ${sinkRate.toFixed(0)} msg/s`);
       const sluice = await runSluice(c);
       log(`  ${c.name}: sluice ${sluice.rate.toFixed(0)} msg/s, ${sluice.queued} queued, ${sluice.syncs} fsyncs for ${sluice.batches} commits`);

@@ -26,7 +26,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { HOST, SMTP_SINK, SMTP_SOURCE, childPids, exited, freePort, log, markdownTable, pickCases, positiveInt, procStats, stopChild, toolsPresent, waitForGreeting, writeBenchConfig } from './tools.js';
+import { HOST, SMTP_SINK, childPids, exited, freePort, log, markdownTable, pickCases, positiveInt, procStats, runSmtpSource, stopChild, toolsPresent, waitForGreeting, writeBenchConfig } from './tools.js';
 import { withNodeFlags } from '../lib/app/node-flags.js';
 
 const SESSIONS = 20;
@@ -134,18 +134,9 @@ class CountingSink {
   }
 }
 
-/** Starts smtp-source against `port`; resolves when it exits 0 (its own deadline: RUN_TIMEOUT_MS). */
+/** Runs smtp-source against `port`; resolves when it exits 0 (its own deadline: RUN_TIMEOUT_MS). */
 async function runSource(port: number, c: Case): Promise<void> {
-  const args = ['-s', String(SESSIONS), '-m', String(MESSAGES), '-l', String(c.sizeBytes)];
-  args.push('-f', 's@src.test', '-t', 'r@dest.test', '-M', 'client.test', `${HOST}:${port}`);
-  const child = spawn(SMTP_SOURCE, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout?.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-4000)));
-  child.stderr?.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-4000)));
-  const timer = setTimeout(() => child.kill('SIGKILL'), RUN_TIMEOUT_MS);
-  await exited(child);
-  clearTimeout(timer);
-  if (child.exitCode !== 0) throw new Error(`smtp-source exited with ${child.exitCode ?? child.signalCode}: ${output.trim()}`);
+  await runSmtpSource(['-s', String(SESSIONS), '-m', String(MESSAGES), '-l', String(c.sizeBytes), '-f', 's@src.test', '-t', 'r@dest.test', '-M', 'client.test'], port, RUN_TIMEOUT_MS);
 }
 
 /** smtp-source → sink → arrivals; messages/s from the start of smtp-source to the last arrival. */

@@ -1,10 +1,11 @@
 /**
- * Pieces both benchmarks share (accept.ts, relay.ts): free ports on 127.0.0.1, waiting for an
- * SMTP greeting, stopping our own children by PID, and the kernel's view of a process (peak RSS,
+ * Pieces the benchmarks share (accept.ts, relay.ts, inbound.ts): free ports on 127.0.0.1, waiting
+ * for an SMTP greeting, running Postfix's smtp-source (and the ceiling: smtp-source into
+ * smtp-sink), stopping our own children by PID, and the kernel's view of a process (peak RSS,
  * CPU time, its children), the table they print and the checks before a run. Kept here so the
- * two benches measure the same way.
+ * benches measure the same way.
  */
-import { type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createServer, connect } from 'node:net';
@@ -75,6 +76,42 @@ export async function stopChild(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
+/**
+ * Runs smtp-source with `args` against HOST:`port`; resolves with its run time in seconds once it
+ * exits 0, from its start to its exit (right after the last 250 and its QUIT). Killed, and the
+ * run failed, after `timeoutMs`.
+ */
+export async function runSmtpSource(args: string[], port: number, timeoutMs: number): Promise<number> {
+  const started = process.hrtime.bigint();
+  const child = spawn(SMTP_SOURCE, [...args, `${HOST}:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout?.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-4000)));
+  child.stderr?.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-4000)));
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.kill('SIGKILL');
+  }, timeoutMs);
+  await exited(child);
+  clearTimeout(timer);
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  if (timedOut) throw new Error(`smtp-source did not finish within ${timeoutMs} ms`);
+  if (child.exitCode !== 0) throw new Error(`smtp-source exited with ${child.exitCode ?? child.signalCode}: ${output.trim()}`);
+  return seconds;
+}
+
+/** The ceiling of this machine for a load: smtp-source with `args` into smtp-sink; its run time in seconds. */
+export async function sinkSeconds(args: string[], timeoutMs: number): Promise<number> {
+  const port = await freePort();
+  const sink = spawn(SMTP_SINK, ['-u', 'nobody', `${HOST}:${port}`, '256'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  try {
+    await waitForGreeting(port, sink, 'smtp-sink');
+    return await runSmtpSource(args, port, timeoutMs);
+  } finally {
+    await stopChild(sink);
+  }
+}
+
 /** Kernel's view of a process: peak resident set (VmHWM) and CPU time used so far. */
 export function procStats(pid: number): { peakRssBytes: number; cpuMs: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -114,9 +151,11 @@ export function childPids(pid: number): number[] {
 /**
  * Writes the app dir's config.toml the benchmarks share: loopback listeners on the given ports,
  * the queue inside the app dir, DNS pointed at a dead loopback port (nothing may leave the
- * machine), then `extra` lines (the zone and delivery settings of each bench).
+ * machine), the inbound receiver on `inboundPort` (off without one: the outbound benches measure
+ * the MTA alone), then `extra` lines (the zone and delivery settings of each bench).
  */
-export function writeBenchConfig(dir: string, o: { logLevel: string; smtpPort: number; apiPort: number; channelPort: number }, extra: string[]): void {
+export function writeBenchConfig(dir: string, o: { logLevel: string; smtpPort: number; apiPort: number; channelPort: number; inboundPort?: number }, extra: string[]): void {
+  const inbound = o.inboundPort === undefined ? ['enabled = false'] : ['enabled = true', `host = "${HOST}"`, `port = ${o.inboundPort}`, 'path = "inbox"'];
   writeFileSync(
     path.join(dir, 'config.toml'),
     [
@@ -134,9 +173,8 @@ export function writeBenchConfig(dir: string, o: { logLevel: string; smtpPort: n
       `port = ${o.channelPort}`,
       '[queue]',
       'path = "queue"',
-      // the outbound benchmarks measure the MTA alone (bench/inbound.ts measures the receiver)
       '[inbound]',
-      'enabled = false',
+      ...inbound,
       '[dns]',
       'servers = ["127.0.0.1:9"]',
       ...extra,

@@ -42,6 +42,8 @@ export interface GuardOptions extends SessionLimits {
   proxyFrom: (address: string | undefined) => boolean;
   /** clients the per-client cap does not apply to */
   uncapped?: (address: string | undefined) => boolean;
+  /** AUTH is offered once TLS is up (submission with users); false: this door never offers it */
+  authAfterTls: boolean;
 }
 
 /** A connection may be shed for a newcomer only after this long without progress. */
@@ -117,7 +119,7 @@ export class GuardedSmtpServer extends SMTPServer {
     connection.on('error', (err: Error) => this._onError(err));
     connection.on('connect', (data: Parameters<SMTPServer['_onClientConnect']>[0]) => this._onClientConnect(data));
     keepOwnEnhancedCodes(connection);
-    answerUnofferedAuth(connection);
+    answerUnofferedAuth(connection, this.guard.authAfterTls);
 
     const key = clientKey(connection.remoteAddress);
     const count = (this.perIp.get(key) ?? 0) + 1;
@@ -204,15 +206,16 @@ function keepOwnEnhancedCodes(connection: SMTPConnection): void {
 
 /**
  * AUTH on a session where it is not offered (see SmtpFeeder.offerCommands) gets 538 when
- * STARTTLS would make it available, else 503; the library would say "500 command not
- * recognized" and count it as junk.
+ * STARTTLS would make it available, else 503 (a door that never offers AUTH must not send the
+ * client into a TLS handshake for nothing); the library would say "500 command not recognized"
+ * and count it as junk.
  */
-function answerUnofferedAuth(connection: SMTPConnection): void {
+function answerUnofferedAuth(connection: SMTPConnection, authAfterTls: boolean): void {
   const onCommand = connection._onCommand.bind(connection);
   connection._onCommand = (command, callback) => {
     const verb = command.subarray(0, 5).toString('latin1').toUpperCase();
     if (connection._ready && !connection._upgrading && !connection._nextHandler && /^AUTH(\s|$)/.test(verb) && connection._isDisabled('AUTH')) {
-      const err = !connection.secure && connection._isSupported('STARTTLS') ? SmtpError.encryptionRequired() : SmtpError.authNotOffered();
+      const err = authAfterTls && !connection.secure && connection._isSupported('STARTTLS') ? SmtpError.encryptionRequired() : SmtpError.authNotOffered();
       connection.send(err.responseCode, err.replyText);
       return connection._whenWritable(callback ?? (() => undefined));
     }

@@ -112,6 +112,7 @@ export class SmtpFeeder {
       maxJunkCommands: JUNK_COMMAND_LIMIT,
       maxBadCommands: listener.maxBadCommands,
       proxyFrom,
+      authAfterTls: listener.authMethods.length > 0,
     });
     this.server.on('error', (err) => deps.logger.warn({ err, listener: deps.name }, `SMTP listener ${deps.name}: ${err.message}`));
   }

@@ -9,7 +9,9 @@
  *   removeFrom() / remove() / empty()                       deletions
  *
  * Reads see a message as soon as receive() has returned: one not parsed yet is parsed first (it
- * jumps the parser's line). Retention holds on read as well as in the sweeper: an expired message
+ * jumps the parser's line). The parser knows every message waiting for it (those a restart found
+ * unparsed included), so a read asks it, not the store: under a flood each read of the store
+ * waits its turn behind the receipts' synced writes. Retention holds on read as well as in the sweeper: an expired message
  * or one past an inbox's cap is not served even before the sweeper removes it.
  */
 import type { Readable } from 'node:stream';
@@ -107,7 +109,7 @@ export class Inbox {
   }
 
   async stop(): Promise<void> {
-    this.retention?.stop();
+    await this.retention?.stop();
     // parses under way finish (and queue their notifications) before the senders stop; what is
     // not delivered stays in the store for the next start
     await this.parser?.stop();
@@ -147,12 +149,13 @@ export class Inbox {
 
   /**
    * For the receiver, at MAIL FROM: the store cannot write now (451), or it is over its size by
-   * more than a tenth even after a retention pass (452: the sweeper could not make room).
+   * more than a tenth even after the oldest were evicted (452: no room could be made).
    */
   async admission(): Promise<SmtpError | undefined> {
     if (!this.store.writable) return SmtpError.storageFailed();
     const hardLimit = this.deps.config.maxStoreSize * 1.1;
-    if (this.store.totalBytes > hardLimit) await this.retention.sweep();
+    // the size eviction alone: a whole sweep would also trim every inbox that received mail
+    if (this.store.totalBytes > hardLimit) await this.retention.trimToSize();
     if (this.store.totalBytes > hardLimit) return SmtpError.insufficientStorage();
     return undefined;
   }
@@ -241,10 +244,9 @@ export class Inbox {
   /** A message by id, parsed (waiting for its parse if need be); undefined when there is none. */
   async message(id: string): Promise<StoredMessage | undefined> {
     if (!isInboxId(id) || !this.live(id)) return undefined;
-    if (await this.store.isPending(id)) await this.parser.ensure(id);
-    const envelope = await this.store.getEnvelope(id);
-    if (!envelope) return undefined;
-    return { envelope, parsed: (await this.store.getParsed(id)) ?? null };
+    await this.parser.ensure(id);
+    const [envelope, parsed] = await Promise.all([this.store.getEnvelope(id), this.store.getParsed(id)]);
+    return envelope ? { envelope, parsed: parsed ?? null } : undefined;
   }
 
   /** The inbox entry of a message, when the message is in that inbox and within its cap. */
@@ -276,7 +278,7 @@ export class Inbox {
       picked.push(e);
     }
     const ids = picked.map((p) => p.id);
-    for (const id of ids) if (await this.store.isPending(id)) await this.parser.ensure(id);
+    await Promise.all(ids.map((id) => this.parser.ensure(id)));
     const [envelopes, summaries] = await Promise.all([this.store.getEnvelopes(ids), this.store.getSummaries(ids)]);
     const items: ListedMessage[] = [];
     picked.forEach((p, i) => {
@@ -302,7 +304,7 @@ export class Inbox {
     }
     const oldestFirst = picked.reverse().slice(0, opts.limit);
     const ids = oldestFirst.map((p) => p.id);
-    for (const id of ids) if (await this.store.isPending(id)) await this.parser.ensure(id);
+    await Promise.all(ids.map((id) => this.parser.ensure(id)));
     const [envelopes, summaries] = await Promise.all([this.store.getEnvelopes(ids), this.store.getSummaries(ids)]);
     const items: ListedMessage[] = [];
     oldestFirst.forEach((p, i) => {
@@ -328,7 +330,7 @@ export class Inbox {
     let scanned = 0;
     for await (const id of ids) {
       if (++scanned > opts.maxScan) return { items, next: id };
-      if (await this.store.isPending(id)) await this.parser.ensure(id);
+      await this.parser.ensure(id);
       const [doc, envelope] = await Promise.all([this.store.searchDoc(id), this.store.getEnvelope(id)]);
       if (!doc || !envelope || !opts.readable(envelope) || !matches(q, doc)) continue;
       items.push({ envelope, summary: (await this.store.getSummaries([id]))[0] ?? null });

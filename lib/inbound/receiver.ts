@@ -10,6 +10,7 @@
  *   RCPT       too many 452 4.5.3 · malformed 553 5.1.3 · not ours 550 5.7.1 · inbox rate 450 4.2.1
  *   DATA       no recipient 503 (smtp-server) · too big 552 5.3.4 · store failed 451 4.3.0 ·
  *              stored: 250 Ok: queued as <id>, said only once the message is on disk
+ *   AUTH       503 5.5.1, in clear and inside TLS alike (never offered)
  *
  * The same guards as submission hold (guarded-server.ts): deadlines, caps per client (an IPv6
  * client by its /64), junk and failed-command limits, PROXY from configured peers only.
@@ -95,6 +96,7 @@ export class Receiver {
       maxJunkCommands: JUNK_COMMAND_LIMIT,
       maxBadCommands: config.maxBadCommands,
       proxyFrom: networkMatcher(config.proxyProtocol),
+      authAfterTls: false,
     });
     this.server.on('error', (err) => deps.logger.warn({ err, listener: 'inbound' }, `inbound listener: ${err.message}`));
     const matchers = config.domains.map((d) => [d, domainMatcher([d])] as const);

@@ -45,7 +45,8 @@ export class RecipientPolicy {
     const at = address.lastIndexOf('@');
     if (at <= 0 || at === address.length - 1) throw SmtpError.badAddress(address, 'expected local-part@domain');
     const domain = address.slice(at + 1);
-    if (!this.ours(domain)) throw SmtpError.relayDenied(domain.slice(0, 255));
+    // named in its ASCII form: a look-alike shows as the xn-- name it is, and the reply stays ASCII
+    if (!this.ours(domain)) throw SmtpError.relayDenied((asciiDomain(domain) || domain.replace(/[^\x21-\x7e]/g, '?')).slice(0, 255));
     const local = address.slice(0, at);
     if (/[%!]/.test(local) || (local.startsWith('"') && local.includes('@'))) throw SmtpError.routedAddress();
     const problem = addressProblem(address);

@@ -7,7 +7,6 @@
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import tls from 'node:tls';
 import { startMaster, type TestMaster } from '../helpers/master.js';
 import { SmtpTalk, type Reply } from '../helpers/smtp-talk.js';
 import { testCert } from '../helpers/tls-cert.js';
@@ -47,13 +46,7 @@ async function open(localAddress: string, viaTls: boolean): Promise<SmtpTalk> {
   await plain.expect(220);
   await plain.send('EHLO client.test', 250);
   if (!viaTls) return plain;
-  await plain.send('STARTTLS', 220);
-  plain.socket.removeAllListeners('data');
-  const socket = await new Promise<tls.TLSSocket>((resolve, reject) => {
-    const s = tls.connect({ socket: plain.socket, rejectUnauthorized: false }, () => resolve(s));
-    s.once('error', reject);
-  });
-  const c = SmtpTalk.wrap(socket);
+  const c = await plain.startTls();
   await c.send('EHLO client.test', 250);
   return c;
 }

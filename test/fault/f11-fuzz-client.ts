@@ -1,7 +1,8 @@
 /**
  * The fuzzing client of f11-fuzz.slow.test.ts, run in a worker thread so that making random
  * bytes and juggling sockets does not count against the event loop of the server under test.
- * workerData: { port, seed, cases, concurrency }; posts { done: true } when every case is over.
+ * workerData: { port, seed, cases, concurrency, rcpt }; posts { done: true } when every case is over.
+ * `rcpt` is a recipient the door under test takes, so that cases reach its DATA handler too.
  */
 import net from 'node:net';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -11,12 +12,14 @@ const MAX_LEN = 4096;
 const CASE_TIMEOUT_MS = 3000;
 
 
+const { port, seed, cases, concurrency, rcpt } = workerData as { port: number; seed: number; cases: number; concurrency: number; rcpt: string };
+
 const PREFIXES = [
   '',
   'EHLO fuzz.test\r\n',
   'EHLO fuzz.test\r\nMAIL FROM:<f@x.test>\r\n',
-  'EHLO fuzz.test\r\nMAIL FROM:<f@x.test>\r\nRCPT TO:<r@y.test>\r\n',
-  'EHLO fuzz.test\r\nMAIL FROM:<f@x.test>\r\nRCPT TO:<r@y.test>\r\nDATA\r\n',
+  `EHLO fuzz.test\r\nMAIL FROM:<f@x.test>\r\nRCPT TO:<${rcpt}>\r\n`,
+  `EHLO fuzz.test\r\nMAIL FROM:<f@x.test>\r\nRCPT TO:<${rcpt}>\r\nDATA\r\n`,
   'EHLO fuzz.test\r\nAUTH PLAIN\r\n',
   'EHLO fuzz.test\r\nAUTH LOGIN\r\n',
   'HELO fuzz.test\r\nMAIL FROM:<f@x.test> SIZE=',
@@ -64,7 +67,6 @@ function runCase(port: number, payload: Buffer): Promise<void> {
   });
 }
 
-const { port, seed, cases, concurrency } = workerData as { port: number; seed: number; cases: number; concurrency: number };
 // made one at a time in a fixed order, so the same seed replays the same cases
 const rand = seededRandom(seed);
 let made = 0;

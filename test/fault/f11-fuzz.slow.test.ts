@@ -1,7 +1,7 @@
 /**
  * F11 (reliability.md §2), the fuzz half: 10,000 random byte strings (seeded, so a failure can be
  * replayed), some behind a valid envelope so they also reach the MAIL/RCPT/DATA handlers, sent
- * 20 connections at a time against a live listener. Pass: no uncaught exception, the event loop
+ * 20 connections at a time against each listener: submission, then the inbound receiver. Pass: no uncaught exception, the event loop
  * stays responsive (p99 lag ≤ 100 ms), nothing is retained (heap after a full GC), RSS stays
  * bounded (see below), and a legitimate message still gets 250 afterwards.
  */
@@ -40,7 +40,8 @@ before(async () => {
 });
 after(() => m.stop());
 
-test(`F11 fuzz: ${CASES} random byte strings (seed ${SEED}), then a legitimate message`, { timeout: 300_000 }, async () => {
+/** Fuzzes the door on `port` with `rcpt` as the recipient it takes; then a legitimate message must get 250. */
+async function fuzz(port: number, rcpt: string): Promise<void> {
   const uncaught: unknown[] = [];
   const onUncaught = (err: unknown) => uncaught.push(err);
   process.on('uncaughtException', onUncaught);
@@ -56,7 +57,7 @@ test(`F11 fuzz: ${CASES} random byte strings (seed ${SEED}), then a legitimate m
   try {
     // the client runs in a worker thread: this thread's event loop is the server's alone
     const client = new Worker(new URL('./f11-fuzz-client.js', import.meta.url), {
-      workerData: { port: m.smtpPort, seed: SEED, cases: CASES, concurrency: CONCURRENCY },
+      workerData: { port, seed: SEED, cases: CASES, concurrency: CONCURRENCY, rcpt },
     });
     const failed = once(client, 'error').then(([err]) => Promise.reject(err as Error));
     const [result] = (await Promise.race([once(client, 'message'), failed])) as [{ done: boolean }];
@@ -81,13 +82,17 @@ test(`F11 fuzz: ${CASES} random byte strings (seed ${SEED}), then a legitimate m
   assert.ok(retainedMb <= RETAINED_HEAP_MB, `heap retained ${retainedMb} MB after the run: a leak`);
   assert.ok(rssGrowthMb <= MAX_RSS_GROWTH_MB, `RSS grew by ${rssGrowthMb} MB`);
 
-  const c = await SmtpTalk.connect(m.smtpPort);
+  const c = await SmtpTalk.connect(port);
   await c.expect(220);
   await c.send('EHLO client.test', 250);
   await c.send('MAIL FROM:<a@x.test>', 250);
-  await c.send('RCPT TO:<r@y.test>', 250);
+  await c.send(`RCPT TO:<${rcpt}>`, 250);
   await c.send('DATA', 354);
   c.write('Subject: after the fuzz\r\n\r\nstill standing\r\n.\r\n');
   assert.match((await c.expect(250)).text, /queued as/);
   c.close();
-});
+}
+
+test(`F11 fuzz, submission: ${CASES} random byte strings (seed ${SEED}), then a legitimate message`, { timeout: 300_000 }, () => fuzz(m.smtpPort, 'r@y.test'));
+
+test(`F11 fuzz, inbound receiver: ${CASES} random byte strings (seed ${SEED}), then a legitimate message`, { timeout: 300_000 }, () => fuzz(m.port('inbound'), 'r@sluice.test'));

@@ -1,30 +1,18 @@
 /**
- * F12 (reliability.md §2), inbound side: SMTP smuggling. For each of smtpsmug's ten bad endings
- * of DATA, a message is sent whose body holds the bad ending, then a smuggled MAIL/RCPT/DATA with
- * "Subject: SMUGGLED", then the proper CRLF.CRLF. Only CRLF.CRLF ends the data: each probe gets
+ * F12 (reliability.md §2), inbound side, on the submission door: SMTP smuggling. For each of
+ * smtpsmug's ten bad endings of DATA (smtpsmug.ts), a message is sent whose body holds the bad
+ * ending, then a smuggled MAIL/RCPT/DATA with "Subject: SMUGGLED", then the proper CRLF.CRLF. Only CRLF.CRLF ends the data: each probe gets
  * exactly one 250 and stores exactly one message, nobody ever answers the smuggled commands, and
- * nothing stored (header block or body) holds a bare CR or bare LF.
+ * nothing stored (header block or body) holds a bare CR or bare LF. The inbound receiver's
+ * probes are f12-inbound-smuggling.test.ts.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startMaster, type TestMaster } from '../helpers/master.js';
 import { SmtpTalk, type Reply } from '../helpers/smtp-talk.js';
+import { SEQUENCES, smuggled } from './smtpsmug.js';
 
-/** hannob/smtpsmug's endings: bare LF/CR variants and NUL around the dot */
-const SEQUENCES: [name: string, bytes: string][] = [
-  ['\\n.\\n', '\n.\n'],
-  ['\\r.\\r', '\r.\r'],
-  ['\\r.\\n', '\r.\n'],
-  ['\\n.\\r', '\n.\r'],
-  ['\\n.\\r\\n', '\n.\r\n'],
-  ['\\r\\n.\\n', '\r\n.\n'],
-  ['\\r.\\r\\n', '\r.\r\n'],
-  ['\\r\\n.\\r', '\r\n.\r'],
-  ['\\r\\n\\0.\\r\\n', '\r\n\0.\r\n'],
-  ['\\r\\n.\\0\\r\\n', '\r\n.\0\r\n'],
-];
-
-const SMUGGLED = 'MAIL FROM:<smuggler@x.test>\r\nRCPT TO:<victim@y.test>\r\nDATA\r\nSubject: SMUGGLED\r\n\r\nsmuggled body\r\n';
+const SMUGGLED = smuggled('victim@y.test');
 const BARE = /\r(?!\n)|(?<!\r)\n/;
 
 let m: TestMaster;

@@ -3,6 +3,7 @@
  * `expect(code)` waits for the next complete reply and checks its code.
  */
 import net from 'node:net';
+import tls from 'node:tls';
 import assert from 'node:assert/strict';
 
 export interface Reply {
@@ -71,6 +72,17 @@ export class SmtpTalk {
     assert.ok(r, `expected ${code}, connection closed`);
     assert.equal(r.code, code, `expected ${code}, got: ${r.text}`);
     return r;
+  }
+
+  /** STARTTLS (220 expected), then the handshake (any certificate): the session inside TLS. */
+  async startTls(): Promise<SmtpTalk> {
+    await this.send('STARTTLS', 220);
+    this.socket.removeAllListeners('data');
+    const socket = await new Promise<tls.TLSSocket>((resolve, reject) => {
+      const s = tls.connect({ socket: this.socket, rejectUnauthorized: false }, () => resolve(s));
+      s.once('error', reject);
+    });
+    return SmtpTalk.wrap(socket);
   }
 
   write(data: string | Buffer): void {

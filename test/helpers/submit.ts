@@ -34,6 +34,8 @@ export interface Attempt {
 export interface Target {
   host: string;
   port: number;
+  /** the client's own address (one of 127/8), to be one client among many */
+  localAddress?: string;
 }
 
 export interface SubmitOptions {
@@ -133,7 +135,7 @@ type Result = Omit<Attempt, 'n' | 'testId' | 'attempt'>;
 export function sendOnce(target: Target, msg: { from: string; to: string[]; data: string; timeoutMs: number }): Promise<Result> {
   const startMs = Date.now();
   return new Promise<Result>((resolve) => {
-    const socket = net.connect({ host: target.host, port: target.port });
+    const socket = net.connect({ host: target.host, port: target.port, localAddress: target.localAddress });
     let buffer = '';
     let stage = 'CONNECT';
     let settled = false;
@@ -200,7 +202,8 @@ export function sendOnce(target: Target, msg: { from: string; to: string[]; data
       const body = msg.data.replace(/^\./gm, '..');
       const done = await step('DOT', body + (body.endsWith('\r\n') ? '' : '\r\n') + '.\r\n', 250);
       if (!done) return;
-      const queueId = /queued as ([0-9a-f]+)/.exec(done.text)?.[1];
+      // queue ids are hex; inbox ids (the inbound receiver) add base64url characters
+      const queueId = /queued as ([0-9A-Za-z_-]+)/.exec(done.text)?.[1];
       finish({ outcome: '250', code: 250, text: done.text, queueId });
     });
   });

@@ -4,7 +4,9 @@
  *
  * - every response says `X-Content-Type-Options: nosniff` (a browser never guesses text/html);
  * - HTML leaves only with a Content-Security-Policy that runs no script and sandboxes the page
- *   (an opaque origin: no cookies, no storage, no calls to the API as its origin);
+ *   (an opaque origin: no cookies, no storage, no calls to the API as its origin); so do raw
+ *   sources, text and attachments, whose type the sender chose (an attachment may be text/html
+ *   or an SVG with a script in it) and which a browser might be made to show inline;
  * - the sanitised view also drops scripts, event handlers, frames, forms and remote images
  *   (sanitize-html), for clients that render it outside a browser's CSP;
  * - the raw source and attachments are served as downloads (`Content-Disposition: attachment`).
@@ -17,6 +19,8 @@ import sanitizeHtml from 'sanitize-html';
 export const HTML_CSP = "sandbox; default-src 'none'; img-src https: http: data: cid:; style-src 'unsafe-inline' https: http:; font-src https: http: data:";
 /** For sanitised HTML: nothing loads from elsewhere. */
 export const SANITIZED_CSP = "sandbox; default-src 'none'; img-src data: cid:; style-src 'unsafe-inline'";
+/** For everything else (raw source, text, attachments): a sandbox that loads nothing. */
+export const BODY_CSP = "sandbox; default-src 'none'";
 
 const SANITIZE: sanitizeHtml.IOptions = {
   allowedTags: [...sanitizeHtml.defaults.allowedTags, 'img', 'font', 'center', 'span'],
@@ -42,7 +46,7 @@ export function sanitize(html: string): string {
 }
 
 function common(reply: FastifyReply): FastifyReply {
-  return reply.header('x-content-type-options', 'nosniff').header('cache-control', 'no-store');
+  return reply.header('x-content-type-options', 'nosniff').header('cache-control', 'no-store').header('content-security-policy', BODY_CSP);
 }
 
 export function sendHtml(reply: FastifyReply, html: string, sanitized: boolean): FastifyReply {

@@ -200,10 +200,6 @@ export class InboxStore {
     return values.map((v) => (v === undefined ? undefined : parse<InboundEnvelope>(v)));
   }
 
-  async isPending(id: string): Promise<boolean> {
-    return (await this.db.get(keys.pending(id))) !== undefined;
-  }
-
   /** Ids still waiting for the parser, oldest first (after a restart). */
   async *pendingIds(): AsyncGenerator<string> {
     for await (const key of this.db.keys(keys.allOf(PREFIX.pending))) yield key.slice(2);

@@ -1,0 +1,204 @@
+/**
+ * The inbound benchmark (the receiver for disposable addresses): how fast it takes mail in, how
+ * its inbox API answers meanwhile, and what memory it holds, with Sluice as a child process
+ * (`sluice run`, fsync on, default settings, no delivery workers).
+ *
+ * - Acceptance: Postfix's smtp-source sends 5,000 messages of 10 KB, 20 sessions, one message per
+ *   session, to r@sluice.test on the receiver; beside it, from the same run, the same load into
+ *   smtp-sink (the ceiling of this machine). Target: at least 0.3 of the ceiling.
+ * - API latency while that load runs: an inbox of 200 messages (filled first) is read by a client
+ *   that asks in turn for its listing (the default page of 50, and all 200) and for one of its
+ *   messages by id, one request every 25 ms; p50 and p99 of each. Target: p99 under 50 ms.
+ * - Memory: the resident set of the sluice process after the fill, the highest sample during the
+ *   load, and its peak since start (VmHWM); and how many stored messages still waited for their
+ *   parse (off the reply path) when the load ended.
+ *
+ * smtp-source connects from 127.0.0.1, which the receiver's default throttle exempts (the local
+ * Sluice delivering to itself): this measures capacity, not the rate limits. The API's limit per
+ * client is off for the run. Every message must be stored: the receiver's counter of stored
+ * messages (GET /metrics) is checked against what was sent.
+ *
+ * Environment: BENCH_MESSAGES (5000), BENCH_SLUICE (another build's dist/bin/sluice.js),
+ * BENCH_LOG_LEVEL (warn), BENCH_CPU_PROF (a directory: the sluice process runs under
+ * `node --cpu-prof` and leaves its profile there).
+ *
+ * Everything is on 127.0.0.1 with ports found free, every wait is bounded, the child is stopped
+ * by PID and the temporary app dir is removed at the end.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { HOST, freePort, log, markdownTable, positiveInt, procStats, runSmtpSource, sinkSeconds, stopChild, toolsPresent, waitForGreeting, writeBenchConfig } from './tools.js';
+import { withNodeFlags } from '../lib/app/node-flags.js';
+
+const SESSIONS = 20;
+const MESSAGES = positiveInt(process.env.BENCH_MESSAGES, 5000);
+const SIZE_BYTES = 10 * 1024;
+const INBOX_SIZE = 200;
+const API_EVERY_MS = 25;
+const RATIO_TARGET = 0.3;
+const P99_TARGET_MS = 50;
+const SOURCE_TIMEOUT_MS = Math.max(60_000, MESSAGES * 40);
+const LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? 'warn';
+const DOMAIN = 'sluice.test';
+const READ_INBOX = `api@${DOMAIN}`;
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const sluiceBin = process.env.BENCH_SLUICE ? path.resolve(process.env.BENCH_SLUICE) : path.join(root, 'dist', 'bin', 'sluice.js');
+
+const sourceArgs = (messages: number, sessions: number, to: string) => ['-s', String(sessions), '-m', String(messages), '-l', String(SIZE_BYTES), '-f', 's@src.test', '-t', to, '-M', 'client.test'];
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
+
+function rssBytes(pid: number): number {
+  const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m?.[1] ?? 0) * 1024;
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? NaN;
+}
+
+async function getJson<T>(url: string): Promise<T> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+  if (res.status !== 200) throw new Error(`GET ${url}: ${res.status} ${(await res.text()).slice(0, 200)}`);
+  return (await res.json()) as T;
+}
+
+/** The API client of the run: list (50), list (200) and get, in turn, one request every API_EVERY_MS. */
+class ApiReader {
+  readonly times: Record<'list 50' | 'list 200' | 'get', number[]> = { 'list 50': [], 'list 200': [], get: [] };
+  errors = 0;
+  private running = true;
+  private readonly done: Promise<void>;
+
+  constructor(api: string, ids: string[]) {
+    const urls = {
+      'list 50': `${api}/api/inboxes/${READ_INBOX}/messages`,
+      'list 200': `${api}/api/inboxes/${READ_INBOX}/messages?limit=${INBOX_SIZE}`,
+      get: '',
+    };
+    const kinds = Object.keys(urls) as (keyof ApiReader['times'])[];
+    this.done = (async () => {
+      // bounded by stop(), and by a count no run of this bench reaches
+      for (let n = 0; this.running && n < 1_000_000; n++) {
+        const kind = kinds[n % kinds.length]!;
+        const url = kind === 'get' ? `${api}/api/messages/${ids[n % ids.length]}` : urls[kind];
+        const t0 = performance.now();
+        try {
+          const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+          await res.arrayBuffer();
+          if (res.status !== 200) this.errors++;
+        } catch {
+          this.errors++;
+        }
+        const ms = performance.now() - t0;
+        this.times[kind].push(ms);
+        await sleep(Math.max(0, API_EVERY_MS - ms));
+      }
+    })();
+  }
+
+  stop(): Promise<void> {
+    this.running = false;
+    return this.done;
+  }
+}
+
+interface Run {
+  rate: number;
+  stored: number;
+  /** messages stored and not yet parsed when the load ended */
+  parseBacklog: number;
+  api: ApiReader;
+  rssBeforeBytes: number;
+  rssLoadPeakBytes: number;
+  peakRssBytes: number;
+  cpuMs: number;
+}
+
+async function runSluice(): Promise<Run> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'sluice-inbound-bench-'));
+  const [smtpPort, apiPort, channelPort, inboundPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  writeBenchConfig(dir, { logLevel: LOG_LEVEL, smtpPort, apiPort, channelPort, inboundPort }, ['[zones.default]', 'processes = 0', '[inbound.api]', 'ratePerMinute = 0']);
+  const nodeArgs: string[] = [];
+  const profDir = process.env.BENCH_CPU_PROF;
+  if (profDir) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${path.resolve(profDir)}`, '--cpu-prof-name=sluice-inbound.cpuprofile');
+  const child = spawn(process.execPath, [...withNodeFlags(nodeArgs), sluiceBin, 'run', '-d', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+  const api = `http://${HOST}:${apiPort}`;
+  try {
+    await waitForGreeting(inboundPort, child, 'sluice (inbound)');
+    await runSmtpSource(sourceArgs(INBOX_SIZE, 5, READ_INBOX), inboundPort, 60_000);
+    const listing = await getJson<{ messages: { id: string }[] }>(`${api}/api/inboxes/${READ_INBOX}/messages?limit=${INBOX_SIZE}`);
+    const ids = listing.messages.map((x) => x.id);
+    if (ids.length !== INBOX_SIZE) throw new Error(`the inbox to read holds ${ids.length} messages, not ${INBOX_SIZE}`);
+    // the routes' first calls compile and warm up; they are not what a test suite meets later
+    for (const id of ids.slice(0, 30)) await getJson(`${api}/api/messages/${id}`);
+
+    const rssBeforeBytes = rssBytes(child.pid!);
+    let rssLoadPeakBytes = rssBeforeBytes;
+    const sampler = setInterval(() => (rssLoadPeakBytes = Math.max(rssLoadPeakBytes, rssBytes(child.pid!))), 250);
+    const cpuBefore = procStats(child.pid!).cpuMs;
+    const reader = new ApiReader(api, ids);
+    let seconds: number;
+    try {
+      seconds = await runSmtpSource(sourceArgs(MESSAGES, SESSIONS, `r@${DOMAIN}`), inboundPort, SOURCE_TIMEOUT_MS);
+    } finally {
+      await reader.stop();
+      clearInterval(sampler);
+    }
+    const { peakRssBytes, cpuMs } = procStats(child.pid!);
+    const metrics = await (await fetch(`${api}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
+    const stored = Number(new RegExp(`^sluice_inbound_messages_total\\{domain="${DOMAIN}"\\} (\\d+)`, 'm').exec(metrics)?.[1] ?? NaN) - INBOX_SIZE;
+    const parseBacklog = Number(/^sluice_inbox_parse_backlog (\d+)/m.exec(metrics)?.[1] ?? NaN);
+    return { rate: MESSAGES / seconds, stored, parseBacklog, api: reader, rssBeforeBytes, rssLoadPeakBytes, peakRssBytes, cpuMs: cpuMs - cpuBefore };
+  } catch (err) {
+    if (stderr.trim()) log(`sluice stderr: ${stderr.trim()}`);
+    throw err;
+  } finally {
+    await stopChild(child);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function report(sinkRate: number, run: Run): string {
+  const ratio = run.rate / sinkRate;
+  const met = (ok: boolean) => (ok ? 'met' : 'MISSED');
+  const acceptance = markdownTable(
+    ['smtp-sink msg/s', 'sluice msg/s', 'ratio', 'target', 'CPU ms/msg', 'parse backlog', 'RSS MB after the fill', 'RSS MB, highest during the load', 'peak RSS MB (VmHWM)'],
+    [[sinkRate.toFixed(0), run.rate.toFixed(0), ratio.toFixed(3), `${RATIO_TARGET} ${met(ratio >= RATIO_TARGET)}`, (run.cpuMs / MESSAGES).toFixed(2), String(run.parseBacklog), mb(run.rssBeforeBytes), mb(run.rssLoadPeakBytes), mb(run.peakRssBytes)]],
+  );
+  const latency = markdownTable(
+    ['API request', 'count', 'p50 ms', 'p99 ms', 'max ms', `target p99 < ${P99_TARGET_MS} ms`],
+    Object.entries(run.api.times).map(([kind, times]) => {
+      const p99 = percentile(times, 99);
+      return [kind, String(times.length), percentile(times, 50).toFixed(1), p99.toFixed(1), Math.max(...times).toFixed(1), met(p99 < P99_TARGET_MS)];
+    }),
+  );
+  return `${acceptance}\n\n${latency}`;
+}
+
+async function main(): Promise<number> {
+  if (!toolsPresent(sluiceBin)) return 1;
+  log(`bench: ${MESSAGES} messages of ${SIZE_BYTES / 1024} KB, ${SESSIONS} sessions, one message per session, to the inbound receiver; sluice ${path.relative(root, sluiceBin)}`);
+  try {
+    const sinkRate = MESSAGES / (await sinkSeconds(sourceArgs(MESSAGES, SESSIONS, `r@${DOMAIN}`), SOURCE_TIMEOUT_MS));
+    log(`  smtp-sink ${sinkRate.toFixed(0)} msg/s`);
+    const run = await runSluice();
+    log(`  sluice ${run.rate.toFixed(0)} msg/s, ${run.stored} stored, ${run.api.errors} API errors`);
+    if (run.stored !== MESSAGES) throw new Error(`sent ${MESSAGES} messages, the receiver stored ${run.stored}`);
+    if (run.api.errors) throw new Error(`${run.api.errors} API requests failed`);
+    process.stdout.write(`\nInbound, ${MESSAGES} × ${SIZE_BYTES / 1024} KB, ${SESSIONS} sessions, fsync on; API reads of a ${INBOX_SIZE}-message inbox during the load (${new Date().toISOString()})\n${report(sinkRate, run)}\n`);
+    return 0;
+  } catch (err) {
+    log(`bench: failed: ${(err as Error).message}`);
+    return 1;
+  }
+}
+
+process.exitCode = await main();
