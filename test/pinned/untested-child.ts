@@ -47,6 +47,7 @@ const server = new GuardedSmtpServer(
     maxJunkCommands: 100,
     maxBadCommands: 10,
     proxyFrom: () => false,
+    authAfterTls: false,
   },
 );
 const { port } = await server.listenOn(0, '127.0.0.1');
