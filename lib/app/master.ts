@@ -2,9 +2,10 @@
  * The master process's composition root: wire the parts, start them in pipeline order, stop them
  * in reverse. The master owns the queue database; nothing else opens it.
  *
- * Start: plugins (main) → queue → inbound receiver (inbox store, its SMTP listener) → scheduler
- *        → data channel → workers (told where the inbound receiver listens) → ingest → HTTP API
- *        (with the inbox routes and the plugins' routes) → SMTP listeners → garbage collector.
+ * Start: plugins (main) → queue → inbound receiver (inbox store, its SMTP and POP3 listeners)
+ *        → scheduler → data channel → workers (told where the inbound receiver listens) → ingest
+ *        → HTTP API (with the inbox routes and the plugins' routes) → SMTP listeners → garbage
+ *        collector.
  * Stop:  listeners (no new mail, inbound included) → API → inbox store → workers (finish
  *        in-flight) → data channel → scheduler → collector → plugins → queue.
  */
@@ -54,7 +55,7 @@ const FRESH_BODY_MESSAGE_BYTES = 256 * 1024;
 
 export interface ListenerAddress {
   name: string;
-  kind: 'smtp' | 'api' | 'channel' | 'inbound';
+  kind: 'smtp' | 'api' | 'channel' | 'inbound' | 'pop3';
   address: string;
   port: number;
 }
@@ -147,6 +148,7 @@ export class Master {
         // before the workers, which are told where it listens
         this.inbound = new Inbound({ config, hooks: this.hooks, registry: this.metrics, logger, onBytes: (n) => this.gcNudge.note(n) });
         this.announce('inbound', 'inbound', await this.inbound.start());
+        if (this.inbound.pop3Address) this.announce('pop3', 'pop3', this.inbound.pop3Address);
       }
       await this.startDelivery(scheduler, outcomes);
       if (config.api.enabled) {
