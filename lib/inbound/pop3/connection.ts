@@ -53,9 +53,7 @@ export class Pop3Connection {
   private readonly onGone = () => this.gone();
   private readonly onEnd = () => {
     this.ended = true;
-    if (this.waiter && !this.queued.length) {
-      this.finish();
-    }
+    if (this.waiter && !this.queued.length) this.finish();
   };
   /** resolves when the socket has closed */
   readonly done: Promise<void>;
@@ -96,7 +94,8 @@ export class Pop3Connection {
     clearTimeout(this.idleTimer);
     this.idleTimer = undefined;
     const { lines, tooLong } = this.reader.push(chunk);
-    this.queued.push(...lines);
+    // one read may hold tens of thousands of short lines: no spread into push()
+    for (const line of lines) this.queued.push(line);
     if (tooLong) {
       this.queued.push(Pop3Error.lineTooLong(this.limits.maxLineBytes));
       this.socket.off('data', this.onData);
@@ -186,10 +185,10 @@ export class Pop3Connection {
   }
 
   /**
-   * Switches to TLS after the "+OK" of STLS has been sent. Resolves true once the handshake is
-   * done, false when it failed or did not finish within commandTimeout (the connection is closed).
+   * Sends `okLine` (STLS's "+OK") and switches to TLS. Resolves true once the handshake is done,
+   * false when it failed or did not finish within commandTimeout (the connection is closed).
    */
-  startTls(context: SecureContext): Promise<boolean> {
+  startTls(context: SecureContext, okLine: string): Promise<boolean> {
     // what came after STLS in the clear must not be read as said inside TLS
     this.queued.length = 0;
     this.reader.reset();
@@ -198,6 +197,8 @@ export class Pop3Connection {
     const plain = this.socket;
     plain.off('data', this.onData);
     plain.off('end', this.onEnd);
+    // the reply and the switch in one tick: the client's handshake cannot be read as a command
+    plain.write(okLine + CRLF);
     const secure = new TLSSocket(plain, { isServer: true, secureContext: context });
     this.socket = secure;
     this.attach(secure);

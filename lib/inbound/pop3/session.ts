@@ -57,7 +57,7 @@ interface Reply {
   lines?: readonly string[];
   /** a multi-line response carrying a message (already encoded, terminator included) */
   body?: AsyncIterable<Buffer>;
-  /** after the reply: close the session, or switch to TLS */
+  /** after the reply: close the session; or switch to TLS (the status line is sent with the switch) */
   then?: 'close' | 'tls';
 }
 
@@ -189,6 +189,7 @@ export class Pop3Session {
 
   private async answer(reply: Reply): Promise<boolean> {
     const status = reply.ok ? `+OK ${reply.ok}` : '+OK';
+    if (reply.then === 'tls') return this.conn.startTls(this.deps.tls!, status);
     if (reply.lines) {
       await this.conn.send(status, ...multilineText(reply.lines));
     } else if (reply.body) {
@@ -208,7 +209,6 @@ export class Pop3Session {
       this.conn.finish();
       return false;
     }
-    if (reply.then === 'tls') return this.conn.startTls(this.deps.tls!);
     return !this.conn.isClosed;
   }
 
