@@ -70,6 +70,7 @@ test('run logs one LISTENING line per listener, accepts a connection, and exits 
 
   const listening = logged.filter((l) => l.event === 'LISTENING');
   assert.deepEqual(listening.map((l) => l.listener).sort(), ['api', 'channel', 'inbound', 'pop3', 'smtp', 'smtp.interfaces.submission']);
+  assert.equal(listening.find((l) => l.listener === 'pop3')?.kind, 'pop3');
   for (const l of listening) {
     assert.equal(l.address, '127.0.0.1');
     assert.ok(typeof l.port === 'number' && l.port > 0, `${l.listener} has a real port`);
