@@ -2,9 +2,10 @@
  * The master process's composition root: wire the parts, start them in pipeline order, stop them
  * in reverse. The master owns the queue database; nothing else opens it.
  *
- * Start: plugins (main) → queue → inbound receiver (inbox store, its SMTP listener) → scheduler
- *        → data channel → workers (told where the inbound receiver listens) → ingest → HTTP API
- *        (with the inbox routes and the plugins' routes) → SMTP listeners → garbage collector.
+ * Start: plugins (main) → queue → inbound receiver (inbox store, its SMTP and POP3 listeners)
+ *        → scheduler → data channel → workers (told where the inbound receiver listens) → ingest
+ *        → HTTP API (with the inbox routes and the plugins' routes) → SMTP listeners → garbage
+ *        collector.
  * Stop:  listeners (no new mail, inbound included) → API → inbox store → workers (finish
  *        in-flight) → data channel → scheduler → collector → plugins → queue.
  */
@@ -55,7 +56,7 @@ const FRESH_BODY_MESSAGE_BYTES = 256 * 1024;
 
 export interface ListenerAddress {
   name: string;
-  kind: 'smtp' | 'api' | 'channel' | 'inbound';
+  kind: 'smtp' | 'api' | 'channel' | 'inbound' | 'pop3';
   address: string;
   port: number;
 }
@@ -159,6 +160,7 @@ export class Master {
           release: (r) => ingest.ingest({ from: r.from, to: r.to, origin: { via: 'release', transmissionType: 'ESMTP' }, source: r.source, maxSizeBytes: Math.max(config.smtp.maxSize, config.inbound.maxSize) }),
         });
         this.announce('inbound', 'inbound', await this.inbound.start());
+        if (this.inbound.pop3Address) this.announce('pop3', 'pop3', this.inbound.pop3Address);
       }
       await this.startDelivery(scheduler, outcomes);
       if (config.api.enabled) {

@@ -220,6 +220,10 @@ function crossChecks(config: Config): string[] {
     if (!inbound.domains.length) problems.push('inbound.domains: name at least one domain, or set inbound.enabled = false');
     claim('inbound', inbound.host, inbound.port);
     if (inbound.spam.mode === 'rspamd' && !inbound.spam.rspamd.url) problems.push('inbound.spam.rspamd.url: needed when inbound.spam.mode is "rspamd" (or choose mode "bayes" or "both")');
+    if (inbound.pop3.enabled) {
+      if ((inbound.pop3.key === undefined) !== (inbound.pop3.cert === undefined)) problems.push('inbound.pop3.key / inbound.pop3.cert: set both or neither');
+      claim('inbound.pop3', inbound.pop3.host, inbound.pop3.port);
+    }
   }
   if (!config.zones.default) problems.push('zones.default: the default zone must exist');
   if (config.delivery.attemptTimeout >= config.queue.leaseTimeout) {
@@ -254,7 +258,14 @@ function resolvePaths(config: Config, appDir: string): Config {
     queue: { ...config.queue, path: abs(config.queue.path)! },
     delivery: { ...config.delivery, ca: abs(config.delivery.ca) },
     dkim: { keys: config.dkim.keys.map((k) => ({ ...k, privateKey: abs(k.privateKey)! })) },
-    inbound: { ...config.inbound, path: abs(config.inbound.path)!, key: abs(config.inbound.key), cert: abs(config.inbound.cert), blocklist: abs(config.inbound.blocklist)!, spam: { ...config.inbound.spam, model: abs(config.inbound.spam.model)! } },
+    inbound: {
+      ...config.inbound,
+      path: abs(config.inbound.path)!,
+      key: abs(config.inbound.key),
+      cert: abs(config.inbound.cert),
+      blocklist: abs(config.inbound.blocklist)!,
+      pop3: { ...config.inbound.pop3, key: abs(config.inbound.pop3.key), cert: abs(config.inbound.pop3.cert) },
+    },
     plugins,
   } as Config;
 }

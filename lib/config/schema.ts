@@ -199,6 +199,29 @@ const inboundSpec = t.object({
       retryAfter: t.duration({ min: 100 }),
     }),
   }),
+  /** POP3 for private inboxes (inbound/pop3/): USER the address, PASS the inbox key */
+  pop3: t.object({
+    enabled: t.bool(),
+    host: host(),
+    port: port(),
+    /** PEM key and certificate for STLS; unset: the receiver's (inbound.key, inbound.cert) */
+    key: t.optString(),
+    cert: t.optString(),
+    /** with TLS possible: allow USER and PASS before STLS */
+    allowInsecureAuth: t.bool(),
+    maxClients: t.int({ min: 1 }),
+    maxConnectionsPerIp: t.int({ min: 1 }),
+    /** time waiting for a command (RFC 1939: at least 10 minutes), or for a client to read our reply */
+    socketTimeout: t.duration({ min: 100 }),
+    /** one command line must be complete within this */
+    commandTimeout: t.duration({ min: 100 }),
+    sessionTimeout: t.duration({ min: 100 }),
+    /** failed logins from one client IP (IPv6: one /64) within loginFailureWindow; past it, -ERR at once */
+    maxLoginFailures: t.int({ min: 1 }),
+    loginFailureWindow: t.duration({ min: 1000 }),
+    /** the answer to a failed login waits this long */
+    loginFailureDelay: t.duration({ max: 10_000 }),
+  }),
   api: t.object({
     /** requests per minute from one client IP to the inbox API (/api/...); 0: unlimited */
     ratePerMinute: t.int({ min: 0 }),
@@ -334,3 +357,4 @@ export type InterfaceConfig = Infer<typeof interfaceSpec>;
 export type ZoneConfig = Infer<typeof zoneSpec>;
 export type DkimKeyConfig = Infer<typeof dkimKeySpec>;
 export type InboundConfig = Infer<typeof inboundSpec>;
+export type Pop3Config = InboundConfig['pop3'];

@@ -1,10 +1,12 @@
 /**
  * The inbound receiver as one part of the master: the inbox (store, parser, retention), the SMTP
- * door with its throttles, blocklist and load gate, the API routes and the metrics. The master
- * talks to it through these few functions: start, stop, routes, localRoute.
+ * door with its throttles, blocklist and load gate, the POP3 door of private inboxes, the API
+ * routes and the metrics. The master talks to it through these few functions: start, stop,
+ * routes, localRoute.
  *
  * Start: inbox (store opened, unparsed mail queued for the parser) → blocklist → load gate →
- *        SMTP listener.    Stop: listener → load gate, blocklist → inbox.
+ *        SMTP listener → POP3 listener.
+ * Stop:  listeners (SMTP, POP3: its sessions end first) → load gate, blocklist → inbox.
  */
 import type { AddressInfo } from 'node:net';
 import rateLimit from '@fastify/rate-limit';
@@ -31,6 +33,7 @@ import { Blocklist } from './blocklist.js';
 import { Inbox } from './inbox.js';
 import { LoadGate } from './load-gate.js';
 import { InboundMetrics } from './metrics.js';
+import { Pop3Server } from './pop3/server.js';
 import { Receiver } from './receiver.js';
 import { RecipientPolicy } from './recipients.js';
 import { Throttle } from './throttle.js';
@@ -46,6 +49,9 @@ export class Inbound {
   private readonly streams: StreamSlots;
   private receiver: Receiver | undefined;
   private address: AddressInfo | undefined;
+  private pop3: Pop3Server | undefined;
+  /** where the POP3 door listens, once started (undefined when it is off) */
+  pop3Address: AddressInfo | undefined;
 
   constructor(
     private readonly deps: {
@@ -117,6 +123,13 @@ export class Inbound {
       logger: logger.child({ component: 'inbound' }),
     });
     this.address = await this.receiver.start();
+    if (inbound.pop3.enabled) {
+      const pop3 = inbound.pop3;
+      // STLS with the POP3 section's certificate, else the receiver's
+      const tls = pop3.key && pop3.cert ? { key: pop3.key, cert: pop3.cert } : inbound.key && inbound.cert ? { key: inbound.key, cert: inbound.cert } : undefined;
+      this.pop3 = new Pop3Server({ config: pop3, tls, hostname: config.hostname, inbox: this.inbox, policy: this.policy, maxPerInbox: inbound.maxPerInbox, logger: logger.child({ component: 'pop3' }) });
+      this.pop3Address = await this.pop3.start();
+    }
     return this.address;
   }
 
@@ -124,8 +137,9 @@ export class Inbound {
   async stopListening(): Promise<void> {
     // live streams and waiters end now: they would hold the API's close for as long as they wait
     this.streams.closeAll();
-    await this.receiver?.stop();
+    await Promise.all([this.receiver?.stop(), this.pop3?.stop()]);
     this.receiver = undefined;
+    this.pop3 = undefined;
   }
 
   /** Stops taking mail, then closes the store (parses running finish first). */

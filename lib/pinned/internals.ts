@@ -6,7 +6,9 @@
  * - lib/deliver/dot-stuff.ts replaces nodemailer DataStream's dot-stuffing (speed);
  * - lib/accept/guarded-server.ts and session-guards.ts wrap SMTPServer and SMTPConnection to add
  *   per-client caps, shedding, deadlines and junk-command limits (defences);
- * and lib/deliver/smtp-client.ts reads the TLS socket of nodemailer's connection for DANE.
+ * and lib/deliver/smtp-client.ts reads the TLS socket of nodemailer's connection for DANE;
+ * lib/inbound/pop3/multiline.ts uses nodemailer's DataStream (a module path, not its public API)
+ * whole, as a stream, which the pin covers.
  *
  * Both libraries are pinned exactly in package.json (an installed package has no lockfile, so a
  * range would let a user's `npm install` pick a version we never ran). Should another version be

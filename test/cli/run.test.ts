@@ -40,7 +40,7 @@ test('run logs one LISTENING line per listener, accepts a connection, and exits 
   const dir = tempDir(t);
   writeFileSync(
     path.join(dir, 'config.toml'),
-    ['hostname = "cli.sluice.test"', '[smtp]', 'port = 0', '[smtp.interfaces.submission]', 'port = 0', 'auth = "always"', '[api]', 'port = 0', '[channel]', 'port = 0', '[inbound]', 'port = 0', '[queue]', 'minFreeSpace = 0', '[zones.default]', 'processes = 0', '[dns]', 'servers = ["127.0.0.1:9"]'].join('\n'),
+    ['hostname = "cli.sluice.test"', '[smtp]', 'port = 0', '[smtp.interfaces.submission]', 'port = 0', 'auth = "always"', '[api]', 'port = 0', '[channel]', 'port = 0', '[inbound]', 'port = 0', '[inbound.pop3]', 'port = 0', '[queue]', 'minFreeSpace = 0', '[zones.default]', 'processes = 0', '[dns]', 'servers = ["127.0.0.1:9"]'].join('\n'),
   );
   const child = startCli(['run', '-d', dir]);
   t.after(() => {
@@ -69,7 +69,8 @@ test('run logs one LISTENING line per listener, accepts a connection, and exits 
   await started;
 
   const listening = logged.filter((l) => l.event === 'LISTENING');
-  assert.deepEqual(listening.map((l) => l.listener).sort(), ['api', 'channel', 'inbound', 'smtp', 'smtp.interfaces.submission']);
+  assert.deepEqual(listening.map((l) => l.listener).sort(), ['api', 'channel', 'inbound', 'pop3', 'smtp', 'smtp.interfaces.submission']);
+  assert.equal(listening.find((l) => l.listener === 'pop3')?.kind, 'pop3');
   for (const l of listening) {
     assert.equal(l.address, '127.0.0.1');
     assert.ok(typeof l.port === 'number' && l.port > 0, `${l.listener} has a real port`);

@@ -198,6 +198,15 @@ test('rules across keys: a token beyond loopback, key and cert together, one lis
   ]);
 });
 
+test('rules across keys: the POP3 door has key and cert together and an address of its own', (t) => {
+  const dir = appDir(t, '[inbound.pop3]\nport = 2526\nkey = "keys/pop3.key"\n');
+  assert.deepEqual(problems(dir), ['inbound.pop3.key / inbound.pop3.cert: set both or neither', 'inbound.pop3.port: 127.0.0.1:2526 is taken by inbound already']);
+  const fine = load(appDir(t, '[inbound.pop3]\nkey = "keys/pop3.key"\ncert = "keys/pop3.crt"\n'));
+  assert.equal(fine.config.inbound.pop3.key, path.join(fine.appDir, 'keys/pop3.key'), 'relative to the app dir');
+  assert.equal(fine.config.inbound.pop3.cert, path.join(fine.appDir, 'keys/pop3.crt'));
+  assert.equal(load(appDir(t, '[inbound.pop3]\nenabled = false\nport = 2526\nkey = "k"\n')).config.inbound.pop3.enabled, false, 'a door that is off is not checked');
+});
+
 test('rules across keys: a delivery attempt must end inside its lease', (t) => {
   const dir = appDir(t, '[queue]\nleaseTimeout = "2m"\n[delivery]\nattemptTimeout = "2m"\n');
   assert.deepEqual(problems(dir), ['delivery.attemptTimeout: must be shorter than queue.leaseTimeout (120000 ms is not less than 120000 ms)']);

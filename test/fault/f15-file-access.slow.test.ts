@@ -37,7 +37,7 @@ before(async () => {
   writeFileSync(secretFile, 'TOP SECRET CANARY\n');
   writeFileSync(
     path.join(dir, 'config.toml'),
-    ['hostname = "sluice.test"', '[log]', 'level = "info"', '[smtp]', 'port = 0', '[api]', 'port = 0', '[channel]', 'port = 0', '[queue]', 'minFreeSpace = 0', '[zones.default]', 'processes = 0', '[dns]', 'servers = ["127.0.0.1:9"]', ''].join('\n'),
+    ['hostname = "sluice.test"', '[log]', 'level = "info"', '[smtp]', 'port = 0', '[api]', 'port = 0', '[channel]', 'port = 0', '[inbound]', 'port = 0', '[inbound.pop3]', 'port = 0', '[queue]', 'minFreeSpace = 0', '[zones.default]', 'processes = 0', '[dns]', 'servers = ["127.0.0.1:9"]', ''].join('\n'),
   );
   canary = await startCanary();
   child = spawn('strace', ['-f', '-e', 'trace=openat', '-o', traceFile, process.execPath, SLUICE_BIN, 'run', '-d', dir], {

@@ -86,6 +86,7 @@ export function writeAppConfig(dir: string, opts: ConfigOptions = {}): void {
     table('api', { port: 0 }),
     table('channel', { port: 0 }),
     table('inbound', { port: 0, minFreeSpace: 0 }),
+    table('inbound.pop3', { port: 0 }),
     table('queue', { path: 'data/queue', minFreeSpace: 0 }, opts.queue),
     // acceptance only unless a test asks for a worker, and never a DNS query off this machine
     table('zones.default', { processes: 0 }, opts.zone),

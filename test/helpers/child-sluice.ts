@@ -57,7 +57,7 @@ export function childConfig(overrides: Record<string, unknown> = {}): Record<str
     smtp: { port: 0 },
     api: { port: 0 },
     channel: { port: 0 },
-    inbound: { port: 0, minFreeSpace: 0 },
+    inbound: { port: 0, minFreeSpace: 0, pop3: { port: 0 } },
     queue: { minFreeSpace: 0 },
     dns: { servers: ['127.0.0.1:9'] },
   };

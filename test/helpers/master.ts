@@ -32,7 +32,7 @@ export function testOverrides(overrides: Record<string, unknown> = {}): Record<s
     smtp: { port: 0 },
     api: { port: 0 },
     channel: { port: 0 },
-    inbound: { port: 0, minFreeSpace: 0 },
+    inbound: { port: 0, minFreeSpace: 0, pop3: { port: 0 } },
     queue: { minFreeSpace: 0 },
     // no delivery workers unless a test asks for them, and never a DNS query off this machine
     zones: { default: { processes: 0 } },
