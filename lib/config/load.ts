@@ -264,6 +264,7 @@ function resolvePaths(config: Config, appDir: string): Config {
       key: abs(config.inbound.key),
       cert: abs(config.inbound.cert),
       blocklist: abs(config.inbound.blocklist)!,
+      spam: { ...config.inbound.spam, model: abs(config.inbound.spam.model)! },
       pop3: { ...config.inbound.pop3, key: abs(config.inbound.pop3.key), cert: abs(config.inbound.pop3.cert) },
     },
     plugins,
