@@ -18,6 +18,7 @@ import { PasswordChecker } from '../accept/password-checker.js';
 import { SmtpFeeder } from '../accept/smtp-feeder.js';
 import { healthRoutes } from '../api/health-routes.js';
 import { queueRoutes } from '../api/queue-routes.js';
+import { sendRawRoute } from '../api/send-raw-route.js';
 import { sendRoute } from '../api/send-route.js';
 import { retryRoute } from '../api/retry-route.js';
 import { pluginRoutes } from '../api/plugin-routes.js';
@@ -168,6 +169,7 @@ export class Master {
         const pluginMetrics = plugins.routes.some(({ route }) => route.url === '/metrics' && [route.method].flat().includes('GET'));
         this.api = createApi(config, logger, [
           sendRoute({ config, ingest, hooks: this.hooks }),
+          sendRawRoute({ config, ingest, hooks: this.hooks }),
           queueRoutes({ store: this.store, zones, logger, hooks: this.hooks }),
           healthRoutes({ store: this.store, disk }),
           retryRoute({ store: this.store, scheduler }),
