@@ -1,5 +1,5 @@
 /**
- * Queue inspection: GET /queue/:zone, GET /zones, GET /message/:id, DELETE /message/:id, with ZoneMTA's
+ * Queue inspection: GET /queue/:zone, GET /message/:id, DELETE /message/:id, with ZoneMTA's
  * reply shapes so its users' tools keep working.
  */
 import type { FastifyInstance } from 'fastify';
@@ -58,12 +58,6 @@ export function queueRoutes(deps: { store: QueueStore; zones: ZoneSelector; logg
         domains: snap.domains,
       };
     });
-
-    // ZoneMTA's zone list (its ?includeDisabled is taken and changes nothing: every zone here is
-    // in use)
-    app.get('/zones', { schema: { querystring: { type: 'object', properties: { includeDisabled: { type: 'string' } } } } }, async () =>
-      deps.zones.names().map((name) => ({ name })),
-    );
 
     app.get('/message/:id', { schema: { params: idParams } }, async (req) => {
       const id = checkedId(req.params);

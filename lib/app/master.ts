@@ -19,6 +19,7 @@ import { SmtpFeeder } from '../accept/smtp-feeder.js';
 import { healthRoutes } from '../api/health-routes.js';
 import { queueRoutes } from '../api/queue-routes.js';
 import { sendRawRoute } from '../api/send-raw-route.js';
+import { zonemtaRoutes } from '../api/zonemta-routes.js';
 import { sendRoute } from '../api/send-route.js';
 import { retryRoute } from '../api/retry-route.js';
 import { pluginRoutes } from '../api/plugin-routes.js';
@@ -170,6 +171,7 @@ export class Master {
         this.api = createApi(config, logger, [
           sendRoute({ config, ingest, hooks: this.hooks }),
           sendRawRoute({ config, ingest, hooks: this.hooks }),
+          zonemtaRoutes({ store: this.store, zones }),
           queueRoutes({ store: this.store, zones, logger, hooks: this.hooks }),
           healthRoutes({ store: this.store, disk }),
           retryRoute({ store: this.store, scheduler }),

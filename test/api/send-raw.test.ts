@@ -125,11 +125,3 @@ test('api.replyShape = "zonemta" makes it the default; X-Reply-Shape: sluice sti
     await z.stop();
   }
 });
-
-test('GET /zones lists every zone by name, sorted, as ZoneMTA does', async () => {
-  const r = await request(`${m.api}/zones`);
-  assert.equal(r.status, 200);
-  const names = (r.body as unknown as { name: string }[]).map((z) => z.name);
-  assert.ok(names.includes('bulk') && names.includes('default'), JSON.stringify(r.body));
-  assert.deepEqual(names, [...names].sort());
-});
