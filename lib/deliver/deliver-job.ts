@@ -11,7 +11,7 @@
  *   recipient;
  * - the connection lost after the whole message was sent, before the reply: deferred and marked
  *   `uncertain` (the message may have arrived: RFC 1047's window; at-least-once);
- * - a host that DANE or MTA-STS refuses (lib/deliver/tls-policy.ts), or whose certificate fails
+ * - a host that DANE or MTA-STS refuses (lib/deliver/tls/policy.ts), or whose certificate fails
  *   them, is skipped like an unreachable one; with no host left the delivery is deferred as a TLS
  *   failure (4.7.5), never sent without the protection the destination asked for;
  * - the attempt as a whole ends when its signal aborts (delivery.attemptTimeout, or the master
@@ -27,13 +27,14 @@ import type { StaticRoute } from '../zones/local-route.js';
 import type { Job, RowResult } from '../channel/protocol.js';
 import { classifyReply, type BounceRule } from '../bounce/classify.js';
 import { DestinationError, type DestinationResolver, type TargetHost } from './destination.js';
-import { dkimSignaturesAsync, fromDomainOf, keysFor, type DkimKey } from './dkim.js';
+import { keysFor, type DkimKey } from './dkim/keys.js';
+import { dkimSignaturesAsync, fromDomainOf } from './dkim/sign.js';
 import { SmtpSession, type SessionOptions, type TlsPolicy, type TransactionError, type TransactionResult } from './smtp-client.js';
 import type { SessionPool } from './session-pool.js';
 import type { Circuit } from './circuit.js';
 import type { HookRunner } from '../plugins/runner.js';
 import type { ConnectOptions, Delivery } from '../plugins/hooks.js';
-import { domainStsPolicy, hostTls, reportTesting, type HostTls, type TlsDiscovery, type TlsLabel } from './tls-policy.js';
+import { domainStsPolicy, hostTls, reportTesting, type HostTls, type TlsDiscovery, type TlsLabel } from './tls/policy.js';
 
 export interface DeliveryContext {
   config: Config;

@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import type { TLSSocket, PeerCertificate, DetailedPeerCertificate } from 'node:tls';
 import type { Readable } from 'node:stream';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
-import { checkDane, type TlsaRecord } from './dane.js';
+import { checkDane, type TlsaRecord } from './tls/dane.js';
 import { installFastDataStream } from './dot-stuff.js';
 import { decide } from '../pinned/internals.js';
 

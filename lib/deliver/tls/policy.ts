@@ -21,12 +21,12 @@
  * `label` says which rule decided; it goes into the delivery's result and log lines (`tlsPolicy`).
  */
 import type { Logger } from 'pino';
-import type { Job } from '../channel/protocol.js';
+import type { Job } from '../../channel/protocol.js';
 import { DaneLookupError, type TlsaResolver, type TlsaRecord } from './dane.js';
-import { toAsciiDomain, type TargetHost } from './destination.js';
+import { toAsciiDomain, type TargetHost } from '../destination.js';
 import type { ActivePolicy, MtaStsResolver } from './mta-sts.js';
 import { policyAllows } from './mta-sts-policy.js';
-import type { PeerCheck, TlsPolicy, TransactionError } from './smtp-client.js';
+import type { PeerCheck, TlsPolicy, TransactionError } from '../smtp-client.js';
 
 export interface TlsDiscovery {
   /** DANE lookups; undefined when delivery.dane is off */
