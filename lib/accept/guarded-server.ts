@@ -5,10 +5,13 @@
  * - the greeting delay is a setting (the library fixes it at 100 ms, which caps a client that
  *   opens one connection per message near 200 msg/s), and 0 by default for submission;
  * - connections per client are capped (421 4.7.0 over the cap), an IPv6 client by its /64;
+ * - an optional screen refuses a client by its address alone (blocklist, connection rate);
  * - a full server sheds the connection that has made no progress for the longest (a client that
  *   connects and trickles without ever completing a command), so that a crowd of slow clients
  *   from many addresses cannot lock real senders out; only when every connection is busy does a
- *   new one get 421;
+ *   new one get 421. The per-client cap and the screen come first: shedding costs another
+ *   client its connection, and is spent only on a newcomer that will be served, so a flood from
+ *   one address over its limits cannot shed everyone else's slow sessions one by one;
  * - PROXY protocol peers may be given as CIDR blocks (the library compares exact addresses);
  * - a PROXY header or an implicit TLS handshake must be complete within commandTimeout;
  * - the per-session limits of session-guards.ts (deadlines, junk commands, failed commands);
@@ -44,6 +47,8 @@ export interface GuardOptions extends SessionLimits {
   uncapped?: (address: string | undefined) => boolean;
   /** AUTH is offered once TLS is up (submission with users); false: this door never offers it */
   authAfterTls: boolean;
+  /** refuses a client by its address before any other connection is shed for it (its reply, then close) */
+  screen?: (address: string | undefined) => SmtpError | undefined;
 }
 
 /** A connection may be shed for a newcomer only after this long without progress. */
@@ -64,12 +69,16 @@ export class GuardedSmtpServer extends SMTPServer {
     super({ ...options, allowHalfOpen: true });
   }
 
-  /** Listens; resolves with the address, or rejects with the listen error (a port in use). */
-  async listenOn(port: number, host: string): Promise<AddressInfo> {
+  /**
+   * Listens; resolves with the address, or rejects with the listen error (a port in use).
+   * `backlog`: the kernel's queue of connections not yet accepted (Node's default 511; the kernel
+   * caps it at net.core.somaxconn).
+   */
+  async listenOn(port: number, host: string, backlog?: number): Promise<AddressInfo> {
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error) => reject(err);
       this.server.once('error', onError);
-      this.listen(port, host, () => {
+      this.listen(port, host, backlog, () => {
         this.server.off('error', onError);
         resolve();
       });
@@ -136,12 +145,17 @@ export class GuardedSmtpServer extends SMTPServer {
     });
 
     connection._setListeners(() => {
-      if (this.options.maxClients && this.connections.size > this.options.maxClients && !this.shedOne(connection)) {
-        return connection.send(421, `${this.options.name ?? ''} Too many connected clients, try again in a moment`.trim(), false);
-      }
       if (count > this.guard.maxConnectionsPerIp && !this.guard.uncapped?.(connection.remoteAddress)) {
         const err = SmtpError.tooManyConnections();
         return connection.send(421, err.replyText, false);
+      }
+      const refusal = this.guard.screen?.(connection.remoteAddress);
+      if (refusal) {
+        connection.send(refusal.responseCode, refusal.replyText, false);
+        return connection.close();
+      }
+      if (this.options.maxClients && this.connections.size > this.options.maxClients && !this.shedOne(connection)) {
+        return connection.send(421, `${this.options.name ?? ''} Too many connected clients, try again in a moment`.trim(), false);
       }
       if (this.guard.greetingDelayMs > 0) {
         setTimeout(() => connection.connectionReady(), this.guard.greetingDelayMs).unref();

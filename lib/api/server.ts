@@ -12,6 +12,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstanc
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { SmtpError } from '../errors/smtp-error.js';
+import { isStoreUnavailable } from '../store/write-guard.js';
 import { HttpError, httpFromSmtp } from './errors.js';
 import { installJsonBodyParser } from './json-body.js';
 import { registerOpenApi } from './openapi.js';
@@ -58,7 +59,7 @@ export function createApi(config: Config, logger: Logger, routes: ApiRoutes[], o
   }
 
   app.setErrorHandler((err: FastifyError | HttpError | SmtpError, req, reply) => {
-    const e = err instanceof SmtpError ? httpFromSmtp(err) : storeDown(err) ? HttpError.storeRecovering() : err;
+    const e = err instanceof SmtpError ? httpFromSmtp(err) : isStoreUnavailable(err) ? HttpError.storeRecovering() : err;
     if (e instanceof HttpError) {
       if (e.statusCode === 503) reply.header('retry-after', '1');
       return reply.status(e.statusCode).send({ error: e.error, message: e.message });
@@ -90,14 +91,6 @@ export function createApi(config: Config, logger: Logger, routes: ApiRoutes[], o
   return app;
 }
 
-/**
- * A store that is being reopened after a failed write (its WriteGuard at work) answers reads with
- * LevelDB's "not open" for a moment: that is a 503 to retry, not an internal error.
- */
-function storeDown(err: unknown): boolean {
-  const e = err as { code?: string; cause?: { code?: string } } | null;
-  return e?.code === 'LEVEL_DATABASE_NOT_OPEN' || e?.cause?.code === 'LEVEL_DATABASE_NOT_OPEN' || (err instanceof Error && err.name === 'StoreUnavailableError');
-}
 
 /** At most `max` connections at once; Node closes the ones over it as they come (logged once a minute). */
 function limitConnections(app: FastifyInstance, max: number, logger: Logger): void {

@@ -28,6 +28,7 @@ import { releaseRecord, type ReleaseSink } from './release.js';
 import { attachmentBytes } from './parse/attachment-bytes.js';
 import { AuthChecker } from './parse/auth.js';
 import { parseMessage } from './parse/parse-message.js';
+import { DEFAULT_PACING, IntakeActivity } from './parse/pacing.js';
 import { ParseQueue } from './parse/parse-queue.js';
 import type { InboxTarget } from './recipients.js';
 import { Retention } from './retention.js';
@@ -75,6 +76,8 @@ export interface InboxDeps {
 export class Inbox {
   private store!: InboxStore;
   private parser!: ParseQueue;
+  /** receipts in flight: background parses wait while there are any */
+  private readonly intake = new IntakeActivity();
   private retention!: Retention;
   private auth: AuthChecker | undefined;
   /** private inboxes and domains (reading them needs their key) */
@@ -101,7 +104,7 @@ export class Inbox {
     if (config.checkAuth) this.auth = new AuthChecker({ dnsServers: this.deps.dns.servers, dnsTimeoutMs: this.deps.dns.timeoutMs, hostname: this.deps.hostname });
     this.spam = new SpamScorer(config.spam, logger.child({ component: 'inbox' }));
     this.spam.start();
-    this.parser = new ParseQueue((id) => this.parse(id), PARSE_CONCURRENCY, logger.child({ component: 'inbox' }));
+    this.parser = new ParseQueue((id) => this.parse(id), PARSE_CONCURRENCY, logger.child({ component: 'inbox' }), { ...DEFAULT_PACING, busy: () => this.intake.busy() });
     this.retention = new Retention(this.store, config, logger.child({ component: 'inbox' }));
     // what a crash left unparsed is parsed now (its 250 was given: it must be served)
     for await (const id of this.store.pendingIds()) this.parser.add(id);
@@ -170,6 +173,7 @@ export class Inbox {
     const writer = this.store.rawWriter(id);
     let size = 0;
     let failure: unknown;
+    const ended = this.intake.begin();
     try {
       for await (const raw of readChunks(r.source)) {
         const chunk = typeof raw === 'string' ? Buffer.from(raw) : raw;
@@ -211,6 +215,8 @@ export class Inbox {
       if (err instanceof SmtpError) throw err;
       logEvent(this.deps.logger, 'RECEIVE_FAILED', { id, err }, `storing inbound message ${id} failed: ${(err as Error)?.message ?? err}`);
       throw SmtpError.storageFailed();
+    } finally {
+      ended();
     }
     this.parser.add(id);
     // someone is waiting for this inbox: its message goes before the rest of the parser's line

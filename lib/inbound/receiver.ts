@@ -3,8 +3,9 @@
  * the inbox. It offers no AUTH and relays nothing: an address at another domain gets 550 whoever
  * asks. Every rejection is an SmtpError, turned into the reply here and nowhere else.
  *
- *   connect    shutting down 421 4.3.2 · blocklisted IP 554 5.7.1 · connection rate 421 4.7.0 ·
- *              load gate 421 4.3.2 after a wait · (per-client cap, idle shedding: the guard)
+ *   connect    per-client cap 421 4.7.0 · blocklisted IP 554 5.7.1 · connection rate 421 4.7.0 ·
+ *              (all three before the guard sheds an idle session to make room) · shutting down
+ *              421 4.3.2 · load gate 421 4.3.2 after a wait
  *   MAIL       bad address 553 · blocklisted sender 554 · store full 452 · store down 451 ·
  *              rate per IP / sender domain 421 4.7.0 · SIZE over the limit 552 (smtp-server)
  *   RCPT       too many 452 4.5.3 · malformed 553 5.1.3 · not ours 550 5.7.1 · inbox rate 450 4.2.1
@@ -27,6 +28,7 @@ import { networkMatcher } from '../config/net.js';
 import type { InboundConfig } from '../config/schema.js';
 import { SmtpError, SmtpReply, asSmtpError } from '../errors/smtp-error.js';
 import type { HookRunner } from '../plugins/runner.js';
+import { isStoreUnavailable } from '../store/write-guard.js';
 import type { DiskGuard } from '../queue/disk-space.js';
 import type { Blocklist } from './blocklist.js';
 import type { Inbox } from './inbox.js';
@@ -97,6 +99,8 @@ export class Receiver {
       maxBadCommands: config.maxBadCommands,
       proxyFrom: networkMatcher(config.proxyProtocol),
       authAfterTls: false,
+      // refusals by address alone, decided before the guard sheds anyone to make room
+      screen: (ip) => this.screen(ip),
     });
     this.server.on('error', (err) => deps.logger.warn({ err, listener: 'inbound' }, `inbound listener: ${err.message}`));
     const matchers = config.domains.map((d) => [d, domainMatcher([d])] as const);
@@ -106,8 +110,16 @@ export class Receiver {
     };
   }
 
+  /**
+   * The accept queue holds as many connections as the receiver serves at once (maxClients): when
+   * it overflows, Linux drops the handshake's last ACK and the client waits, believing itself
+   * connected, for a greeting that comes only after SYN-ACK retransmits (a second or more). A
+   * burst of senders, or the event loop stalled for a moment, must queue instead; the guard then
+   * answers each of them (421 or shedding an idle session), and the kernel caps the figure at
+   * net.core.somaxconn.
+   */
   start(): Promise<AddressInfo> {
-    return this.server.listenOn(this.deps.config.port, this.deps.config.host);
+    return this.server.listenOn(this.deps.config.port, this.deps.config.host, Math.max(511, this.deps.config.maxClients));
   }
 
   /** Stops taking connections; open sessions get 421 from smtp-server's close. */
@@ -120,20 +132,29 @@ export class Receiver {
     work.then(
       (value) => cb(null, value),
       (err: unknown) => {
-        const smtpErr = asSmtpError(err, () => SmtpError.hookFailed());
+        // a read of the store while it reopens after a failed write (an alias at RCPT): try again later
+        const smtpErr = asSmtpError(err, () => (isStoreUnavailable(err) ? SmtpError.storageFailed() : SmtpError.hookFailed()));
         this.deps.metrics.rejected.inc({ reason: reasonOf(smtpErr, err) });
         cb(toReply(smtpErr));
       },
     );
   }
 
+  /** The blocklist and the connection rate, which need nothing but the client's address. */
+  private screen(ip: string | undefined): SmtpError | undefined {
+    const { blocklist, throttle, metrics } = this.deps;
+    const refusal = this.closing ? SmtpError.shuttingDown() : blocklist.checkClient(ip) ?? throttle.connection(ip);
+    if (refusal) {
+      metrics.connections.inc({ result: 'refused' });
+      metrics.rejected.inc({ reason: reasonOf(refusal, refusal) });
+    }
+    return refusal;
+  }
+
   private async onConnect(session: SMTPServerSession): Promise<void> {
-    const { blocklist, throttle, gate, metrics, hooks } = this.deps;
-    const ip = session.remoteAddress;
+    const { gate, metrics, hooks } = this.deps;
     try {
       if (this.closing) throw SmtpError.shuttingDown();
-      const refusal = blocklist.checkClient(ip) ?? throttle.connection(ip);
-      if (refusal) throw refusal;
       if (!(await gate.admit())) throw SmtpError.overloaded();
       if (this.closing) throw SmtpError.shuttingDown();
       await hooks.run('inbound:connect', session);
@@ -206,6 +227,7 @@ export class Receiver {
 
 /** The bounded `reason` label of a refusal. */
 function reasonOf(err: SmtpError, original: unknown): RejectReason {
+  if (isStoreUnavailable(original)) return 'store_failed';
   if (!(original instanceof SmtpError)) return 'plugin';
   const { responseCode: code, enhancedStatus: status } = err;
   if (code === 550 && status === '5.7.1') return 'relay_denied';

@@ -29,6 +29,17 @@ export class StoreUnavailableError extends Error {
   }
 }
 
+/**
+ * Whether a read or write failed because the database is being reopened: refused by the guard,
+ * or LevelDB's "not open" for the database, or for an iterator the reopen closed under a reader
+ * that was between two steps of it. Callers answer it as "try again" (HTTP 503, SMTP 451).
+ */
+export function isStoreUnavailable(err: unknown): boolean {
+  const e = err as { code?: string; cause?: { code?: string } } | null;
+  const code = (c: string | undefined) => c === 'LEVEL_DATABASE_NOT_OPEN' || c === 'LEVEL_ITERATOR_NOT_OPEN';
+  return err instanceof StoreUnavailableError || code(e?.code) || code(e?.cause?.code);
+}
+
 /** First wait before a reopen, and the longest wait between two attempts. */
 const FIRST_RETRY_MS = 100;
 const MAX_RETRY_MS = 2000;

@@ -18,7 +18,7 @@ import { tempDir } from '../helpers/master.js';
 import { SmtpTalk } from '../helpers/smtp-talk.js';
 import { mountTmpfs } from '../helpers/tmpfs.js';
 
-test('a store that cannot write: 451 4.3.0, nothing listed; once there is room again, 250 without a restart', { timeout: 60_000 }, async (t) => {
+test('a store that cannot write: 451 4.3.0, reads 503 (never 500) while it cannot reopen, nothing listed; once there is room again, 250 without a restart', { timeout: 60_000 }, async (t) => {
   const base = tempDir();
   const disk = mountTmpfs(path.join(base, 'fs'), 8);
   if (typeof disk === 'string') {
@@ -27,27 +27,51 @@ test('a store that cannot write: 451 4.3.0, nothing listed; once there is room a
     return;
   }
   const r = await startReceiver({ path: path.join(disk.dir, 'inbox'), maxSize: '512KB' });
-  const filler = path.join(disk.dir, 'filler');
+  const fillers = [path.join(disk.dir, 'filler'), path.join(disk.dir, 'filler2')];
   try {
+    // something to read, so that listings walk an inbox and fetch messages while the store reopens
+    const kept = await r.send({ to: 'full@inbox.test', subject: 'before' });
     const c = await r.session();
     await c.send('MAIL FROM:<a@src.test>', 250);
     await c.send('RCPT TO:<full@inbox.test>', 250);
     // the disk fills between MAIL and DATA: the receipt's own writes fail
-    writeFileSync(filler, Buffer.alloc(disk.freeBytes(), 1));
+    writeFileSync(fillers[0]!, Buffer.alloc(disk.freeBytes(), 1));
     await c.send('DATA', 354);
     c.write('Subject: no room\r\n\r\n' + randomBytes(300 * 1024).toString('base64').replace(/.{76}/g, '$&\r\n') + '\r\n.\r\n');
     assert.match((await c.expect(451)).text, /^451 4\.3\.0 /);
     c.close();
-    // while the store reopens after the failed write, reads answer 503 with Retry-After
-    let listing: { status: number; body: { messages?: unknown[] }; headers: Headers } | undefined;
+    // what the failed receipt's close freed is taken too: every reopen of the store now fails
+    // while readers keep coming, some of them in the middle of an attempt (LevelDB holds their
+    // iterators until the attempt fails). Each answer is 200 or 503 with Retry-After, in time.
+    writeFileSync(fillers[1]!, Buffer.alloc(disk.freeBytes(), 1));
+    const statuses = new Map<number, number>();
+    const until = Date.now() + 3000;
+    const reader = async (path: string) => {
+      while (Date.now() < until) {
+        const res = await r.json(path);
+        statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+        assert.ok(res.status === 200 || res.status === 503, `${path}: ${res.status} ${JSON.stringify(res.body)}`);
+        if (res.status === 503) assert.equal(res.headers.get('retry-after'), '1');
+      }
+    };
+    const smtp = (async () => {
+      const s = await r.session();
+      s.write('MAIL FROM:<a@src.test>\r\n');
+      // the disk check comes first (452 4.3.1, no room); either way, a temporary refusal
+      assert.match((await s.next(10_000))?.text ?? '(closed)', /^(451 4\.3\.0|452 4\.3\.1) /);
+      s.close();
+    })();
+    await Promise.all([reader('/api/inboxes/full@inbox.test/messages'), reader('/api/inboxes/full@inbox.test/messages?limit=1'), reader(`/api/messages/${kept}`), reader('/api/search?q=before'), smtp]);
+    assert.ok(statuses.get(503), `reads answered ${JSON.stringify([...statuses])}: none saw the store down`);
+
+    for (const f of fillers) unlinkSync(f);
+    let listing: { status: number; body: { messages?: { id: string }[] } } | undefined;
     await waitFor(async () => {
-      listing = await r.json<{ messages?: unknown[] }>('/api/inboxes/full@inbox.test/messages');
-      if (listing.status === 503) assert.equal(listing.headers.get('retry-after'), '1');
+      listing = await r.json<{ messages?: { id: string }[] }>('/api/inboxes/full@inbox.test/messages');
       return listing.status === 200;
     }, 15_000, 'the listing answers again');
-    assert.deepEqual(listing!.body.messages, [], 'nothing listed');
+    assert.deepEqual(listing!.body.messages?.map((m) => m.id), [kept], 'nothing of the refused message listed');
 
-    unlinkSync(filler);
     let id = '';
     let last = '';
     await waitFor(async () => {
@@ -62,7 +86,7 @@ test('a store that cannot write: 451 4.3.0, nothing listed; once there is room a
       throw new Error(`${err.message}; the last refusal: ${last}; free ${disk.freeBytes()} bytes`);
     });
     const listed = (await r.json<{ messages: { id: string; subject: string }[] }>('/api/inboxes/full@inbox.test/messages')).body.messages;
-    assert.deepEqual(listed.map((m) => [m.id, m.subject]), [[id, 'room again']]);
+    assert.deepEqual(listed.map((m) => [m.id, m.subject]), [[id, 'room again'], [kept, 'before']]);
   } finally {
     await r.stop();
     disk.unmount();

@@ -36,6 +36,8 @@ export class AuthChecker {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`the checks took longer than ${AUTH_DEADLINE_MS} ms`)), AUTH_DEADLINE_MS);
+      // mailauth does not settle when its source fails (the store reopening under the read)
+      message.once('error', reject);
     });
     try {
       const r = await Promise.race([

@@ -12,6 +12,7 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { MailParser, type AddressObject, type AttachmentStream, type HeaderLines, type MessageText } from 'mailparser';
+import { isStoreUnavailable } from '../../store/write-guard.js';
 import type { SpamScorer } from '../spam/scorer.js';
 import type { InboxStore } from '../store/inbox-store.js';
 import type { Address, AttachmentInfo, AuthResults, InboundEnvelope, MessageSummary, ParsedMessage } from '../store/types.js';
@@ -101,6 +102,8 @@ async function readContent(chunks: AsyncIterable<Buffer> | Iterable<Buffer>, onB
     raw.pipe(parser);
     await consume(parser as AsyncIterable<AttachmentStream | MessageText>);
   } catch (err) {
+    // the store being reopened is no fault of the message: the parse fails and is tried again
+    if (isStoreUnavailable(err)) throw err;
     parseError = (err as Error)?.message ?? String(err);
   } finally {
     raw.destroy();

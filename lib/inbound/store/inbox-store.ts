@@ -382,13 +382,14 @@ export class InboxStore {
       ops.push({ type: 'put', key: keys.envelope(id), value: json({ ...envelope, inboxes: left }) });
     } else {
       for (const key of [keys.envelope(id), keys.pending(id), keys.meta(id), keys.summary(id), keys.search(id)]) ops.push({ type: 'del', key });
+      // the envelope names every raw chunk (0 … chunks-1): they go in the same batch, which costs
+      // no range scan (a clear() per message was a third of what a cap eviction cost under load)
+      for (let n = 0; n < envelope.chunks; n++) ops.push({ type: 'del', key: keys.raw(id, n) });
     }
     await this.guard.write(() => (sync ? this.committer.commit(ops) : this.db.batch(ops)));
     if (left.length) return;
     this.totalBytes -= envelope.size;
     this.messageCount--;
-    // without its envelope nothing reaches these any more; cleared now rather than by the collector
-    await this.guard.write(() => this.db.clear(keys.rawRange(id)));
   }
 
   /** Adds a release's outcome to the message's envelope; false when the message is gone. */
