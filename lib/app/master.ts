@@ -34,7 +34,6 @@ import { QueueStore } from '../queue/store.js';
 import { Scheduler, type Lease } from '../queue/scheduler.js';
 import { Outcomes, type OutcomeListener } from '../queue/outcomes.js';
 import { EventWebhook } from '../bounce/webhook.js';
-import { keys } from '../queue/keys.js';
 import { ChannelServer } from '../channel/server.js';
 import { BounceNotifier } from '../bounce/notify.js';
 import { ZoneSelector } from '../zones/select.js';
@@ -204,7 +203,7 @@ export class Master {
         fetch: (peer) => scheduler.fetch(peer.owner, peer.zone),
         readChunk: (id, n) => {
           const chunk = this.freshBodies?.chunk(id, n);
-          return chunk ? Promise.resolve(chunk) : store.db.get(keys.body(id, n));
+          return chunk ? Promise.resolve(chunk) : store.readChunk(id, n);
         },
         prefetch: (job) => this.freshBodies?.whole(job.id, job.chunks),
         // a report for a lease that expired or belongs to another connection changes nothing

@@ -19,7 +19,7 @@ import type { RowResult } from '../channel/protocol.js';
 import { logEvent } from '../log/logger.js';
 import { isExpired, nextAttemptAt } from './backoff.js';
 import type { BatchOp } from '../store/group-commit.js';
-import { keys } from './keys.js';
+import { QueueBatch } from './batch.js';
 import type { Lease } from './scheduler.js';
 import type { QueueStore } from './store.js';
 import type { DeliveryRow, MessageMeta } from './types.js';
@@ -54,7 +54,7 @@ const MAX_RETRY_MS = 60_000;
 
 /** What one report changes, computed from the lease's rows at one moment. */
 interface Plan {
-  ops: BatchOp[];
+  batch: QueueBatch;
   done: FinishedRow[];
   bounced: FinishedRow[];
   deferred: FinishedRow[];
@@ -153,7 +153,7 @@ export class Outcomes {
       // a lease holding every row the message ever had knows what is left without a count
       const pending = done === 0 || lease.rows.length === lease.meta.rcptCount ? lease.rows.length : await this.pending(lease.id);
       plan = this.plan(lease, results, now, pending);
-      if (!(notices && (await notices(plan.ops)))) await this.store.commit(plan.ops);
+      if (!(notices && (await notices(plan.batch.ops)))) await this.store.write(plan.batch);
       if (plan.messageDone) this.remaining.delete(lease.id);
       else if (done) this.remaining.set(lease.id, pending - done);
     }
@@ -163,15 +163,15 @@ export class Outcomes {
 
   /** True when the lease's rows on disk are no longer the ones it holds: a report was written. */
   private async landed(lease: Lease): Promise<boolean> {
-    const values = await this.store.db.getMany(lease.rows.map((r) => keys.row(r.id, r.seq)));
-    return values.some((value, i) => value === undefined || (JSON.parse(value.toString('utf8')) as DeliveryRow).attempts !== lease.rows[i]!.attempts);
+    const stored = await this.store.getRowsAt(lease.id, lease.rows.map((r) => r.seq));
+    return stored.some((row, i) => row === undefined || row.attempts !== lease.rows[i]!.attempts);
   }
 
   /** The batch for a report and what it does to each row. */
   private plan(lease: Lease, results: readonly RowResult[], now: number, pending: number): Plan {
     const { queue } = this.config;
-    const plan: Plan = { ops: [], done: [], bounced: [], deferred: [], delayed: [], moves: [], messageDone: false };
-    const { ops } = plan;
+    const plan: Plan = { batch: new QueueBatch(), done: [], bounced: [], deferred: [], delayed: [], moves: [], messageDone: false };
+    const { batch } = plan;
     for (const row of lease.rows) {
       const result = resultOf(row, results, now, this.config);
       if (result.outcome === 'deferred') {
@@ -191,25 +191,20 @@ export class Outcomes {
         };
         const warn = queue.delayWarning > 0 && !row.warned && now - row.created >= queue.delayWarning;
         if (warn) next.warned = true;
-        ops.push({ type: 'put', key: keys.row(row.id, row.seq), value: Buffer.from(JSON.stringify(next)) });
-        ops.push({ type: 'del', key: keys.schedule(row.zone, row.due, row.id, row.seq) });
-        ops.push({ type: 'put', key: keys.schedule(next.zone, next.due, next.id, next.seq), value: Buffer.from(next.domain) });
+        batch.moveRow(row, next);
         plan.moves.push([row, next]);
         plan.deferred.push({ row: next, result });
         if (warn) plan.delayed.push({ row: next, result });
       } else {
-        ops.push({ type: 'del', key: keys.row(row.id, row.seq) });
-        ops.push({ type: 'del', key: keys.schedule(row.zone, row.due, row.id, row.seq) });
+        batch.removeRow(row);
         plan.done.push({ row, result });
         if (result.outcome === 'bounced') plan.bounced.push({ row, result });
       }
     }
     if (plan.done.length && pending - plan.done.length <= 0) {
       plan.messageDone = true;
-      ops.push({ type: 'del', key: keys.meta(lease.id) });
-      // the body goes in the same batch: its chunks are numbered 0..chunks-1 (a range clear
-      // cost a LevelDB iterator per message)
-      for (let n = 0; n < lease.meta.chunks; n++) ops.push({ type: 'del', key: keys.body(lease.id, n) });
+      // the body goes in the same batch (a range clear cost a LevelDB iterator per message)
+      batch.removeMessage(lease.id, lease.meta.chunks);
     }
     return plan;
   }
@@ -246,8 +241,7 @@ export class Outcomes {
   private async pending(id: string): Promise<number> {
     let n = this.remaining.get(id);
     if (n === undefined) {
-      n = 0;
-      for await (const _ of this.store.db.keys(keys.rowRange(id))) n++;
+      n = await this.store.countRows(id);
       this.remaining.set(id, n);
     }
     return n;

@@ -33,7 +33,6 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { Job } from '../channel/protocol.js';
-import { decodeScheduleKey, keys } from './keys.js';
 import type { QueueStore } from './store.js';
 import type { DeliveryRow, MessageMeta } from './types.js';
 import { DomainLimits } from '../zones/domain-limits.js';
@@ -422,8 +421,7 @@ export class Scheduler {
     let open = new Map<string, Group>();
     let openId: string | undefined;
     const blockedDomains = new Set<string>();
-    const due = keys.scheduleDue(zone, now);
-    const range = state.cursor && state.cursor >= due.gte && state.cursor < due.lte ? { gt: state.cursor, lte: due.lte } : due;
+    const after = state.cursor;
     state.cursor = undefined;
     let lastKey: string | undefined;
     let unread = false;
@@ -433,15 +431,13 @@ export class Scheduler {
     state.diskDirty = false;
     state.scannedUpTo = now;
 
-    for await (const [key, value] of this.store.db.iterator(range)) {
+    for await (const { id, seq, dueMs, domain, cursor } of this.store.scanDue(zone, now, after)) {
       if (++scanned > SCAN_BUDGET) {
         state.cursor = lastKey;
         unread = true;
         break;
       }
-      lastKey = key;
-      const { id, seq, dueMs } = decodeScheduleKey(key);
-      const domain = value.toString();
+      lastKey = cursor;
       const rk = rowKey(id, seq);
       // leased rows are taken; offered ones go out from memory, in the same order
       if (this.leasedRows.has(rk) || this.offered.has(rk)) continue;
@@ -557,30 +553,12 @@ export class Scheduler {
 
   /** Reads a job's metadata and rows from disk (scan path); undefined if they are gone. */
   private async makeJob(zone: string, g: { id: string; domain: string; keys: { seq: number; due: number }[] }, owner: string): Promise<Job | undefined> {
-    const [metaValue, ...rowValues] = await this.store.db.getMany([keys.meta(g.id), ...g.keys.map((k) => keys.row(g.id, k.seq))]);
-    const meta = metaValue === undefined ? undefined : (JSON.parse(metaValue.toString('utf8')) as MessageMeta);
-    const rows: DeliveryRow[] = [];
-    const stale: string[] = [];
-    rowValues.forEach((value, i) => {
-      const k = g.keys[i]!;
-      if (value === undefined || !meta) {
-        stale.push(keys.schedule(zone, k.due, g.id, k.seq));
-        return;
-      }
-      const row = JSON.parse(value.toString('utf8')) as DeliveryRow;
-      // The scan reads an iterator snapshot: an outcome recorded meanwhile may have moved the
-      // row to a later time (its lease ended, so it is not "leased" any more). The row's own
-      // due time is the truth; trying it now would be an early retry (seen in F4: a second
-      // attempt 30 ms after a deferral).
-      if (row.due !== k.due) return;
-      // leased while this read was waiting (a fresh offer of the same row): never twice
-      if (this.leasedRows.has(rowKey(row.id, row.seq))) return;
-      rows.push(row);
-    });
-    if (stale.length) {
-      // index keys whose row or message is gone (deleted by an operator mid-scan): drop them
-      await this.store.db.batch(stale.map((key) => ({ type: 'del' as const, key })));
-    }
+    // rows an outcome moved since the scan's snapshot are left out by the store (their own due
+    // time is the truth: trying one now would be an early retry)
+    const found = await this.store.readJob(zone, g.id, g.keys);
+    const meta = found.meta;
+    // leased while this read was waiting (a fresh offer of the same row): never twice
+    const rows = found.rows.filter((row) => !this.leasedRows.has(rowKey(row.id, row.seq)));
     if (!meta || !rows.length) {
       this.limits.unclaim(zone, g.domain);
       return undefined;
@@ -646,9 +624,8 @@ export class Scheduler {
     let next = now + IDLE_RECHECK_MS;
     // after what the scan read, not after now: a row that came due in between (its lease ended
     // after the scan started) is found here and looked at in 10 ms, instead of at the recheck
-    for await (const key of this.store.db.keys({ ...keys.scheduleAfter(zone, state.scannedUpTo), limit: 1 })) {
-      next = Math.min(next, decodeScheduleKey(key).dueMs);
-    }
+    const nextDue = await this.store.nextDueAfter(zone, state.scannedUpTo);
+    if (nextDue !== undefined) next = Math.min(next, nextDue);
     const rateFree = this.limits.nextFreeAt(zone);
     if (rateFree !== undefined) next = Math.min(next, rateFree);
     this.setTimer(zone, state, Math.max(next, now + 10));
