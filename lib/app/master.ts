@@ -26,6 +26,7 @@ import { listeners, type LoadedConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { logEvent } from '../log/logger.js';
 import { warnUntestedLibraries } from '../pinned/internals.js';
+import { installMasterPatches } from '../pinned/install.js';
 import { HookRunner } from '../plugins/runner.js';
 import { loadPlugins, type LoadedPlugins } from '../plugins/loader.js';
 import { OutcomeHooks } from '../plugins/outcome-hooks.js';
@@ -93,6 +94,7 @@ export class Master {
 
   async start(): Promise<void> {
     const { config, logger } = this;
+    installMasterPatches();
     warnUntestedLibraries(logger);
     // a DKIM key the workers cannot load would make them crash-loop: check every key once here,
     // naming the bad one, and keep none of them (only the workers hold keys)

@@ -15,12 +15,6 @@ import type { TLSSocket, PeerCertificate, DetailedPeerCertificate } from 'node:t
 import type { Readable } from 'node:stream';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { checkDane, type TlsaRecord } from './dane.js';
-import { installFastDataStream } from './dot-stuff.js';
-import { decide } from '../pinned/internals.js';
-
-installFastDataStream();
-// checkPeer reads the connection's socket; without it a delivery that requires TLS fails (ETLS)
-decide('daneSocket');
 
 export type TlsPolicy = 'none' | 'may' | 'encrypt' | 'verify';
 

@@ -14,8 +14,8 @@ import DataStream from 'nodemailer/lib/smtp-connection/data-stream.js';
 const mode = process.argv[2];
 if (mode === 'missing') delete (SMTPServer.prototype as unknown as Record<string, unknown>)._onError;
 
-const { installFastDataScan, fastFeed } = await import('../../lib/accept/data-scan.js');
-const { installFastDataStream, fastTransform } = await import('../../lib/deliver/dot-stuff.js');
+const { installFastDataScan, fastFeed } = await import('../../lib/pinned/data-scan.js');
+const { installFastDataStream, fastTransform } = await import('../../lib/pinned/dot-stuff.js');
 const version = mode === 'version' ? '9.9.9' : undefined;
 const scan = installFastDataScan(version);
 const stuff = installFastDataStream(version);

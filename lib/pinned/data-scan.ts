@@ -14,12 +14,12 @@
  *
  * It replaces SMTPStream's _feedDataStream once, in the process that accepts mail, and only on
  * the smtp-server version it was tested with (lib/pinned/internals.ts; elsewhere smtp-server's
- * own scan runs). test/accept/data-scan.test.ts feeds random messages, split at random places,
+ * own scan runs). test/pinned/data-scan.test.ts feeds random messages, split at random places,
  * through both and compares what comes out and where data mode ends.
  */
 import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import type { PassThrough } from 'node:stream';
-import { decide } from '../pinned/internals.js';
+import { decide } from './internals.js';
 
 interface DataModeState {
   _atDataStart: boolean;

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
-import { fastFeed, installFastDataScan, originalFeed } from '../../lib/accept/data-scan.js';
+import { fastFeed, installFastDataScan, originalFeed } from '../../lib/pinned/data-scan.js';
 import { seededRandom } from '../helpers/seeded.js';
 
 interface Outcome {

@@ -8,7 +8,7 @@
  * block is built with CRLF), so the usual chunk needs nothing but the dot rule, and that one can
  * be found with a native search.
  *
- * `fastTransform` gives exactly DataStream's output (test/deliver/dot-stuff.test.ts compares both
+ * `fastTransform` gives exactly DataStream's output (test/pinned/dot-stuff.test.ts compares both
  * on random input split at random places): a chunk whose line ends are all CRLF is searched for
  * "\n." natively and passed on with the dots doubled; any other chunk goes to nodemailer's own
  * code. It replaces DataStream's _transform once, in the process that delivers, and only on the
@@ -16,7 +16,7 @@
  * runs); the equivalence test fails if a new version changes the rules.
  */
 import DataStream from 'nodemailer/lib/smtp-connection/data-stream.js';
-import { decide } from '../pinned/internals.js';
+import { decide } from './internals.js';
 
 const CR = 0x0d;
 const LF = 0x0a;

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import DataStream from 'nodemailer/lib/smtp-connection/data-stream.js';
-import { fastTransform, originalTransform } from '../../lib/deliver/dot-stuff.js';
+import { fastTransform, originalTransform } from '../../lib/pinned/dot-stuff.js';
 import { seededRandom } from '../helpers/seeded.js';
 
 type Ctor = new () => NodeJS.ReadWriteStream & { _transform: unknown; inByteCount: number; outByteCount: number };
