@@ -143,10 +143,7 @@ export class Master {
       this.webhook = new EventWebhook({ url: config.events.url, secret: config.events.secret, timeoutMs: config.events.timeout, maxAttempts: config.events.maxAttempts, maxPending: config.events.maxPending }, logger.child({ component: 'events' }));
       notified.push(this.webhook);
     }
-    const outcomes = (this.outcomes = new Outcomes(this.store, config, logger, notified, {
-      rescheduled: (leaseId, zone, due) => scheduler.noteDue(leaseId, zone, due),
-      notices: notifier,
-    }));
+    const outcomes = (this.outcomes = new Outcomes(this.store, config, logger, notified, { notices: notifier }));
 
     try {
       if (config.inbound.enabled) {

@@ -78,8 +78,6 @@ export class Outcomes {
     private readonly logger: Logger,
     private readonly listeners: readonly OutcomeListener[],
     private readonly opts: {
-      /** a deferred row's next attempt time, so the scheduler wakes for it */
-      rescheduled?: (leaseId: string, zone: string, dueMs: number) => void;
       /** the DSNs; without one no notice is sent */
       notices?: NoticeWriter;
       now?: () => number;
@@ -98,22 +96,23 @@ export class Outcomes {
   }
 
   /**
-   * Records one report; resolves once it is on disk. One report at a time per message, never
+   * Records one report; resolves once it is on disk, with the time the earliest row it deferred
+   * is due again (undefined: none), so the scheduler wakes for it. One report at a time per message, never
    * beside a delete of it (the store's exclusive lane): the count of its remaining rows stays
    * exact, and the rows a lease holds are the rows on disk unless the message was deleted, so
    * they are not read back.
    */
-  async apply(lease: Lease, results: readonly RowResult[]): Promise<void> {
-    if (this.store.wasDeleted(lease.id)) return;
+  async apply(lease: Lease, results: readonly RowResult[]): Promise<number | undefined> {
+    if (this.store.wasDeleted(lease.id)) return undefined;
     const now = this.now();
     const decided = this.plan(lease, results, now, lease.rows.length);
     const notices = decided.bounced.length || decided.delayed.length ? await this.opts.notices?.prepare(lease.meta, decided.bounced, decided.delayed) : undefined;
     for (let attempt = 1; ; attempt++) {
       if (this.closed && attempt > 1) throw new OutcomesClosedError(`the report on ${lease.id} was not written before the stop`);
       try {
-        await this.store.exclusive(lease.id, () => this.record(lease, results, now, notices, attempt));
+        const nextDue = await this.store.exclusive(lease.id, () => this.record(lease, results, now, notices, attempt));
         if (attempt > 1) this.logger.warn({ event: 'OUTCOME_WRITTEN', id: lease.id, lease: lease.leaseId, attempts: attempt }, `the report on ${lease.id} is on disk after ${attempt} attempts`);
-        return;
+        return nextDue;
       } catch (err) {
         if (this.closed) throw err;
         const waitMs = Math.min(FIRST_RETRY_MS * 2 ** (attempt - 1), MAX_RETRY_MS);
@@ -137,11 +136,12 @@ export class Outcomes {
     });
   }
 
-  /** One try at writing a report, and what follows once it is on disk. */
-  private async record(lease: Lease, results: readonly RowResult[], now: number, notices: ((ops: BatchOp[]) => Promise<boolean>) | undefined, attempt: number): Promise<void> {
+  /** One try at writing a report, and what follows once it is on disk. Returns the earliest
+   * next attempt of a row it deferred. */
+  private async record(lease: Lease, results: readonly RowResult[], now: number, notices: ((ops: BatchOp[]) => Promise<boolean>) | undefined, attempt: number): Promise<number | undefined> {
     // rows change only by outcomes (one at a time, under the lease), by retryNow (which leaves
     // leased rows alone) and by deletes (which this waited for): what the lease holds is current
-    if (this.store.wasDeleted(lease.id)) return;
+    if (this.store.wasDeleted(lease.id)) return undefined;
     let plan: Plan;
     if (attempt > 1 && (await this.landed(lease))) {
       // a write that failed may still have reached the disk (its sync failed, not its write):
@@ -159,6 +159,9 @@ export class Outcomes {
     }
     this.written(lease, plan);
     await this.notify(lease.meta, plan);
+    let nextDue: number | undefined;
+    for (const [, next] of plan.moves) nextDue = Math.min(nextDue ?? Infinity, next.due);
+    return nextDue;
   }
 
   /** True when the lease's rows on disk are no longer the ones it holds: a report was written. */
@@ -209,9 +212,8 @@ export class Outcomes {
     return plan;
   }
 
-  /** After the write: the scheduler, the counters, the log. */
+  /** After the write: the counters, the log. */
   private written(lease: Lease, plan: Plan): void {
-    for (const [, next] of plan.moves) this.opts.rescheduled?.(lease.leaseId, next.zone, next.due);
     for (const { row } of plan.done) {
       this.store.counters.add(row, -1);
       this.store.counters.processed(row.zone);
