@@ -19,7 +19,7 @@
  */
 import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import type { PassThrough } from 'node:stream';
-import { decide } from './internals.js';
+import { decide, withPrivateMembers } from './internals.js';
 
 interface DataModeState {
   _atDataStart: boolean;
@@ -35,7 +35,7 @@ interface DataModeState {
 
 type FeedFn = (this: DataModeState, chunk: Buffer, done: () => void) => void;
 
-const proto = SMTPStream.prototype as unknown as { _feedDataStream: FeedFn };
+const proto = withPrivateMembers<{ _feedDataStream: FeedFn }>(SMTPStream.prototype);
 
 /** smtp-server's own scan, for every chunk that may hold a dot at a line start. */
 export const originalFeed: FeedFn = proto._feedDataStream;

@@ -16,7 +16,7 @@
  * runs); the equivalence test fails if a new version changes the rules.
  */
 import DataStream from 'nodemailer/lib/smtp-connection/data-stream.js';
-import { decide } from './internals.js';
+import { decide, withPrivateMembers } from './internals.js';
 
 const CR = 0x0d;
 const LF = 0x0a;
@@ -31,7 +31,7 @@ interface DataStreamState {
 
 type TransformFn = (this: DataStreamState, chunk: Buffer | string, encoding: BufferEncoding, done: () => void) => void;
 
-const proto = (DataStream as unknown as { prototype: { _transform: TransformFn } }).prototype;
+const proto = withPrivateMembers<{ _transform: TransformFn }>(DataStream.prototype);
 
 /** nodemailer's own byte loop, kept for chunks with bare CR or LF (and for the test). */
 export const originalTransform: TransformFn = proto._transform;

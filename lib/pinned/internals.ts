@@ -123,6 +123,14 @@ function newSmtpServer(): SMTPServer {
   return new SMTPServer({ disabledCommands: ['STARTTLS'], hideSTARTTLS: true });
 }
 
+/**
+ * A library object seen with the private members a patch uses (listed in PRIVATE_MEMBERS and
+ * checked by missingMembers before the patch is installed): the one place they get a type.
+ */
+export function withPrivateMembers<T extends object>(target: object): T {
+  return target as T;
+}
+
 /** The installed version of a library. */
 export function installedVersion(library: PinnedLibrary): string {
   return (require(`${library}/package.json`) as { version: string }).version;
