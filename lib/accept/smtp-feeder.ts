@@ -16,7 +16,7 @@ import type { Logger } from 'pino';
 import type { SMTPServerAddress, SMTPServerAuthentication, SMTPServerDataStream, SMTPServerSession, SMTPServerOptions } from 'smtp-server';
 import type { Config, ListenerConfig } from '../config/schema.js';
 import { networkMatcher } from '../config/net.js';
-import { SmtpError, asSmtpError } from '../errors/smtp-error.js';
+import { SmtpError, SmtpReply, asSmtpError } from '../errors/smtp-error.js';
 import type { AuthAttempt } from '../plugins/hooks.js';
 import type { HookRunner } from '../plugins/runner.js';
 import type { DiskGuard } from '../queue/disk-space.js';
@@ -48,7 +48,7 @@ let dummyHash: Promise<string> | undefined;
 const unknownUserHash = () => (dummyHash ??= hashPassword(randomBytes(16).toString('hex')));
 
 /** smtp-server wants callbacks; our policy is async functions that throw SmtpError. */
-const toReply = (err: SmtpError) => Object.assign(new Error(err.replyText), { responseCode: err.responseCode });
+const toReply = (err: SmtpError) => SmtpReply.of(err);
 
 /**
  * Failed logins in one session: answers slow down from the third, the fifth ends the session.

@@ -18,6 +18,8 @@ import { PasswordChecker } from '../accept/password-checker.js';
 import { SmtpFeeder } from '../accept/smtp-feeder.js';
 import { healthRoutes } from '../api/health-routes.js';
 import { queueRoutes } from '../api/queue-routes.js';
+import { sendRawRoute } from '../api/send-raw-route.js';
+import { zonemtaRoutes } from '../api/zonemta-routes.js';
 import { sendRoute } from '../api/send-route.js';
 import { retryRoute } from '../api/retry-route.js';
 import { pluginRoutes } from '../api/plugin-routes.js';
@@ -40,8 +42,8 @@ import { BounceNotifier } from '../bounce/notify.js';
 import { ZoneSelector } from '../zones/select.js';
 import { Supervisor } from './supervisor.js';
 import { Dispatch } from '../queue/dispatch.js';
-import { loadDkimKeys } from '../deliver/dkim.js';
-import { loadExtraCa } from '../deliver/tls-trust.js';
+import { loadDkimKeys } from '../deliver/dkim/keys.js';
+import { loadExtraCa } from '../deliver/tls/trust.js';
 import { FreshBodies } from '../queue/fresh-bodies.js';
 import { GcNudge } from './gc-nudge.js';
 import { Inbound } from '../inbound/inbound.js';
@@ -168,6 +170,8 @@ export class Master {
         const pluginMetrics = plugins.routes.some(({ route }) => route.url === '/metrics' && [route.method].flat().includes('GET'));
         this.api = createApi(config, logger, [
           sendRoute({ config, ingest, hooks: this.hooks }),
+          sendRawRoute({ config, ingest, hooks: this.hooks }),
+          zonemtaRoutes({ store: this.store, zones }),
           queueRoutes({ store: this.store, zones, logger, hooks: this.hooks }),
           healthRoutes({ store: this.store, disk }),
           retryRoute({ store: this.store, scheduler }),

@@ -3,17 +3,12 @@
  * route or MX), try the hosts in order until one takes the transaction, and turn every answer
  * into a per-recipient result for the master.
  *
- * Failure policy (what moves to the next host and what ends the attempt) is here, in one place:
- * - could not connect, no greeting, failed TLS handshake, 4xx/5xx greeting or EHLO → next address
- *   or next MX (RFC 5321 §5.1: try the alternatives);
- * - once MAIL FROM is sent, the answer is the answer: 2xx delivered, 4xx deferred, 5xx bounced,
- *   by the reply classification rules (lib/bounce), per recipient where the server answered per
- *   recipient;
- * - the connection lost after the whole message was sent, before the reply: deferred and marked
- *   `uncertain` (the message may have arrived: RFC 1047's window; at-least-once);
- * - a host that DANE or MTA-STS refuses (lib/deliver/tls-policy.ts), or whose certificate fails
- *   them, is skipped like an unreachable one; with no host left the delivery is deferred as a TLS
- *   failure (4.7.5), never sent without the protection the destination asked for;
+ * What an error or a reply means (next host, delivered, deferred, bounced, with which status) is
+ * the failure policy's (lib/deliver/failure-policy.ts); this file follows it:
+ * - a failure that is the host's moves on to the next address or MX; when none is left the last
+ *   failure is every recipient's result;
+ * - a host that DANE or MTA-STS refuses (lib/deliver/tls/policy.ts) is skipped like an
+ *   unreachable one, and so is a host a sender:connect plugin refuses or whose circuit is open;
  * - the attempt as a whole ends when its signal aborts (delivery.attemptTimeout, or the master
  *   cancelling an expired lease): the connection in use is closed, no further host is tried, and
  *   every recipient not yet delivered is deferred with a reply that says why. The per-host
@@ -25,15 +20,18 @@ import type { Logger } from 'pino';
 import type { Config, ZoneConfig } from '../config/schema.js';
 import type { StaticRoute } from '../zones/local-route.js';
 import type { Job, RowResult } from '../channel/protocol.js';
-import { classifyReply, type BounceRule } from '../bounce/classify.js';
-import { DestinationError, type DestinationResolver, type TargetHost } from './destination.js';
-import { dkimSignaturesAsync, fromDomainOf, keysFor, type DkimKey } from './dkim.js';
-import { SmtpSession, type SessionOptions, type TlsPolicy, type TransactionError, type TransactionResult } from './smtp-client.js';
+import type { BounceRule } from '../bounce/classify.js';
+import type { DestinationResolver, TargetHost } from './destination.js';
+import { DeliveryError } from '../errors/delivery-error.js';
+import { cancelledResults, deliveredVerdict, destinationVerdict, errorVerdicts, hostFailure, rejectionVerdict, type Verdict } from './failure-policy.js';
+import { keysFor, type DkimKey } from './dkim/keys.js';
+import { dkimSignaturesAsync, fromDomainOf } from './dkim/sign.js';
+import { SmtpSession, type SessionOptions, type TlsPolicy, type TransactionResult } from './smtp-client.js';
 import type { SessionPool } from './session-pool.js';
 import type { Circuit } from './circuit.js';
 import type { HookRunner } from '../plugins/runner.js';
 import type { ConnectOptions, Delivery } from '../plugins/hooks.js';
-import { domainStsPolicy, hostTls, reportTesting, type HostTls, type TlsDiscovery, type TlsLabel } from './tls-policy.js';
+import { domainStsPolicy, hostTls, reportTesting, type HostTls, type TlsDiscovery, type TlsLabel } from './tls/policy.js';
 
 export interface DeliveryContext {
   config: Config;
@@ -55,9 +53,6 @@ export interface DeliveryContext {
   /** pulls one stored body chunk from the master (in one or more parts); undefined after the last */
   chunk(id: string, n: number): Promise<readonly Buffer[] | undefined>;
 }
-
-/** Phases before MAIL FROM: a failure there means "try the next host". */
-const PRE_TRANSACTION = new Set(['CONN', 'GREETING', 'EHLO', 'HELO', 'STARTTLS', undefined]);
 
 export interface DeliveryOutcome {
   results: RowResult[];
@@ -92,14 +87,8 @@ export function aborted(signal: AbortSignal): Promise<{ aborted: true }> {
 
 /** The results of a cancelled attempt: delivered rows as they were, every other one deferred. */
 export function cancelled(job: Job, results: RowResult[] | undefined, signal: AbortSignal): RowResult[] {
-  const why = `delivery attempt cancelled: ${signal.reason instanceof Error ? signal.reason.message : 'by the worker'}`;
-  const own = new Map((results ?? []).map((r) => [r.seq, r]));
-  return job.rows.map((row) => {
-    const r = own.get(row.seq);
-    if (r?.outcome === 'delivered') return r;
-    const last = r && !r.response.includes('delivery attempt cancelled') ? `; last reply: ${r.response}` : '';
-    return { ...r, seq: row.seq, outcome: 'deferred', response: `${why}${last}`, status: '4.4.2', category: 'network', code: 'ETIMEDOUT' };
-  });
+  const reason = signal.reason instanceof Error ? signal.reason.message : 'by the worker';
+  return cancelledResults(job.rows.map((row) => row.seq), results, reason);
 }
 
 async function deliverRows(job: Job, ctx: DeliveryContext, session: { kept: boolean }, delivery: Delivery | undefined, signal?: AbortSignal): Promise<RowResult[]> {
@@ -109,24 +98,16 @@ async function deliverRows(job: Job, ctx: DeliveryContext, session: { kept: bool
   try {
     hosts = await ctx.resolver.resolve(job.domain, route);
   } catch (err) {
-    const e = err as DestinationError;
-    const temporary = e instanceof DestinationError ? e.temporary : true;
-    return allRows(job, {
-      outcome: temporary ? 'deferred' : 'bounced',
-      response: e.message,
-      status: e instanceof DestinationError ? e.enhancedStatus : '4.4.3',
-      category: 'dns',
-      code: 'EDNS',
-    });
+    return allRows(job, destinationVerdict(err, job.domain));
   }
-  if (!hosts.length) return allRows(job, { outcome: 'deferred', response: `no usable address for ${job.domain}`, status: '4.4.4', category: 'dns', code: 'EDNS' });
+  if (!hosts.length) return allRows(job, destinationVerdict(undefined, job.domain));
 
   const tls = tlsPolicyFor(job.domain, config, zone, route?.tls);
   const explicit = Object.hasOwn(config.tlsPolicies, job.domain);
   const discovery = ctx.discovery ?? {};
   const sts = await domainStsPolicy(job, tls, explicit, route !== undefined, discovery);
   const pool = pickPool(job, zone, config.hostname);
-  let last: TransactionError | undefined;
+  let last: DeliveryError | undefined;
   let lastLabel: TlsLabel | undefined;
   for (const host of hosts) {
     if (signal?.aborted) break;
@@ -144,14 +125,14 @@ async function deliverRows(job: Job, ctx: DeliveryContext, session: { kept: bool
         try {
           await ctx.hooks.run('sender:connect', delivery, target);
         } catch (err) {
-          last = Object.assign(new Error(`sender:connect refused ${host.host} [${resolved.address}]: ${(err as Error).message}`), { code: 'ECONNECTION', connected: false, dataSent: false, tls: false });
+          last = DeliveryError.unreachable(`sender:connect refused ${host.host} [${resolved.address}]: ${(err as Error).message}`);
           continue;
         }
       }
       const address = target.host;
       const port = target.port;
       if (ctx.circuit.isOpen(address, port)) {
-        last = Object.assign(new Error(`${target.hostname} [${address}]:${port} failed recently; not trying it again yet`), { code: 'ECONNECTION', connected: false, dataSent: false, tls: false });
+        last = DeliveryError.unreachable(`${target.hostname} [${address}]:${port} failed recently; not trying it again yet`);
         continue;
       }
       const options: SessionOptions = {
@@ -174,24 +155,21 @@ async function deliverRows(job: Job, ctx: DeliveryContext, session: { kept: bool
         if (decision.testing) reportTesting(ctx.logger, job, host.host, decision.testing, result.tls, result.peer);
         return labelled(mapResult(job, result, host, target.localAddress, ctx), decision);
       } catch (err) {
-        last = err as TransactionError;
+        last = err instanceof DeliveryError ? err : new DeliveryError(err instanceof Error ? err.message : String(err), { code: 'EUNKNOWN' }, { cause: err });
         if (decision.dane && last.originalCode === 'DANE_MISMATCH') {
           ctx.logger.warn({ event: 'DANE_FAILED', id: job.id, domain: job.domain, mx: host.host, address, err: last.message }, last.message);
         }
-        // a host that did not answer is held back for a while; one whose certificate failed our
-        // policy is not unreachable (other domains with another policy may use it at once)
-        if (!last.connected && !isTlsFailure(last) && (last.code === 'ECONNECTION' || last.code === 'ETIMEDOUT' || last.code === 'ESOCKET')) ctx.circuit.trip(address, port);
-        const phase = phaseOf(last);
-        if (last.connected && !PRE_TRANSACTION.has(phase)) {
-          return labelled(mapError(job, last, host, target.localAddress, ctx), decision);
-        }
+        const scope = hostFailure(last);
+        if (scope.holdHost) ctx.circuit.trip(address, port);
+        if (!scope.nextHost) return labelled(rows(job, errorVerdicts(last, recipients(job), ctx.bounceRules), host.host, target.localAddress), decision);
         ctx.logger.debug({ id: job.id, mx: host.host, address, err: last.message }, 'host failed before the transaction, trying the next');
       }
     }
   }
-  const mx = hosts[hosts.length - 1]?.host;
-  const rows = mapError(job, last ?? Object.assign(new Error('no host could be reached'), { connected: false, dataSent: false, tls: false, code: 'ECONNECTION' }), { host: mx ?? job.domain } as TargetHost, pool.address, ctx, true);
-  return lastLabel ? labelled(rows, { label: lastLabel }) : rows;
+  const mx = hosts[hosts.length - 1]?.host ?? job.domain;
+  const final = errorVerdicts(last ?? DeliveryError.unreachable('no host could be reached'), recipients(job), ctx.bounceRules, true);
+  const out = rows(job, final, mx, pool.address);
+  return lastLabel ? labelled(out, { label: lastLabel }) : out;
 }
 
 /** Which TLS rules applied (dane, mta-sts, … or the configured policy): for the log and the result. */
@@ -209,7 +187,7 @@ async function transact(job: Job, options: SessionOptions, ctx: DeliveryContext,
       const result = await session.send(envelope, body.stream, () => body.finished, true, signal);
       return { ...result, kept: ctx.sessions.give(session) };
     } catch (err) {
-      if (!(err as TransactionError).staleSession) throw err;
+      if (!(err instanceof DeliveryError && err.staleSession)) throw err;
     }
   }
   session = await SmtpSession.open(options, signal);
@@ -218,67 +196,27 @@ async function transact(job: Job, options: SessionOptions, ctx: DeliveryContext,
   return { ...result, kept: ctx.sessions.give(session) };
 }
 
-function allRows(job: Job, r: Omit<RowResult, 'seq'>): RowResult[] {
-  return job.rows.map((row) => ({ seq: row.seq, ...r }));
+function allRows(job: Job, verdict: Verdict): RowResult[] {
+  return job.rows.map((row) => ({ seq: row.seq, ...verdict }));
 }
 
-function phaseOf(err: TransactionError): string | undefined {
-  const cmd = (err.command ?? '').toUpperCase();
-  if (!err.connected) return 'CONN';
-  if (err.code === 'ETLS' || cmd.startsWith('STARTTLS')) return 'STARTTLS';
-  if (cmd.startsWith('EHLO') || cmd.startsWith('HELO') || cmd.startsWith('LHLO')) return 'EHLO';
-  if (cmd.startsWith('MAIL')) return 'MAIL';
-  if (cmd.startsWith('RCPT')) return 'RCPT';
-  if (cmd.startsWith('DATA')) return 'DATA';
-  if (err.dataSent) return 'DOT';
-  if (err.code === 'EENVELOPE') return 'RCPT';
-  if (err.code === 'EMESSAGE' || err.code === 'EPROTOCOL') return 'DATA';
-  return cmd ? cmd.split(' ')[0] : undefined;
+function recipients(job: Job): string[] {
+  return job.rows.map((row) => row.recipient);
 }
 
-function mapResult(job: Job, result: { accepted: string[]; rejected: { recipient: string; responseCode?: number; response: string }[]; response: string; tls: boolean }, host: TargetHost, localAddress: string | undefined, ctx: DeliveryContext): RowResult[] {
+/** The policy's verdicts (one per row, in order) as the rows' results from `mx`. */
+function rows(job: Job, verdicts: readonly Verdict[], mx: string, localAddress: string | undefined): RowResult[] {
+  return job.rows.map((row, i) => ({ seq: row.seq, ...verdicts[i]!, mx, localAddress }));
+}
+
+/** A transaction that went through: each recipient delivered unless the server refused it at RCPT. */
+function mapResult(job: Job, result: TransactionResult, host: TargetHost, localAddress: string | undefined, ctx: DeliveryContext): RowResult[] {
   const rejected = new Map(result.rejected.map((r) => [r.recipient.toLowerCase(), r]));
-  return job.rows.map((row) => {
+  const verdicts = job.rows.map((row) => {
     const rej = rejected.get(row.recipient.toLowerCase());
-    if (!rej) return { seq: row.seq, outcome: 'delivered', response: result.response, responseCode: 250, mx: host.host, localAddress, tls: result.tls };
-    const c = classifyReply({ responseCode: rej.responseCode, response: rej.response, phase: 'RCPT' }, ctx.bounceRules);
-    return { seq: row.seq, outcome: c.action === 'bounce' ? 'bounced' : 'deferred', response: rej.response, responseCode: rej.responseCode, status: c.status, category: c.category, mx: host.host, localAddress, tls: result.tls };
+    return rej ? rejectionVerdict(rej, result.tls, ctx.bounceRules) : deliveredVerdict(result.response, result.tls);
   });
-}
-
-function mapError(job: Job, err: TransactionError, host: TargetHost, localAddress: string | undefined, ctx: DeliveryContext, unreachable = false): RowResult[] {
-  const phase = unreachable ? 'CONN' : phaseOf(err);
-  const rejectedErrors = (err as { rejectedErrors?: { recipient?: string; responseCode?: number; response?: string; message?: string }[] }).rejectedErrors;
-  const perRecipient = new Map<string, { responseCode?: number; response: string }>();
-  if (err.code === 'EENVELOPE' && rejectedErrors?.length) {
-    for (const e of rejectedErrors) if (e.recipient) perRecipient.set(e.recipient.toLowerCase(), { responseCode: e.responseCode, response: e.response ?? e.message ?? 'rejected' });
-  }
-  // a connection lost after the whole message went out: it may have arrived
-  const uncertain = err.dataSent && !err.responseCode;
-  // STARTTLS refused or failed while the policy needs TLS ("encrypt", "verify"): the server may
-  // offer it tomorrow; it is never a reason to bounce. The reply classification alone said
-  // "bounce" for "500 command not recognized" to a STARTTLS nobody had offered (F13).
-  const tlsFailure = isTlsFailure(err);
-  return job.rows.map((row) => {
-    const own = perRecipient.get(row.recipient.toLowerCase());
-    const responseCode = own?.responseCode ?? err.responseCode;
-    const response = own?.response ?? err.response ?? `${err.code ?? 'ERROR'}: ${err.message}`;
-    // the system error under nodemailer's own code tells a refused connection from a reset one
-    const originalCode = (err as { originalCode?: string }).originalCode ?? /\b(ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ENETUNREACH)\b/.exec(err.message)?.[1];
-    const c = classifyReply({ responseCode, response, code: err.code, phase, originalCode, errorMessage: err.message }, ctx.bounceRules);
-    const outcome = uncertain || tlsFailure ? 'deferred' : c.action === 'bounce' ? 'bounced' : 'deferred';
-    // a certificate our policy refused is a TLS failure (4.7.5), not a network one (4.4.2); a
-    // server's own 4xx reply to STARTTLS keeps its code
-    const status = tlsFailure && (!c.status.startsWith('4.') || !responseCode) ? '4.7.5' : c.status;
-    const category = tlsFailure ? 'tls' : c.category;
-    return { seq: row.seq, outcome, response, responseCode, status, category, code: err.code, mx: host.host, localAddress, tls: err.tls, ...(uncertain ? { uncertain: true } : {}) };
-  });
-}
-
-/** STARTTLS refused or failed, or a certificate our policy does not accept (nodemailer reports
- * the latter as ESOCKET with the TLS code underneath). */
-function isTlsFailure(err: TransactionError): boolean {
-  return err.code === 'ETLS' || /^ERR_(TLS|SSL)_|CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/.test(err.originalCode ?? '');
+  return rows(job, verdicts, host.host, localAddress);
 }
 
 export function tlsPolicyFor(domain: string, config: Config, zone: ZoneConfig, routeTls?: string): TlsPolicy {
@@ -313,7 +251,7 @@ function bodyStream(job: Job, ctx: DeliveryContext): { stream: Readable; readonl
       const chunk = await ctx.chunk(job.id, n);
       // a body that ends early (deleted meanwhile) must never go out truncated: failing the
       // stream aborts DATA before the final dot, so the server discards what it got
-      if (!chunk) throw Object.assign(new Error(`body of ${job.id} is incomplete in the queue`), { code: 'EMESSAGE' });
+      if (!chunk) throw new BodyIncompleteError(`body of ${job.id} is incomplete in the queue`);
       yield* chunk;
     }
     state.finished = true;
@@ -324,4 +262,10 @@ function bodyStream(job: Job, ctx: DeliveryContext): { stream: Readable; readonl
       return state.finished;
     },
   };
+}
+
+/** Fails the message stream; the SMTP client reports it as its own stream error (ESTREAM) with
+ * this code underneath. */
+class BodyIncompleteError extends Error {
+  readonly code = 'EMESSAGE';
 }

@@ -19,8 +19,8 @@
  *     no addresses, or only local ones (the old "MX localhost" way of saying "no mail here"),
  *     is not going to start working in the next five days, and a quick bounce helps the sender.
  *   - loopback, private, link-local and other local answers from DNS are dropped unless
- *     allowLocalAddresses (reliability.md §4 item 10: the outbound MTA must not become a way to
- *     reach our own network). Static routes are operator config and may point anywhere.
+ *     allowLocalAddresses (lib/deliver/local-address.ts: the outbound MTA must not become a way
+ *     to reach our own network). Static routes are operator config and may point anywhere.
  *
  * Static-route host names are resolved with the system resolver (getaddrinfo: /etc/hosts,
  * "localhost"), not the configured DNS servers: they name the operator's own infrastructure.
@@ -33,7 +33,8 @@
 import { Resolver, lookup } from 'node:dns/promises';
 import { domainToASCII } from 'node:url';
 import net from 'node:net';
-import ipaddr from 'ipaddr.js';
+import { withTimeout } from './dns-deadline.js';
+import { isLocalAddress } from './local-address.js';
 
 export interface TargetAddress {
   address: string;
@@ -115,19 +116,6 @@ const DEFAULT_CACHE_SIZE = 1000;
 
 /** node dns codes meaning "this name/type has no answer" rather than "the lookup failed". */
 const NO_ANSWER = new Set(['ENOTFOUND', 'ENODATA']);
-
-/** Ranges refused in DNS answers: our own machine and networks, and what cannot be a host. */
-const LOCAL_RANGES = new Set([
-  'unspecified',
-  'broadcast',
-  'multicast',
-  'linkLocal',
-  'loopback',
-  'carrierGradeNat',
-  'private',
-  'uniqueLocal',
-  'deprecatedSiteLocal',
-]);
 
 interface HostLookup {
   addresses: TargetAddress[];
@@ -376,13 +364,6 @@ export function toAsciiDomain(domain: string): string {
   return ascii;
 }
 
-export function isLocalAddress(address: string): boolean {
-  if (!ipaddr.isValid(address)) return true; // not an address at all: never connect to it
-  let ip = ipaddr.parse(address);
-  if (ip.kind() === 'ipv6' && (ip as ipaddr.IPv6).isIPv4MappedAddress()) ip = (ip as ipaddr.IPv6).toIPv4Address();
-  return LOCAL_RANGES.has(ip.range());
-}
-
 function shuffleEqualPriorities(hosts: TargetHost[], random: () => number): TargetHost[] {
   const out: TargetHost[] = [];
   for (let i = 0; i < hosts.length; ) {
@@ -402,21 +383,4 @@ function shuffleEqualPriorities(hosts: TargetHost[], random: () => number): Targ
 function errorCode(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' ? code : undefined;
-}
-
-/** `promise`, or an ETIMEOUT error after `ms` (a DNS query's hard deadline). */
-export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(Object.assign(new Error(`DNS query timed out after ${ms} ms`), { code: 'ETIMEOUT' })), ms);
-    promise.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(timer);
-        reject(e);
-      },
-    );
-  });
 }

@@ -5,16 +5,18 @@
  * MAIL/RCPT for every recipient, DATA. A session that finished a transaction cleanly goes back to
  * the pool (lib/deliver/session-pool.ts) for the next message to the same host.
  *
- * Errors are nodemailer's structured errors (code, responseCode, response, command) plus
- * `connected` (did we reach the greeting and EHLO?), `dataSent` (had the whole message been
- * handed over?) and `tls`.
+ * Every failure rejects with a DeliveryError (lib/errors/delivery-error.ts): nodemailer's
+ * structured errors are turned into one here, at the edge of the library, with the SMTP phase,
+ * `connected` (did we get past greeting, EHLO and STARTTLS?), `dataSent` (had the whole message
+ * been handed over?) and `tls`. Nothing past this file reads nodemailer's error fields.
  */
 import net from 'node:net';
 import { createHash } from 'node:crypto';
 import type { TLSSocket, PeerCertificate, DetailedPeerCertificate } from 'node:tls';
 import type { Readable } from 'node:stream';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
-import { checkDane, type TlsaRecord } from './dane.js';
+import { checkDane, type TlsaRecord } from './tls/dane.js';
+import { DeliveryError, type SmtpPhase } from '../errors/delivery-error.js';
 
 export type TlsPolicy = 'none' | 'may' | 'encrypt' | 'verify';
 
@@ -51,26 +53,13 @@ export interface TransactionResult {
   peer?: PeerCheck;
 }
 
-export interface TransactionError extends Error {
-  code?: string;
-  /** the system or TLS code under nodemailer's (e.g. DEPTH_ZERO_SELF_SIGNED_CERT under ESOCKET) */
-  originalCode?: string;
-  responseCode?: number;
-  response?: string;
-  command?: string;
-  connected: boolean;
-  dataSent: boolean;
-  tls: boolean;
-  /** the session was a reused one that turned out to be dead before MAIL FROM was answered */
-  staleSession?: boolean;
-}
-
-type NmError = Error & { code?: string; responseCode?: number; response?: string; command?: string };
+/** What nodemailer rejects with (its _formatError), or one of our own DeliveryErrors. */
+type NmError = Error & { code?: string; originalCode?: string; responseCode?: number; response?: string; command?: string; rejectedErrors?: NmError[]; recipient?: string };
 
 export class SmtpSession {
   readonly key: string;
   private readonly conn: SMTPConnection;
-  private failCurrent: ((err: NmError) => void) | undefined;
+  private failCurrent: ((err: NmError | DeliveryError) => void) | undefined;
   dead = false;
   messages = 0;
   lastUsedMs = Date.now();
@@ -99,7 +88,7 @@ export class SmtpSession {
       allowInternalNetworkInterfaces: true,
       logger: false,
     });
-    const die = (err: NmError) => {
+    const die = (err: NmError | DeliveryError) => {
       this.dead = true;
       const fail = this.failCurrent;
       this.failCurrent = undefined;
@@ -110,21 +99,21 @@ export class SmtpSession {
     // (after a 421 it closes first, then fails the send with the server's reply). Waiting one
     // turn lets that error, with its responseCode and reply text, win over this generic one;
     // otherwise "421 4.3.2 shutting down" was recorded as "Connection closed unexpectedly" (F4c).
-    this.conn.on('end', () => setImmediate(() => die(Object.assign(new Error('Connection closed unexpectedly'), { code: 'ECONNECTION' }))));
+    this.conn.on('end', () => setImmediate(() => die(new DeliveryError('Connection closed unexpectedly', { code: 'ECONNECTION' }))));
   }
 
   get secure(): boolean {
     return this.conn.secure;
   }
 
-  /** Connects and greets; rejects with a TransactionError whose `connected` is false. An abort
+  /** Connects and greets; rejects with a DeliveryError whose `connected` is false. An abort
    * of `signal` (the attempt was cancelled) closes the connection and rejects at once. */
   static open(opts: SessionOptions, signal?: AbortSignal): Promise<SmtpSession> {
     const session = new SmtpSession(opts);
     return session.watch(signal, () => new Promise<SmtpSession>((resolve, reject) => {
       session.failCurrent = (err) => {
         session.close();
-        reject(Object.assign(err, { connected: false, dataSent: false, tls: session.conn.secure }) as TransactionError);
+        reject(deliveryError(err, { connected: false, dataSent: false, tls: session.conn.secure }));
       };
       session.conn.connect(() => {
         session.failCurrent = undefined;
@@ -132,7 +121,7 @@ export class SmtpSession {
         const refused = session.checkPeer();
         if (!refused) return resolve(session);
         session.close();
-        reject(Object.assign(refused, { connected: true, dataSent: false, tls: session.conn.secure }) as TransactionError);
+        reject(refused.with({ connected: true, dataSent: false, tls: session.conn.secure }));
       });
     }));
   }
@@ -145,7 +134,7 @@ export class SmtpSession {
       const fail = this.failCurrent;
       this.failCurrent = undefined;
       const reason = signal.reason instanceof Error ? signal.reason.message : 'cancelled';
-      fail?.(Object.assign(new Error(`delivery attempt cancelled: ${reason}`), { code: 'ETIMEDOUT' }));
+      fail?.(new DeliveryError(`delivery attempt cancelled: ${reason}`, { code: 'ETIMEDOUT' }));
       this.close();
     };
     const running = op();
@@ -159,16 +148,16 @@ export class SmtpSession {
    * for a chain that verifies, so a DANE-EE server with a self-signed certificate is reached with
    * rejectUnauthorized off and checked here. An error (ETLS) when the session must not be used.
    */
-  private checkPeer(): NmError | undefined {
+  private checkPeer(): DeliveryError | undefined {
     const socket = this.conn._socket;
     const tlsSocket = this.conn.secure && socket && 'getPeerCertificate' in socket ? (socket as TLSSocket) : undefined;
     if (tlsSocket) this.peer = { authorized: tlsSocket.authorized, ...(tlsSocket.authorizationError ? { error: String(tlsSocket.authorizationError) } : {}) };
     const required = this.opts.tls === 'encrypt' || this.opts.tls === 'verify' || this.opts.dane;
-    if (required && !tlsSocket) return Object.assign(new Error(`${this.opts.hostname}: TLS is required and the session is not encrypted`), { code: 'ETLS' });
+    if (required && !tlsSocket) return DeliveryError.tlsRefused(`${this.opts.hostname}: TLS is required and the session is not encrypted`);
     if (!this.opts.dane || !tlsSocket) return undefined;
     const verdict = checkDane(this.opts.dane.records, peerChain(tlsSocket), this.opts.dane.names);
     if (verdict.ok) return undefined;
-    return Object.assign(new Error(`DANE: ${this.opts.hostname}: ${verdict.reason}`), { code: 'ETLS', originalCode: 'DANE_MISMATCH', command: 'STARTTLS' });
+    return DeliveryError.tlsRefused(`DANE: ${this.opts.hostname}: ${verdict.reason}`, 'DANE_MISMATCH');
   }
 
   /** One mail transaction. On any error (or an abort of `signal`) the session is closed and not reused. */
@@ -177,7 +166,7 @@ export class SmtpSession {
     this.lastUsedMs = Date.now();
     return this.watch(signal, () => new Promise<TransactionResult>((resolve, reject) => {
       let settled = false;
-      const fail = (err: NmError) => {
+      const fail = (err: NmError | DeliveryError) => {
         if (settled) return;
         settled = true;
         this.dead = true;
@@ -185,9 +174,9 @@ export class SmtpSession {
         message.destroy();
         // a pooled session the server had dropped: nothing of this message was said yet
         const stale = reused && !err.responseCode && !dataSent() && (err.code === 'ECONNECTION' || err.code === 'ESOCKET' || err.code === 'ETIMEDOUT');
-        reject(Object.assign(err, { connected: true, dataSent: dataSent(), tls: this.conn.secure, staleSession: stale }) as TransactionError);
+        reject(deliveryError(err, { connected: true, dataSent: dataSent(), tls: this.conn.secure, staleSession: stale }));
       };
-      if (this.dead) return fail(Object.assign(new Error('Connection closed unexpectedly'), { code: 'ECONNECTION' }));
+      if (this.dead) return fail(new DeliveryError('Connection closed unexpectedly', { code: 'ECONNECTION' }));
       this.failCurrent = fail;
       this.conn.send({ from: envelope.from, to: envelope.to, size: envelope.size }, message, (err, info) => {
         if (err) return fail(err as NmError);
@@ -215,6 +204,50 @@ export class SmtpSession {
     this.failCurrent = undefined;
     this.conn.close();
   }
+}
+
+type SessionState = { connected: boolean; dataSent: boolean; tls: boolean; staleSession?: boolean };
+
+/** A failure as a DeliveryError: ours get the session's state, nodemailer's are read once here. */
+function deliveryError(err: NmError | DeliveryError, state: SessionState): DeliveryError {
+  if (err instanceof DeliveryError) return err.with(state);
+  const code = err.code ?? 'EUNKNOWN';
+  const rejected = code === 'EENVELOPE' ? (err.rejectedErrors ?? []).flatMap((e) => (e.recipient ? [{ recipient: e.recipient, responseCode: e.responseCode, response: e.response ?? e.message }] : [])) : [];
+  return new DeliveryError(
+    err.message,
+    {
+      code,
+      phase: phaseOf(code, err.command, state.dataSent),
+      ...(err.originalCode ? { originalCode: err.originalCode } : {}),
+      ...(err.responseCode ? { responseCode: err.responseCode } : {}),
+      ...(err.response ? { response: err.response } : {}),
+      ...(rejected.length ? { rejected } : {}),
+      ...state,
+    },
+    { cause: err },
+  );
+}
+
+/**
+ * The step that failed, from the command nodemailer names on its error ('MAIL FROM', 'RCPT TO',
+ * 'CONN', 'API' for a call it refused itself, …) and from what we know: a failure with the whole
+ * message handed over and no command of its own is the wait for the reply to the final dot.
+ */
+export function phaseOf(code: string, command: string | undefined, dataSent: boolean): SmtpPhase {
+  const cmd = (command ?? '').toUpperCase();
+  if (code === 'ETLS' || cmd.startsWith('STARTTLS')) return 'STARTTLS';
+  if (cmd.startsWith('EHLO') || cmd.startsWith('HELO') || cmd.startsWith('LHLO')) return 'EHLO';
+  if (cmd.startsWith('MAIL')) return 'MAIL';
+  if (cmd.startsWith('RCPT')) return 'RCPT';
+  if (cmd.startsWith('DATA')) return 'DATA';
+  if (dataSent) return 'DOT';
+  if (code === 'EENVELOPE') return 'RCPT';
+  if (code === 'EMESSAGE' || code === 'EPROTOCOL') return 'DATA';
+  if (cmd.startsWith('AUTH')) return 'AUTH';
+  if (cmd.startsWith('RSET')) return 'RSET';
+  // no command in flight, or the connection itself: connect, greeting, a drop between commands
+  if (!cmd || cmd === 'CONN') return 'CONN';
+  return 'CLIENT';
 }
 
 /**

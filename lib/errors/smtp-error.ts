@@ -139,3 +139,19 @@ export function asSmtpError(err: unknown, fallback: () => SmtpError): SmtpError 
   }
   return fallback();
 }
+
+/** What smtp-server turns into a reply: `responseCode` and the whole reply text as the message
+ * (SmtpError keeps the enhanced status apart; the server wants it in the text). */
+export class SmtpReply extends Error {
+  constructor(
+    readonly responseCode: number,
+    text: string,
+  ) {
+    super(text);
+    this.name = 'SmtpReply';
+  }
+
+  static of(err: SmtpError): SmtpReply {
+    return new SmtpReply(err.responseCode, err.replyText);
+  }
+}

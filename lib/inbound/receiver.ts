@@ -25,7 +25,7 @@ import { JUNK_COMMAND_LIMIT } from '../accept/session-guards.js';
 import { domainMatcher } from '../config/domains.js';
 import { networkMatcher } from '../config/net.js';
 import type { InboundConfig } from '../config/schema.js';
-import { SmtpError, asSmtpError } from '../errors/smtp-error.js';
+import { SmtpError, SmtpReply, asSmtpError } from '../errors/smtp-error.js';
 import type { HookRunner } from '../plugins/runner.js';
 import type { DiskGuard } from '../queue/disk-space.js';
 import type { Blocklist } from './blocklist.js';
@@ -49,7 +49,7 @@ export interface ReceiverDeps {
   logger: Logger;
 }
 
-const toReply = (err: SmtpError) => Object.assign(new Error(err.replyText), { responseCode: err.responseCode });
+const toReply = (err: SmtpError) => SmtpReply.of(err);
 
 export class Receiver {
   readonly server: GuardedSmtpServer;

@@ -1,6 +1,6 @@
 /**
  * When to try again: a pure function of the attempt count and the configured schedule. The last
- * step repeats; the queue lifetime (checked by the caller) ends it.
+ * step repeats; the queue lifetime ends it (the failure policy, lib/deliver/failure-policy.ts).
  */
 export function retryDelayMs(attempts: number, scheduleMs: readonly number[]): number {
   if (!scheduleMs.length) return 5 * 60_000;
@@ -12,8 +12,4 @@ export function retryDelayMs(attempts: number, scheduleMs: readonly number[]): n
  * last try happens at the end of its lifetime rather than after it. */
 export function nextAttemptAt(nowMs: number, attempts: number, createdMs: number, scheduleMs: readonly number[], maxQueueTimeMs: number): number {
   return Math.min(nowMs + retryDelayMs(attempts, scheduleMs), Math.max(nowMs, createdMs + maxQueueTimeMs));
-}
-
-export function isExpired(nowMs: number, createdMs: number, maxQueueTimeMs: number): boolean {
-  return nowMs - createdMs >= maxQueueTimeMs;
 }

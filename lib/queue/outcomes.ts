@@ -17,7 +17,8 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { RowResult } from '../channel/protocol.js';
 import { logEvent } from '../log/logger.js';
-import { isExpired, nextAttemptAt } from './backoff.js';
+import { nextAttemptAt } from './backoff.js';
+import { expireIfDue } from '../deliver/failure-policy.js';
 import type { BatchOp } from '../store/group-commit.js';
 import { QueueBatch } from './batch.js';
 import type { Lease } from './scheduler.js';
@@ -278,8 +279,5 @@ export class Outcomes {
  * deferral past the queue lifetime is a bounce. */
 function resultOf(row: DeliveryRow, results: readonly RowResult[], now: number, config: Config): RowResult {
   const result = results.find((r) => r.seq === row.seq) ?? { seq: row.seq, outcome: 'deferred' as const, response: 'no result reported by the worker' };
-  if (result.outcome === 'deferred' && isExpired(now, row.created, config.queue.maxQueueTime)) {
-    return { ...result, outcome: 'bounced', status: result.status?.startsWith('4') || !result.status ? '4.4.7' : result.status, response: `delivery time expired; last error: ${result.response}` };
-  }
-  return result;
+  return expireIfDue(result, row.created, now, config.queue.maxQueueTime);
 }

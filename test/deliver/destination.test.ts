@@ -8,7 +8,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
-import { DestinationError, DestinationResolver, isLocalAddress, type ResolverOptions } from '../../lib/deliver/destination.js';
+import { DestinationError, DestinationResolver, type ResolverOptions } from '../../lib/deliver/destination.js';
+import { isLocalAddress } from '../../lib/deliver/local-address.js';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
 
 let dns: TestDnsServer;

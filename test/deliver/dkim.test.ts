@@ -14,16 +14,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { inspect } from 'node:util';
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
-import {
-  DkimKeyError,
-  dkimDnsRecord,
-  dkimSignatures,
-  dkimSignaturesAsync,
-  fromDomainOf,
-  keysFor,
-  loadDkimKeys,
-  type DkimKey,
-} from '../../lib/deliver/dkim.js';
+import { DkimKeyError, dkimDnsRecord, keysFor, loadDkimKeys, type DkimKey } from '../../lib/deliver/dkim/keys.js';
+import { dkimSignatures, dkimSignaturesAsync, fromDomainOf } from '../../lib/deliver/dkim/sign.js';
 import { BodyHasher } from '../../lib/message/body-hash.js';
 import { createLineEndNormalizer } from '../../lib/message/line-ends.js';
 

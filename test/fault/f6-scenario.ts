@@ -11,7 +11,8 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { nextAttemptAt, isExpired } from '../../lib/queue/backoff.js';
+import { nextAttemptAt } from '../../lib/queue/backoff.js';
+import { isExpired } from '../../lib/deliver/failure-policy.js';
 import type { FakeMx } from '../helpers/fakemx.js';
 import { startLoggedMaster, submitter, waitFor, queueOf, type LogLine } from '../helpers/delivery-kit.js';
 

@@ -7,11 +7,11 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { MtaStsResolver } from '../../lib/deliver/mta-sts.js';
-import { captureLog } from '../helpers/capture-log.js';
-import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
-import { policyText, startPolicyServer, type PolicyServer } from '../helpers/policy-server.js';
-import { issue, makeCa, type Pem } from '../helpers/test-pki.js';
+import { MtaStsResolver } from '../../../lib/deliver/tls/mta-sts.js';
+import { captureLog } from '../../helpers/capture-log.js';
+import { startDnsServer, type TestDnsServer } from '../../helpers/dns-server.js';
+import { policyText, startPolicyServer, type PolicyServer } from '../../helpers/policy-server.js';
+import { issue, makeCa, type Pem } from '../../helpers/test-pki.js';
 
 const DOMAINS = ['good.test', 'redirect.test', 'html.test', 'huge.test', 'notfound.test', 'bad.test', 'none.test', 'cache.test', 'storm.test'];
 let ca: Pem;

@@ -6,10 +6,10 @@
  */
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkDane, DaneLookupError, isUsableTlsa, parseTlsa, TlsaResolver, type TlsaRecord } from '../../lib/deliver/dane.js';
-import { WireResolver } from '../../lib/deliver/dns-wire.js';
-import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
-import { der, issue, makeCa, selfSigned, tlsaData, type IssuedPem, type Pem } from '../helpers/test-pki.js';
+import { checkDane, DaneLookupError, isUsableTlsa, parseTlsa, TlsaResolver, type TlsaRecord } from '../../../lib/deliver/tls/dane.js';
+import { WireResolver } from '../../../lib/deliver/tls/dns-wire.js';
+import { startDnsServer, type TestDnsServer } from '../../helpers/dns-server.js';
+import { der, issue, makeCa, selfSigned, tlsaData, type IssuedPem, type Pem } from '../../helpers/test-pki.js';
 
 let ca: Pem;
 let otherCa: Pem;

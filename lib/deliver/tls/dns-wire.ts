@@ -1,7 +1,7 @@
 /**
  * A small DNS client on the wire (RFC 1035, EDNS0 of RFC 6891), for what node's dns module cannot
  * do on Node 20: ask for any record type (TLSA, type 52) and read the AD flag of the reply.
- * DANE (lib/deliver/dane.ts) needs both.
+ * DANE (lib/deliver/tls/dane.ts) needs both.
  *
  * Sluice does not validate DNSSEC itself: like Postfix with smtp_dns_support_level=dane, it trusts
  * the resolver it is configured with (`[dns] servers`, else the system's) to validate, and treats an

@@ -1,6 +1,6 @@
 /**
  * MTA-STS (RFC 8461) as text: the `_mta-sts` TXT record, the policy file, and which MX hosts a
- * policy allows. Pure functions, no I/O; lib/deliver/mta-sts.ts fetches and caches.
+ * policy allows. Pure functions, no I/O; lib/deliver/tls/mta-sts.ts fetches and caches.
  *
  * Parsing is strict where a lax reading would weaken the policy or guess at the sender's intent:
  * one `v=STSv1` TXT record with a valid id (several are "no policy", §3.1); the policy's version

@@ -26,9 +26,10 @@ import { Resolver } from 'node:dns/promises';
 import type { LookupAddress } from 'node:dns';
 import type { LookupFunction } from 'node:net';
 import type { Logger } from 'pino';
-import { isLocalAddress, withTimeout } from './destination.js';
+import { withTimeout } from '../dns-deadline.js';
+import { isLocalAddress } from '../local-address.js';
 import { parseStsPolicy, parseStsTxt, type StsPolicy } from './mta-sts-policy.js';
-import { trustList } from './tls-trust.js';
+import { trustList } from './trust.js';
 
 export interface MtaStsOptions {
   servers?: readonly string[];

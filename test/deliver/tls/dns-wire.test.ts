@@ -7,8 +7,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
-import { DNS_TYPE, DnsWireError, parseServer, RCODE, recordsFor, WireResolver } from '../../lib/deliver/dns-wire.js';
-import { startDnsServer } from '../helpers/dns-server.js';
+import { DNS_TYPE, DnsWireError, parseServer, RCODE, recordsFor, WireResolver } from '../../../lib/deliver/tls/dns-wire.js';
+import { startDnsServer } from '../../helpers/dns-server.js';
 
 /** A UDP peer on loopback that hands every query to `onQuery` and sends back what it returns. */
 async function rawPeer(onQuery: (msg: Buffer) => Buffer | undefined): Promise<{ address: string; stop: () => Promise<void> }> {

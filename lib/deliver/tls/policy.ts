@@ -21,12 +21,13 @@
  * `label` says which rule decided; it goes into the delivery's result and log lines (`tlsPolicy`).
  */
 import type { Logger } from 'pino';
-import type { Job } from '../channel/protocol.js';
+import type { Job } from '../../channel/protocol.js';
 import { DaneLookupError, type TlsaResolver, type TlsaRecord } from './dane.js';
-import { toAsciiDomain, type TargetHost } from './destination.js';
+import { toAsciiDomain, type TargetHost } from '../destination.js';
 import type { ActivePolicy, MtaStsResolver } from './mta-sts.js';
 import { policyAllows } from './mta-sts-policy.js';
-import type { PeerCheck, TlsPolicy, TransactionError } from './smtp-client.js';
+import type { PeerCheck, TlsPolicy } from '../smtp-client.js';
+import { DeliveryError } from '../../errors/delivery-error.js';
 
 export interface TlsDiscovery {
   /** DANE lookups; undefined when delivery.dane is off */
@@ -45,7 +46,7 @@ export interface HostTls {
   testing?: ActivePolicy;
 }
 
-export type HostDecision = HostTls | { refused: TransactionError; label: TlsLabel };
+export type HostDecision = HostTls | { refused: DeliveryError; label: TlsLabel };
 
 /** The MTA-STS policy for this job's domain, when discovery applies to it. */
 export async function domainStsPolicy(job: Job, base: TlsPolicy, explicit: boolean, routed: boolean, discovery: TlsDiscovery): Promise<ActivePolicy | undefined> {
@@ -78,14 +79,14 @@ export async function hostTls(
     } catch (err) {
       if (!(err instanceof DaneLookupError)) throw err;
       logger.warn({ event: 'DANE_LOOKUP_FAILED', id: job.id, domain: job.domain, mx: host.host, tlsa: err.tlsaName, err: err.message }, `DANE: ${err.message}; not using ${host.host} now`);
-      return { refused: refusal(`DANE: ${err.message}`, 'DANE_LOOKUP'), label: 'dane' };
+      return { refused: DeliveryError.tlsRefused(`DANE: ${err.message}`, 'DANE_LOOKUP'), label: 'dane' };
     }
   }
 
   if (sts?.mode === 'enforce') {
     if (!policyAllows(sts, host.host)) {
       logger.warn({ event: 'MTA_STS_REFUSED', id: job.id, domain: job.domain, mx: host.host, policyId: sts.id }, `MTA-STS: ${host.host} is not an MX the policy of ${sts.domain} allows`);
-      return { refused: refusal(`MTA-STS: ${host.host} is not in the mx list of the policy of ${sts.domain} (id ${sts.id})`, 'MTA_STS_MX'), label: 'mta-sts' };
+      return { refused: DeliveryError.tlsRefused(`MTA-STS: ${host.host} is not in the mx list of the policy of ${sts.domain} (id ${sts.id})`, 'MTA_STS_MX'), label: 'mta-sts' };
     }
     return { tls: 'verify', label: 'mta-sts' };
   }
@@ -104,8 +105,4 @@ export function reportTesting(logger: Logger, job: Job, mx: string, sts: ActiveP
 
 function testingReport(logger: Logger, job: Job, mx: string, sts: ActivePolicy, why: string): void {
   logger.warn({ event: 'MTA_STS_TESTING', id: job.id, domain: job.domain, mx, policyId: sts.id, reason: why }, `MTA-STS testing: enforce would have refused ${mx}: ${why}`);
-}
-
-function refusal(message: string, originalCode: string): TransactionError {
-  return Object.assign(new Error(message), { code: 'ETLS', originalCode, connected: false, dataSent: false, tls: false });
 }

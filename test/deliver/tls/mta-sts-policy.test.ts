@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mxMatches, parseStsPolicy, parseStsTxt, policyAllows, StsPolicyError } from '../../lib/deliver/mta-sts-policy.js';
+import { mxMatches, parseStsPolicy, parseStsTxt, policyAllows, StsPolicyError } from '../../../lib/deliver/tls/mta-sts-policy.js';
 
 test('TXT: one STSv1 record with a valid id gives the id; anything else is no policy', () => {
   assert.equal(parseStsTxt(['v=STSv1; id=20240101T000000']), '20240101T000000');
