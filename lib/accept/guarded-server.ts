@@ -28,14 +28,8 @@ import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import { clientKey } from '../config/net.js';
 import { SmtpError } from '../errors/smtp-error.js';
-import { decide } from '../pinned/internals.js';
-import { installFastDataScan } from './data-scan.js';
+import { guardsEnabled } from '../pinned/install.js';
 import { guardSession, onEveryParser, type SessionLimits, type SessionWatch } from './session-guards.js';
-
-installFastDataScan();
-
-/** Whether the installed smtp-server has every member the guards wrap. */
-const guarded = decide('guards').enabled;
 
 export interface GuardOptions extends SessionLimits {
   greetingDelayMs: number;
@@ -59,6 +53,8 @@ const ENHANCED = /^[245]\.\d{1,3}\.\d{1,3} /;
 export class GuardedSmtpServer extends SMTPServer {
   private readonly perIp = new Map<string, number>();
   private readonly watches = new Map<SMTPConnection, SessionWatch>();
+  /** whether the installed smtp-server has every member the guards wrap */
+  private readonly guarded = guardsEnabled();
 
   constructor(
     options: SMTPServerOptions,
@@ -98,7 +94,7 @@ export class GuardedSmtpServer extends SMTPServer {
 
   /** The library matches exact addresses only; ours takes CIDR blocks like trustedNetworks. */
   override _expectsProxyHeader(socket: Socket): boolean {
-    if (!guarded) return super._expectsProxyHeader(socket);
+    if (!this.guarded) return super._expectsProxyHeader(socket);
     return this.guard.proxyFrom(socket.remoteAddress);
   }
 
@@ -109,7 +105,7 @@ export class GuardedSmtpServer extends SMTPServer {
    */
   override _acceptSocket(socket: Socket, handshake: boolean): (() => void) | false {
     const release = super._acceptSocket(socket, handshake);
-    if (!release || !guarded) return release;
+    if (!release || !this.guarded) return release;
     const timer = setTimeout(() => {
       // the topmost socket: destroying a raw socket under a TLS handshake crashes Node
       (this._pendingSockets.get(socket) ?? socket).destroy();
@@ -122,7 +118,7 @@ export class GuardedSmtpServer extends SMTPServer {
   }
 
   override connect(socket: Socket | TLSSocket, socketOptions?: ConstructorParameters<typeof SMTPConnection>[2]): void {
-    if (!guarded) return super.connect(socket, socketOptions);
+    if (!this.guarded) return super.connect(socket, socketOptions);
     const connection = new SMTPConnection(this, socket, socketOptions);
     this.connections.add(connection);
     connection.on('error', (err: Error) => this._onError(err));

@@ -30,7 +30,8 @@ import type { HookEnvelope, MessageInfo, StoredMessageInfo } from '../plugins/ho
 import type { HookRunner } from '../plugins/runner.js';
 import type { DiskGuard } from '../queue/disk-space.js';
 import type { BatchOp } from '../store/group-commit.js';
-import type { BodyWriter, QueueStore } from '../queue/store.js';
+import type { QueueStore } from '../queue/store.js';
+import type { BodyWriter } from '../queue/body-writer.js';
 import type { DeliveryRow, MessageMeta, Origin, RecipientDsn } from '../queue/types.js';
 import { domainOf, type ZoneSelector } from '../zones/select.js';
 

@@ -28,6 +28,7 @@ import { listeners, type LoadedConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { logEvent } from '../log/logger.js';
 import { warnUntestedLibraries } from '../pinned/internals.js';
+import { installMasterPatches } from '../pinned/install.js';
 import { HookRunner } from '../plugins/runner.js';
 import { loadPlugins, type LoadedPlugins } from '../plugins/loader.js';
 import { OutcomeHooks } from '../plugins/outcome-hooks.js';
@@ -36,11 +37,11 @@ import { QueueStore } from '../queue/store.js';
 import { Scheduler, type Lease } from '../queue/scheduler.js';
 import { Outcomes, type OutcomeListener } from '../queue/outcomes.js';
 import { EventWebhook } from '../bounce/webhook.js';
-import { keys } from '../queue/keys.js';
 import { ChannelServer } from '../channel/server.js';
 import { BounceNotifier } from '../bounce/notify.js';
 import { ZoneSelector } from '../zones/select.js';
 import { Supervisor } from './supervisor.js';
+import { Dispatch } from '../queue/dispatch.js';
 import { loadDkimKeys } from '../deliver/dkim/keys.js';
 import { loadExtraCa } from '../deliver/tls/trust.js';
 import { FreshBodies } from '../queue/fresh-bodies.js';
@@ -76,7 +77,6 @@ export class Master {
   supervisor: Supervisor | undefined;
   private webhook: EventWebhook | undefined;
   plugins: LoadedPlugins | undefined;
-  private freshBodies: FreshBodies | undefined;
   inbound: Inbound | undefined;
   readonly metrics = createMetricsRegistry();
   /** counts the mail streaming through this process (both doors) to bring V8's collections forward */
@@ -96,6 +96,7 @@ export class Master {
 
   async start(): Promise<void> {
     const { config, logger } = this;
+    installMasterPatches();
     warnUntestedLibraries(logger);
     // a DKIM key the workers cannot load would make them crash-loop: check every key once here,
     // naming the bad one, and keep none of them (only the workers hold keys)
@@ -114,7 +115,7 @@ export class Master {
     // an expired lease's attempt is cancelled through the data channel (started later)
     const enforcer = { expired: (lease: Lease) => this.channel?.cancel(lease.owner, lease.leaseId), abandoned: (owner: string) => this.channel?.drop(owner) };
     const scheduler = (this.scheduler = new Scheduler(this.store, config, logger.child({ component: 'scheduler' }), Date.now, enforcer));
-    const fresh = (this.freshBodies = new FreshBodies({ maxBytes: FRESH_BODY_BYTES, maxMessageBytes: FRESH_BODY_MESSAGE_BYTES }));
+    const fresh = new FreshBodies({ maxBytes: FRESH_BODY_BYTES, maxMessageBytes: FRESH_BODY_MESSAGE_BYTES });
     const gcNudge = this.gcNudge;
     this.store.onDelete((id) => {
       scheduler.forget(id);
@@ -144,10 +145,7 @@ export class Master {
       this.webhook = new EventWebhook({ url: config.events.url, secret: config.events.secret, timeoutMs: config.events.timeout, maxAttempts: config.events.maxAttempts, maxPending: config.events.maxPending }, logger.child({ component: 'events' }));
       notified.push(this.webhook);
     }
-    const outcomes = (this.outcomes = new Outcomes(this.store, config, logger, notified, {
-      rescheduled: (leaseId, zone, due) => scheduler.noteDue(leaseId, zone, due),
-      notices: notifier,
-    }));
+    const outcomes = (this.outcomes = new Outcomes(this.store, config, logger, notified, { notices: notifier }));
 
     try {
       if (config.inbound.enabled) {
@@ -164,7 +162,9 @@ export class Master {
         this.announce('inbound', 'inbound', await this.inbound.start());
         if (this.inbound.pop3Address) this.announce('pop3', 'pop3', this.inbound.pop3Address);
       }
-      await this.startDelivery(scheduler, outcomes);
+      // a worker says hello only after the supervisor (made once the channel listens) forked it
+      const credentials = (workerId: string) => this.supervisor?.credentials(workerId);
+      await this.startDelivery(new Dispatch({ store: this.store, scheduler, outcomes, fresh, logger, credentials }));
       if (config.api.enabled) {
         // a plugin serving GET /metrics itself (core/delivery-counters) keeps that path
         const pluginMetrics = plugins.routes.some(({ route }) => route.url === '/metrics' && [route.method].flat().includes('GET'));
@@ -198,42 +198,13 @@ export class Master {
   }
 
   /** The data channel and the workers behind it. */
-  private async startDelivery(scheduler: Scheduler, outcomes: Outcomes): Promise<void> {
+  private async startDelivery(dispatch: Dispatch): Promise<void> {
     const { config, logger } = this;
-    const store = this.store;
-    const supervisor = (this.supervisor = new Supervisor(config, { host: config.channel.host, port: 0 }, logger.child({ component: 'workers' }), this.inbound?.localRoute()));
-    this.channel = new ChannelServer(
-      {
-        credentials: (workerId) => supervisor.credentials(workerId),
-        fetch: (peer) => scheduler.fetch(peer.owner, peer.zone),
-        readChunk: (id, n) => {
-          const chunk = this.freshBodies?.chunk(id, n);
-          return chunk ? Promise.resolve(chunk) : store.db.get(keys.body(id, n));
-        },
-        prefetch: (job) => this.freshBodies?.whole(job.id, job.chunks),
-        // a report for a lease that expired or belongs to another connection changes nothing
-        result: (peer, leaseId, results, keptSession) =>
-          scheduler.settle(
-            leaseId,
-            peer.owner,
-            (lease) => {
-              // the first attempt is over: a retry reads the body from disk
-              this.freshBodies?.drop(lease.id);
-              return outcomes.apply(lease, results);
-            },
-            keptSession,
-          ),
-        closed: (peer) => {
-          const ids = scheduler.releaseOwner(peer.owner);
-          if (ids.length) logger.warn({ event: 'LEASES_RELEASED', workerId: peer.workerId, leases: ids.length, ids: ids.slice(0, 100) }, `worker ${peer.workerId} left; ${ids.length} deliveries are due again`);
-        },
-      },
-      logger.child({ component: 'channel' }),
-    );
+    this.channel = new ChannelServer(dispatch, logger.child({ component: 'channel' }));
     const addr = await this.channel.listen(config.channel.host, config.channel.port);
     this.announce('channel', 'channel', addr);
-    (supervisor as unknown as { channel: { host: string; port: number } }).channel = { host: config.channel.host, port: addr.port };
-    supervisor.start();
+    this.supervisor = new Supervisor(config, { host: config.channel.host, port: addr.port }, logger.child({ component: 'workers' }), this.inbound?.localRoute());
+    this.supervisor.start();
   }
 
   private announce(name: string, kind: ListenerAddress['kind'], addr: AddressInfo): void {

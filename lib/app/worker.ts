@@ -19,6 +19,7 @@ import { WorkerLoop } from '../deliver/worker-loop.js';
 import { localRouter, type LocalRoute } from '../zones/local-route.js';
 import { createLogger } from '../log/logger.js';
 import { warnUntestedLibraries } from '../pinned/internals.js';
+import { installWorkerPatches } from '../pinned/install.js';
 import { GcNudge } from './gc-nudge.js';
 
 export interface WorkerInit {
@@ -36,6 +37,7 @@ export interface WorkerInit {
 export async function runWorker(init: WorkerInit, stopSignal: Promise<void>): Promise<number> {
   const { config, zone } = init;
   const logger = createLogger(config.log.level, { role: 'worker', zone, workerId: init.workerId });
+  installWorkerPatches();
   warnUntestedLibraries(logger);
   const zoneConfig = config.zones[zone];
   if (!zoneConfig) {

@@ -17,12 +17,6 @@ import type { Readable } from 'node:stream';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { checkDane, type TlsaRecord } from './tls/dane.js';
 import { DeliveryError, type SmtpPhase } from '../errors/delivery-error.js';
-import { installFastDataStream } from './dot-stuff.js';
-import { decide } from '../pinned/internals.js';
-
-installFastDataStream();
-// checkPeer reads the connection's socket; without it a delivery that requires TLS fails (ETLS)
-decide('daneSocket');
 
 export type TlsPolicy = 'none' | 'may' | 'encrypt' | 'verify';
 

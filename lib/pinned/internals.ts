@@ -2,13 +2,15 @@
  * The private members of smtp-server and nodemailer that Sluice relies on, in one place.
  *
  * Three files reach past those libraries' public API:
- * - lib/accept/data-scan.ts replaces SMTPStream's end-of-DATA scan (speed);
- * - lib/deliver/dot-stuff.ts replaces nodemailer DataStream's dot-stuffing (speed);
+ * - lib/pinned/data-scan.ts replaces SMTPStream's end-of-DATA scan (speed);
+ * - lib/pinned/dot-stuff.ts replaces nodemailer DataStream's dot-stuffing (speed);
  * - lib/accept/guarded-server.ts and session-guards.ts wrap SMTPServer and SMTPConnection to add
  *   per-client caps, shedding, deadlines and junk-command limits (defences);
  * and lib/deliver/smtp-client.ts reads the TLS socket of nodemailer's connection for DANE;
  * lib/inbound/pop3/multiline.ts uses nodemailer's DataStream (a module path, not its public API)
  * whole, as a stream, which the pin covers.
+ *
+ * The replacements are installed by the process roots through install.ts, never by an import.
  *
  * Both libraries are pinned exactly in package.json (an installed package has no lockfile, so a
  * range would let a user's `npm install` pick a version we never ran). Should another version be
@@ -119,6 +121,14 @@ export type Patch = keyof typeof PRIVATE_MEMBERS;
 function newSmtpServer(): SMTPServer {
   // without STARTTLS no TLS context is made (nor the library's default-certificate warning)
   return new SMTPServer({ disabledCommands: ['STARTTLS'], hideSTARTTLS: true });
+}
+
+/**
+ * A library object seen with the private members a patch uses (listed in PRIVATE_MEMBERS and
+ * checked by missingMembers before the patch is installed): the one place they get a type.
+ */
+export function withPrivateMembers<T extends object>(target: object): T {
+  return target as T;
 }
 
 /** The installed version of a library. */

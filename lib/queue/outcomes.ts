@@ -20,7 +20,7 @@ import { logEvent } from '../log/logger.js';
 import { nextAttemptAt } from './backoff.js';
 import { expireIfDue } from '../deliver/failure-policy.js';
 import type { BatchOp } from '../store/group-commit.js';
-import { keys } from './keys.js';
+import { QueueBatch } from './batch.js';
 import type { Lease } from './scheduler.js';
 import type { QueueStore } from './store.js';
 import type { DeliveryRow, MessageMeta } from './types.js';
@@ -55,7 +55,7 @@ const MAX_RETRY_MS = 60_000;
 
 /** What one report changes, computed from the lease's rows at one moment. */
 interface Plan {
-  ops: BatchOp[];
+  batch: QueueBatch;
   done: FinishedRow[];
   bounced: FinishedRow[];
   deferred: FinishedRow[];
@@ -79,8 +79,6 @@ export class Outcomes {
     private readonly logger: Logger,
     private readonly listeners: readonly OutcomeListener[],
     private readonly opts: {
-      /** a deferred row's next attempt time, so the scheduler wakes for it */
-      rescheduled?: (leaseId: string, zone: string, dueMs: number) => void;
       /** the DSNs; without one no notice is sent */
       notices?: NoticeWriter;
       now?: () => number;
@@ -99,22 +97,23 @@ export class Outcomes {
   }
 
   /**
-   * Records one report; resolves once it is on disk. One report at a time per message, never
+   * Records one report; resolves once it is on disk, with the time the earliest row it deferred
+   * is due again (undefined: none), so the scheduler wakes for it. One report at a time per message, never
    * beside a delete of it (the store's exclusive lane): the count of its remaining rows stays
    * exact, and the rows a lease holds are the rows on disk unless the message was deleted, so
    * they are not read back.
    */
-  async apply(lease: Lease, results: readonly RowResult[]): Promise<void> {
-    if (this.store.wasDeleted(lease.id)) return;
+  async apply(lease: Lease, results: readonly RowResult[]): Promise<number | undefined> {
+    if (this.store.wasDeleted(lease.id)) return undefined;
     const now = this.now();
     const decided = this.plan(lease, results, now, lease.rows.length);
     const notices = decided.bounced.length || decided.delayed.length ? await this.opts.notices?.prepare(lease.meta, decided.bounced, decided.delayed) : undefined;
     for (let attempt = 1; ; attempt++) {
       if (this.closed && attempt > 1) throw new OutcomesClosedError(`the report on ${lease.id} was not written before the stop`);
       try {
-        await this.store.exclusive(lease.id, () => this.record(lease, results, now, notices, attempt));
+        const nextDue = await this.store.exclusive(lease.id, () => this.record(lease, results, now, notices, attempt));
         if (attempt > 1) this.logger.warn({ event: 'OUTCOME_WRITTEN', id: lease.id, lease: lease.leaseId, attempts: attempt }, `the report on ${lease.id} is on disk after ${attempt} attempts`);
-        return;
+        return nextDue;
       } catch (err) {
         if (this.closed) throw err;
         const waitMs = Math.min(FIRST_RETRY_MS * 2 ** (attempt - 1), MAX_RETRY_MS);
@@ -138,11 +137,12 @@ export class Outcomes {
     });
   }
 
-  /** One try at writing a report, and what follows once it is on disk. */
-  private async record(lease: Lease, results: readonly RowResult[], now: number, notices: ((ops: BatchOp[]) => Promise<boolean>) | undefined, attempt: number): Promise<void> {
+  /** One try at writing a report, and what follows once it is on disk. Returns the earliest
+   * next attempt of a row it deferred. */
+  private async record(lease: Lease, results: readonly RowResult[], now: number, notices: ((ops: BatchOp[]) => Promise<boolean>) | undefined, attempt: number): Promise<number | undefined> {
     // rows change only by outcomes (one at a time, under the lease), by retryNow (which leaves
     // leased rows alone) and by deletes (which this waited for): what the lease holds is current
-    if (this.store.wasDeleted(lease.id)) return;
+    if (this.store.wasDeleted(lease.id)) return undefined;
     let plan: Plan;
     if (attempt > 1 && (await this.landed(lease))) {
       // a write that failed may still have reached the disk (its sync failed, not its write):
@@ -154,25 +154,28 @@ export class Outcomes {
       // a lease holding every row the message ever had knows what is left without a count
       const pending = done === 0 || lease.rows.length === lease.meta.rcptCount ? lease.rows.length : await this.pending(lease.id);
       plan = this.plan(lease, results, now, pending);
-      if (!(notices && (await notices(plan.ops)))) await this.store.commit(plan.ops);
+      if (!(notices && (await notices(plan.batch.ops)))) await this.store.write(plan.batch);
       if (plan.messageDone) this.remaining.delete(lease.id);
       else if (done) this.remaining.set(lease.id, pending - done);
     }
     this.written(lease, plan);
     await this.notify(lease.meta, plan);
+    let nextDue: number | undefined;
+    for (const [, next] of plan.moves) nextDue = Math.min(nextDue ?? Infinity, next.due);
+    return nextDue;
   }
 
   /** True when the lease's rows on disk are no longer the ones it holds: a report was written. */
   private async landed(lease: Lease): Promise<boolean> {
-    const values = await this.store.db.getMany(lease.rows.map((r) => keys.row(r.id, r.seq)));
-    return values.some((value, i) => value === undefined || (JSON.parse(value.toString('utf8')) as DeliveryRow).attempts !== lease.rows[i]!.attempts);
+    const stored = await this.store.getRowsAt(lease.id, lease.rows.map((r) => r.seq));
+    return stored.some((row, i) => row === undefined || row.attempts !== lease.rows[i]!.attempts);
   }
 
   /** The batch for a report and what it does to each row. */
   private plan(lease: Lease, results: readonly RowResult[], now: number, pending: number): Plan {
     const { queue } = this.config;
-    const plan: Plan = { ops: [], done: [], bounced: [], deferred: [], delayed: [], moves: [], messageDone: false };
-    const { ops } = plan;
+    const plan: Plan = { batch: new QueueBatch(), done: [], bounced: [], deferred: [], delayed: [], moves: [], messageDone: false };
+    const { batch } = plan;
     for (const row of lease.rows) {
       const result = resultOf(row, results, now, this.config);
       if (result.outcome === 'deferred') {
@@ -192,32 +195,26 @@ export class Outcomes {
         };
         const warn = queue.delayWarning > 0 && !row.warned && now - row.created >= queue.delayWarning;
         if (warn) next.warned = true;
-        ops.push({ type: 'put', key: keys.row(row.id, row.seq), value: Buffer.from(JSON.stringify(next)) });
-        ops.push({ type: 'del', key: keys.schedule(row.zone, row.due, row.id, row.seq) });
-        ops.push({ type: 'put', key: keys.schedule(next.zone, next.due, next.id, next.seq), value: Buffer.from(next.domain) });
+        batch.moveRow(row, next);
         plan.moves.push([row, next]);
         plan.deferred.push({ row: next, result });
         if (warn) plan.delayed.push({ row: next, result });
       } else {
-        ops.push({ type: 'del', key: keys.row(row.id, row.seq) });
-        ops.push({ type: 'del', key: keys.schedule(row.zone, row.due, row.id, row.seq) });
+        batch.removeRow(row);
         plan.done.push({ row, result });
         if (result.outcome === 'bounced') plan.bounced.push({ row, result });
       }
     }
     if (plan.done.length && pending - plan.done.length <= 0) {
       plan.messageDone = true;
-      ops.push({ type: 'del', key: keys.meta(lease.id) });
-      // the body goes in the same batch: its chunks are numbered 0..chunks-1 (a range clear
-      // cost a LevelDB iterator per message)
-      for (let n = 0; n < lease.meta.chunks; n++) ops.push({ type: 'del', key: keys.body(lease.id, n) });
+      // the body goes in the same batch (a range clear cost a LevelDB iterator per message)
+      batch.removeMessage(lease.id, lease.meta.chunks);
     }
     return plan;
   }
 
-  /** After the write: the scheduler, the counters, the log. */
+  /** After the write: the counters, the log. */
   private written(lease: Lease, plan: Plan): void {
-    for (const [, next] of plan.moves) this.opts.rescheduled?.(lease.leaseId, next.zone, next.due);
     for (const { row } of plan.done) {
       this.store.counters.add(row, -1);
       this.store.counters.processed(row.zone);
@@ -247,8 +244,7 @@ export class Outcomes {
   private async pending(id: string): Promise<number> {
     let n = this.remaining.get(id);
     if (n === undefined) {
-      n = 0;
-      for await (const _ of this.store.db.keys(keys.rowRange(id))) n++;
+      n = await this.store.countRows(id);
       this.remaining.set(id, n);
     }
     return n;

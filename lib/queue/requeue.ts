@@ -2,8 +2,7 @@
  * Operator actions on waiting deliveries: make them due now ("postqueue -i" for one message).
  * Rows under lease are left alone: they are being tried at this moment.
  */
-import type { BatchOp } from '../store/group-commit.js';
-import { keys } from './keys.js';
+import { QueueBatch } from './batch.js';
 import type { Scheduler } from './scheduler.js';
 import type { QueueStore } from './store.js';
 
@@ -12,17 +11,16 @@ import type { QueueStore } from './store.js';
 export async function retryNow(store: QueueStore, scheduler: Scheduler, id: string, nowMs = Date.now()): Promise<number | undefined> {
   if (!(await store.getMeta(id))) return undefined;
   const rows = await store.getRows(id);
-  const ops: BatchOp[] = [];
+  const batch = new QueueBatch();
   const zones = new Set<string>();
+  let moved = 0;
   for (const row of rows) {
     if (row.due <= nowMs || scheduler.isLeased(row.id, row.seq)) continue;
-    ops.push({ type: 'del', key: keys.schedule(row.zone, row.due, row.id, row.seq) });
-    const next = { ...row, due: nowMs };
-    ops.push({ type: 'put', key: keys.row(row.id, row.seq), value: Buffer.from(JSON.stringify(next)) });
-    ops.push({ type: 'put', key: keys.schedule(row.zone, nowMs, row.id, row.seq), value: Buffer.from(row.domain) });
+    batch.moveRow(row, { ...row, due: nowMs });
     zones.add(row.zone);
+    moved++;
   }
-  if (ops.length) await store.commit(ops);
+  if (moved) await store.write(batch);
   for (const zone of zones) scheduler.wake(zone);
-  return ops.length / 3;
+  return moved;
 }

@@ -17,6 +17,7 @@ import { DiskGuard } from '../../lib/queue/disk-space.js';
 import { ZoneSelector } from '../../lib/zones/select.js';
 import { startCanary, type Canary } from '../helpers/canary.js';
 import { startMaster, type TestMaster } from '../helpers/master.js';
+import { queueKeyCount } from '../helpers/queue-census.js';
 
 let m: TestMaster;
 let canary: Canary;
@@ -28,10 +29,8 @@ before(async () => {
 });
 after(() => Promise.all([m.stop(), canary.close()]));
 
-async function keyCount(): Promise<number> {
-  let n = 0;
-  for await (const _ of m.master.store.db.keys()) n++;
-  return n;
+function keyCount(): Promise<number> {
+  return queueKeyCount(m.master.store);
 }
 
 for (const [label, extra, code] of [

@@ -6,7 +6,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { PREFIX } from '../../lib/queue/keys.js';
+import type { QueueCensus } from '../../lib/queue/store.js';
 import { startMaster, type TestMaster } from '../helpers/master.js';
 import { isErrorShape, postJson, request, type Json, type SendReply } from '../helpers/http.js';
 
@@ -24,13 +24,8 @@ async function send(to: string[], text = 'x'): Promise<SendReply> {
 }
 
 /** Keys per family, optionally only those of one message id. */
-async function keyCounts(id?: string): Promise<Record<keyof typeof PREFIX, number>> {
-  const counts = { meta: 0, body: 0, row: 0, schedule: 0 };
-  for await (const key of m.master.store.db.keys()) {
-    if (id && !key.includes(id)) continue;
-    for (const [family, prefix] of Object.entries(PREFIX) as [keyof typeof PREFIX, string][]) if (key.startsWith(prefix)) counts[family]++;
-  }
-  return counts;
+function keyCounts(id?: string): Promise<QueueCensus> {
+  return m.master.store.census(id);
 }
 
 interface ZoneReply {

@@ -7,6 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startMaster, type TestMaster } from '../helpers/master.js';
 import { isErrorShape, postJson, request, type ApiReply, type Json } from '../helpers/http.js';
+import { queueKeyCount } from '../helpers/queue-census.js';
 
 let m: TestMaster;
 before(async () => {
@@ -16,10 +17,8 @@ after(() => m.stop());
 
 const ok = { from: 'a@src.test', to: 'r@dest.test', subject: 's', text: 'x' };
 
-async function queueKeys(): Promise<number> {
-  let n = 0;
-  for await (const _ of m.master.store.db.keys()) n++;
-  return n;
+function queueKeys(): Promise<number> {
+  return queueKeyCount(m.master.store);
 }
 
 async function refused(body: unknown, status: number, message: RegExp, headers: Record<string, string> = {}): Promise<ApiReply> {

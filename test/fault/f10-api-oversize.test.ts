@@ -12,6 +12,7 @@ import http from 'node:http';
 import { Readable } from 'node:stream';
 import { startMaster, type TestMaster } from '../helpers/master.js';
 import { isErrorShape, postJson, type Json } from '../helpers/http.js';
+import { queueKeyCount } from '../helpers/queue-census.js';
 
 let m: TestMaster;
 before(async () => {
@@ -19,10 +20,8 @@ before(async () => {
 });
 after(() => m.stop());
 
-async function keyCount(): Promise<number> {
-  let n = 0;
-  for await (const _ of m.master.store.db.keys()) n++;
-  return n;
+function keyCount(): Promise<number> {
+  return queueKeyCount(m.master.store);
 }
 
 /** POSTs with node:http so the reply can be read even if the server stops reading the upload. */

@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { startMaster, type TestMaster } from '../helpers/master.js';
 import { testCert } from '../helpers/tls-cert.js';
 import { line, play, protocolCases, type Step, type Transcript } from './transcript.js';
+import { messageCount as countMessages } from '../helpers/queue-census.js';
 
 type Listener = 'smtp' | 'tls' | 'early' | 'noauth';
 
@@ -64,10 +65,8 @@ async function stored(id: string): Promise<string> {
   return (await m.master.store.getMeta(id))!.headers + Buffer.concat(parts).toString('latin1');
 }
 
-async function messageCount(): Promise<number> {
-  let n = 0;
-  for await (const _ of m.master.store.db.keys({ gte: 'm:', lt: 'm;' })) n++;
-  return n;
+function messageCount(): Promise<number> {
+  return countMessages(m.master.store);
 }
 
 for (const c of CASES) {

@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { startMaster, type TestMaster } from '../helpers/master.js';
 import { SmtpTalk, type Reply } from '../helpers/smtp-talk.js';
 import { SEQUENCES, smuggled } from './smtpsmug.js';
+import { allMetas } from '../helpers/queue-census.js';
 
 const SMUGGLED = smuggled('victim@y.test');
 const BARE = /\r(?!\n)|(?<!\r)\n/;
@@ -22,9 +23,7 @@ before(async () => {
 after(() => m.stop());
 
 async function messageIds(): Promise<string[]> {
-  const ids: string[] = [];
-  for await (const k of m.master.store.db.keys({ gte: 'm:', lt: 'm;' })) ids.push(k.slice(2));
-  return ids;
+  return (await allMetas(m.master.store)).map((meta) => meta.id);
 }
 
 async function readAll(c: SmtpTalk): Promise<Reply[]> {

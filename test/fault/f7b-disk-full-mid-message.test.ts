@@ -12,7 +12,6 @@ import { SmtpTalk } from '../helpers/smtp-talk.js';
 import { buildMessage, submit } from '../helpers/submit.js';
 import { mountTmpfs } from '../helpers/tmpfs.js';
 import { allMetas, openForCheck, testIdFromHeaders, verifyQueue } from '../helpers/verify-queue.js';
-import { keys, PREFIX } from '../../lib/queue/keys.js';
 import { MB, RCPTS, fillUp, waitFor250 } from './disk-full.js';
 
 test('F7b: the disk filling up in the middle of a message gives 451; nothing of it is stored, its leftovers are collected', { timeout: 120_000 }, async (t) => {
@@ -75,10 +74,7 @@ test('F7b: the disk filling up in the middle of a message gives 451; nothing of 
       for await (const row of store.allRowKeys()) assert.ok(ids.has(row.id), `row ${row.id}:${row.seq} without metadata`);
       const orphanIds = async () => {
         const out = new Set<string>();
-        for await (const key of store.db.keys(keys.allOf(PREFIX.body))) {
-          const id = key.split(':')[1]!;
-          if (!ids.has(id)) out.add(id);
-        }
+        for await (const id of store.bodyIds()) if (!ids.has(id)) out.add(id);
         return out;
       };
       const leftovers = await orphanIds();

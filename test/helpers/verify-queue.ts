@@ -8,9 +8,8 @@
  * message stored but not acknowledged, then sent again by the client).
  */
 import { createLogger } from '../../lib/log/logger.js';
-import { keys, PREFIX } from '../../lib/queue/keys.js';
+import { allMetas } from './queue-census.js';
 import { QueueStore } from '../../lib/queue/store.js';
-import type { MessageMeta } from '../../lib/queue/types.js';
 import { BodyHasher } from '../../lib/message/body-hash.js';
 
 export interface QueueReport {
@@ -24,8 +23,8 @@ export interface QueueReport {
   duplicates: number;
   /** test id → queue ids stored for it */
   copies: Map<string, string[]>;
-  /** body chunks that belong to no message (leftovers for the collector) */
-  orphanChunks: number;
+  /** bodies (chunks) that belong to no message: leftovers for the collector */
+  orphanBodies: number;
 }
 
 export function testIdFromHeaders(headers: string): string | undefined {
@@ -40,8 +39,7 @@ export async function checkWhole(store: QueueStore, id: string, rcptCount: numbe
   const rows = await store.getRows(id);
   if (rows.length !== rcptCount || meta.rcptCount !== rcptCount) return `${id}: ${rows.length} rows, meta says ${meta.rcptCount}, expected ${rcptCount}`;
   for (const row of rows) {
-    const sched = await store.db.get(keys.schedule(row.zone, row.due, row.id, row.seq));
-    if (sched === undefined) return `${id}: row ${row.seq} has no schedule key`;
+    if (!(await store.isScheduled(row))) return `${id}: row ${row.seq} has no schedule key`;
   }
   const hasher = new BodyHasher();
   let bytes = 0;
@@ -56,11 +54,7 @@ export async function checkWhole(store: QueueStore, id: string, rcptCount: numbe
   return undefined;
 }
 
-export async function allMetas(store: QueueStore): Promise<MessageMeta[]> {
-  const out: MessageMeta[] = [];
-  for await (const value of store.db.values(keys.allOf(PREFIX.meta))) out.push(JSON.parse(value.toString('utf8')) as MessageMeta);
-  return out;
-}
+export { allMetas };
 
 export async function openForCheck(queuePath: string): Promise<QueueStore> {
   return QueueStore.open(queuePath, { chunkSizeBytes: 65536, logger: createLogger('silent') });
@@ -90,11 +84,11 @@ export async function verifyQueue(queuePath: string, acked: Map<string, string>,
     let duplicates = 0;
     for (const list of copies.values()) duplicates += list.length - 1;
     const withMeta = new Set(metas.map((m) => m.id));
-    let orphanChunks = 0;
-    for await (const key of store.db.keys(keys.allOf(PREFIX.body))) {
-      if (!withMeta.has(key.split(':')[1]!)) orphanChunks++;
+    let orphanBodies = 0;
+    for await (const id of store.bodyIds()) {
+      if (!withMeta.has(id)) orphanBodies++;
     }
-    return { stored: metas.length, lost, problems, duplicates, copies, orphanChunks };
+    return { stored: metas.length, lost, problems, duplicates, copies, orphanBodies };
   } finally {
     await store.close();
   }

@@ -10,12 +10,13 @@ import net from 'node:net';
 import { SMTPServer } from 'smtp-server';
 import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import DataStream from 'nodemailer/lib/smtp-connection/data-stream.js';
+import { withPrivateMembers } from '../../lib/pinned/internals.js';
 
 const mode = process.argv[2];
-if (mode === 'missing') delete (SMTPServer.prototype as unknown as Record<string, unknown>)._onError;
+if (mode === 'missing') delete withPrivateMembers<{ _onError?: unknown }>(SMTPServer.prototype)._onError;
 
-const { installFastDataScan, fastFeed } = await import('../../lib/accept/data-scan.js');
-const { installFastDataStream, fastTransform } = await import('../../lib/deliver/dot-stuff.js');
+const { installFastDataScan, fastFeed } = await import('../../lib/pinned/data-scan.js');
+const { installFastDataStream, fastTransform } = await import('../../lib/pinned/dot-stuff.js');
 const version = mode === 'version' ? '9.9.9' : undefined;
 const scan = installFastDataScan(version);
 const stuff = installFastDataStream(version);
@@ -83,9 +84,9 @@ await server.closeAll();
 console.log(
   JSON.stringify({
     scanInstalled: scan,
-    scanIsFast: (SMTPStream.prototype as unknown as { _feedDataStream: unknown })._feedDataStream === fastFeed,
+    scanIsFast: withPrivateMembers<{ _feedDataStream: unknown }>(SMTPStream.prototype)._feedDataStream === fastFeed,
     stuffInstalled: stuff,
-    stuffIsFast: (DataStream.prototype as unknown as { _transform: unknown })._transform === fastTransform,
+    stuffIsFast: withPrivateMembers<{ _transform: unknown }>(DataStream.prototype)._transform === fastTransform,
     secondGreeting: second.text.slice(0, 3),
     sessionReplies: session.text.split('\r\n').filter(Boolean).map((l) => l.slice(0, 3)),
     received,

@@ -7,7 +7,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
-import { keys, PREFIX } from '../../lib/queue/keys.js';
 import { QueueIds } from '../../lib/queue/ids.js';
 import type { QueueStore } from '../../lib/queue/store.js';
 import { startMaster } from '../helpers/master.js';
@@ -19,7 +18,7 @@ const HOUR = 3_600_000;
 
 async function bodyIds(store: QueueStore): Promise<Set<string>> {
   const ids = new Set<string>();
-  for await (const key of store.db.keys(keys.allOf(PREFIX.body))) ids.add(key.split(':')[1]!);
+  for await (const id of store.bodyIds()) ids.add(id);
   return ids;
 }
 

@@ -39,7 +39,7 @@ test('a report that cannot be written keeps its rows leased and is written again
   const { config } = loadConfig({ appDir: base, env: {}, overrides: { queue: { retrySchedule: ['10m'] }, zones: { default: { processes: 0 } } } });
   const store = await openStore(path.join(disk.dir, 'queue'));
   const scheduler = new Scheduler(store, config, logger);
-  const outcomes = new Outcomes(store, config, logger, [], { rescheduled: (leaseId, zone, due) => scheduler.noteDue(leaseId, zone, due) });
+  const outcomes = new Outcomes(store, config, logger, []);
   const filler = path.join(disk.dir, 'filler');
   try {
     // fifty recipients of one domain: one job, and a report of some 100 KB (long replies)

@@ -25,7 +25,7 @@ async function setup() {
   const { config } = loadConfig({ appDir, env: {}, overrides: { queue: { retrySchedule: ['300ms'] }, zones: { default: { processes: 0 } } } });
   const store = await openStore(tempQueuePath());
   const scheduler = new Scheduler(store, config, logger);
-  const outcomes = new Outcomes(store, config, logger, [], { rescheduled: (leaseId, zone, due) => scheduler.noteDue(leaseId, zone, due) });
+  const outcomes = new Outcomes(store, config, logger, []);
   store.onDelete((id) => scheduler.forget(id));
   const stop = async () => {
     scheduler.close();

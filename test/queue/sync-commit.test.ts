@@ -2,15 +2,18 @@
  * F1b, unit side: the batch that makes a message visible is written with { sync: true }, in one
  * batch with its metadata, rows and schedule keys; concurrent messages may share that batch (group
  * commit) but never skip the sync. Observed on a real ClassicLevel by recording the options every
- * db.batch call gets — the write itself still happens.
+ * batch call gets (the store is opened on a database that records them) — the write itself still happens.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { keys } from '../../lib/queue/keys.js';
-import type { QueueStore } from '../../lib/queue/store.js';
-import { openStore, storeMessage, tempQueuePath } from '../helpers/queue-fixtures.js';
+import { QueueStore } from '../../lib/queue/store.js';
+import { openQueueDb } from '../../lib/queue/open.js';
+import type { BatchOp } from '../../lib/store/group-commit.js';
+import { createLogger } from '../../lib/log/logger.js';
+import { storeMessage, tempQueuePath } from '../helpers/queue-fixtures.js';
 import { checkWhole } from '../helpers/verify-queue.js';
 
 interface Recorded {
@@ -18,23 +21,31 @@ interface Recorded {
   sync: boolean | undefined;
 }
 
-/** Records every batch's keys and sync option, then lets it through unchanged. */
-function recordBatches(store: QueueStore): Recorded[] {
+/**
+ * Opens a store on a database whose every batch call is recorded (keys and sync option), then
+ * let through unchanged.
+ */
+async function openRecording(queuePath: string): Promise<{ store: QueueStore; seen: Recorded[] }> {
   const seen: Recorded[] = [];
-  const db = store.db;
-  const batch = db.batch.bind(db) as (ops: unknown, options?: unknown) => Promise<void>;
-  (db as unknown as { batch: unknown }).batch = (ops: { key: string }[], options?: { sync?: boolean }) => {
-    seen.push({ keys: ops.map((o) => o.key), sync: options?.sync });
-    return batch(ops, options);
+  const openDb = async (dir: string) => {
+    const db = await openQueueDb(dir);
+    const batch = db.batch.bind(db) as (ops: BatchOp[], options?: { sync?: boolean }) => Promise<void>;
+    Object.defineProperty(db, 'batch', {
+      value: (ops: BatchOp[], options?: { sync?: boolean }) => {
+        seen.push({ keys: ops.map((o) => o.key), sync: options?.sync });
+        return batch(ops, options);
+      },
+    });
+    return db;
   };
-  return seen;
+  const store = await QueueStore.open(queuePath, { chunkSizeBytes: 1024, logger: createLogger('silent'), openDb });
+  return { store, seen };
 }
 
 test('commitMessage writes body tail, metadata, rows and schedule keys in one batch with sync: true', async () => {
   const queuePath = tempQueuePath();
-  const store = await openStore(queuePath);
+  const { store, seen } = await openRecording(queuePath);
   try {
-    const seen = recordBatches(store);
     const id = store.newId();
     await storeMessage(store, id, Buffer.from('line of text\r\n'.repeat(300)));
     const commits = seen.filter((b) => b.keys.includes(keys.meta(id)));
@@ -51,9 +62,8 @@ test('commitMessage writes body tail, metadata, rows and schedule keys in one ba
 
 test('concurrent commits share synced batches (group commit) and every batch is synced', async () => {
   const queuePath = tempQueuePath();
-  const store = await openStore(queuePath);
+  const { store, seen } = await openRecording(queuePath);
   try {
-    const seen = recordBatches(store);
     const ids = Array.from({ length: 50 }, () => store.newId());
     await Promise.all(ids.map((id) => storeMessage(store, id, Buffer.from(`body of ${id}\r\n`))));
     assert.ok(seen.length > 0 && seen.length <= ids.length, `${seen.length} batches for ${ids.length} messages`);
@@ -67,11 +77,11 @@ test('concurrent commits share synced batches (group commit) and every batch is 
 
 test('deleteMessage takes metadata, rows and schedule keys out in one synced batch', async () => {
   const queuePath = tempQueuePath();
-  const store = await openStore(queuePath);
+  const { store, seen } = await openRecording(queuePath);
   try {
     const id = store.newId();
     await storeMessage(store, id, Buffer.from('x\r\n'.repeat(1000)));
-    const seen = recordBatches(store);
+    seen.length = 0;
     assert.ok(await store.deleteMessage(id), "deleteMessage returns the rows it removed");
     const removal = seen.find((b) => b.keys.includes(keys.meta(id)));
     assert.ok(removal, 'one batch removes the metadata');

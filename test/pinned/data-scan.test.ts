@@ -6,8 +6,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
-import { fastFeed, installFastDataScan, originalFeed } from '../../lib/accept/data-scan.js';
+import { fastFeed, installFastDataScan, originalFeed } from '../../lib/pinned/data-scan.js';
 import { seededRandom } from '../helpers/seeded.js';
+import { withPrivateMembers } from '../../lib/pinned/internals.js';
 
 interface Outcome {
   data: string;
@@ -20,7 +21,7 @@ interface Outcome {
 
 async function run(feed: unknown, chunks: Buffer[]): Promise<Outcome> {
   const stream = new SMTPStream() as SMTPStream & { oncommand: (cmd: Buffer, cb?: () => void) => void };
-  (stream as unknown as { _feedDataStream: unknown })._feedDataStream = feed;
+  withPrivateMembers<{ _feedDataStream: unknown }>(stream)._feedDataStream = feed;
   const commands: string[] = [];
   stream.oncommand = (cmd, cb) => {
     commands.push(cmd.toString('latin1'));
@@ -37,7 +38,7 @@ async function run(feed: unknown, chunks: Buffer[]): Promise<Outcome> {
   for (const c of chunks) stream.write(c);
   await new Promise<void>((resolve) => stream.end(() => resolve()));
   await new Promise((r) => setImmediate(r));
-  return { data: Buffer.concat(parts).toString('latin1'), commands, counted: (stream as unknown as { dataBytes: number }).dataBytes, ended };
+  return { data: Buffer.concat(parts).toString('latin1'), commands, counted: withPrivateMembers<{ dataBytes: number }>(stream).dataBytes, ended };
 }
 
 const PIECES = ['text', 'x', '.', '..', '\r\n', '\r\n', '\r\n.', '\r\n..', '\r\n.\r\n', '\n', '\r', ' '];
@@ -106,5 +107,5 @@ test('a plain 100 KB message in big chunks: the fast path passes it on and the t
 
 test('installFastDataScan puts the fast scan on every SMTPStream', () => {
   installFastDataScan();
-  assert.equal((SMTPStream.prototype as unknown as { _feedDataStream: unknown })._feedDataStream, fastFeed);
+  assert.equal(withPrivateMembers<{ _feedDataStream: unknown }>(SMTPStream.prototype)._feedDataStream, fastFeed);
 });

@@ -14,12 +14,12 @@
  *
  * It replaces SMTPStream's _feedDataStream once, in the process that accepts mail, and only on
  * the smtp-server version it was tested with (lib/pinned/internals.ts; elsewhere smtp-server's
- * own scan runs). test/accept/data-scan.test.ts feeds random messages, split at random places,
+ * own scan runs). test/pinned/data-scan.test.ts feeds random messages, split at random places,
  * through both and compares what comes out and where data mode ends.
  */
 import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import type { PassThrough } from 'node:stream';
-import { decide } from '../pinned/internals.js';
+import { decide, withPrivateMembers } from './internals.js';
 
 interface DataModeState {
   _atDataStart: boolean;
@@ -35,7 +35,7 @@ interface DataModeState {
 
 type FeedFn = (this: DataModeState, chunk: Buffer, done: () => void) => void;
 
-const proto = SMTPStream.prototype as unknown as { _feedDataStream: FeedFn };
+const proto = withPrivateMembers<{ _feedDataStream: FeedFn }>(SMTPStream.prototype);
 
 /** smtp-server's own scan, for every chunk that may hold a dot at a line start. */
 export const originalFeed: FeedFn = proto._feedDataStream;

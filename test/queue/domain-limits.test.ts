@@ -1,11 +1,11 @@
 /**
- * DomainLimits (lib/zones/domain-limits.ts): a connection counted for a job that then fell
+ * DomainLimits (lib/queue/domain-limits.ts): a connection counted for a job that then fell
  * through (unclaim) gives back its place in the per-minute window as well as the connection.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadConfig } from '../../lib/config/load.js';
-import { DomainLimits } from '../../lib/zones/domain-limits.js';
+import { DomainLimits } from '../../lib/queue/domain-limits.js';
 import { tempDir } from '../helpers/master.js';
 
 function limits(rate: number, perDomain = 10) {

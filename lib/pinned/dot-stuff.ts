@@ -8,7 +8,7 @@
  * block is built with CRLF), so the usual chunk needs nothing but the dot rule, and that one can
  * be found with a native search.
  *
- * `fastTransform` gives exactly DataStream's output (test/deliver/dot-stuff.test.ts compares both
+ * `fastTransform` gives exactly DataStream's output (test/pinned/dot-stuff.test.ts compares both
  * on random input split at random places): a chunk whose line ends are all CRLF is searched for
  * "\n." natively and passed on with the dots doubled; any other chunk goes to nodemailer's own
  * code. It replaces DataStream's _transform once, in the process that delivers, and only on the
@@ -16,7 +16,7 @@
  * runs); the equivalence test fails if a new version changes the rules.
  */
 import DataStream from 'nodemailer/lib/smtp-connection/data-stream.js';
-import { decide } from '../pinned/internals.js';
+import { decide, withPrivateMembers } from './internals.js';
 
 const CR = 0x0d;
 const LF = 0x0a;
@@ -31,7 +31,7 @@ interface DataStreamState {
 
 type TransformFn = (this: DataStreamState, chunk: Buffer | string, encoding: BufferEncoding, done: () => void) => void;
 
-const proto = (DataStream as unknown as { prototype: { _transform: TransformFn } }).prototype;
+const proto = withPrivateMembers<{ _transform: TransformFn }>(DataStream.prototype);
 
 /** nodemailer's own byte loop, kept for chunks with bare CR or LF (and for the test). */
 export const originalTransform: TransformFn = proto._transform;

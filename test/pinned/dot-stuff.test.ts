@@ -5,18 +5,19 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Readable } from 'node:stream';
+import { Readable, type Transform } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import DataStream from 'nodemailer/lib/smtp-connection/data-stream.js';
-import { fastTransform, originalTransform } from '../../lib/deliver/dot-stuff.js';
+import { fastTransform, originalTransform } from '../../lib/pinned/dot-stuff.js';
 import { seededRandom } from '../helpers/seeded.js';
+import { withPrivateMembers } from '../../lib/pinned/internals.js';
 
-type Ctor = new () => NodeJS.ReadWriteStream & { _transform: unknown; inByteCount: number; outByteCount: number };
+type Ctor = new () => Transform & { inByteCount: number; outByteCount: number };
 
 async function encode(chunks: Buffer[], transform: unknown): Promise<{ out: string; inBytes: number; outBytes: number }> {
-  const stream = new (DataStream as unknown as Ctor)();
-  stream._transform = transform;
-  const out = text(Readable.from(chunks).pipe(stream) as unknown as Readable);
+  const stream = new (withPrivateMembers<Ctor>(DataStream))();
+  stream._transform = transform as Transform['_transform'];
+  const out = text(Readable.from(chunks).pipe(stream));
   const result = await out;
   return { out: result, inBytes: stream.inByteCount, outBytes: stream.outByteCount };
 }

@@ -1,0 +1,63 @@
+/**
+ * A set of queue changes written in one atomic batch, built from typed steps. The steps are the
+ * only places that know which keys a change touches:
+ *
+ * - a row is stored with exactly one schedule key while it is pending (`putRow`);
+ * - a row moves (a retry later, a retry now) by deleting its old schedule key, putting the row and
+ *   putting its new schedule key, in the same batch (`moveRow`);
+ * - a finished row leaves with its schedule key (`removeRow`);
+ * - a finished message leaves with its metadata and every body chunk (`removeMessage`).
+ *
+ * The batch is written by QueueStore.write; its `ops` may also be carried by another write that
+ * must stand or fall with it (a bounce's DSN is committed with the removal of the bounced row).
+ */
+import type { BatchOp } from '../store/group-commit.js';
+import { encodeMeta, encodeRow, encodeScheduleValue, scheduleKeyOf } from './codec.js';
+import { keys } from './keys.js';
+import type { DeliveryRow, MessageMeta } from './types.js';
+
+export class QueueBatch {
+  readonly ops: BatchOp[] = [];
+
+  get size(): number {
+    return this.ops.length;
+  }
+
+  putMeta(meta: MessageMeta): this {
+    this.ops.push({ type: 'put', key: keys.meta(meta.id), value: encodeMeta(meta) });
+    return this;
+  }
+
+  putRow(row: DeliveryRow): this {
+    this.ops.push({ type: 'put', key: keys.row(row.id, row.seq), value: encodeRow(row) });
+    this.ops.push({ type: 'put', key: scheduleKeyOf(row), value: encodeScheduleValue(row) });
+    return this;
+  }
+
+  /** `to` replaces `from` (same id and seq); its schedule key follows its due time. */
+  moveRow(from: DeliveryRow, to: DeliveryRow): this {
+    this.ops.push({ type: 'del', key: scheduleKeyOf(from) });
+    this.ops.push({ type: 'put', key: keys.row(to.id, to.seq), value: encodeRow(to) });
+    this.ops.push({ type: 'put', key: scheduleKeyOf(to), value: encodeScheduleValue(to) });
+    return this;
+  }
+
+  removeRow(row: DeliveryRow): this {
+    this.ops.push({ type: 'del', key: keys.row(row.id, row.seq) });
+    this.ops.push({ type: 'del', key: scheduleKeyOf(row) });
+    return this;
+  }
+
+  /** The metadata and body chunks 0..chunks-1 (numbered, so no iterator is needed to find them). */
+  removeMessage(id: string, chunks: number): this {
+    this.ops.push({ type: 'del', key: keys.meta(id) });
+    for (let n = 0; n < chunks; n++) this.ops.push({ type: 'del', key: keys.body(id, n) });
+    return this;
+  }
+
+  /** Drops a schedule key whose row or message is gone (an index entry left behind). */
+  removeSchedule(entry: Pick<DeliveryRow, 'zone' | 'due' | 'id' | 'seq'>): this {
+    this.ops.push({ type: 'del', key: scheduleKeyOf(entry) });
+    return this;
+  }
+}

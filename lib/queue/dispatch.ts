@@ -1,0 +1,69 @@
+/**
+ * What the data channel asks of the master, in one place: a hello is checked against the
+ * credentials the supervisor gave the worker, a worker's fetch goes to the scheduler,
+ * a body chunk comes from memory (FreshBodies) or the store, a report is settled under its lease
+ * and recorded by Outcomes, and a closed connection gives back everything its worker held.
+ *
+ * Invariant: a report is recorded only under the lease it names, while that lease is held by the
+ * reporting connection (Scheduler.settle); once recorded, the body is no longer kept in memory
+ * (a retry reads it from disk).
+ */
+import type { Logger } from 'pino';
+import type { ChannelHandlers, ChannelPeer } from '../channel/server.js';
+import type { Job, RowResult } from '../channel/protocol.js';
+import type { FreshBodies } from './fresh-bodies.js';
+import type { Outcomes } from './outcomes.js';
+import type { Scheduler } from './scheduler.js';
+import type { QueueStore } from './store.js';
+
+export interface DispatchDeps {
+  store: QueueStore;
+  scheduler: Scheduler;
+  outcomes: Outcomes;
+  fresh: FreshBodies;
+  logger: Logger;
+  /** the secret and zone a worker was forked with (the supervisor knows) */
+  credentials: ChannelHandlers['credentials'];
+}
+
+export class Dispatch implements ChannelHandlers {
+  constructor(private readonly deps: DispatchDeps) {}
+
+  credentials(workerId: string): { secret: string; zone: string } | undefined {
+    return this.deps.credentials(workerId);
+  }
+
+  fetch(peer: ChannelPeer): Promise<Job> {
+    return this.deps.scheduler.fetch(peer.owner, peer.zone);
+  }
+
+  readChunk(id: string, n: number): Promise<Buffer | undefined> {
+    const chunk = this.deps.fresh.chunk(id, n);
+    return chunk ? Promise.resolve(chunk) : this.deps.store.readChunk(id, n);
+  }
+
+  /** The whole body, when it is still in memory: it goes out with the job. */
+  prefetch(job: Job): readonly Buffer[] | undefined {
+    return this.deps.fresh.whole(job.id, job.chunks);
+  }
+
+  /** A report for a lease that expired or belongs to another connection changes nothing. */
+  result(peer: ChannelPeer, leaseId: string, results: RowResult[], keptSession: boolean): Promise<void> {
+    const { scheduler, outcomes, fresh } = this.deps;
+    return scheduler.settle(
+      leaseId,
+      peer.owner,
+      (lease) => {
+        // the first attempt is over: a retry reads the body from disk
+        fresh.drop(lease.id);
+        return outcomes.apply(lease, results);
+      },
+      keptSession,
+    );
+  }
+
+  closed(peer: ChannelPeer): void {
+    const ids = this.deps.scheduler.releaseOwner(peer.owner);
+    if (ids.length) this.deps.logger.warn({ event: 'LEASES_RELEASED', workerId: peer.workerId, leases: ids.length, ids: ids.slice(0, 100) }, `worker ${peer.workerId} left; ${ids.length} deliveries are due again`);
+  }
+}

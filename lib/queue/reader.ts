@@ -1,0 +1,125 @@
+/**
+ * The queue's reads, and the database handle they share with the store (QueueStore extends this
+ * with every write). Nothing outside lib/queue gets the handle: callers get typed records and
+ * bounded or streamed scans, decoded by the one codec (codec.ts).
+ */
+import { keys, decodeBodyKey, decodeRowKey, PREFIX } from './keys.js';
+import { decodeDueEntry, decodeMeta, decodeRow, type DueEntry } from './codec.js';
+import type { QueueDb } from './open.js';
+import type { DeliveryRow, MessageMeta } from './types.js';
+
+/** How many keys of each family the queue holds (for tools and tests: a full scan). */
+export interface QueueCensus {
+  meta: number;
+  body: number;
+  row: number;
+  schedule: number;
+}
+
+export class QueueReader {
+  /** only lib/queue touches the database: this reader, the store and the body writers it makes */
+  protected constructor(protected readonly db: QueueDb) {}
+
+  /** The highest id with metadata or body chunks in the queue (a clock behind it must not reuse it). */
+  protected async highestId(): Promise<string | undefined> {
+    let highest: string | undefined;
+    for (const prefix of [PREFIX.meta, PREFIX.body]) {
+      for await (const key of this.db.keys({ ...keys.allOf(prefix), reverse: true, limit: 1 })) {
+        const id = key.slice(prefix.length, prefix.length + 22);
+        if (highest === undefined || id > highest) highest = id;
+      }
+    }
+    return highest;
+  }
+
+  async getMeta(id: string): Promise<MessageMeta | undefined> {
+    const value = await this.db.get(keys.meta(id));
+    return value === undefined ? undefined : decodeMeta(value);
+  }
+
+  async getRows(id: string): Promise<DeliveryRow[]> {
+    const rows: DeliveryRow[] = [];
+    for await (const value of this.db.values(keys.rowRange(id))) rows.push(decodeRow(value));
+    return rows;
+  }
+
+  /** Rows `seqs` of message `id` as stored now (undefined where a row is gone). */
+  async getRowsAt(id: string, seqs: readonly number[]): Promise<(DeliveryRow | undefined)[]> {
+    const values = await this.db.getMany(seqs.map((seq) => keys.row(id, seq)));
+    return values.map((value) => (value === undefined ? undefined : decodeRow(value)));
+  }
+
+  /** How many rows message `id` still has. */
+  async countRows(id: string): Promise<number> {
+    let n = 0;
+    for await (const _ of this.db.keys(keys.rowRange(id))) n++;
+    return n;
+  }
+
+  /** The stored body, chunk by chunk, in order. */
+  async *readBody(id: string): AsyncGenerator<Buffer> {
+    for await (const value of this.db.values(keys.bodyRange(id))) yield value;
+  }
+
+  /** Body chunk `n` of message `id` (a worker pulls a body chunk by chunk). */
+  readChunk(id: string, n: number): Promise<Buffer | undefined> {
+    return this.db.get(keys.body(id, n));
+  }
+
+  /**
+   * The zone's index entries due at or before `nowMs`, in index order (due time, then id and
+   * seq). `after`: the cursor of the last entry a previous scan read (it goes on from there; a
+   * cursor outside the due range starts over).
+   */
+  async *scanDue(zone: string, nowMs: number, after?: string): AsyncGenerator<DueEntry> {
+    const due = keys.scheduleDue(zone, nowMs);
+    const range = after !== undefined && after >= due.gte && after < due.lte ? { gt: after, lte: due.lte } : due;
+    for await (const [key, value] of this.db.iterator(range)) yield decodeDueEntry(key, value);
+  }
+
+  /** When the zone's first row due after `afterMs` is due (undefined: none). */
+  async nextDueAfter(zone: string, afterMs: number): Promise<number | undefined> {
+    for await (const [key, value] of this.db.iterator({ ...keys.scheduleAfter(zone, afterMs), limit: 1 })) return decodeDueEntry(key, value).dueMs;
+    return undefined;
+  }
+
+  /**
+   * Messages in id order (oldest first), from just after `after`, at most `limit`: a bounded,
+   * streamed scan for listings (a caller pages with the last id it got).
+   */
+  async *listMessages(opts: { after?: string; limit: number }): AsyncGenerator<MessageMeta> {
+    const range = keys.allOf(PREFIX.meta);
+    const from = opts.after === undefined ? range : { gt: keys.meta(opts.after), lt: range.lt };
+    for await (const value of this.db.values({ ...from, limit: opts.limit })) yield decodeMeta(value);
+  }
+
+  /** Whether `row` has its schedule key (a consistency check for tools and tests). */
+  async isScheduled(row: DeliveryRow): Promise<boolean> {
+    return (await this.db.get(keys.schedule(row.zone, row.due, row.id, row.seq))) !== undefined;
+  }
+
+  /** The ids that have body chunks, each once, in order (with or without metadata). */
+  async *bodyIds(): AsyncGenerator<string> {
+    let last = '';
+    for await (const key of this.db.keys(keys.allOf(PREFIX.body))) {
+      const { id } = decodeBodyKey(key);
+      if (id !== last) yield (last = id);
+    }
+  }
+
+  /** Keys per family, all of them or those of message `id` (a full scan). */
+  async census(id?: string): Promise<QueueCensus> {
+    const counts: QueueCensus = { meta: 0, body: 0, row: 0, schedule: 0 };
+    const families = Object.entries(PREFIX) as [keyof QueueCensus, string][];
+    for await (const key of this.db.keys()) {
+      if (id !== undefined && !key.includes(id)) continue;
+      for (const [family, prefix] of families) if (key.startsWith(prefix)) counts[family]++;
+    }
+    return counts;
+  }
+
+  /** Every pending row id, for tests and tools that compare the queue with a list of ids. */
+  async *allRowKeys(): AsyncGenerator<{ id: string; seq: number }> {
+    for await (const key of this.db.keys(keys.allOf(PREFIX.row))) yield decodeRowKey(key);
+  }
+}

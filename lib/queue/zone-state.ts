@@ -1,0 +1,45 @@
+/**
+ * The state of one zone's pump in the scheduler, as one explicit type: who waits, whether the
+ * pump runs (and whether something changed meanwhile), what it knows of the zone's rows on disk,
+ * and its one wake-up timer.
+ */
+import type { Job } from '../channel/protocol.js';
+
+export interface Waiter {
+  owner: string;
+  resolve: (job: Job) => void;
+  reject: (err: Error) => void;
+}
+
+/** Whether a zone's pump runs: `again` means something changed during the run (one more loop). */
+export type PumpRun = 'idle' | 'running' | 'again';
+
+/** What a zone's pump knows about the zone's rows on disk. */
+export interface DiskState {
+  /** the disk may hold due rows that are neither leased nor offered: scan before resting */
+  dirty: boolean;
+  /** the last scan left due rows behind because of domain limits: a freed slot means scan again */
+  blocked: boolean;
+  /** where the next scan goes on from, after one that stopped at its budget */
+  cursor?: string;
+  /** the due time up to which the last scan read: the timer looks for rows after it */
+  scannedUpTo: number;
+  /** a scan ran since the timer was last armed from the disk */
+  armPending: boolean;
+}
+
+export interface ZoneState {
+  waiters: Waiter[];
+  run: PumpRun;
+  disk: DiskState;
+  /** the zone's wake-up, at most one (the earliest wanted) */
+  timer?: { at: number; cancel: () => void };
+}
+
+/** Whether a kick came while the pump was running (it loops once more). */
+export const changedMeanwhile = (state: ZoneState): boolean => state.run === 'again';
+
+/** A zone seen for the first time: its disk may hold due rows (a restart, a backlog). */
+export function newZoneState(): ZoneState {
+  return { waiters: [], run: 'idle', disk: { dirty: true, blocked: false, scannedUpTo: 0, armPending: false } };
+}
