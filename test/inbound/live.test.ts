@@ -8,6 +8,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
+import { budgetMs } from '../helpers/budget.js';
 import { startReceiver, type TestReceiver } from '../helpers/inbound.js';
 
 let r: TestReceiver;
@@ -37,7 +38,9 @@ test('a waiter is answered with the message within 100 ms of its 250', async () 
   assert.equal(answer.status, 200);
   assert.equal(answer.body?.id, id);
   assert.equal(answer.body?.subject, 'you waited');
-  assert.ok(answer.at - acked < 100, `answered ${(answer.at - acked).toFixed(1)} ms after the 250`);
+  // issue 11's 100 ms, for a machine that runs the suite alone (stretched when it is overloaded)
+  const bound = budgetMs(100);
+  assert.ok(answer.at - acked < bound, `answered ${(answer.at - acked).toFixed(1)} ms after the 250 (bound ${bound} ms)`);
 });
 
 test('after and since: the first message newer than an id, or since a time; 204 on timeout', async () => {
@@ -108,7 +111,7 @@ test('server-sent events: each new message within 1 s; a reconnect with Last-Eve
   const b = await r.send({ to: 'stream@inbox.test', subject: 'b' });
   await r.send({ to: 'other@inbox.test', subject: 'not for this stream' });
   const got = await reading;
-  assert.ok(Date.now() - sentAt < 1000);
+  assert.ok(Date.now() - sentAt < budgetMs(1000));
   assert.deepEqual(got.map((e) => [e.id, e.data.subject]), [[a, 'a'], [b, 'b']]);
   controller.abort();
 
