@@ -9,7 +9,7 @@
  * STOP_DEADLINE_MS the process exits 1 anyway: a message without its 250 was never promised.
  */
 import { ConfigError, loadConfig } from '../config/load.js';
-import { createLogger, type Logger } from '../log/logger.js';
+import { createLogger, type LogFormat, type Logger } from '../log/logger.js';
 import { QueueOpenError } from '../queue/open.js';
 import { Master } from './master.js';
 
@@ -29,7 +29,7 @@ export async function runCommand(appDir: string): Promise<number> {
     for (const line of err.problems) console.error(`sluice: config error: ${oneLine(line)}`);
     return 78; // EX_CONFIG
   }
-  const logger = createLogger(loaded.config.log.level, { role: 'master' });
+  const logger = createLogger(loaded.config.log.level, { role: 'master' }, loaded.config.log.format as LogFormat);
   logger.info({ event: 'STARTING', files: loaded.files, appDir: loaded.appDir }, 'starting Sluice');
   const master = new Master(loaded, logger);
   let stopping = false;

@@ -237,6 +237,8 @@ export const configSchema = t.object({
   hostname: host(),
   log: t.object({
     level: t.string({ oneOf: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] }),
+    /** json lines, readable lines, or auto: readable when stdout is a terminal */
+    format: t.string({ oneOf: ['auto', 'json', 'pretty'] }),
   }),
   smtp: t.object({
     enabled: t.bool(),
