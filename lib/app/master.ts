@@ -45,6 +45,9 @@ import { FreshBodies } from '../queue/fresh-bodies.js';
 import { GcNudge } from './gc-nudge.js';
 import { Inbound } from '../inbound/inbound.js';
 import { createMetricsRegistry, metricsRoute } from '../api/metrics.js';
+import { MtaMetrics } from '../api/mta-metrics.js';
+import { Readiness } from '../api/readiness.js';
+import { OldestDeferred } from '../queue/oldest-deferred.js';
 
 /**
  * Bodies of just-accepted messages kept in memory for their first attempt (see FreshBodies): at
@@ -77,6 +80,12 @@ export class Master {
   private freshBodies: FreshBodies | undefined;
   inbound: Inbound | undefined;
   readonly metrics = createMetricsRegistry();
+  private mtaMetrics: MtaMetrics | undefined;
+  readiness: Readiness | undefined;
+  /** every listener is up (start() finished) and no stop has begun */
+  private serving = false;
+  /** the step a stop is at, for the lines that say what it still waits for */
+  private stopStep: string | undefined;
   /** counts the mail streaming through this process (both doors) to bring V8's collections forward */
   private readonly gcNudge = new GcNudge();
   private passwords: PasswordChecker | undefined;
@@ -101,17 +110,22 @@ export class Master {
     loadExtraCa(config.delivery.ca); // the same for the extra CA file
     // first: a plugin that cannot load stops the start before anything is opened
     const plugins = (this.plugins = await loadPlugins({ config, process: 'main', hooks: this.hooks, logger }));
+    const openedAt = performance.now();
     try {
       this.store = await QueueStore.open(config.queue.path, { chunkSizeBytes: config.queue.chunkSize, logger });
     } catch (err) {
       await this.stop();
       throw err;
     }
+    const loaded = this.store.counters.totals();
+    const ms = Math.round(performance.now() - openedAt);
+    logger.info({ event: 'QUEUE_LOADED', rows: loaded.queued + loaded.deferred, ...loaded, ms }, `queue loaded: ${loaded.queued + loaded.deferred} rows in ${ms} ms`);
     const disk = new DiskGuard(config.queue.path, config.queue.minFreeSpace);
     const zones = new ZoneSelector(config);
     // an expired lease's attempt is cancelled through the data channel (started later)
     const enforcer = { expired: (lease: Lease) => this.channel?.cancel(lease.owner, lease.leaseId), abandoned: (owner: string) => this.channel?.drop(owner) };
     const scheduler = (this.scheduler = new Scheduler(this.store, config, logger.child({ component: 'scheduler' }), Date.now, enforcer));
+    const metrics = (this.mtaMetrics = this.observe(scheduler, disk));
     const fresh = (this.freshBodies = new FreshBodies({ maxBytes: FRESH_BODY_BYTES, maxMessageBytes: FRESH_BODY_MESSAGE_BYTES }));
     const gcNudge = this.gcNudge;
     this.store.onDelete((id) => {
@@ -128,6 +142,7 @@ export class Master {
       retainBodyUpTo: FRESH_BODY_MESSAGE_BYTES,
       // counted as it streams in, so that one large message does not pile up dead Buffers either
       onBytes: (n) => gcNudge.note(n),
+      tally: metrics,
       onQueued: (meta, rows, body) => {
         if (body) fresh.add(meta.id, body);
         scheduler.offer(meta, rows);
@@ -135,11 +150,11 @@ export class Master {
     });
     // bounces and delay notices are written with the report (NoticeWriter); success notices follow it
     const notifier = new BounceNotifier(config, ingest, logger, this.hooks);
-    const notified: OutcomeListener[] = [notifier];
+    const notified: OutcomeListener[] = [notifier, metrics];
     const outcomeHooks = new OutcomeHooks(this.hooks);
     if (outcomeHooks.wanted) notified.push(outcomeHooks);
     if (config.events.url) {
-      this.webhook = new EventWebhook({ url: config.events.url, secret: config.events.secret, timeoutMs: config.events.timeout, maxAttempts: config.events.maxAttempts, maxPending: config.events.maxPending }, logger.child({ component: 'events' }));
+      this.webhook = new EventWebhook({ url: config.events.url, secret: config.events.secret, timeoutMs: config.events.timeout, maxAttempts: config.events.maxAttempts, maxPending: config.events.maxPending, onDrop: () => metrics.webhookDropped('events') }, logger.child({ component: 'events' }));
       notified.push(this.webhook);
     }
     const outcomes = (this.outcomes = new Outcomes(this.store, config, logger, notified, {
@@ -169,7 +184,7 @@ export class Master {
         this.api = createApi(config, logger, [
           sendRoute({ config, ingest, hooks: this.hooks }),
           queueRoutes({ store: this.store, zones, logger, hooks: this.hooks }),
-          healthRoutes({ store: this.store, disk }),
+          healthRoutes({ store: this.store, disk, readiness: this.readiness }),
           retryRoute({ store: this.store, scheduler }),
           ...(this.inbound ? [this.inbound.routes()] : []),
           ...(pluginMetrics ? [] : [metricsRoute(this.metrics)]),
@@ -188,6 +203,7 @@ export class Master {
       await this.stop();
       throw err;
     }
+    this.serving = true;
     this.gcTimer = setInterval(() => void this.collectGarbage(), config.queue.gcInterval);
     this.gcTimer.unref();
     void this.collectGarbage();
@@ -197,19 +213,20 @@ export class Master {
   private async startDelivery(scheduler: Scheduler, outcomes: Outcomes): Promise<void> {
     const { config, logger } = this;
     const store = this.store;
-    const supervisor = (this.supervisor = new Supervisor(config, { host: config.channel.host, port: 0 }, logger.child({ component: 'workers' }), this.inbound?.localRoute()));
+    const supervisor = (this.supervisor = new Supervisor(config, { host: config.channel.host, port: 0 }, logger.child({ component: 'workers' }), this.inbound?.localRoute(), (zone) => this.mtaMetrics?.workerRestarted(zone)));
     this.channel = new ChannelServer(
       {
         credentials: (workerId) => supervisor.credentials(workerId),
-        fetch: (peer) => scheduler.fetch(peer.owner, peer.zone),
+        fetch: (peer) => scheduler.fetch(peer.owner, peer.zone).then((job) => (this.readiness?.attempted(peer.zone), job)),
         readChunk: (id, n) => {
           const chunk = this.freshBodies?.chunk(id, n);
           return chunk ? Promise.resolve(chunk) : store.db.get(keys.body(id, n));
         },
         prefetch: (job) => this.freshBodies?.whole(job.id, job.chunks),
         // a report for a lease that expired or belongs to another connection changes nothing
-        result: (peer, leaseId, results, keptSession) =>
-          scheduler.settle(
+        result: (peer, leaseId, results, keptSession) => {
+          this.readiness?.attempted(peer.zone);
+          return scheduler.settle(
             leaseId,
             peer.owner,
             (lease) => {
@@ -218,7 +235,8 @@ export class Master {
               return outcomes.apply(lease, results);
             },
             keptSession,
-          ),
+          );
+        },
         closed: (peer) => {
           const ids = scheduler.releaseOwner(peer.owner);
           if (ids.length) logger.warn({ event: 'LEASES_RELEASED', workerId: peer.workerId, leases: ids.length, ids: ids.slice(0, 100) }, `worker ${peer.workerId} left; ${ids.length} deliveries are due again`);
@@ -230,6 +248,48 @@ export class Master {
     this.announce('channel', 'channel', addr);
     (supervisor as unknown as { channel: { host: string; port: number } }).channel = { host: config.channel.host, port: addr.port };
     supervisor.start();
+  }
+
+  /** The metrics (on this.metrics) and the readiness checks, both reading the queue as it is. */
+  private observe(scheduler: Scheduler, disk: DiskGuard): MtaMetrics {
+    const { config, store } = this;
+    const zones = () => Object.keys(config.zones);
+    const oldest = new OldestDeferred(store, zones);
+    this.readiness = new Readiness({
+      stalledAfterMs: config.queue.stalledAfter,
+      zones: Object.entries(config.zones).flatMap(([name, z]) => (z.processes > 0 ? [name] : [])),
+      listenersUp: () => this.serving,
+      db: () => ({ open: store.isOpen, writable: store.isOpen && store.writable, diskRoom: disk.hasRoom(0) }),
+      workers: () => {
+        const byZone: Record<string, number> = {};
+        for (const id of this.channel?.connected() ?? []) {
+          const zone = this.supervisor?.credentials(id)?.zone;
+          if (zone) byZone[zone] = (byZone[zone] ?? 0) + 1;
+        }
+        return byZone;
+      },
+      dueBefore: async (zone, ms) => {
+        for await (const _ of store.db.keys({ ...keys.scheduleDue(zone, ms), limit: 1 })) return true;
+        return false;
+      },
+    });
+    return new MtaMetrics(this.metrics, {
+      zones,
+      rows: (zone) => store.counters.zoneTotals(zone),
+      leases: () => scheduler.leasedByZone(),
+      oldestDeferred: () => oldest.get(),
+      dbPath: config.queue.path,
+    });
+  }
+
+  /** What a stop still waits for: the step it is at and the work still open. */
+  stillOpen(): { step: string | undefined; smtpSessions: number; leases: number; workers: number } {
+    return {
+      step: this.stopStep,
+      smtpSessions: this.feeders.reduce((n, f) => n + f.sessions, 0),
+      leases: this.scheduler?.leasedCount ?? 0,
+      workers: this.supervisor?.pids().length ?? 0,
+    };
   }
 
   private announce(name: string, kind: ListenerAddress['kind'], addr: AddressInfo): void {
@@ -248,11 +308,14 @@ export class Master {
 
   /** Stops in reverse order; safe to call more than once. */
   async stop(): Promise<void> {
+    this.serving = false;
     clearInterval(this.gcTimer);
+    this.stopStep = 'listeners';
     await Promise.allSettled([...this.feeders.map((f) => f.stop()), this.inbound?.stopListening()]);
     this.feeders = [];
     await this.passwords?.close();
     this.passwords = undefined;
+    this.stopStep = 'api';
     if (this.api) {
       await this.api.close().catch(() => undefined);
       this.api = undefined;
@@ -260,16 +323,21 @@ export class Master {
     // results the workers report while they finish still get their write, but one that fails
     // is not retried: the stop must not wait for a full disk
     this.outcomes?.close();
+    this.stopStep = 'inbox';
     await this.inbound?.stop();
     this.inbound = undefined;
+    this.stopStep = 'workers';
     await this.supervisor?.stop();
     this.supervisor = undefined;
     await this.channel?.close();
     this.channel = undefined;
     this.scheduler?.close();
     this.webhook?.stop();
+    this.stopStep = 'plugins';
     await this.plugins?.stop();
     this.plugins = undefined;
+    this.stopStep = 'queue';
     if (this.store?.isOpen) await this.store.close();
+    this.stopStep = 'stopped';
   }
 }

@@ -273,6 +273,8 @@ export const configSchema = t.object({
     allowNonLoopback: t.bool(),
   }),
   queue: t.object({
+    /** a zone with rows due this long and no attempt meanwhile is stalled (GET /health/ready) */
+    stalledAfter: t.duration({ min: 1000 }),
     path: t.string(),
     /** body bytes per LevelDB value */
     chunkSize: t.size({ min: 1024, max: 16 * 1024 * 1024 }),

@@ -326,6 +326,13 @@ export class Scheduler {
     return this.leasedRows.size;
   }
 
+  /** Rows leased now, per zone (metrics). */
+  leasedByZone(): Record<string, number> {
+    const byZone: Record<string, number> = {};
+    for (const lease of this.leases.values()) byZone[lease.zone] = (byZone[lease.zone] ?? 0) + lease.rows.length;
+    return byZone;
+  }
+
   leasesOf(owner: string): number {
     let n = 0;
     for (const lease of this.leases.values()) if (lease.owner === owner) n++;
