@@ -25,6 +25,7 @@ import { recipientProblem } from './recipient-count.js';
 import { dsnRequest } from './send-dsn.js';
 import { checkSendMessage } from './send-checks.js';
 import { sendBodySchema } from './send-schema.js';
+import { errorReplies, sendReply } from './response-schemas.js';
 
 type Json = Record<string, unknown>;
 
@@ -38,7 +39,7 @@ export function sendRoute(deps: { config: Config; ingest: Ingest; hooks: HookRun
       const problem = recipientProblem(req.body, maxRecipients);
       if (problem) throw HttpError.badRequest(problem);
     };
-    app.post('/send', { schema: { body: sendBodySchema }, config, preValidation }, async (req, reply) => {
+    app.post('/send', { schema: { body: sendBodySchema, response: { 200: sendReply, ...errorReplies } }, config, preValidation }, async (req, reply) => {
       const message = req.body as Json;
       checkSendMessage(message);
       const origin = originOf(req);
