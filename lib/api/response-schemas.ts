@@ -13,6 +13,14 @@ const error = {
 /** The error replies every route may give; a route adds its own success reply. */
 export const errorReplies = { '4xx': error, '5xx': error } as const;
 
+/**
+ * What a route that declares no replies of its own is documented with (server.ts adds it): the
+ * error shape, lenient (nothing required, more properties kept) because a compatibility route may
+ * answer in its original's shape, and serialising must never turn a reply into a 500.
+ */
+const anyError = { ...error, required: [], additionalProperties: true } as const;
+export const defaultReplies = { '4xx': anyError, '5xx': anyError } as const;
+
 const domainCount = {
   type: 'object',
   properties: { domain: { type: 'string' }, queued: { type: 'integer' }, deferred: { type: 'integer' } },
