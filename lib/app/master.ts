@@ -45,9 +45,9 @@ import { FreshBodies } from '../queue/fresh-bodies.js';
 import { GcNudge } from './gc-nudge.js';
 import { Inbound } from '../inbound/inbound.js';
 import { createMetricsRegistry, metricsRoute } from '../api/metrics.js';
-import { MtaMetrics } from '../api/mta-metrics.js';
-import { Readiness } from '../api/readiness.js';
-import { OldestDeferred } from '../queue/oldest-deferred.js';
+import type { MtaMetrics } from '../api/mta-metrics.js';
+import type { Readiness } from '../api/readiness.js';
+import { observe } from './observe.js';
 
 /**
  * Bodies of just-accepted messages kept in memory for their first attempt (see FreshBodies): at
@@ -125,7 +125,18 @@ export class Master {
     // an expired lease's attempt is cancelled through the data channel (started later)
     const enforcer = { expired: (lease: Lease) => this.channel?.cancel(lease.owner, lease.leaseId), abandoned: (owner: string) => this.channel?.drop(owner) };
     const scheduler = (this.scheduler = new Scheduler(this.store, config, logger.child({ component: 'scheduler' }), Date.now, enforcer));
-    const metrics = (this.mtaMetrics = this.observe(scheduler, disk));
+    const { metrics, readiness } = observe({
+      config,
+      registry: this.metrics,
+      store: this.store,
+      scheduler,
+      disk,
+      serving: () => this.serving,
+      connectedWorkers: () => this.channel?.connected() ?? [],
+      zoneOf: (workerId) => this.supervisor?.credentials(workerId)?.zone,
+    });
+    this.mtaMetrics = metrics;
+    this.readiness = readiness;
     const fresh = (this.freshBodies = new FreshBodies({ maxBytes: FRESH_BODY_BYTES, maxMessageBytes: FRESH_BODY_MESSAGE_BYTES }));
     const gcNudge = this.gcNudge;
     this.store.onDelete((id) => {
@@ -248,38 +259,6 @@ export class Master {
     this.announce('channel', 'channel', addr);
     (supervisor as unknown as { channel: { host: string; port: number } }).channel = { host: config.channel.host, port: addr.port };
     supervisor.start();
-  }
-
-  /** The metrics (on this.metrics) and the readiness checks, both reading the queue as it is. */
-  private observe(scheduler: Scheduler, disk: DiskGuard): MtaMetrics {
-    const { config, store } = this;
-    const zones = () => Object.keys(config.zones);
-    const oldest = new OldestDeferred(store, zones);
-    this.readiness = new Readiness({
-      stalledAfterMs: config.queue.stalledAfter,
-      zones: Object.entries(config.zones).flatMap(([name, z]) => (z.processes > 0 ? [name] : [])),
-      listenersUp: () => this.serving,
-      db: () => ({ open: store.isOpen, writable: store.isOpen && store.writable, diskRoom: disk.hasRoom(0) }),
-      workers: () => {
-        const byZone: Record<string, number> = {};
-        for (const id of this.channel?.connected() ?? []) {
-          const zone = this.supervisor?.credentials(id)?.zone;
-          if (zone) byZone[zone] = (byZone[zone] ?? 0) + 1;
-        }
-        return byZone;
-      },
-      dueBefore: async (zone, ms) => {
-        for await (const _ of store.db.keys({ ...keys.scheduleDue(zone, ms), limit: 1 })) return true;
-        return false;
-      },
-    });
-    return new MtaMetrics(this.metrics, {
-      zones,
-      rows: (zone) => store.counters.zoneTotals(zone),
-      leases: () => scheduler.leasedByZone(),
-      oldestDeferred: () => oldest.get(),
-      dbPath: config.queue.path,
-    });
   }
 
   /** What a stop still waits for: the step it is at and the work still open. */
