@@ -92,8 +92,10 @@ export const retriedReply = {
   required: ['success', 'id', 'rescheduled'],
 } as const;
 
-export const sendReply = {
+/** POST /send and /send-raw: Sluice's reply, or ZoneMTA's when asked for (api.replyShape, X-Reply-Shape). */
+export const sendReplySchema = {
   type: 'object',
+  description: "Sluice's shape: { id, messageId, recipients: [{ recipient, seq, zone }] }; ZoneMTA's: { id, from, to, response }",
   properties: {
     id: { type: 'string', description: 'the queue id' },
     messageId: { type: 'string' },
@@ -101,8 +103,11 @@ export const sendReply = {
       type: 'array',
       items: { type: 'object', properties: { recipient: { type: 'string' }, seq: { type: 'integer' }, zone: { type: 'string' } }, required: ['recipient', 'seq', 'zone'] },
     },
+    from: { type: 'string', description: "ZoneMTA's shape: the envelope sender" },
+    to: { type: 'array', items: { type: 'string' }, description: "ZoneMTA's shape: the recipients" },
+    response: { type: 'string', description: "ZoneMTA's shape: \"Message queued as ID\"" },
   },
-  required: ['id', 'messageId', 'recipients'],
+  required: ['id'],
 } as const;
 
 export const metricsReply = { type: 'string', description: "Prometheus' text exposition format" } as const;

@@ -18,6 +18,8 @@ import { PasswordChecker } from '../accept/password-checker.js';
 import { SmtpFeeder } from '../accept/smtp-feeder.js';
 import { healthRoutes } from '../api/health-routes.js';
 import { queueRoutes } from '../api/queue-routes.js';
+import { sendRawRoute } from '../api/send-raw-route.js';
+import { zonemtaRoutes } from '../api/zonemta-routes.js';
 import { sendRoute } from '../api/send-route.js';
 import { retryRoute } from '../api/retry-route.js';
 import { pluginRoutes } from '../api/plugin-routes.js';
@@ -194,6 +196,8 @@ export class Master {
         const pluginMetrics = plugins.routes.some(({ route }) => route.url === '/metrics' && [route.method].flat().includes('GET'));
         this.api = createApi(config, logger, [
           sendRoute({ config, ingest, hooks: this.hooks }),
+          sendRawRoute({ config, ingest, hooks: this.hooks }),
+          zonemtaRoutes({ store: this.store, zones }),
           queueRoutes({ store: this.store, zones, logger, hooks: this.hooks }),
           healthRoutes({ store: this.store, disk, readiness: this.readiness }),
           retryRoute({ store: this.store, scheduler }),

@@ -265,6 +265,9 @@ export const configSchema = t.object({
     idleTimeout: t.duration({ min: 100 }),
     /** connections at once; more are closed as they come */
     maxConnections: t.int({ min: 1 }),
+    /** the reply of POST /send and /send-raw: Sluice's, or ZoneMTA's for its users' scripts
+     * (a request may ask for either in X-Reply-Shape) */
+    replyShape: t.string({ oneOf: ['sluice', 'zonemta'] }),
   }),
   channel: t.object({
     host: host(),

@@ -261,7 +261,7 @@ export const HOOKS: { readonly [N in HookName]: HookSpec } = {
   'smtp:mail_from': { process: 'main', kind: 'gate', summary: 'MAIL FROM; a handler may refuse the sender' },
   'smtp:rcpt_to': { process: 'main', kind: 'gate', summary: 'RCPT TO; a handler may refuse the recipient' },
   'smtp:data': { process: 'main', kind: 'gate', summary: 'DATA; a handler may refuse the message before it is read' },
-  'api:mail': { process: 'main', kind: 'gate', summary: 'POST /send; a handler may change the message JSON or refuse it' },
+  'api:mail': { process: 'main', kind: 'gate', summary: 'POST /send and /send-raw (its message is { raw: true }); a handler may change the envelope or the message JSON, or refuse it' },
   'message:headers': { process: 'main', kind: 'gate', summary: 'header block parsed; a handler may change headers or refuse' },
   'message:store': { process: 'main', kind: 'gate', summary: 'body stored, before the commit; a handler may read the message, change headers or refuse' },
   'message:queue': { process: 'main', kind: 'notify', summary: 'after the commit (the client has its 250); notification' },

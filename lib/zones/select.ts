@@ -25,6 +25,11 @@ export class ZoneSelector {
     return this.zones.some(([name]) => name === zone);
   }
 
+  /** Every zone's name, sorted. */
+  names(): string[] {
+    return this.zones.map(([name]) => name).sort();
+  }
+
   /**
    * The zone for every recipient. Reads (and removes) X-Sending-Zone, so the header does not
    * travel on to the recipient.

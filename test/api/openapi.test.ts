@@ -23,7 +23,7 @@ test('every registered route is in /openapi.json, with its method; /docs answers
     // and the { error, message } every error has
     type Op = { responses?: Record<string, { content?: Record<string, { schema?: unknown }> }> };
     const ops = doc.paths as unknown as Record<string, Record<string, Op>>;
-    for (const [p, method] of [['/send', 'post'], ['/queue/{zone}', 'get'], ['/message/{id}', 'get'], ['/message/{id}', 'delete'], ['/message/{id}/retry', 'post'], ['/health', 'get'], ['/health/live', 'get'], ['/health/ready', 'get'], ['/metrics', 'get']] as const) {
+    for (const [p, method] of [['/send', 'post'], ['/send-raw', 'post'], ['/queue/{zone}', 'get'], ['/message/{id}', 'get'], ['/message/{id}', 'delete'], ['/message/{id}/retry', 'post'], ['/health', 'get'], ['/health/live', 'get'], ['/health/ready', 'get'], ['/metrics', 'get']] as const) {
       const responses = ops[p]![method]!.responses ?? {};
       const ok = responses['200']?.content;
       assert.ok(ok && Object.values(ok).some((c) => c.schema), `${method.toUpperCase()} ${p}: a 200 reply with a schema`);

@@ -112,7 +112,7 @@ test('an unknown key stops the load with a line naming it, inside user-named tab
 
 test('a key far from every known one lists the known keys', (t) => {
   const lines = problems(appDir(t, '[api]\nwhatever = 1\n'));
-  assert.deepEqual(lines, ['api.whatever: unknown key (known keys: enabled, host, port, token, maxBodySize, maxRecipients, requestTimeout, idleTimeout, maxConnections)']);
+  assert.deepEqual(lines, ['api.whatever: unknown key (known keys: enabled, host, port, token, maxBodySize, maxRecipients, requestTimeout, idleTimeout, maxConnections, replyShape)']);
 });
 
 test('a bad value names the key, what was expected and what was given', (t) => {

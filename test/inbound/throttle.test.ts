@@ -7,11 +7,11 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { clientKey } from '../../lib/config/net.js';
 import { RateWindow, registrableDomain } from '../../lib/inbound/throttle.js';
 import { startReceiver, type TestReceiver } from '../helpers/inbound.js';
 import { SmtpTalk } from '../helpers/smtp-talk.js';
+import { addIpv6 } from '../helpers/lo-addresses.js';
 
 const receivers: TestReceiver[] = [];
 after(() => Promise.all(receivers.map((r) => r.stop())));
@@ -66,24 +66,6 @@ test('concurrent connections per IP: the one over the cap gets 421 4.7.0 in the 
   for (const c of exempt) await c.expect(220);
   for (const c of [...open, elsewhere, ...exempt]) c.close();
 });
-
-/** Adds IPv6 addresses to lo for the test (root only); a string says why it cannot. */
-function addIpv6(addresses: string[]): (() => void) | string {
-  const ip = (args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  const added: string[] = [];
-  try {
-    for (const a of addresses) {
-      ip(['-6', 'addr', 'add', `${a}/128`, 'dev', 'lo', 'nodad']);
-      added.push(a);
-    }
-  } catch (err) {
-    for (const a of added) ip(['-6', 'addr', 'del', `${a}/128`, 'dev', 'lo']);
-    return `cannot add IPv6 addresses to lo (${String((err as { stderr?: Buffer }).stderr ?? err).trim()}); this test needs root`;
-  }
-  return () => {
-    for (const a of added) ip(['-6', 'addr', 'del', `${a}/128`, 'dev', 'lo']);
-  };
-}
 
 test('IPv6 clients are capped by their /64: three addresses of one /64 are one client, another /64 is another', async (t) => {
   const same = ['fd00:5c1c:0:1::a', 'fd00:5c1c:0:1::b', 'fd00:5c1c:0:1::c'];
