@@ -33,6 +33,7 @@ import type { BatchOp } from '../store/group-commit.js';
 import type { QueueStore } from '../queue/store.js';
 import type { BodyWriter } from '../queue/body-writer.js';
 import type { DeliveryRow, MessageMeta, Origin, RecipientDsn } from '../queue/types.js';
+import { reasonClass, type ReasonClass } from '../errors/reason-class.js';
 import { domainOf, type ZoneSelector } from '../zones/select.js';
 
 export interface IngestRequest {
@@ -51,6 +52,11 @@ export interface IngestRequest {
   /** queue changes committed in the same synced batch as the message (a DSN carries the
    * removal of the row it reports on) */
   carried?: readonly BatchOp[];
+}
+
+export interface DoorTally {
+  accepted(door: Origin['via']): void;
+  rejected(door: Origin['via'], reason: ReasonClass): void;
 }
 
 export interface IngestResult {
@@ -82,6 +88,8 @@ export class Ingest {
       retainBodyUpTo?: number;
       /** told of every chunk's size as a message streams in (the master's GcNudge) */
       onBytes?: (n: number) => void;
+      /** counts what each door accepted and refused (the metrics) */
+      tally?: DoorTally;
     },
   ) {}
 
@@ -93,6 +101,7 @@ export class Ingest {
     try {
       const parsed = await this.streamBody(req, envelope, writer);
       const result = await this.commit(req, envelope, writer, parsed);
+      this.deps.tally?.accepted(req.origin.via);
       logEvent(logger, 'QUEUED', {
         id,
         from: req.from,
@@ -108,11 +117,17 @@ export class Ingest {
         logEvent(logger, 'STORE_FAILED', { id, err }, `storing ${id} failed: ${(err as Error)?.message ?? err}`);
         return SmtpError.storageFailed();
       });
+      this.refused(req.origin.via, smtpErr);
       if (smtpErr !== err || smtpErr.responseCode >= 500) {
         logEvent(logger, 'NOQUEUE', { id, from: req.from, code: smtpErr.responseCode, reason: smtpErr.message });
       }
       throw smtpErr;
     }
+  }
+
+  /** Counts a refusal made before ingest (an envelope command the SMTP feeder refused). */
+  refused(door: Origin['via'], err: SmtpError): void {
+    this.deps.tally?.rejected(door, reasonClass(err));
   }
 
   /** Reads the whole source; returns the parsed headers and the body's size and hash. */

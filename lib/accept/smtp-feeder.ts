@@ -94,8 +94,8 @@ export class SmtpFeeder {
       socketTimeout: listener.socketTimeout,
       logger: false,
       onAuth: (auth, session, cb) => this.callback(this.onAuth(auth, session), cb),
-      onMailFrom: (address, session, cb) => this.callback(this.onMailFrom(address, session), cb),
-      onRcptTo: (address, session, cb) => this.callback(this.onRcptTo(address, session), cb),
+      onMailFrom: (address, session, cb) => this.callback(this.counted(this.onMailFrom(address, session)), cb),
+      onRcptTo: (address, session, cb) => this.callback(this.counted(this.onRcptTo(address, session)), cb),
       onData: (stream, session, cb) => this.callback(this.onData(stream, session), cb),
       onConnect: (session, cb) => this.callback(this.onConnect(session), cb),
       onSecure: (_socket, session, cb) => {
@@ -125,6 +125,19 @@ export class SmtpFeeder {
   stop(): Promise<void> {
     this.closing = true;
     return this.server.closeAll();
+  }
+
+  /** SMTP sessions open now (what a stop still waits for). */
+  get sessions(): number {
+    return this.server.connections.size;
+  }
+
+  /** An envelope command's refusal is counted as the smtp door's (DATA's are counted by ingest). */
+  private counted<T>(work: Promise<T>): Promise<T> {
+    return work.catch((err: unknown) => {
+      if (err instanceof SmtpError) this.deps.ingest.refused('smtp', err);
+      throw err;
+    });
   }
 
   private callback<T>(work: Promise<T>, cb: (err?: Error | null, value?: T) => void): void {

@@ -1,13 +1,17 @@
 /**
- * GET /health: liveness with the state of the queue database and its disk.
+ * Health: GET /health (the state of the queue database and its disk, as before), GET
+ * /health/live (the process answers: nothing else is checked, so a restart is never caused by
+ * a dependency) and GET /health/ready (readiness.ts: 200 when ready, 503 with what is not).
  */
 import type { FastifyInstance } from 'fastify';
 import type { DiskGuard } from '../queue/disk-space.js';
 import type { QueueStore } from '../queue/store.js';
+import type { Readiness } from './readiness.js';
+import { healthSchema, liveSchema, readySchema } from './health-schema.js';
 
-export function healthRoutes(deps: { store: QueueStore; disk: DiskGuard }) {
+export function healthRoutes(deps: { store: QueueStore; disk: DiskGuard; readiness?: Readiness }) {
   return (app: FastifyInstance) => {
-    app.get('/health', async (_req, reply) => {
+    app.get('/health', { schema: healthSchema }, async (_req, reply) => {
       const db = deps.store.isOpen ? 'open' : 'closed';
       const diskOk = deps.disk.hasRoom(0);
       const ok = db === 'open' && diskOk;
@@ -23,5 +27,13 @@ export function healthRoutes(deps: { store: QueueStore; disk: DiskGuard }) {
         },
       });
     });
+    app.get('/health/live', { schema: liveSchema }, async () => ({ status: 'ok' as const }));
+    const readiness = deps.readiness;
+    if (readiness) {
+      app.get('/health/ready', { schema: readySchema }, async (_req, reply) => {
+        const report = await readiness.check();
+        return reply.status(report.ready ? 200 : 503).send({ status: report.ready ? 'ready' : 'not ready', ...report });
+      });
+    }
   };
 }

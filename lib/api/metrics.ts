@@ -8,6 +8,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Registry } from 'prom-client';
+import { metricsReply } from './response-schemas.js';
 
 export function createMetricsRegistry(): Registry {
   const registry = new Registry();
@@ -17,7 +18,7 @@ export function createMetricsRegistry(): Registry {
 
 export function metricsRoute(registry: Registry, url = '/metrics') {
   return (app: FastifyInstance) => {
-    app.get(url, async (_req, reply) => {
+    app.get(url, { schema: { description: 'Prometheus metrics', response: { 200: metricsReply } } }, async (_req, reply) => {
       const text = await registry.metrics();
       return reply.type(registry.contentType).send(text);
     });

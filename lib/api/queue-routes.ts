@@ -12,6 +12,7 @@ import type { QueueStore } from '../queue/store.js';
 import type { DeliveryRow } from '../queue/types.js';
 import type { ZoneSelector } from '../zones/select.js';
 import { HttpError } from './errors.js';
+import { deletedReply, errorReplies, messageReply, zoneReply } from './response-schemas.js';
 
 const idParams = { type: 'object', properties: { id: { type: 'string', maxLength: 64 } }, required: ['id'] } as const;
 const zoneParams = { type: 'object', properties: { zone: { type: 'string', maxLength: 64 } }, required: ['zone'] } as const;
@@ -45,7 +46,7 @@ export function rowView(row: DeliveryRow) {
 
 export function queueRoutes(deps: { store: QueueStore; zones: ZoneSelector; logger: Logger; hooks?: HookRunner }) {
   return (app: FastifyInstance) => {
-    app.get('/queue/:zone', { schema: { params: zoneParams } }, async (req) => {
+    app.get('/queue/:zone', { schema: { params: zoneParams, response: { 200: zoneReply, ...errorReplies } } }, async (req) => {
       const { zone } = req.params as { zone: string };
       if (!deps.zones.has(zone)) throw HttpError.notFound(`No sending zone ${JSON.stringify(zone)}`);
       const snap = deps.store.counters.snapshot(zone);
@@ -59,7 +60,7 @@ export function queueRoutes(deps: { store: QueueStore; zones: ZoneSelector; logg
       };
     });
 
-    app.get('/message/:id', { schema: { params: idParams } }, async (req) => {
+    app.get('/message/:id', { schema: { params: idParams, response: { 200: messageReply, ...errorReplies } } }, async (req) => {
       const id = checkedId(req.params);
       const meta = await deps.store.getMeta(id);
       if (!meta) throw HttpError.notFound(`No message ${id} in the queue`);
@@ -68,7 +69,7 @@ export function queueRoutes(deps: { store: QueueStore; zones: ZoneSelector; logg
       return { meta: rest, messages: rows.map(rowView) };
     });
 
-    app.delete('/message/:id', { schema: { params: idParams } }, async (req) => {
+    app.delete('/message/:id', { schema: { params: idParams, response: { 200: deletedReply, ...errorReplies } } }, async (req) => {
       const id = checkedId(req.params);
       const rows = await deps.store.deleteMessage(id);
       if (!rows) throw HttpError.notFound(`No message ${id} in the queue`);

@@ -14,6 +14,7 @@ import type { HookRunner } from '../plugins/runner.js';
 import { HttpError } from './errors.js';
 import { readRawMessage } from './raw-message.js';
 import { checkEnvelope, originOf, replyShapeOf, sendReply } from './send-envelope.js';
+import { errorReplies, sendReplySchema } from './response-schemas.js';
 
 const querystring = {
   type: 'object',
@@ -29,7 +30,7 @@ export function sendRawRoute(deps: { config: Config; ingest: Ingest; hooks: Hook
   return (app: FastifyInstance) => {
     // the body is handed over as the request stream: ingest reads it chunk by chunk
     app.addContentTypeParser('message/rfc822', (_req, payload, done) => done(null, payload));
-    app.post('/send-raw', { schema: { querystring } }, async (req, reply) => {
+    app.post('/send-raw', { schema: { querystring, response: { 200: sendReplySchema, ...errorReplies } } }, async (req, reply) => {
       const shape = replyShapeOf(req, config);
       const query = req.query as { from?: string; to?: string };
       const origin = originOf(req);

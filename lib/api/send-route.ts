@@ -23,6 +23,7 @@ import { dsnRequest } from './send-dsn.js';
 import { checkSendMessage } from './send-checks.js';
 import { checkEnvelope, originOf, replyShapeOf, sendReply } from './send-envelope.js';
 import { sendBodySchema } from './send-schema.js';
+import { errorReplies, sendReplySchema } from './response-schemas.js';
 
 type Json = Record<string, unknown>;
 
@@ -36,7 +37,7 @@ export function sendRoute(deps: { config: Config; ingest: Ingest; hooks: HookRun
       const problem = recipientProblem(req.body, maxRecipients);
       if (problem) throw HttpError.badRequest(problem);
     };
-    app.post('/send', { schema: { body: sendBodySchema }, config, preValidation }, async (req, reply) => {
+    app.post('/send', { schema: { body: sendBodySchema, response: { 200: sendReplySchema, ...errorReplies } }, config, preValidation }, async (req, reply) => {
       const message = req.body as Json;
       const shape = replyShapeOf(req, deps.config);
       checkSendMessage(message);

@@ -16,6 +16,7 @@ import { isStoreUnavailable } from '../store/write-guard.js';
 import { HttpError, httpFromSmtp } from './errors.js';
 import { installJsonBodyParser } from './json-body.js';
 import { registerOpenApi } from './openapi.js';
+import { defaultReplies } from './response-schemas.js';
 
 const VERSION = (createRequire(import.meta.url)('../../../package.json') as { version: string }).version;
 
@@ -83,6 +84,12 @@ export function createApi(config: Config, logger: Logger, routes: ApiRoutes[], o
       for (const method of [r.method].flat()) onRoute({ method, url: r.url, hidden: Boolean((r.schema as { hide?: boolean } | undefined)?.hide) });
     });
   }
+  // a route without reply schemas (the inbox's, plugins') is still documented with the error reply
+  // every route has; registered before the OpenAPI plugin so that it sees the result
+  app.addHook('onRoute', (r) => {
+    const schema = r.schema as { hide?: boolean; response?: unknown } | undefined;
+    if (!schema?.hide && !schema?.response) r.schema = { ...schema, response: defaultReplies };
+  });
   registerOpenApi(app, VERSION);
   // inside a plugin, so that they are added after the OpenAPI plugin has loaded and it sees them
   void app.register(async (scope) => {

@@ -48,6 +48,9 @@ import { FreshBodies } from '../queue/fresh-bodies.js';
 import { GcNudge } from './gc-nudge.js';
 import { Inbound } from '../inbound/inbound.js';
 import { createMetricsRegistry, metricsRoute } from '../api/metrics.js';
+import type { MtaMetrics } from '../api/mta-metrics.js';
+import type { Readiness } from '../api/readiness.js';
+import { observe } from './observe.js';
 
 /**
  * Bodies of just-accepted messages kept in memory for their first attempt (see FreshBodies): at
@@ -79,6 +82,12 @@ export class Master {
   plugins: LoadedPlugins | undefined;
   inbound: Inbound | undefined;
   readonly metrics = createMetricsRegistry();
+  private mtaMetrics: MtaMetrics | undefined;
+  readiness: Readiness | undefined;
+  /** every listener is up (start() finished) and no stop has begun */
+  private serving = false;
+  /** the step a stop is at, for the lines that say what it still waits for */
+  private stopStep: string | undefined;
   /** counts the mail streaming through this process (both doors) to bring V8's collections forward */
   private readonly gcNudge = new GcNudge();
   private passwords: PasswordChecker | undefined;
@@ -104,17 +113,33 @@ export class Master {
     loadExtraCa(config.delivery.ca); // the same for the extra CA file
     // first: a plugin that cannot load stops the start before anything is opened
     const plugins = (this.plugins = await loadPlugins({ config, process: 'main', hooks: this.hooks, logger }));
+    const openedAt = performance.now();
     try {
       this.store = await QueueStore.open(config.queue.path, { chunkSizeBytes: config.queue.chunkSize, logger });
     } catch (err) {
       await this.stop();
       throw err;
     }
+    const loaded = this.store.counters.totals();
+    const ms = Math.round(performance.now() - openedAt);
+    logger.info({ event: 'QUEUE_LOADED', rows: loaded.queued + loaded.deferred, ...loaded, ms }, `queue loaded: ${loaded.queued + loaded.deferred} rows in ${ms} ms`);
     const disk = new DiskGuard(config.queue.path, config.queue.minFreeSpace);
     const zones = new ZoneSelector(config);
     // an expired lease's attempt is cancelled through the data channel (started later)
     const enforcer = { expired: (lease: Lease) => this.channel?.cancel(lease.owner, lease.leaseId), abandoned: (owner: string) => this.channel?.drop(owner) };
     const scheduler = (this.scheduler = new Scheduler(this.store, config, logger.child({ component: 'scheduler' }), Date.now, enforcer));
+    const { metrics, readiness } = observe({
+      config,
+      registry: this.metrics,
+      store: this.store,
+      scheduler,
+      disk,
+      serving: () => this.serving,
+      connectedWorkers: () => this.channel?.connected() ?? [],
+      zoneOf: (workerId) => this.supervisor?.credentials(workerId)?.zone,
+    });
+    this.mtaMetrics = metrics;
+    this.readiness = readiness;
     const fresh = new FreshBodies({ maxBytes: FRESH_BODY_BYTES, maxMessageBytes: FRESH_BODY_MESSAGE_BYTES });
     const gcNudge = this.gcNudge;
     this.store.onDelete((id) => {
@@ -131,6 +156,7 @@ export class Master {
       retainBodyUpTo: FRESH_BODY_MESSAGE_BYTES,
       // counted as it streams in, so that one large message does not pile up dead Buffers either
       onBytes: (n) => gcNudge.note(n),
+      tally: metrics,
       onQueued: (meta, rows, body) => {
         if (body) fresh.add(meta.id, body);
         scheduler.offer(meta, rows);
@@ -138,11 +164,11 @@ export class Master {
     });
     // bounces and delay notices are written with the report (NoticeWriter); success notices follow it
     const notifier = new BounceNotifier(config, ingest, logger, this.hooks);
-    const notified: OutcomeListener[] = [notifier];
+    const notified: OutcomeListener[] = [notifier, metrics];
     const outcomeHooks = new OutcomeHooks(this.hooks);
     if (outcomeHooks.wanted) notified.push(outcomeHooks);
     if (config.events.url) {
-      this.webhook = new EventWebhook({ url: config.events.url, secret: config.events.secret, timeoutMs: config.events.timeout, maxAttempts: config.events.maxAttempts, maxPending: config.events.maxPending }, logger.child({ component: 'events' }));
+      this.webhook = new EventWebhook({ url: config.events.url, secret: config.events.secret, timeoutMs: config.events.timeout, maxAttempts: config.events.maxAttempts, maxPending: config.events.maxPending, onDrop: () => metrics.webhookDropped('events') }, logger.child({ component: 'events' }));
       notified.push(this.webhook);
     }
     const outcomes = (this.outcomes = new Outcomes(this.store, config, logger, notified, { notices: notifier }));
@@ -164,7 +190,7 @@ export class Master {
       }
       // a worker says hello only after the supervisor (made once the channel listens) forked it
       const credentials = (workerId: string) => this.supervisor?.credentials(workerId);
-      await this.startDelivery(new Dispatch({ store: this.store, scheduler, outcomes, fresh, logger, credentials }));
+      await this.startDelivery(new Dispatch({ store: this.store, scheduler, outcomes, fresh, logger, credentials, attempted: (zone) => readiness.attempted(zone) }));
       if (config.api.enabled) {
         // a plugin serving GET /metrics itself (core/delivery-counters) keeps that path
         const pluginMetrics = plugins.routes.some(({ route }) => route.url === '/metrics' && [route.method].flat().includes('GET'));
@@ -173,7 +199,7 @@ export class Master {
           sendRawRoute({ config, ingest, hooks: this.hooks }),
           zonemtaRoutes({ store: this.store, zones }),
           queueRoutes({ store: this.store, zones, logger, hooks: this.hooks }),
-          healthRoutes({ store: this.store, disk }),
+          healthRoutes({ store: this.store, disk, readiness: this.readiness }),
           retryRoute({ store: this.store, scheduler }),
           ...(this.inbound ? [this.inbound.routes()] : []),
           ...(pluginMetrics ? [] : [metricsRoute(this.metrics)]),
@@ -192,6 +218,7 @@ export class Master {
       await this.stop();
       throw err;
     }
+    this.serving = true;
     this.gcTimer = setInterval(() => void this.collectGarbage(), config.queue.gcInterval);
     this.gcTimer.unref();
     void this.collectGarbage();
@@ -203,8 +230,18 @@ export class Master {
     this.channel = new ChannelServer(dispatch, logger.child({ component: 'channel' }));
     const addr = await this.channel.listen(config.channel.host, config.channel.port);
     this.announce('channel', 'channel', addr);
-    this.supervisor = new Supervisor(config, { host: config.channel.host, port: addr.port }, logger.child({ component: 'workers' }), this.inbound?.localRoute());
+    this.supervisor = new Supervisor(config, { host: config.channel.host, port: addr.port }, logger.child({ component: 'workers' }), this.inbound?.localRoute(), (zone) => this.mtaMetrics?.workerRestarted(zone));
     this.supervisor.start();
+  }
+
+  /** What a stop still waits for: the step it is at and the work still open. */
+  stillOpen(): { step: string | undefined; smtpSessions: number; leases: number; workers: number } {
+    return {
+      step: this.stopStep,
+      smtpSessions: this.feeders.reduce((n, f) => n + f.sessions, 0),
+      leases: this.scheduler?.leasedCount ?? 0,
+      workers: this.supervisor?.pids().length ?? 0,
+    };
   }
 
   private announce(name: string, kind: ListenerAddress['kind'], addr: AddressInfo): void {
@@ -223,11 +260,14 @@ export class Master {
 
   /** Stops in reverse order; safe to call more than once. */
   async stop(): Promise<void> {
+    this.serving = false;
     clearInterval(this.gcTimer);
+    this.stopStep = 'listeners';
     await Promise.allSettled([...this.feeders.map((f) => f.stop()), this.inbound?.stopListening()]);
     this.feeders = [];
     await this.passwords?.close();
     this.passwords = undefined;
+    this.stopStep = 'api';
     if (this.api) {
       await this.api.close().catch(() => undefined);
       this.api = undefined;
@@ -235,16 +275,21 @@ export class Master {
     // results the workers report while they finish still get their write, but one that fails
     // is not retried: the stop must not wait for a full disk
     this.outcomes?.close();
+    this.stopStep = 'inbox';
     await this.inbound?.stop();
     this.inbound = undefined;
+    this.stopStep = 'workers';
     await this.supervisor?.stop();
     this.supervisor = undefined;
     await this.channel?.close();
     this.channel = undefined;
     this.scheduler?.close();
     this.webhook?.stop();
+    this.stopStep = 'plugins';
     await this.plugins?.stop();
     this.plugins = undefined;
+    this.stopStep = 'queue';
     if (this.store?.isOpen) await this.store.close();
+    this.stopStep = 'stopped';
   }
 }

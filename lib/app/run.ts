@@ -9,12 +9,14 @@
  * STOP_DEADLINE_MS the process exits 1 anyway: a message without its 250 was never promised.
  */
 import { ConfigError, loadConfig } from '../config/load.js';
-import { createLogger, type Logger } from '../log/logger.js';
+import { createLogger, type LogFormat, type Logger } from '../log/logger.js';
 import { QueueOpenError } from '../queue/open.js';
 import { Master } from './master.js';
 
 /** How long a clean stop may take before the process exits anyway. */
 export const STOP_DEADLINE_MS = 35_000;
+/** While a stop runs, what it still waits for is logged this often. */
+const STOP_PROGRESS_MS = 5000;
 
 export async function runCommand(appDir: string): Promise<number> {
   let loaded;
@@ -29,7 +31,7 @@ export async function runCommand(appDir: string): Promise<number> {
     for (const line of err.problems) console.error(`sluice: config error: ${oneLine(line)}`);
     return 78; // EX_CONFIG
   }
-  const logger = createLogger(loaded.config.log.level, { role: 'master' });
+  const logger = createLogger(loaded.config.log.level, { role: 'master' }, loaded.config.log.format as LogFormat);
   logger.info({ event: 'STARTING', files: loaded.files, appDir: loaded.appDir }, 'starting Sluice');
   const master = new Master(loaded, logger);
   let stopping = false;
@@ -59,7 +61,13 @@ export async function runCommand(appDir: string): Promise<number> {
         return;
       }
       stopping = true;
-      logger.info({ event: 'STOPPING', signal }, `stopping on ${signal}`);
+      logger.info({ event: 'STOPPING', signal, open: master.stillOpen() }, `stopping on ${signal}`);
+      // a stop that takes a while says what it still waits for, so a stuck one can be understood
+      const waiting = setInterval(() => {
+        const open = master.stillOpen();
+        logger.info({ event: 'STOP_WAITING', ...open }, `still stopping (${open.step}): ${open.smtpSessions} SMTP sessions, ${open.leases} deliveries in flight, ${open.workers} workers`);
+      }, STOP_PROGRESS_MS);
+      waiting.unref();
       const deadline = setTimeout(() => {
         logger.error({ event: 'STOP_TIMEOUT' }, 'clean stop took too long, exiting');
         // whatever still holds the event loop (a stuck socket) must not keep the process alive
@@ -68,11 +76,13 @@ export async function runCommand(appDir: string): Promise<number> {
       deadline.unref();
       master.stop().then(
         () => {
+          clearInterval(waiting);
           clearTimeout(deadline);
           logger.info({ event: 'STOPPED' }, 'stopped');
           resolve(0);
         },
         (err: unknown) => {
+          clearInterval(waiting);
           clearTimeout(deadline);
           logger.error({ err }, 'error while stopping');
           resolve(1);

@@ -52,6 +52,8 @@ export class Supervisor {
     private readonly logger: Logger,
     /** handed to every worker: where mail for the local inbound domains goes */
     private readonly localRoute?: LocalRoute,
+    /** told of each worker that exited and is started again (metrics) */
+    private readonly onRestart?: (zone: string) => void,
   ) {
     this.forWorkers = workerConfig(config);
   }
@@ -98,6 +100,7 @@ export class Supervisor {
       const starts = slot.recentStarts.length;
       const delay = starts < LOOP_STARTS ? 0 : Math.min(MAX_BACKOFF_MS, 1000 * 2 ** (starts - LOOP_STARTS));
       this.logger.warn({ event: 'WORKER_EXITED', zone: slot.zone, workerId, code, signal, restartInMs: delay }, `worker ${workerId} exited (${signal ?? code}); restarting in ${delay} ms`);
+      this.onRestart?.(slot.zone);
       slot.timer = setTimeout(() => this.spawn(slot), delay);
     });
   }

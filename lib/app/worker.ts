@@ -17,7 +17,7 @@ import { Circuit } from '../deliver/circuit.js';
 import { SessionPool, throttleGapMs } from '../deliver/session-pool.js';
 import { WorkerLoop } from '../deliver/worker-loop.js';
 import { localRouter, type LocalRoute } from '../zones/local-route.js';
-import { createLogger } from '../log/logger.js';
+import { createLogger, type LogFormat } from '../log/logger.js';
 import { warnUntestedLibraries } from '../pinned/internals.js';
 import { installWorkerPatches } from '../pinned/install.js';
 import { GcNudge } from './gc-nudge.js';
@@ -36,7 +36,7 @@ export interface WorkerInit {
 /** Resolves with the exit code once the worker is done. */
 export async function runWorker(init: WorkerInit, stopSignal: Promise<void>): Promise<number> {
   const { config, zone } = init;
-  const logger = createLogger(config.log.level, { role: 'worker', zone, workerId: init.workerId });
+  const logger = createLogger(config.log.level, { role: 'worker', zone, workerId: init.workerId }, config.log.format as LogFormat);
   installWorkerPatches();
   warnUntestedLibraries(logger);
   const zoneConfig = config.zones[zone];

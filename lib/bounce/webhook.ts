@@ -21,6 +21,7 @@ export interface WebhookOptions {
   timeoutMs: number;
   maxAttempts: number;
   maxPending: number;
+  onDrop?: () => void;
 }
 
 export interface DeliveryEvent {
@@ -54,7 +55,7 @@ export class EventWebhook implements OutcomeListener {
     logger: Logger,
   ) {
     this.sender = new WebhookSender(
-      { name: 'events', secret: opts.secret, timeoutMs: opts.timeoutMs, maxAttempts: opts.maxAttempts, retryAfterMs: (n) => 1000 * n * n, concurrency: EVENT_CONCURRENCY, maxPending: opts.maxPending },
+      { name: 'events', secret: opts.secret, timeoutMs: opts.timeoutMs, maxAttempts: opts.maxAttempts, retryAfterMs: (n) => 1000 * n * n, concurrency: EVENT_CONCURRENCY, maxPending: opts.maxPending, onDrop: opts.onDrop },
       memoryOutbox,
       logger,
     );

@@ -237,6 +237,8 @@ export const configSchema = t.object({
   hostname: host(),
   log: t.object({
     level: t.string({ oneOf: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] }),
+    /** json lines, readable lines, or auto: readable when stdout is a terminal */
+    format: t.string({ oneOf: ['auto', 'json', 'pretty'] }),
   }),
   smtp: t.object({
     enabled: t.bool(),
@@ -274,6 +276,8 @@ export const configSchema = t.object({
     allowNonLoopback: t.bool(),
   }),
   queue: t.object({
+    /** a zone with rows due this long and no attempt meanwhile is stalled (GET /health/ready) */
+    stalledAfter: t.duration({ min: 1000 }),
     path: t.string(),
     /** body bytes per LevelDB value */
     chunkSize: t.size({ min: 1024, max: 16 * 1024 * 1024 }),

@@ -51,6 +51,12 @@ export class QueueCounters {
     return { queued: z.queued, deferred: z.deferred, processed: z.processed, domains };
   }
 
+  /** One zone's totals, without building its per-domain list (metrics read this on every scrape). */
+  zoneTotals(zone: string): Count {
+    const z = this.zones.get(zone);
+    return { queued: z?.queued ?? 0, deferred: z?.deferred ?? 0 };
+  }
+
   totals(): Count {
     let queued = 0;
     let deferred = 0;

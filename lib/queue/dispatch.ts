@@ -24,6 +24,8 @@ export interface DispatchDeps {
   logger: Logger;
   /** the secret and zone a worker was forked with (the supervisor knows) */
   credentials: ChannelHandlers['credentials'];
+  /** told of every fetch and report: a zone's workers are at work (readiness) */
+  attempted?: (zone: string) => void;
 }
 
 export class Dispatch implements ChannelHandlers {
@@ -34,7 +36,10 @@ export class Dispatch implements ChannelHandlers {
   }
 
   fetch(peer: ChannelPeer): Promise<Job> {
-    return this.deps.scheduler.fetch(peer.owner, peer.zone);
+    return this.deps.scheduler.fetch(peer.owner, peer.zone).then((job) => {
+      this.deps.attempted?.(peer.zone);
+      return job;
+    });
   }
 
   readChunk(id: string, n: number): Promise<Buffer | undefined> {
@@ -50,6 +55,7 @@ export class Dispatch implements ChannelHandlers {
   /** A report for a lease that expired or belongs to another connection changes nothing. */
   result(peer: ChannelPeer, leaseId: string, results: RowResult[], keptSession: boolean): Promise<void> {
     const { scheduler, outcomes, fresh } = this.deps;
+    this.deps.attempted?.(peer.zone);
     return scheduler.settle(
       leaseId,
       peer.owner,

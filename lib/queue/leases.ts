@@ -74,6 +74,11 @@ export class LeaseTable {
     return this.leases.has(leaseId);
   }
 
+  /** Every lease held now. */
+  values(): IterableIterator<Lease> {
+    return this.leases.values();
+  }
+
   /** Rows currently leased. */
   get rowCount(): number {
     return this.leasedRows.size;

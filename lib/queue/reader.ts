@@ -93,6 +93,14 @@ export class QueueReader {
     for await (const value of this.db.values({ ...from, limit: opts.limit })) yield decodeMeta(value);
   }
 
+  /**
+   * Every pending row in id order, which is creation order (ids.ts): oldest first. The caller
+   * bounds the scan by stopping when it has what it needs.
+   */
+  async *rowsOldestFirst(): AsyncGenerator<DeliveryRow> {
+    for await (const value of this.db.values(keys.allOf(PREFIX.row))) yield decodeRow(value);
+  }
+
   /** Whether `row` has its schedule key (a consistency check for tools and tests). */
   async isScheduled(row: DeliveryRow): Promise<boolean> {
     return (await this.db.get(keys.schedule(row.zone, row.due, row.id, row.seq))) !== undefined;

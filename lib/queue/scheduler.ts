@@ -216,6 +216,13 @@ export class Scheduler {
     return this.leases.rowCount;
   }
 
+  /** Rows leased now, per zone (metrics). */
+  leasedByZone(): Record<string, number> {
+    const byZone: Record<string, number> = {};
+    for (const lease of this.leases.values()) byZone[lease.zone] = (byZone[lease.zone] ?? 0) + lease.rows.length;
+    return byZone;
+  }
+
   leasesOf(owner: string): number {
     return this.leases.countOf(owner);
   }

@@ -57,6 +57,8 @@ export interface SenderOptions {
   retryAfterMs: (attempt: number) => number;
   concurrency: number;
   maxPending: number;
+  /** told of each dropped notification (metrics); the log line comes at most once a minute */
+  onDrop?: () => void;
 }
 
 /** One try, as the attempt log keeps it. */
@@ -150,6 +152,7 @@ export class WebhookSender {
     clearTimeout(item.timer);
     this.persist(this.outbox.remove(item.entry.id));
     this.dropped++;
+    this.opts.onDrop?.();
     const now = Date.now();
     if (now - this.lastDropLog >= DROP_LOG_EVERY_MS) {
       this.logger.warn({ event: 'WEBHOOK_DROPPED', webhook: this.opts.name, dropped: this.dropped, pending: this.kept.size }, `${this.opts.name}: too many notifications waiting; ${this.dropped} dropped, the oldest first`);

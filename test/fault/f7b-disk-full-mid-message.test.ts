@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
-import { makeAppDir, startChild, type ChildMaster } from '../helpers/child-master.js';
+import { isError, makeAppDir, startChild, type ChildMaster } from '../helpers/child-master.js';
 import { SmtpTalk } from '../helpers/smtp-talk.js';
 import { buildMessage, submit } from '../helpers/submit.js';
 import { mountTmpfs } from '../helpers/tmpfs.js';
@@ -57,7 +57,7 @@ test('F7b: the disk filling up in the middle of a message gives 451; nothing of 
     assert.ok(back.ms >= 0 && back.queueId, `no 250 within 10 s of freeing space (last: ${back.last})`);
     assert.equal(m.pid, pid);
     assert.ok(m.running);
-    const errors = m.lines.filter((l) => l.level >= 50).map((l) => String(l.msg));
+    const errors = m.lines.filter(isError).map((l) => String(l.msg));
     assert.ok(errors.some((e) => /queue write failed/.test(e)), `the failed write is logged: ${errors.join(' | ')}`);
     assert.deepEqual(await m.stop(), { code: 0, signal: null });
 

@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { startChild, type ChildMaster } from '../helpers/child-master.js';
+import { isError, startChild, type ChildMaster } from '../helpers/child-master.js';
 import { countOutcomes, submit } from '../helpers/submit.js';
 import { verifyQueue } from '../helpers/verify-queue.js';
 import { FILL, MB, RCPTS, appDirOnTmpfs, tearDown, waitFor250 } from './disk-full.js';
@@ -38,7 +38,7 @@ test('F7c: with no reserve LevelDB itself hits ENOSPC (compaction); 451s, then 2
     t.diagnostic(`until full: ${JSON.stringify(countOutcomes(r.attempts))}, free ${(disk.freeBytes() / MB).toFixed(2)} MB`);
     const wrong = r.attempts.filter((a) => !(a.outcome === '250' || (a.outcome === '4xx' && (a.code === 451 || a.code === 452))));
     assert.deepEqual(wrong.slice(0, 5), [], 'every reply is 250, 451 or 452');
-    const errors = m.lines.filter((l) => l.level >= 50).map((l) => String(l.msg));
+    const errors = m.lines.filter(isError).map((l) => String(l.msg));
     assert.ok(errors.some((e) => /queue write failed.*No space left/.test(e)), `LevelDB hit ENOSPC: ${errors.slice(0, 3).join(' | ')}`);
 
     disk.resize(64);

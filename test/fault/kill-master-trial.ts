@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { budgetMs } from '../helpers/budget.js';
-import { makeAppDir, startChild, type ChildMaster } from '../helpers/child-master.js';
+import { isError, makeAppDir, startChild, type ChildMaster } from '../helpers/child-master.js';
 import { seededRandom } from '../helpers/seeded.js';
 import { countOutcomes, submit, type Attempt, type Target } from '../helpers/submit.js';
 import { verifyQueue } from '../helpers/verify-queue.js';
@@ -89,7 +89,7 @@ export async function killMasterTrial(opts: TrialOptions): Promise<TrialResult> 
     if (!restarted) throw new Error(`the kill never happened (${acks} acks, kill planned at ${killAtAcks})`);
     const second = await restarted;
     const startedAt = second.lines.findIndex((l) => l.event === 'STARTED');
-    const startErrors = second.lines.slice(0, startedAt).filter((l) => l.level >= 50).map((l) => String(l.msg));
+    const startErrors = second.lines.slice(0, startedAt).filter(isError).map((l) => String(l.msg));
     const stopExit = await second.stop();
     const report = await verifyQueue(queuePath, result.acked, RCPTS.length);
 

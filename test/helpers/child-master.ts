@@ -19,12 +19,16 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export const SLUICE_BIN = path.join(ROOT, 'dist', 'bin', 'sluice.js');
 
 export interface LogLine {
-  level: number;
+  /** by name: trace, debug, info, warn, error, fatal */
+  level: string;
   pid: number;
   event?: string;
   msg?: string;
   [key: string]: unknown;
 }
+
+/** An error or fatal line. */
+export const isError = (l: LogLine): boolean => l.level === 'error' || l.level === 'fatal';
 
 export interface Exit {
   code: number | null;
