@@ -51,9 +51,8 @@ export async function runCommand(appDir: string): Promise<number> {
     logger.fatal({ event: 'START_FAILED', err }, message);
     return 1;
   }
-  logger.info({ event: 'STARTED' }, 'Sluice is running');
-
-  return new Promise<number>((resolve) => {
+  // the stop signals are handled before STARTED is said: whoever sees that line may send one
+  const stopped = new Promise<number>((resolve) => {
     const stop = (signal: string) => {
       if (stopping) {
         // systemd and shells may repeat the signal; the clean stop already running goes on
@@ -92,6 +91,8 @@ export async function runCommand(appDir: string): Promise<number> {
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
   });
+  logger.info({ event: 'STARTED' }, 'Sluice is running');
+  return stopped;
 }
 
 /**

@@ -75,6 +75,8 @@ test('with log.format = "pretty" every line is readable: time, level name, [even
   const child = startCli(['run', '-d', dir], { env: { SLUICE_LOG__FORMAT: 'pretty' } });
   const exited = once(child, 'close');
   const seen: string[] = [];
+  // a failure while running is the one to report, not the stop's that follows it
+  let failure: unknown;
   try {
     // read to the end (a closed pipe would fail the child's own log writes), noting STARTED
     let stderr = '';
@@ -93,10 +95,12 @@ test('with log.format = "pretty" every line is readable: time, level name, [even
     }
     assert.ok(seen.some((l) => /INFO {2}\[QUEUE_LOADED\] queue loaded: 0 rows in \d+ ms .*rows=0/.test(l)), seen.join('\n'));
     assert.ok(seen.some((l) => /\[LISTENING\] smtp listening on 127\.0\.0\.1:\d+ .*kind=smtp/.test(l)), seen.join('\n'));
-  } finally {
-    child.kill('SIGTERM');
-    const [code, signal] = (await exited) as [number | null, string | null];
-    assert.deepEqual({ code, signal }, { code: 0, signal: null });
-    assert.ok(seen.some((l) => l.includes('[STOPPED]')), seen.slice(-3).join('\n'));
+  } catch (err) {
+    failure = err;
   }
+  child.kill('SIGTERM');
+  const [code, signal] = (await exited) as [number | null, string | null];
+  if (failure) throw failure;
+  assert.deepEqual({ code, signal }, { code: 0, signal: null }, seen.slice(-5).join('\n'));
+  assert.ok(seen.some((l) => l.includes('[STOPPED]')), seen.slice(-3).join('\n'));
 });
