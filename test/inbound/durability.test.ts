@@ -26,7 +26,8 @@ test('a store that cannot write: 451 4.3.0, reads 503 (never 500) while it canno
     t.skip(disk);
     return;
   }
-  const r = await startReceiver({ path: path.join(disk.dir, 'inbox'), maxSize: '512KB' });
+  // the readers loop as fast as the API answers: no per-IP rate limit, or a quiet machine meets it
+  const r = await startReceiver({ path: path.join(disk.dir, 'inbox'), maxSize: '512KB', api: { ratePerMinute: 0 } });
   const fillers = [path.join(disk.dir, 'filler'), path.join(disk.dir, 'filler2')];
   try {
     // something to read, so that listings walk an inbox and fetch messages while the store reopens
@@ -88,6 +89,8 @@ test('a store that cannot write: 451 4.3.0, reads 503 (never 500) while it canno
     const listed = (await r.json<{ messages: { id: string; subject: string }[] }>('/api/inboxes/full@inbox.test/messages')).body.messages;
     assert.deepEqual(listed.map((m) => [m.id, m.subject]), [[id, 'room again'], [kept, 'before']]);
   } finally {
+    // room first: after a failure above the store may still be waiting to reopen
+    for (const f of fillers) rmSync(f, { force: true });
     await r.stop();
     disk.unmount();
     rmSync(base, { recursive: true, force: true });
