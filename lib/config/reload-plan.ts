@@ -74,7 +74,10 @@ export function planReload(running: Config, loaded: Config): ReloadPlan {
     const match = LIVE.find((r) => matches(r.pattern, parts));
     // a zone that is new or gone changes the worker slots: restart, whatever the key
     const zoneMissing = parts[0] === 'zones' && (!Object.hasOwn(running.zones, parts[1]!) || !Object.hasOwn(loaded.zones, parts[1]!));
-    if (match && !zoneMissing) {
+    // the worker must end an attempt before the master gives up on its lease, and the lease
+    // timeout is fixed at start: a longer attempt waits for the restart that brings both
+    const outlivesLease = parts.join('.') === 'delivery.attemptTimeout' && loaded.delivery.attemptTimeout >= running.queue.leaseTimeout;
+    if (match && !zoneMissing && !outlivesLease) {
       applied.push(parts);
       for (const w of match.where) appliers.add(w);
     } else {

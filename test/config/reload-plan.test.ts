@@ -41,6 +41,13 @@ const cases: { name: string; after: string; applied: string[]; restart: string[]
     appliers: ['master', 'workers'],
   },
   { name: 'a delivery timeout', after: '[delivery]\nconnectTimeout = "7s"\n', applied: ['delivery.connectTimeout'], restart: [], appliers: ['workers'] },
+  {
+    name: 'an attempt timeout beyond the running lease timeout waits for the restart that changes both',
+    after: '[delivery]\nattemptTimeout = "20m"\n[queue]\nleaseTimeout = "30m"\n',
+    applied: [],
+    restart: ['delivery.attemptTimeout', 'queue.leaseTimeout'],
+    appliers: [],
+  },
   { name: 'a listener port', after: '[smtp]\nport = 2599\n', applied: [], restart: ['smtp.port'], appliers: [] },
   { name: 'the queue path', after: '[queue]\npath = "elsewhere"\n', applied: [], restart: ['queue.path'], appliers: [] },
   { name: 'the data channel', after: '[channel]\nport = 8099\n', applied: [], restart: ['channel.port'], appliers: [] },
