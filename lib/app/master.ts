@@ -26,6 +26,7 @@ import { pluginRoutes } from '../api/plugin-routes.js';
 import { createApi, listenApi } from '../api/server.js';
 import { listeners, type LoadedConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
+import type { ReloadPlan } from '../config/reload-plan.js';
 import { logEvent } from '../log/logger.js';
 import { warnUntestedLibraries } from '../pinned/internals.js';
 import { installMasterPatches } from '../pinned/install.js';
@@ -68,7 +69,8 @@ export interface ListenerAddress {
 }
 
 export class Master {
-  readonly config: Config;
+  /** the running config; a reload replaces it with one differing only in live keys (reload-plan.ts) */
+  config: Config;
   readonly hooks: HookRunner;
   store!: QueueStore;
   private feeders: SmtpFeeder[] = [];
@@ -230,8 +232,29 @@ export class Master {
     this.channel = new ChannelServer(dispatch, logger.child({ component: 'channel' }));
     const addr = await this.channel.listen(config.channel.host, config.channel.port);
     this.announce('channel', 'channel', addr);
-    this.supervisor = new Supervisor(config, { host: config.channel.host, port: addr.port }, logger.child({ component: 'workers' }), this.inbound?.localRoute(), (zone) => this.mtaMetrics?.workerRestarted(zone));
+    this.supervisor = new Supervisor(
+      config,
+      { host: config.channel.host, port: addr.port },
+      logger.child({ component: 'workers' }),
+      this.inbound?.localRoute(),
+      (zone) => this.mtaMetrics?.workerRestarted(zone),
+      (workerId) => dispatch.retire(workerId),
+    );
     this.supervisor.start();
+  }
+
+  /**
+   * Runs with a reloaded config from now on. Only `plan.applied` differ from the running config;
+   * the parts built at start keep what they were given, which is why those keys need a restart.
+   * Resolves once the replaced workers have exited.
+   */
+  async applyReload(plan: ReloadPlan): Promise<void> {
+    this.config = plan.effective;
+    if (plan.appliers.has('master')) {
+      this.logger.level = plan.effective.log.level;
+      this.scheduler?.reconfigure(plan.effective);
+    }
+    if (plan.appliers.has('workers')) await this.supervisor?.reload(plan.effective);
   }
 
   /** What a stop still waits for: the step it is at and the work still open. */

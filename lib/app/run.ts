@@ -1,6 +1,6 @@
 /**
- * `sluice run`: load the config, start the master, stop it cleanly on SIGTERM/SIGINT (SIGHUP is
- * logged and changes nothing until a reload exists). Start-up
+ * `sluice run`: load the config, start the master, stop it cleanly on SIGTERM/SIGINT, reload the
+ * config on SIGHUP (reload.ts). Start-up
  * failures (bad config, locked or damaged queue, port in use) print one line each on stderr and
  * give a non-zero exit code. This is the only place that decides the process's exit status.
  *
@@ -12,6 +12,7 @@ import { ConfigError, loadConfig } from '../config/load.js';
 import { createLogger, type LogFormat, type Logger } from '../log/logger.js';
 import { QueueOpenError } from '../queue/open.js';
 import { Master } from './master.js';
+import { Reloader } from './reload.js';
 
 /** How long a clean stop may take before the process exits anyway. */
 export const STOP_DEADLINE_MS = 35_000;
@@ -35,8 +36,10 @@ export async function runCommand(appDir: string): Promise<number> {
   logger.info({ event: 'STARTING', files: loaded.files, appDir: loaded.appDir }, 'starting Sluice');
   const master = new Master(loaded, logger);
   let stopping = false;
+  let started = false;
+  const reloader = new Reloader(master, loaded.appDir, logger);
   // from here on, even while starting: a hangup must not end the process
-  process.on('SIGHUP', () => onHangup(logger, stopping));
+  process.on('SIGHUP', () => onHangup(logger, reloader, started ? (stopping ? 'stopping' : 'running') : 'starting'));
   try {
     await master.start();
   } catch (err) {
@@ -91,18 +94,24 @@ export async function runCommand(appDir: string): Promise<number> {
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
   });
+  started = true;
   logger.info({ event: 'STARTED' }, 'Sluice is running');
   return stopped;
 }
 
 /**
- * SIGHUP: a daemon's "reload", or a terminal that closed. Node's default is to exit at once,
- * without the clean stop; Sluice has no reload yet, so it only logs the signal and goes on. A
- * reload (read the config again, apply what can change while running) belongs here.
+ * SIGHUP: a daemon's "reload" (systemd's ExecReload sends it), or a terminal that closed. Node's
+ * default is to exit at once, without the clean stop; here it reloads the config. While starting
+ * (the parts are not all built) or stopping, a reload would race the start or the stop: the
+ * signal is logged and changes nothing.
  */
-function onHangup(logger: Logger, stopping: boolean): void {
-  const what = stopping ? 'a clean stop is running' : 'nothing was reloaded or stopped; restart Sluice to apply config changes';
-  logger.warn({ event: 'SIGHUP', stopping }, `SIGHUP received: ${what}`);
+function onHangup(logger: Logger, reloader: Reloader, state: 'starting' | 'running' | 'stopping'): void {
+  if (state === 'running') {
+    void reloader.reload();
+    return;
+  }
+  const what = state === 'stopping' ? 'a clean stop is running' : 'Sluice is still starting; send it again once it has started';
+  logger.warn({ event: 'SIGHUP', state }, `SIGHUP received, nothing reloaded: ${what}`);
 }
 
 function describeStartError(err: unknown): string {

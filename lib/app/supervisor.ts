@@ -3,6 +3,11 @@
  * fresh secret for the data channel and the config it needs (worker-config.ts) over IPC (never in
  * argv or the environment), restarts one that dies (at once, unless its slot is crash-looping:
  * then with growing back-off, logged), and stops them cleanly: ask, wait, then kill.
+ *
+ * A reload replaces every worker slot by slot: the new worker is forked with the new config
+ * first, then the old one is asked to stop, finishes the deliveries it holds and exits (killed
+ * after STOP_GRACE_MS, when the master releases its leases: the mail is due again, never lost).
+ * A slot's worker that exits on its own is replaced; a retired one is not.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -18,9 +23,9 @@ const WORKER_ENTRY = fileURLToPath(new URL('./worker-main.js', import.meta.url))
 const MAX_BACKOFF_MS = 30_000;
 /**
  * A slot that started this many workers within RESTART_WINDOW_MS is crash-looping: its next
- * restarts back off. Below that a dead worker is replaced at once, whatever killed it: its
- * deliveries are due again and need hands (F2: "a replacement within 2 s", after several kills
- * in a row). The earlier rule — back off whenever a worker died within 30 s of its start —
+ * restarts back off (a reload's replacements do not count). Below that a dead worker is replaced
+ * at once, whatever killed it: its deliveries are due again and need hands (F2: "a replacement
+ * within 2 s", after several kills in a row). The earlier rule — back off whenever a worker died within 30 s of its start —
  * delayed the third quick kill of a slot by 2 s and the fourth by 4 s.
  */
 const LOOP_STARTS = 5;
@@ -44,7 +49,9 @@ export class Supervisor {
   private readonly credentialsById = new Map<string, { secret: string; zone: string }>();
   private stopping = false;
   /** what each worker is given: no secrets it does not need */
-  private readonly forWorkers: Config;
+  private forWorkers: Config;
+  /** workers replaced by a reload, finishing what they hold */
+  private readonly retiring = new Set<ChildProcess>();
 
   constructor(
     private readonly config: Config,
@@ -54,6 +61,8 @@ export class Supervisor {
     private readonly localRoute?: LocalRoute,
     /** told of each worker that exited and is started again (metrics) */
     private readonly onRestart?: (zone: string) => void,
+    /** told of each worker a reload replaces, before it is asked to stop: it gets no new work */
+    private readonly onRetire?: (workerId: string) => void,
   ) {
     this.forWorkers = workerConfig(config);
   }
@@ -77,7 +86,44 @@ export class Supervisor {
     return this.slots.filter((s) => s.child?.pid && s.workerId).map((s) => ({ zone: s.zone, workerId: s.workerId!, pid: s.child!.pid! }));
   }
 
-  private spawn(slot: Slot): void {
+  /**
+   * Starts every slot's worker again with `config` (same zones and worker counts: the reload
+   * plan makes those restart-only). Resolves once every replaced worker has exited.
+   */
+  async reload(config: Config): Promise<void> {
+    this.forWorkers = workerConfig(config);
+    const exits: Promise<void>[] = [];
+    for (const slot of this.slots) {
+      if (this.stopping) break;
+      const old = slot.child;
+      const oldId = slot.workerId;
+      // a slot waiting out its back-off starts at once, with the new config
+      clearTimeout(slot.timer);
+      this.spawn(slot, 'reload');
+      if (old) {
+        if (oldId) this.onRetire?.(oldId);
+        this.retiring.add(old);
+        exits.push(this.retire(old));
+      }
+    }
+    await Promise.all(exits);
+  }
+
+  /** Asks a worker to finish and leave; kills it after the grace time. */
+  private retire(child: ChildProcess): Promise<void> {
+    return new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      const kill = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+      child.once('exit', () => {
+        clearTimeout(kill);
+        resolve();
+      });
+      if (child.connected) child.send({ type: 'stop' });
+      else child.kill('SIGTERM');
+    });
+  }
+
+  private spawn(slot: Slot, why: 'start' | 'reload' = 'start'): void {
     slot.generation++;
     const workerId = `${slot.zone}.${slot.index}.${slot.generation}`;
     const secret = randomBytes(32).toString('hex');
@@ -86,13 +132,17 @@ export class Supervisor {
     slot.child = child;
     slot.workerId = workerId;
     slot.startedAt = Date.now();
-    slot.recentStarts.push(slot.startedAt);
+    if (why === 'start') slot.recentStarts.push(slot.startedAt);
     const init: WorkerInit = { type: 'init', config: this.forWorkers, zone: slot.zone, workerId, secret, channel: this.channel, ...(this.localRoute ? { localRoute: this.localRoute } : {}) };
     child.send(init);
     this.logger.info({ event: 'WORKER_STARTED', zone: slot.zone, workerId, pid: child.pid }, `worker ${workerId} started (pid ${child.pid})`);
     child.on('error', (err) => this.logger.error({ err, workerId }, 'worker process error'));
     child.once('exit', (code, signal) => {
       this.credentialsById.delete(workerId);
+      if (this.retiring.delete(child)) {
+        this.logger.info({ event: 'WORKER_RETIRED', zone: slot.zone, workerId, code, signal }, `worker ${workerId} replaced by a reload has exited (${signal ?? code})`);
+        return;
+      }
       if (slot.child === child) slot.child = undefined;
       if (this.stopping) return;
       const now = Date.now();
@@ -108,22 +158,10 @@ export class Supervisor {
   /** Asks every worker to finish and leave; kills the ones still there after the grace time. */
   async stop(): Promise<void> {
     this.stopping = true;
-    const exits: Promise<void>[] = [];
+    const exits: Promise<void>[] = [...this.retiring].map((child) => this.retire(child));
     for (const slot of this.slots) {
       clearTimeout(slot.timer);
-      const child = slot.child;
-      if (!child || child.exitCode !== null || child.signalCode !== null) continue;
-      exits.push(
-        new Promise<void>((resolve) => {
-          const kill = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
-          child.once('exit', () => {
-            clearTimeout(kill);
-            resolve();
-          });
-          if (child.connected) child.send({ type: 'stop' });
-          else child.kill('SIGTERM');
-        }),
-      );
+      if (slot.child) exits.push(this.retire(slot.child));
     }
     await Promise.all(exits);
   }

@@ -190,7 +190,8 @@ export function check(spec: Spec, value: unknown, path: string, errors: string[]
   if (value === undefined && spec.default !== undefined) value = structuredClone(spec.default);
   if (value === undefined && spec.optional) return undefined;
   const bad = (): undefined => {
-    errors.push(`${path || '(root)'}: expected ${describe(spec)}, got ${preview(value)}`);
+    // a secret's wrong value may be the secret itself (a password where its hash belongs)
+    errors.push(`${path || '(root)'}: expected ${describe(spec)}, got ${spec.secret ? 'something else (a secret: not shown)' : preview(value)}`);
     return undefined;
   };
   switch (spec.kind) {

@@ -29,13 +29,28 @@ export interface DispatchDeps {
 }
 
 export class Dispatch implements ChannelHandlers {
+  /** workers replaced by a reload: they finish their deliveries and get no new one */
+  private readonly retired = new Set<string>();
+  /** each connected worker's channel connection (its lease owner), learnt from its fetches */
+  private readonly owners = new Map<string, string>();
+
   constructor(private readonly deps: DispatchDeps) {}
+
+  /** Hands `workerId` no more work, from now on (Supervisor.reload). */
+  retire(workerId: string): void {
+    this.retired.add(workerId);
+    const owner = this.owners.get(workerId);
+    if (owner) this.deps.scheduler.withdraw(owner);
+  }
 
   credentials(workerId: string): { secret: string; zone: string } | undefined {
     return this.deps.credentials(workerId);
   }
 
   fetch(peer: ChannelPeer): Promise<Job> {
+    // a retired worker's fetch stays unanswered: its channel closes when it has finished
+    if (this.retired.has(peer.workerId)) return new Promise<Job>(() => undefined);
+    this.owners.set(peer.workerId, peer.owner);
     return this.deps.scheduler.fetch(peer.owner, peer.zone).then((job) => {
       this.deps.attempted?.(peer.zone);
       return job;
@@ -69,6 +84,8 @@ export class Dispatch implements ChannelHandlers {
   }
 
   closed(peer: ChannelPeer): void {
+    this.retired.delete(peer.workerId);
+    if (this.owners.get(peer.workerId) === peer.owner) this.owners.delete(peer.workerId);
     const ids = this.deps.scheduler.releaseOwner(peer.owner);
     if (ids.length) this.deps.logger.warn({ event: 'LEASES_RELEASED', workerId: peer.workerId, leases: ids.length, ids: ids.slice(0, 100) }, `worker ${peer.workerId} left; ${ids.length} deliveries are due again`);
   }

@@ -24,9 +24,15 @@ export class DomainLimits {
   private readonly holds = new Map<string, Map<string, number[]>>();
 
   constructor(
-    private readonly config: Config,
+    /** read per use: a reload may replace it (reconfigure) */
+    private config: Config,
     private readonly now: () => number,
   ) {}
+
+  /** Limits from a reloaded config apply to the next decision; counts so far are kept. */
+  reconfigure(config: Config): void {
+    this.config = config;
+  }
 
   mayStart(zone: string, domain: string): boolean {
     const z = this.config.zones[zone];

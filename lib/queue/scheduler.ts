@@ -62,7 +62,8 @@ export class Scheduler {
 
   constructor(
     private readonly store: QueueStore,
-    private readonly config: Config,
+    /** read per use, so a reload's limits apply at once (reconfigure); the lease timeout is fixed at start */
+    private config: Config,
     private readonly logger: Logger,
     /** the time and timers (a test moves its own clock); a bare function replaces the time only */
     clock: Clock | (() => number) = systemClock,
@@ -72,6 +73,12 @@ export class Scheduler {
     this.clock = typeof clock === 'function' ? { now: clock, after: systemClock.after } : clock;
     this.limits = new DomainLimits(config, () => this.clock.now());
     this.leases = new LeaseTable({ leaseTimeoutMs: config.queue.leaseTimeout, clock: this.clock, logger, enforcer, end: (leaseId) => this.endLease(leaseId) });
+  }
+
+  /** A reloaded config (only its live keys differ: see config/reload-plan.ts). */
+  reconfigure(config: Config): void {
+    this.config = config;
+    this.limits.reconfigure(config);
   }
 
   private now(): number {
@@ -187,6 +194,15 @@ export class Scheduler {
       if (keptSession && idleMs > 0 && this.leases.has(leaseId)) this.limits.hold(lease.zone, lease.domain, owner, this.now() + idleMs + HOLD_MARGIN_MS);
       this.endLease(leaseId, recorded);
     }
+  }
+
+  /**
+   * A worker replaced by a reload finishes what it holds but gets nothing more: its waiting
+   * fetches are withdrawn, never answered (it is stopping and would not start a job; the
+   * master takes it back only when the worker's channel closes, a delay for that mail).
+   */
+  withdraw(owner: string): void {
+    for (const state of this.zones.values()) state.waiters = state.waiters.filter((w) => w.owner !== owner);
   }
 
   /** A worker's channel closed: everything it held or waited for is released at once. Returns

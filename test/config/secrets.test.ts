@@ -12,6 +12,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'smol-toml';
+import { ConfigError, loadConfig } from '../../lib/config/load.js';
 import { configSchema } from '../../lib/config/schema.js';
 import type { Spec } from '../../lib/config/spec.js';
 import { runCli } from '../cli/sluice-cli.js';
@@ -126,4 +127,27 @@ export function init(app) {
   const worker = JSON.parse(seen) as { plugins: Record<string, unknown>; zones: Record<string, unknown>; events: { url?: string } };
   assert.deepEqual(Object.keys(worker.plugins), ['dump'], 'only the plugins a worker runs');
   assert.ok(worker.zones.default, 'what a worker needs is there');
+});
+
+test('a config error at a secret key does not show the wrong value (it may be the secret itself)', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'sluice-secret-error-'));
+  try {
+    // a plain password where its hash belongs, and a token of the wrong type
+    writeFileSync(path.join(dir, 'config.toml'), '[smtp.users]\napp1 = "hunter2-plain"\n[api]\ntoken = 918273645\n');
+    const err = (() => {
+      try {
+        loadConfig({ appDir: dir, env: {} });
+      } catch (e) {
+        return e;
+      }
+      return undefined;
+    })();
+    assert.ok(err instanceof ConfigError, 'the config is refused');
+    const text = err.problems.join('\n');
+    assert.match(text, /smtp\.users\.app1/);
+    assert.match(text, /api\.token/);
+    assert.ok(!text.includes('hunter2') && !text.includes('918273645'), text);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

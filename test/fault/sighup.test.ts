@@ -1,8 +1,9 @@
 /**
- * Issue 8, item 5: SIGHUP (a closed terminal, `kill -HUP`, a reload by habit) must not kill
- * Sluice. Node's default for SIGHUP is to exit at once, without the clean stop; until a reload
- * exists, the master logs it and goes on, and a delivery worker that gets it too (a hangup
- * reaches the whole process group) stays. Then SIGTERM still stops everything cleanly.
+ * Issue 8, item 5: SIGHUP (a closed terminal, `kill -HUP`, a reload) must not kill Sluice.
+ * Node's default for SIGHUP is to exit at once, without the clean stop; the master reloads its
+ * config instead (an unchanged one: nothing to apply, no worker replaced), and a delivery worker
+ * that gets the signal too (a hangup reaches the whole process group) ignores it. Then SIGTERM
+ * still stops everything cleanly. The reload itself is tested in test/app/reload.test.ts.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,7 +12,7 @@ import { makeAppDir, startChild, type ChildMaster } from '../helpers/child-maste
 import { submit } from '../helpers/submit.js';
 import { waitFor } from '../helpers/delivery-kit.js';
 
-test('SIGHUP to the master and its worker is logged and harmless: both stay, mail is still accepted, SIGTERM then exits 0', { timeout: 60_000 }, async () => {
+test('SIGHUP to the master and its worker is harmless: an unchanged config reloads, both stay, mail is still accepted, SIGTERM then exits 0', { timeout: 60_000 }, async () => {
   const appDir = makeAppDir({ zone: { processes: 1 } }, 'sluice-sighup-');
   let m: ChildMaster | undefined;
   try {
@@ -24,8 +25,10 @@ test('SIGHUP to the master and its worker is logged and harmless: both stay, mai
 
     child.kill('SIGHUP');
     process.kill(workerPid, 'SIGHUP');
-    await waitFor(() => child.lines.some((l) => l.event === 'SIGHUP') || !child.running, 10_000, 'SIGHUP logged');
+    await waitFor(() => child.lines.some((l) => l.event === 'RELOADED') || !child.running, 10_000, 'RELOADED logged');
     assert.ok(child.running, `the master survived SIGHUP (exit ${JSON.stringify(child.running ? null : await child.exited)})`);
+    const reloaded = child.lines.find((l) => l.event === 'RELOADED')!;
+    assert.deepEqual([reloaded.changed, reloaded.workersReplaced], [[], false], 'nothing changed, nothing replaced');
 
     const probe = await submit({ target: () => ({ host: '127.0.0.1', port: child.smtpPort }), runId: 'hup', count: 1, concurrency: 1, maxRetries: 0 });
     assert.equal(probe.acked.size, 1, `still accepting: ${JSON.stringify(probe.final)}`);

@@ -47,6 +47,8 @@ test('the unit runs sluice as its own user from /var/lib/sluice', () => {
   assert.equal(one('Group'), 'sluice');
   assert.equal(one('WorkingDirectory'), '/var/lib/sluice');
   assert.match(one('ExecStart'), /^\/\S+\/sluice run -d \/var\/lib\/sluice$/);
+  // SIGHUP is Sluice's reload; to the main PID only, the workers are replaced by the master
+  assert.equal(one('ExecReload'), '/bin/kill -HUP $MAINPID');
   assert.equal(one('Restart'), 'on-failure');
   assert.ok(Number(one('LimitNOFILE')) >= 65536);
 });
