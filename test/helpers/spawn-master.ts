@@ -9,6 +9,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { withNodeFlags } from '../../lib/app/node-flags.js';
 import { stringify } from 'smol-toml';
 import { tempDir, testOverrides } from './master.js';
 
@@ -47,7 +48,8 @@ export async function startChildMaster(overrides: Record<string, unknown> = {}, 
   const config = testOverrides({ log: { level: 'info' }, ...overrides });
   writeFileSync(path.join(dir, 'config.toml'), stringify(config));
   const probeFile = path.join(dir, 'loop-probe.json');
-  const nodeArgs = opts.loopProbe ? ['--import', LOOP_PROBE] : [];
+  // the V8 flags `sluice` itself starts with (its script's first line, npm start, the unit)
+  const nodeArgs = withNodeFlags(opts.loopProbe ? ['--import', LOOP_PROBE] : []);
   const env = { ...childEnv(), ...(opts.loopProbe ? { LOOP_PROBE_FILE: probeFile } : {}) };
   const child = spawn(process.execPath, [...nodeArgs, SLUICE_BIN, 'run', '-d', dir], { stdio: ['ignore', 'pipe', 'pipe'], env });
   const ports = new Map<string, number>();
