@@ -27,7 +27,8 @@ async function tokensOf(mail: CorpusMail, n: number): Promise<string[]> {
 }
 
 /** Polls `done` every 20 ms for at most `ms` (the model file is checked once a second). */
-async function until(done: () => boolean, ms = 5000): Promise<void> {
+/** Polls `done`; the file watch polls too, so a loaded machine needs a margin (15 s). */
+async function until(done: () => boolean, ms = 15_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!done()) {
     if (Date.now() > deadline) throw new Error(`not done within ${ms} ms`);
