@@ -23,8 +23,8 @@ export interface RawMessage {
   to: string[];
   /** the message with the Bcc lines removed: the header block, then every body byte as it comes */
   source: AsyncIterable<Buffer>;
-  /** bytes read while looking for the end of the header block (counted against the size limit) */
-  headerBytes: number;
+  /** reads the rest of the upload and throws it away (a refusal: the client still gets its reply) */
+  discard(): Promise<void>;
 }
 
 /**
@@ -36,7 +36,6 @@ export async function readRawMessage(stream: Readable, maxHeaderBytes: number): 
   const normalizer = createLineEndNormalizer();
   const splitter = new HeaderSplitter(maxHeaderBytes);
   let firstBody: Buffer = Buffer.alloc(0);
-  let headerBytes = 0;
   let ended = false;
   try {
     while (!splitter.done) {
@@ -47,7 +46,6 @@ export async function readRawMessage(stream: Readable, maxHeaderBytes: number): 
         splitter.finish();
         break;
       }
-      headerBytes += next.value.length;
       firstBody = splitter.push(normalizer.push(next.value));
     }
   } catch (err) {
@@ -69,7 +67,7 @@ export async function readRawMessage(stream: Readable, maxHeaderBytes: number): 
     for (let next = await chunks.next(); !next.done; next = await chunks.next()) yield normalizer.push(next.value);
     yield normalizer.end();
   }
-  return { headers, from, to, source: rest(), headerBytes };
+  return { headers, from, to, source: rest(), discard: () => drain(chunks) };
 }
 
 /** The addresses a header names (groups flattened), without display names. */

@@ -45,7 +45,7 @@ export function sendRawRoute(deps: { config: Config; ingest: Ingest; hooks: Hook
         await deps.hooks.run('api:mail', envelope, { raw: true });
         checkEnvelope(envelope.from, envelope.to, config.api.maxRecipients);
       } catch (err) {
-        stream.resume(); // the upload goes on to its end, unread, so the client gets the reply
+        await raw.discard();
         throw err;
       }
 

@@ -92,6 +92,10 @@ test('refusals: no sender, no recipient, a bad address, another content type', a
   const bad = await sendRaw(MESSAGE, '?to=' + encodeURIComponent('not an address'));
   assert.equal(bad.status, 400);
   assert.match(String(bad.body.message), /^to: /);
+  // a refused upload is read to its end: the client gets the 400, not a reset
+  const bigNoFrom = await sendRaw('To: b@dest.test\r\nSubject: x\r\n\r\n' + ('y'.repeat(76) + '\r\n').repeat(30_000));
+  assert.equal(bigNoFrom.status, 400);
+  assert.match(String(bigNoFrom.body.message), /^from: /);
   const text = await request(`${m.api}/send-raw`, { method: 'POST', body: MESSAGE, headers: { 'content-type': 'text/plain' } });
   assert.equal(text.status, 415, JSON.stringify(text.body));
   assert.ok(isErrorShape(text.body));
