@@ -24,9 +24,11 @@ export type ApiRoutes = (app: FastifyInstance) => void | Promise<void>;
 
 export function createApi(config: Config, logger: Logger, routes: ApiRoutes[], onRoute?: (route: { method: string; url: string; hidden: boolean }) => void): FastifyInstance {
   const { requestTimeout, idleTimeout, maxConnections } = config.api;
+  // request lines are noise at info; errors still reach the log. Typed as fastify's base logger so
+  // the instance (and every route module's parameter) is the plain FastifyInstance
+  const apiLogger: FastifyBaseLogger = logger.child({ component: 'api' }, { level: 'warn' });
   const app = Fastify({
-    // request lines are noise at info; errors still reach the log
-    loggerInstance: logger.child({ component: 'api' }, { level: 'warn' }) as unknown as FastifyBaseLogger,
+    loggerInstance: apiLogger,
     bodyLimit: config.api.maxBodySize,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
     return503OnClosing: true,

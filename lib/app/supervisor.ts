@@ -24,9 +24,9 @@ const MAX_BACKOFF_MS = 30_000;
 /**
  * A slot that started this many workers within RESTART_WINDOW_MS is crash-looping: its next
  * restarts back off (a reload's replacements do not count). Below that a dead worker is replaced
- * at once, whatever killed it: its deliveries are due again and need hands (F2: "a replacement
- * within 2 s", after several kills in a row). The earlier rule — back off whenever a worker died within 30 s of its start —
- * delayed the third quick kill of a slot by 2 s and the fourth by 4 s.
+ * at once, whatever killed it: its deliveries are due again and need hands, within 2 s even after
+ * several kills in a row (fault F2). Backing off for every worker that dies young would delay
+ * exactly those replacements.
  */
 const LOOP_STARTS = 5;
 const RESTART_WINDOW_MS = 60_000;

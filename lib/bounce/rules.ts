@@ -85,9 +85,9 @@ type RuleFields = Pick<BounceRule, 'category' | 'action' | 'pattern' | 'message'
 
 /** One rule line, or the problem with it. */
 function parseRuleLine(line: string): RuleFields | string {
-  const m = /^(\S+)\s+(\S+)\s+(.*)$/.exec(line);
+  const m = /^(?<category>\S+)\s+(?<action>\S+)\s+(?<rest>.*)$/.exec(line)?.groups;
   if (!m) return 'expected: CATEGORY ACTION /REGEX/FLAGS [message]';
-  const [, category, action, rest] = m as unknown as [string, string, string, string];
+  const { category = '', action = '', rest = '' } = m;
   if (category !== 'auto' && !isReplyCategory(category)) {
     return `unknown category ${JSON.stringify(category)} (one of: ${[...REPLY_CATEGORIES, 'auto'].join(', ')})`;
   }

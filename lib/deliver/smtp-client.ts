@@ -97,8 +97,8 @@ export class SmtpSession {
     this.conn.on('error', die);
     // nodemailer emits 'end' from close() just BEFORE it hands the pending send its own error
     // (after a 421 it closes first, then fails the send with the server's reply). Waiting one
-    // turn lets that error, with its responseCode and reply text, win over this generic one;
-    // otherwise "421 4.3.2 shutting down" was recorded as "Connection closed unexpectedly" (F4c).
+    // turn lets that error, with its responseCode and reply text, win over this generic one, so a
+    // "421 4.3.2 shutting down" is recorded as the server said it (fault F4c).
     this.conn.on('end', () => setImmediate(() => die(new DeliveryError('Connection closed unexpectedly', { code: 'ECONNECTION' }))));
   }
 

@@ -6,7 +6,7 @@
  *
  * The sender's domain is counted by its registrable domain (the public-suffix list, from tldts),
  * so mail from a.b.example.test and from 20,000 other subdomains of example.test is one sender:
- * that is how Mailsac was flooded (research/reliability.md).
+ * that is how Mailsac was flooded (a flood of that kind took Mailsac down).
  *
  * Memory is bounded: a tier tracks at most MAX_KEYS keys per minute, and a key lives two minutes.
  */

@@ -1,5 +1,5 @@
 /**
- * F10 (reliability.md §2), the SMTP side: (a) a declared SIZE over the limit is refused at MAIL,
+ * F10, the SMTP side: (a) a declared SIZE over the limit is refused at MAIL,
  * before any data; (b) an undeclared 5 MiB body against a 1 MiB limit is read to its end and
  * refused with 552 5.3.4 after the final dot, the session takes its next message, the queue is
  * unchanged (no entry, no leftover chunk) and the master's memory does not follow the message.

@@ -1,5 +1,5 @@
 /**
- * F11 (reliability.md §2), the fuzz half: 10,000 random byte strings (seeded, so a failure can be
+ * F11, the fuzz half: 10,000 random byte strings (seeded, so a failure can be
  * replayed), some behind a valid envelope so they also reach the MAIL/RCPT/DATA handlers, sent
  * 20 connections at a time against each listener: submission, then the inbound receiver. Pass: no uncaught exception, the event loop
  * stays responsive (p99 lag ≤ 100 ms), nothing is retained (heap after a full GC), RSS stays
@@ -20,7 +20,7 @@ const CASES = 10_000;
 const CONCURRENCY = 20;
 /**
  * Memory. What finds a leak is the heap still in use after a full GC (sessions, timers or
- * buffers kept per connection). RSS is a looser bound: reliability.md asks ≤ 100 MB, which
+ * buffers kept per connection). RSS is a looser bound: the fault plan asks ≤ 100 MB, which
  * Node 20 meets on a quiet machine (≈ 75-85 MB, the client's thread included), but Node 24's V8
  * grows each isolate's heap reservation to ≈ 170 MB under this churn of 10,000 sockets and keeps
  * it — here two isolates, the server's and the client thread's: RSS +240-340 MB — while the

@@ -1,5 +1,5 @@
 /**
- * F11 (reliability.md §2) on the inbound receiver's port: the golden transcripts every door
+ * F11 on the inbound receiver's port: the golden transcripts every door
  * passes (transcript.ts), and the receiver's own, played from a stranger's address (127.11.0.1:
  * not exempt from anything) against a receiver as port 25 would run it (a 200 ms greeting delay,
  * STARTTLS offered).

@@ -1,5 +1,5 @@
 /**
- * F11 (reliability.md §2) on the submission door: malformed commands and protocol abuse, as golden
+ * F11 on the submission door: malformed commands and protocol abuse, as golden
  * transcripts (transcript.ts: each case is the bytes the client sends and the replies it must get,
  * down to the server closing the connection). The fuzz half of F11 is f11-fuzz.slow.test.ts; the
  * inbound receiver's transcripts are f11-inbound-protocol-abuse.test.ts.

@@ -1,5 +1,5 @@
 /**
- * F12 (reliability.md §2) against the inbound receiver: SMTP smuggling. For each of smtpsmug's
+ * F12 against the inbound receiver: SMTP smuggling. For each of smtpsmug's
  * ten bad endings of DATA (smtpsmug.ts), a stranger sends a message to an inbox whose body holds
  * the bad ending, then a smuggled MAIL/RCPT/DATA for another inbox (the victim), then the proper
  * CRLF.CRLF. Pass: the probe gets exactly one 250 and stores exactly one message, in the inbox

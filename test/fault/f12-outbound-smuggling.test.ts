@@ -1,5 +1,5 @@
 /**
- * F12, outbound side (reliability.md §2): the 10 smtpsmug end-of-data sequences, submitted over
+ * F12, outbound side: the 10 smtpsmug end-of-data sequences, submitted over
  * SMTP (raw bytes, no client-side fix-ups) and through POST /send (in the text), each followed by
  * a smuggled MAIL/RCPT/DATA, are relayed to a capture MX that keeps the DATA bytes exactly as
  * they crossed the wire. With a DKIM key configured for the sender's domain.

@@ -1,5 +1,5 @@
 /**
- * F12 (reliability.md §2), inbound side, on the submission door: SMTP smuggling. For each of
+ * F12, inbound side, on the submission door: SMTP smuggling. For each of
  * smtpsmug's ten bad endings of DATA (smtpsmug.ts), a message is sent whose body holds the bad
  * ending, then a smuggled MAIL/RCPT/DATA with "Subject: SMUGGLED", then the proper CRLF.CRLF. Only CRLF.CRLF ends the data: each probe gets
  * exactly one 250 and stores exactly one message, nobody ever answers the smuggled commands, and

@@ -1,5 +1,5 @@
 /**
- * F13, client side (reliability.md §2), and the TLS policies of delivery.
+ * F13, client side, and the TLS policies of delivery.
  *   - a destination answers STARTTLS with "220 go\r\n250 injected\r\n" in one write: the message
  *     is delivered normally over TLS (a fresh EHLO inside TLS, nothing else in plaintext after
  *     STARTTLS) or deferred; "250 injected" is never taken as a reply (it would shift every later

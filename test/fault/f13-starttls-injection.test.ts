@@ -1,5 +1,5 @@
 /**
- * F13 (reliability.md §2), server side: STARTTLS command injection (CVE-2011-0411 class).
+ * F13, server side: STARTTLS command injection (CVE-2011-0411 class).
  * Commands pipelined behind STARTTLS in the same TCP segment arrived in plaintext and must be
  * thrown away: inside TLS nothing answers them, the injected MAIL does not exist (so the client's
  * own MAIL gets 250, not 503 "nested MAIL"), and the message stored is the legitimate one.

@@ -1,7 +1,7 @@
 /**
- * F14 (reliability.md §2): the inbound receiver is never a relay. The sixteen MAIL/RCPT
+ * F14: the inbound receiver is never a relay. The sixteen MAIL/RCPT
  * combinations of nmap's smtp-open-relay script (server name inbox.test, our address 127.0.0.1,
- * the relay target evil.test) and the extras of reliability.md, each on its own connection from
+ * the relay target evil.test) and the extras of the fault plan, each on its own connection from
  * a stranger's address, while a canary MX sits on every outbound route (the default zone's and
  * evil.test's, one delivery worker running) and the master's queue is watched.
  *
@@ -63,7 +63,7 @@ const EXTRAS: Probe[] = [
   relay('a subdomain of ours', 'a@src.test', `u@sub.${SRV}`),
   relay('ours in capitals with a trailing dot', 'a@src.test', `u@${SRV.toUpperCase()}.`),
   relay('ours as a prefix of theirs', 'a@src.test', `u@${SRV}.${DOM}`),
-  relay('percent hack (reliability.md)', 'a@src.test', `u%${DOM}@${SRV}`),
+  relay('percent hack (the fault plan)', 'a@src.test', `u%${DOM}@${SRV}`),
   relay('quoted address at ours', 'a@src.test', `"u@${DOM}"@${SRV}`),
   relay('source route through ours', 'a@src.test', `@${SRV}:u@${DOM}`),
   relay('punycode look-alike', 'a@src.test', `u@${LOOKALIKE_ASCII}`),

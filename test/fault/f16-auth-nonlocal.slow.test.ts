@@ -1,7 +1,7 @@
 /**
  * F16 (slow set, needs root): a client that is not on loopback must authenticate. The client
  * runs in its own network namespace, joined to the host by a veth pair 10.231.0.1/30 (host) ↔
- * 10.231.0.2/30 (namespace), exactly as reliability.md §3.4; traffic flows only between those
+ * 10.231.0.2/30 (namespace), as the fault plan sets it up; traffic flows only between those
  * two ends. The master listens on 10.231.0.1 as well ([smtp.interfaces.ext]).
  *
  * From the namespace, MAIL FROM without AUTH → 530 5.7.0. From 127.0.0.1 → 250, on the main

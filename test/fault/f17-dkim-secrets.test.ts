@@ -1,5 +1,5 @@
 /**
- * F17 (reliability.md §2): DKIM private keys never leave their boundary. Sluice runs as a child
+ * F17: DKIM private keys never leave their boundary. Sluice runs as a child
  * process (so its stdout/stderr and /proc entries are real) with a key for src.test; a message
  * is signed and delivered; then every API route is called with valid, invalid and oversized
  * parameters, plus unknown routes and wrong methods. A second run has a broken key file (PEM

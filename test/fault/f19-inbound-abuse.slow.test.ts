@@ -1,5 +1,5 @@
 /**
- * F19 (reliability.md §2) at reliability.md's sizes: 10,000 messages from unique sender domains
+ * F19 at the fault plan's sizes: 10,000 messages from unique sender domains
  * to 10,000 inboxes, 20,000 from unique subdomains of one registrable domain (against the default
  * 600 per minute), 5,000 to one inbox (default cap 200, default rate 120 per minute), from 200
  * addresses, 20 at a time, 1 KB each, into a 4 MB store. The scenario and its pass criteria are

@@ -1,9 +1,9 @@
 /**
- * F19 (reliability.md §2) at CI size: 1,000 messages from unique sender domains to 500 inboxes,
+ * F19 at CI size: 1,000 messages from unique sender domains to 500 inboxes,
  * 400 from unique subdomains of one registrable domain (against 200 per minute) with a control
  * domain mixed in, 60 to one inbox capped at 20, from 50 addresses, 2 KB each, into a 1 MB store.
  * The scenario and its pass criteria are in f19-scenario.ts; f19-inbound-abuse.slow.test.ts runs
- * reliability.md's own sizes.
+ * the fault plan's own sizes.
  */
 import { test } from 'node:test';
 import { runF19 } from './f19-scenario.js';

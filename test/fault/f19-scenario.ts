@@ -1,5 +1,5 @@
 /**
- * F19 (reliability.md §2), disposable-inbox abuse, as one scenario at two sizes (f19-*.test.ts):
+ * F19, disposable-inbox abuse, as one scenario at two sizes (f19-*.test.ts):
  *
  *   A  mail from unique sender domains, four labels deep, each its own registrable domain (no
  *      throttle tier joins them), to many inboxes, from many addresses, 20 at a time;
@@ -10,7 +10,7 @@
  *      than its cap, the newest.
  *
  * Through it all: GET /metrics has exactly the same sluice series before and after (Node's own
- * runtime series may add a GC kind; they are reported and bounded by reliability.md's 500); the
+ * runtime series may add a GC kind; they are reported and bounded by the fault plan's 500); the
  * store's raw bytes stay within maxStoreSize plus its 10% admission margin, and full, it keeps
  * taking mail (the oldest go; at most 1% of answers are 452 "store full"); the receiver's RSS
  * grows by at most 200 MB; and an API client polling an inbox and its newest message throughout

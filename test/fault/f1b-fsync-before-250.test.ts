@@ -1,5 +1,5 @@
 /**
- * F1b: fsync before 250, the power-loss proxy (reliability.md §2). The master runs under strace;
+ * F1b: fsync before 250, the power-loss proxy. The master runs under strace;
  * 20 messages go in one after another; in the trace, every `250 … queued as` written to a client
  * socket must come after an fdatasync/fsync that completed since the previous 250 — by any
  * thread, since LevelDB syncs on a worker thread.

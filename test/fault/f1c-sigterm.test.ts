@@ -1,5 +1,5 @@
 /**
- * F1c: SIGTERM while clients submit (reliability.md §2). The listener closes within 1 s (new
+ * F1c: SIGTERM while clients submit. The listener closes within 1 s (new
  * connections are refused or get 421); transactions in flight end with 250 or 421 — nothing is
  * cut off without a reply; the process exits 0 within 35 s; every 250 is in the queue, whole.
  */

@@ -1,5 +1,5 @@
 /**
- * The F2 scenario (reliability.md §2), shared by the fast file (100 messages, 2 kills) and the
+ * The F2 scenario, shared by the fast file (100 messages, 2 kills) and the
  * slow one (500 messages, 5 kills): a fakemx that holds its reply to the final dot for 1.5 s, so
  * a kill lands while deliveries are mid-transfer; `kills` times, 1–3 s apart, SIGKILL one live
  * worker (chosen at random, by its PID).

@@ -1,5 +1,5 @@
 /**
- * F2 (reliability.md §2), slow set: 500 messages, five SIGKILLs of a random worker 1–3 s apart.
+ * F2, slow set: 500 messages, five SIGKILLs of a random worker 1–3 s apart.
  */
 import { test, after } from 'node:test';
 import { runF2 } from './f2-scenario.js';

@@ -1,5 +1,5 @@
 /**
- * F2 (reliability.md §2), fast set: SIGKILL a delivery worker mid-delivery, twice, during 100
+ * F2, fast set: SIGKILL a delivery worker mid-delivery, twice, during 100
  * messages. The slow set (f2-worker-kill.slow.test.ts) does 500 messages and 5 kills.
  */
 import { test, after } from 'node:test';

@@ -1,5 +1,5 @@
 /**
- * F20 (reliability.md §2): the inbox read API serves attacker-written mail from its own origin,
+ * F20: the inbox read API serves attacker-written mail from its own origin,
  * and must not be a way into the file system, into other people's mail, or into a browser.
  *
  * - Paths that try to climb (../, %2e%2e%2f, %2F) or are overlong get 400/404/414 with a JSON

@@ -1,5 +1,5 @@
 /**
- * F3 (reliability.md §2): the data channel drops while every process lives (the master cuts
+ * F3: the data channel drops while every process lives (the master cuts
  * every worker connection, as `ss -K` would). Pass: each worker notices, cancels its deliveries
  * and exits on its own (exit code 0, not a crash), the supervisor replaces it, no message is
  * lost, duplicates stay within what was in flight, and no lease is left behind.

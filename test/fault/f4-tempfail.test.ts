@@ -1,5 +1,5 @@
 /**
- * F4 and F4c (reliability.md §2): a destination that answers 4xx, then recovers.
+ * F4 and F4c: a destination that answers 4xx, then recovers.
  *
  * F4  — 450 at RCPT until the fakemx switches to accept. Pass: every message delivered exactly
  *       once (a 4xx means the MX did not take it), gaps between attempts of one message ≥ the

@@ -1,5 +1,5 @@
 /**
- * F4b (reliability.md §2): the reply to the final dot is lost (RFC 1047's window). The fakemx
+ * F4b: the reply to the final dot is lost (RFC 1047's window). The fakemx
  * reads the whole message, then closes without a word, for the first copy of each message, and
  * accepts later copies. Pass: treated as a temporary failure (deferred, never bounced), retried,
  * copies per message ≥ 1 (typically 2) and never 0, and the deferral logged as uncertain (a

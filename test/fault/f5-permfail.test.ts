@@ -1,5 +1,5 @@
 /**
- * F5 (reliability.md §2): the destination answers 5xx. Pass: bounced within 5 s of the attempt,
+ * F5: the destination answers 5xx. Pass: bounced within 5 s of the attempt,
  * exactly one attempt, exactly one DSN to the envelope sender (MAIL FROM:<>, multipart/report;
  * report-type=delivery-status, Action: failed, Status: 5.x.x, Final-Recipient, the remote's
  * reply in Diagnostic-Code, the original headers), never to the original recipients. A message

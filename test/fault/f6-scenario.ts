@@ -1,5 +1,5 @@
 /**
- * The F6 scenario (reliability.md §2), shared by the fast file (refused, blackhole) and the slow
+ * The F6 scenario, shared by the fast file (refused, blackhole) and the slow
  * one (silent server, stall after the dot): for each unreachable destination, N messages; a
  * healthy control domain keeps delivering meanwhile; after maxQueueTime each message bounces
  * with exactly one "delivery time expired" DSN and the queue is empty.

@@ -1,5 +1,5 @@
 /**
- * F6 (c) and (d) (reliability.md §2), slow set: a server that accepts TCP and never greets
+ * F6 (c) and (d), slow set: a server that accepts TCP and never greets
  * (greeting timeout 2 s), and one that takes the whole message and never answers the dot
  * (socket timeout 5 s). Same pass criteria as the fast (a)/(b) file.
  */

@@ -1,5 +1,5 @@
 /**
- * F6 (a) and (b) (reliability.md §2): the destination refuses connections, or blackholes them
+ * F6 (a) and (b): the destination refuses connections, or blackholes them
  * (connect timeout). Each attempt ends within its timeout (+1 s), attempts stay within the
  * retry policy (no hot loop), a control domain keeps delivering meanwhile, and after
  * maxQueueTime every message has exactly one "delivery time expired" DSN and the queue is

@@ -1,5 +1,5 @@
 /**
- * F7: the queue's disk fills up during acceptance (reliability.md §2), on a real 8 MB tmpfs.
+ * F7: the queue's disk fills up during acceptance, on a real 8 MB tmpfs.
  *
  * Pass: every reply is 250 or 451/452, never 5xx; MAIL FROM gets 452 once free space is under
  * the reserve; POST /send answers 507 (not 500); the process keeps its PID; after the space is

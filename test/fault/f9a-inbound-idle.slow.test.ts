@@ -1,5 +1,5 @@
 /**
- * F9a (reliability.md §2) on the inbound receiver at full size: 10,000 sockets from 200 addresses
+ * F9a on the inbound receiver at full size: 10,000 sockets from 200 addresses
  * (50 each, opened 200 every 20 ms) against a child `sluice run` with maxConnectionsPerIp 20,
  * maxClients 5000 and a 30 s idle timeout. Pass: the 30 sockets per address over the cap get
  * 421 4.7.0 and a close within 1 s of it; 20 real transactions from 127.0.0.2, one every 150 ms

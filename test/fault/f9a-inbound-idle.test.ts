@@ -1,11 +1,11 @@
 /**
- * F9a (reliability.md §2) on the inbound receiver, at the size of the issue's proof: 2,000 idle
+ * F9a on the inbound receiver, at the size of the issue's proof: 2,000 idle
  * sockets from 100 addresses (20 each, the per-IP cap) are held while a real client from its own
  * address delivers 20 messages, each getting its 250 within 2 s (p95 within 1 s). Sockets over
  * the per-IP cap get 421 4.7.0 and are closed within 1 s; every idle socket is closed by the idle
  * timeout (421 4.4.2) within idleTimeout + 5 s; the file descriptors go back to where they were.
  *
- * reliability.md asks 10,000 sockets against maxClients 5000; that runs with FAULT_SLOW=1 in
+ * the fault plan asks 10,000 sockets against maxClients 5000; that runs with FAULT_SLOW=1 in
  * f9a-inbound-idle.slow.test.ts, against a child `sluice run` (one process cannot hold both ends
  * of 10,000 connections under a 20,000 descriptor limit) and judges the receiver's own event-loop
  * lag (p99 ≤ 100 ms). Here client and server share this process, and the suite runs another

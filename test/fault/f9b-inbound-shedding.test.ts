@@ -1,5 +1,5 @@
 /**
- * F9b (reliability.md §2) on the inbound receiver, the crowd bigger than the server: 150
+ * F9b on the inbound receiver, the crowd bigger than the server: 150
  * tricklers from 15 addresses (10 each, the per-IP cap) against maxClients 100, with deadlines
  * long enough (30 s and more) that only the shedding can make room. Like a slowloris tool, a
  * trickler the server closes comes back a second later, so the server stays full and churning.

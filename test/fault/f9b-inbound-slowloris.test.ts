@@ -1,5 +1,5 @@
 /**
- * F9b (reliability.md §2) on the inbound receiver: slowloris. Three crowds trickle at once, each
+ * F9b on the inbound receiver: slowloris. Three crowds trickle at once, each
  * from its own addresses, with the deadlines compressed (command 3 s, DATA 4 s, session 8 s; the
  * idle timeout, 60 s, never fires: every trickler sends something each 500 ms):
  *

@@ -1,5 +1,5 @@
 /**
- * F9c (reliability.md §2) on the inbound receiver: one address opens and closes 200 connections
+ * F9c on the inbound receiver: one address opens and closes 200 connections
  * in about ten seconds against connectionsPerMinutePerIp = 30. Pass: its first 30 are greeted,
  * then it gets 421 4.7.0 naming the rate (and the close), with at most a few more let through as
  * the sliding minute moves on (the counter weighs the previous minute down as time passes);

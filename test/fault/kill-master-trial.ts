@@ -1,5 +1,5 @@
 /**
- * One F1 trial (reliability.md §2): `sluice run` as a child, the submitter sending N messages at
+ * One F1 trial: `sluice run` as a child, the submitter sending N messages at
  * concurrency C, SIGKILL of the master at a seeded random moment, a restart on the same app dir,
  * the submitter left to finish (it retries what failed), a clean stop, then the queue opened in
  * this process and every acknowledged message checked whole.
@@ -121,7 +121,7 @@ export async function killMasterTrial(opts: TrialOptions): Promise<TrialResult> 
   }
 }
 
-/** The pass criteria of F1 (reliability.md §2). */
+/** The pass criteria of F1. */
 export function assertTrial(r: TrialResult, concurrency: number): void {
   const summary = JSON.stringify({ ...r, problems: undefined });
   assert.equal(r.lost, 0, `LOST ${r.lost} (seed ${r.seed}): ${r.problems.join('; ')}\n${summary}`);

@@ -1,5 +1,5 @@
 /**
- * SMTP smuggling probes (F12, reliability.md §1.7 and §2): hannob/smtpsmug's ten bad endings of
+ * SMTP smuggling probes (F12): hannob/smtpsmug's ten bad endings of
  * DATA — bare LF and CR variants and NUL around the dot — and the smuggled transaction a probe
  * hides behind one. A server that takes any of these endings for the end of the data would read
  * the smuggled MAIL/RCPT/DATA as a second message; only CRLF.CRLF may end it.

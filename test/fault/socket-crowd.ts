@@ -1,5 +1,5 @@
 /**
- * A crowd of hostile SMTP clients for the F9 tests (reliability.md §3.2 "idle/trickle"): N
+ * A crowd of hostile SMTP clients for the F9 tests (idle and trickling clients): N
  * sockets from a list of loopback source addresses, opened in steps, that then sit idle or
  * trickle bytes (one at a time, never completing what the server waits for), optionally
  * reconnecting when the server closes them, as slowloris tools do.

@@ -1,5 +1,5 @@
 /**
- * Golden SMTP transcripts for F11 (reliability.md §2), in the manner of Postfix's smtpd_*.in/.ref
+ * Golden SMTP transcripts for F11, in the manner of Postfix's smtpd_*.in/.ref
  * files: each case is data — the bytes a client sends and the replies it must get, in order, down
  * to the server closing the connection — and one runner plays it against any SMTP door
  * (f11-protocol-abuse.test.ts for submission, f11-inbound-protocol-abuse.test.ts for the

@@ -1,6 +1,6 @@
 /**
  * blackhole: a TCP port on loopback where connects hang until the client's timeout
- * (reliability.md §3.2 item 2, fault F6b).
+ * (fault F6b).
  *
  * A listening socket that never accept()s, with its accept queue filled: Linux then drops
  * further SYNs, so a client's connect() neither succeeds nor is refused. Node always accepts,

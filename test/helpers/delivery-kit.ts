@@ -24,7 +24,7 @@ export interface LoggedMaster extends TestMaster {
   events(event: string): LogLine[];
 }
 
-/** Compressed time for fault tests (reliability.md §2 conventions). */
+/** Compressed time for fault tests (conventions). */
 export const FAST = {
   queue: { retrySchedule: ['1s', '2s', '4s', '8s'], maxQueueTime: '20s' },
   delivery: { connectTimeout: '2s', greetingTimeout: '2s', socketTimeout: '5s', unreachableHold: '0s' },

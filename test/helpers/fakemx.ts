@@ -1,5 +1,5 @@
 /**
- * fakemx: a scriptable destination SMTP server for delivery tests (reliability.md §3.2 item 1).
+ * fakemx: a scriptable destination SMTP server for delivery tests.
  * One listener on 127.0.0.1, port 0; the mode can change at run time with setMode().
  *
  * Modes served by smtp-server (the library real peers use):

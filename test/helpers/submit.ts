@@ -1,5 +1,5 @@
 /**
- * The fault plan's submitter (reliability.md §2 "Submitter"): N messages at concurrency C, one
+ * The fault plan's submitter ("Submitter"): N messages at concurrency C, one
  * connection per message, each carrying `X-Test-Id: <run>-<n>`. Every attempt's outcome is
  * recorded — 250 with its queue id, 4xx, 5xx, CLOSED (the server ended the connection without a
  * reply), ECONNREFUSED, another socket error, or TIMEOUT (our own deadline per attempt) — and

@@ -1,7 +1,7 @@
 /**
  * The receiver's metrics (lib/inbound/metrics.ts) at GET /metrics: counters move with the
  * traffic, and the number of series does not — mail from many sender domains to many inboxes,
- * refused relaying to many domains, adds no label value (research/reliability.md F19: a label
+ * refused relaying to many domains, adds no label value (research/F19: a label
  * per sender took Mailsac's monitoring down).
  */
 import { test } from 'node:test';

@@ -19,7 +19,7 @@ export function multilineBody(chunks: AsyncIterable<Buffer>): AsyncIterable<Buff
   const encoded = new DataStream();
   // pipeline destroys every stage when one fails or the reader stops, which closes the source
   pipeline(Readable.from(chunks, { objectMode: false }), encoded, () => undefined);
-  return encoded as unknown as AsyncIterable<Buffer>;
+  return encoded;
 }
 
 /** Short lines (LIST, UIDL, CAPA) as a multi-line response body, terminator included. */

@@ -7,7 +7,7 @@
  * Protocol: https://rspamd.com/doc/developers/protocol.html (From, Rcpt, IP, Helo, User,
  * Queue-Id request headers; `action`, `score`, `required_score`, `symbols`, `messages` in reply).
  */
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 
 export interface RspamdRequest {
   message: Readable;
@@ -66,7 +66,7 @@ export class RspamdClient {
       res = await fetch(this.url, {
         method: 'POST',
         headers,
-        body: req.message as unknown as ReadableStream,
+        body: Readable.toWeb(req.message) as ReadableStream,
         duplex: 'half',
         signal: AbortSignal.timeout(this.timeoutMs),
         redirect: 'error',
