@@ -9,7 +9,7 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startMaster, type TestMaster } from '../helpers/master.js';
 import { SmtpTalk, type Reply } from '../helpers/smtp-talk.js';
-import { testCert } from '../helpers/tls-cert.js';
+import { testCert } from '../helpers/test-cert.js';
 
 const COMMAND_TIMEOUT_MS = 1000;
 const DATA_TIMEOUT_MS = 1500;
@@ -21,7 +21,7 @@ const SLACK_MS = 1500;
 
 let m: TestMaster;
 before(async () => {
-  const { key, cert } = testCert();
+  const { keyFile: key, certFile: cert } = testCert();
   m = await startMaster({
     api: { enabled: false },
     smtp: {

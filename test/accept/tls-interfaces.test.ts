@@ -11,7 +11,7 @@ import nodemailer from 'nodemailer';
 import { hashPassword } from '../../lib/accept/passwords.js';
 import { startMaster, type TestMaster } from '../helpers/master.js';
 import { SmtpTalk } from '../helpers/smtp-talk.js';
-import { testCert } from '../helpers/tls-cert.js';
+import { testCert } from '../helpers/test-cert.js';
 
 const PASSWORD = 's3cret pass';
 const MAIN_MAX = 64 * 1024;
@@ -22,7 +22,7 @@ let m: TestMaster;
 let smtpsPort: number;
 let submissionPort: number;
 before(async () => {
-  const { key, cert } = testCert();
+  const { keyFile: key, certFile: cert } = testCert();
   m = await startMaster({
     api: { enabled: false },
     smtp: {

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { SMTPServer } from 'smtp-server';
 import nodemailer from 'nodemailer';
 import { startMaster, type TestMaster } from '../helpers/master.js';
+import { waitFor } from '../helpers/wait.js';
 
 interface Received { from: string; to: string[]; data: Buffer }
 
@@ -29,14 +30,7 @@ function sink(reply?: (rcpt: string) => Error | undefined) {
   });
 }
 
-async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs = 15000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('condition not met in time');
-}
+
 
 const masters: TestMaster[] = [];
 after(async () => {

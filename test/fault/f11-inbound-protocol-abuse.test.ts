@@ -17,7 +17,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { testCert } from '../helpers/tls-cert.js';
+import { testCert } from '../helpers/test-cert.js';
 import { INBOX_DOMAIN, startInbound, type InboundMaster } from './inbound-kit.js';
 import { line, play, protocolCases, type Step, type Transcript } from './transcript.js';
 
@@ -55,7 +55,7 @@ const OWN_CASES: Transcript[] = [
 
 let m: InboundMaster;
 before(async () => {
-  const { key, cert } = testCert();
+  const { keyFile: key, certFile: cert } = testCert();
   m = await startInbound({ api: { enabled: false }, inbound: { key, cert, greetingDelay: '200ms', maxRecipients: MAX_RECIPIENTS, maxBadCommands: MAX_BAD, checkAuth: false } });
 });
 after(() => m.stop());

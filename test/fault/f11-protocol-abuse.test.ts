@@ -10,7 +10,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startMaster, type TestMaster } from '../helpers/master.js';
-import { testCert } from '../helpers/tls-cert.js';
+import { testCert } from '../helpers/test-cert.js';
 import { line, play, protocolCases, type Step, type Transcript } from './transcript.js';
 import { messageCount as countMessages } from '../helpers/queue-census.js';
 
@@ -42,7 +42,7 @@ const CASES: Case[] = [
 let m: TestMaster;
 const ports = new Map<Listener, number>();
 before(async () => {
-  const { key, cert } = testCert();
+  const { keyFile: key, certFile: cert } = testCert();
   m = await startMaster({
     api: { enabled: false },
     smtp: {

@@ -9,12 +9,12 @@ import assert from 'node:assert/strict';
 import tls from 'node:tls';
 import { startMaster, type TestMaster } from '../helpers/master.js';
 import { SmtpTalk } from '../helpers/smtp-talk.js';
-import { testCert } from '../helpers/tls-cert.js';
+import { testCert } from '../helpers/test-cert.js';
 import { allMetas } from '../helpers/queue-census.js';
 
 let m: TestMaster;
 before(async () => {
-  const { key, cert } = testCert();
+  const { keyFile: key, certFile: cert } = testCert();
   m = await startMaster({ api: { enabled: false }, smtp: { key, cert } });
 });
 after(() => m.stop());

@@ -20,7 +20,7 @@ import assert from 'node:assert/strict';
 import { waitFor } from '../helpers/delivery-kit.js';
 import { startFakeMx, type FakeMx } from '../helpers/fakemx.js';
 import { SmtpTalk } from '../helpers/smtp-talk.js';
-import { testCert } from '../helpers/tls-cert.js';
+import { testCert } from '../helpers/test-cert.js';
 import { deliver, startInbound, type InboundMaster } from './inbound-kit.js';
 import { messageCount } from '../helpers/queue-census.js';
 
@@ -76,7 +76,7 @@ let m: InboundMaster;
 let canary: FakeMx;
 before(async () => {
   canary = await startFakeMx({ tls: false });
-  const { key, cert } = testCert();
+  const { keyFile: key, certFile: cert } = testCert();
   m = await startInbound({
     api: { enabled: false },
     inbound: { key, cert, checkAuth: false },

@@ -50,15 +50,7 @@ export async function startLoggedMaster(overrides: Record<string, unknown> = {},
   return { ...m, logs, events: (event) => logs.filter((l) => l.event === event) };
 }
 
-/** Polls `cond` every 50 ms until it holds; throws after `timeoutMs`. */
-export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number, what = 'condition'): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    if (await cond()) return;
-    if (Date.now() > end) throw new Error(`${what}: not met within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+export { waitFor } from './wait.js';
 
 export interface TaggedMail {
   from?: string;

@@ -119,7 +119,7 @@ export class FakeMx extends EventEmitter implements FakeMxRecorder {
   static async start(opts: FakeMxOptions = {}): Promise<FakeMx> {
     const host = opts.host ?? '127.0.0.1';
     if (!/^127\.\d+\.\d+\.\d+$/.test(host) && host !== '::1') throw new Error(`fakemx listens on loopback only, not ${host}`);
-    const { key, cert } = opts.tlsKey && opts.tlsCert ? { key: opts.tlsKey, cert: opts.tlsCert } : await testCert();
+    const { key, cert } = opts.tlsKey && opts.tlsCert ? { key: opts.tlsKey, cert: opts.tlsCert } : testCert();
     const mx = new FakeMx(opts, key, cert);
     await new Promise<void>((resolve, reject) => {
       mx.front.once('error', reject);

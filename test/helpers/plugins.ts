@@ -18,12 +18,4 @@ export function userPlugin(file: string, options: Record<string, unknown> = {}, 
   return { enabled, path: file, ...options };
 }
 
-/** Polls `cond` every 25 ms until it holds or `timeoutMs` passes. */
-export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`${what} not met within ${timeoutMs} ms`);
-}
+export { waitFor } from './wait.js';

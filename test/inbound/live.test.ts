@@ -22,7 +22,7 @@ interface Msg {
   subject: string;
 }
 
-async function waitFor(path: string): Promise<{ status: number; body: Msg | undefined; at: number }> {
+async function callWait(path: string): Promise<{ status: number; body: Msg | undefined; at: number }> {
   const res = await fetch(`${r.api}${path}`, { signal: AbortSignal.timeout(20_000) });
   const at = performance.now();
   const text = await res.text();
@@ -30,7 +30,7 @@ async function waitFor(path: string): Promise<{ status: number; body: Msg | unde
 }
 
 test('a waiter is answered with the message within 100 ms of its 250', async () => {
-  const waiting = waitFor('/api/inboxes/waiter@inbox.test/wait?timeout=10s');
+  const waiting = callWait('/api/inboxes/waiter@inbox.test/wait?timeout=10s');
   await new Promise((resolve) => setTimeout(resolve, 100));
   const id = await r.send({ to: 'waiter@inbox.test', subject: 'you waited' });
   const acked = performance.now();
@@ -49,27 +49,27 @@ test('after and since: the first message newer than an id, or since a time; 204 
   const since = Date.now();
   await new Promise((resolve) => setTimeout(resolve, 5));
   // already there: the first message newer than `first` is `second`, at once
-  assert.equal((await waitFor(`/api/inboxes/seq@inbox.test/wait?after=${first}`)).body?.id, second);
+  assert.equal((await callWait(`/api/inboxes/seq@inbox.test/wait?after=${first}`)).body?.id, second);
   // nothing newer than `second` yet: a later message releases it
-  const waiting = waitFor(`/api/inboxes/seq@inbox.test/wait?after=${second}&timeout=10s`);
+  const waiting = callWait(`/api/inboxes/seq@inbox.test/wait?after=${second}&timeout=10s`);
   await new Promise((resolve) => setTimeout(resolve, 50));
   const third = await r.send({ to: 'seq@inbox.test', subject: 'three' });
   assert.equal((await waiting).body?.id, third);
-  assert.equal((await waitFor(`/api/inboxes/seq@inbox.test/wait?since=${since}`)).body?.id, third);
-  assert.equal((await waitFor(`/api/inboxes/seq@inbox.test/wait?since=${new Date(since).toISOString()}`)).body?.id, third);
+  assert.equal((await callWait(`/api/inboxes/seq@inbox.test/wait?since=${since}`)).body?.id, third);
+  assert.equal((await callWait(`/api/inboxes/seq@inbox.test/wait?since=${new Date(since).toISOString()}`)).body?.id, third);
   // without either: the newest
-  assert.equal((await waitFor('/api/inboxes/seq@inbox.test/wait')).body?.subject, 'three');
+  assert.equal((await callWait('/api/inboxes/seq@inbox.test/wait')).body?.subject, 'three');
   const started = Date.now();
-  const none = await waitFor(`/api/inboxes/seq@inbox.test/wait?after=${third}&timeout=300ms`);
+  const none = await callWait(`/api/inboxes/seq@inbox.test/wait?after=${third}&timeout=300ms`);
   assert.equal(none.status, 204);
   assert.ok(Date.now() - started >= 280);
-  assert.equal((await waitFor('/api/inboxes/seq@inbox.test/wait?timeout=1h')).status, 400);
-  assert.equal((await waitFor('/api/inboxes/seq@inbox.test/wait?after=nope')).status, 400);
+  assert.equal((await callWait('/api/inboxes/seq@inbox.test/wait?timeout=1h')).status, 400);
+  assert.equal((await callWait('/api/inboxes/seq@inbox.test/wait?after=nope')).status, 400);
 });
 
 test('200 waiters on one inbox are all released by one message; a tag waiter only by its tag', async () => {
-  const waiters = Array.from({ length: 200 }, () => waitFor('/api/inboxes/crowd@inbox.test/wait?timeout=15s&since=' + Date.now()));
-  const tagged = waitFor(`/api/inboxes/crowd+vip@inbox.test/wait?timeout=15s&since=${Date.now()}`);
+  const waiters = Array.from({ length: 200 }, () => callWait('/api/inboxes/crowd@inbox.test/wait?timeout=15s&since=' + Date.now()));
+  const tagged = callWait(`/api/inboxes/crowd+vip@inbox.test/wait?timeout=15s&since=${Date.now()}`);
   await new Promise((resolve) => setTimeout(resolve, 300));
   const id = await r.send({ to: 'crowd@inbox.test', subject: 'for everyone' });
   const answers = await Promise.all(waiters);

@@ -12,7 +12,7 @@ import tls from 'node:tls';
 import { waitFor } from '../helpers/delivery-kit.js';
 import { rawMessage, startReceiver, type TestReceiver } from '../helpers/inbound.js';
 import { SmtpTalk } from '../helpers/smtp-talk.js';
-import { testCert } from '../helpers/tls-cert.js';
+import { testCert } from '../helpers/test-cert.js';
 
 const MAX_SIZE = 64 * 1024;
 const MAX_RCPTS = 3;
@@ -20,7 +20,7 @@ const MAX_RCPTS = 3;
 let r: TestReceiver;
 let tlsReceiver: TestReceiver;
 before(async () => {
-  const { key, cert } = testCert();
+  const { keyFile: key, certFile: cert } = testCert();
   [r, tlsReceiver] = await Promise.all([startReceiver({ maxSize: MAX_SIZE, maxRecipients: MAX_RCPTS }), startReceiver({ key, cert })]);
 });
 after(() => Promise.all([r.stop(), tlsReceiver.stop()]));

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { startReceiver, type TestReceiver } from '../../helpers/inbound.js';
 import { Pop3Talk } from '../../helpers/pop3-talk.js';
-import { testCert } from '../../helpers/tls-cert.js';
+import { testCert } from '../../helpers/test-cert.js';
 
 interface Run {
   code: number;
@@ -33,7 +33,7 @@ before(async () => {
   [plain, secure] = await Promise.all([
     startReceiver({ api: { ratePerMinute: 0 }, pop3: { loginFailureDelay: '100ms' } }),
     // the POP3 door takes the receiver's certificate when it has none of its own
-    startReceiver({ api: { ratePerMinute: 0 }, key: cert.key, cert: cert.cert }),
+    startReceiver({ api: { ratePerMinute: 0 }, key: cert.keyFile, cert: cert.certFile }),
   ]);
 });
 after(() => Promise.all([plain.stop(), secure.stop()]));
@@ -130,7 +130,7 @@ test("Python's poplib lists, fetches, reads the top of and deletes from a privat
 
 test("STLS with a self-signed certificate through poplib's stls(): USER is offered only inside TLS", async () => {
   const { key, raws } = await seeded(secure, 'tls@inbox.test', ['secret']);
-  const out = await poplib(secure, 'tls@inbox.test', key, testCert().cert);
+  const out = await poplib(secure, 'tls@inbox.test', key, testCert().certFile);
   assert.ok(out.capa.includes('STLS') && !out.capa.includes('USER'), `before TLS: ${out.capa.join(' ')}`);
   assert.match(out.tls!, /^TLSv1\.[23]$/);
   assert.ok(out.capa_tls!.includes('USER') && !out.capa_tls!.includes('STLS'), `inside TLS: ${out.capa_tls!.join(' ')}`);
@@ -144,7 +144,7 @@ test('STLS over a raw socket: no login in the clear, and commands sent in the cl
   // an attacker in the middle appends a command to the client's STLS (CVE-2011-0411's pattern)
   talk.write('STLS\r\nUSER raw-tls@inbox.test\r\n');
   assert.equal(await talk.next(), '+OK Begin TLS negotiation now');
-  const inside = await talk.startTls(testCert().certPem);
+  const inside = await talk.startTls(testCert().cert);
   assert.equal(await inside.err(`PASS ${key}`), '-ERR PASS must follow USER', 'the USER sent in the clear was dropped');
   assert.equal(await inside.err('STLS'), '-ERR TLS is already active');
   await inside.ok('USER raw-tls@inbox.test');
