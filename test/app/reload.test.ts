@@ -13,7 +13,8 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { startFakeMx } from '../helpers/fakemx.js';
 import { tempDir } from '../helpers/master.js';
-import { childConfig, startChildMaster, writeConfig, type ChildLogLine, type ChildMaster } from '../helpers/child-sluice.js';
+import { childConfig, writeConfig } from '../helpers/app-dir.js';
+import { startSluice, type LogLine, type SluiceChild } from '../helpers/sluice-child.js';
 import { submitter, waitFor } from '../helpers/delivery-kit.js';
 import { SmtpTalk } from '../helpers/smtp-talk.js';
 
@@ -22,14 +23,14 @@ after(async () => {
   for (const c of cleanup.reverse()) await c();
 });
 
-async function started(dir: string): Promise<ChildMaster> {
-  const child = await startChildMaster(dir);
+async function started(dir: string): Promise<SluiceChild> {
+  const child = await startSluice(dir);
   cleanup.push(async () => void (await child.stop()));
   return child;
 }
 
 /** Sends SIGHUP and resolves with the RELOADED or RELOAD_FAILED line it caused. */
-async function hangup(child: ChildMaster): Promise<ChildLogLine> {
+async function hangup(child: SluiceChild): Promise<LogLine> {
   const before = child.lines.length;
   child.kill('SIGHUP');
   return child.waitForLine((l) => child.lines.indexOf(l) >= before && (l.event === 'RELOADED' || l.event === 'RELOAD_FAILED'), 10_000, 'a reload line');

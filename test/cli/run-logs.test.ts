@@ -9,13 +9,14 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { hostname } from 'node:os';
 import { createInterface } from 'node:readline';
-import { makeAppDir, startChild } from '../helpers/child-master.js';
+import { makeAppDir } from '../helpers/app-dir.js';
+import { startSluice } from '../helpers/sluice-child.js';
 import { SmtpTalk } from '../helpers/smtp-talk.js';
 import { startCli } from './sluice-cli.js';
 
 test('QUEUE_LOADED counts the rows found at start; every line has hostname and a level name; STOPPING and STOP_WAITING say what is still open', { timeout: 90_000 }, async () => {
   const dir = makeAppDir();
-  const first = await startChild(dir);
+  const first = await startSluice(dir);
   try {
     const loaded = first.lines.find((l) => l.event === 'QUEUE_LOADED');
     assert.ok(loaded, 'a QUEUE_LOADED line');
@@ -35,7 +36,7 @@ test('QUEUE_LOADED counts the rows found at start; every line has hostname and a
     assert.equal((await first.stop()).code, 0);
   }
 
-  const second = await startChild(dir);
+  const second = await startSluice(dir);
   let talk: SmtpTalk | undefined;
   try {
     const loaded = second.lines.find((l) => l.event === 'QUEUE_LOADED');
@@ -43,7 +44,7 @@ test('QUEUE_LOADED counts the rows found at start; every line has hostname and a
     assert.equal(loaded?.queued, 2);
     for (const line of second.lines) {
       assert.equal(line.hostname, hostname(), JSON.stringify(line));
-      assert.ok(['trace', 'debug', 'info', 'warn', 'error', 'fatal'].includes(line.level), JSON.stringify(line));
+      assert.ok(['trace', 'debug', 'info', 'warn', 'error', 'fatal'].includes(String(line.level)), JSON.stringify(line));
     }
     // a session in the middle of DATA holds the stop at its first step
     talk = await SmtpTalk.connect(second.smtpPort);

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { tempDir } from '../helpers/master.js';
 import { startFakeMx } from '../helpers/fakemx.js';
 import { startLoggedMaster, submitter, waitFor } from '../helpers/delivery-kit.js';
-import { processAlive } from '../helpers/child-sluice.js';
+import { processAlive } from '../helpers/sluice-child.js';
 
 const cleanup: (() => Promise<void>)[] = [];
 after(async () => {

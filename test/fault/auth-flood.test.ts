@@ -13,19 +13,20 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { hashPassword } from '../../lib/accept/passwords.js';
-import { childConfig, startChildMaster, writeConfig, type ChildMaster } from '../helpers/child-sluice.js';
+import { childConfig, writeConfig } from '../helpers/app-dir.js';
+import { startSluice, type SluiceChild } from '../helpers/sluice-child.js';
 import { tempDir } from '../helpers/master.js';
 import { SmtpTalk } from '../helpers/smtp-talk.js';
 import { submit } from '../helpers/submit.js';
 import { rmSync } from 'node:fs';
 
-let sluice: ChildMaster;
+let sluice: SluiceChild;
 let dir: string;
 let port = 0;
 before(async () => {
   dir = tempDir();
   writeConfig(dir, childConfig({ smtp: { users: { alice: await hashPassword('right-password') } }, zones: { default: { processes: 0 } } }));
-  sluice = await startChildMaster(dir);
+  sluice = await startSluice(dir);
   port = sluice.port('smtp');
 });
 after(async () => {

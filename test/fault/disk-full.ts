@@ -6,7 +6,8 @@
 import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
-import { makeAppDir, type ChildMaster, type ConfigOptions } from '../helpers/child-master.js';
+import { makeAppDir, type ConfigOptions } from '../helpers/app-dir.js';
+import { type SluiceChild } from '../helpers/sluice-child.js';
 import { buildMessage, sendOnce, type Attempt } from '../helpers/submit.js';
 import { mountTmpfs, type Tmpfs } from '../helpers/tmpfs.js';
 
@@ -26,7 +27,7 @@ export function appDirOnTmpfs(t: TestContext, opts: ConfigOptions, prefix: strin
 }
 
 /** Kills the child master if one was started, unmounts the tmpfs and removes the app dir. */
-export async function tearDown(m: ChildMaster | undefined, disk: Tmpfs, appDir: string): Promise<void> {
+export async function tearDown(m: SluiceChild | undefined, disk: Tmpfs, appDir: string): Promise<void> {
   if (m) {
     m.kill('SIGKILL');
     await m.exited;

@@ -18,7 +18,8 @@ import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:
 import path from 'node:path';
 import { startFakeMx } from '../helpers/fakemx.js';
 import { tempDir } from '../helpers/master.js';
-import { childConfig, startChildMaster, writeConfig, type ChildMaster } from '../helpers/child-sluice.js';
+import { childConfig, writeConfig } from '../helpers/app-dir.js';
+import { startSluice, type SluiceChild } from '../helpers/sluice-child.js';
 
 const SLUICE_BIN = fileURLToPath(new URL('../../bin/sluice.js', import.meta.url));
 
@@ -58,7 +59,7 @@ test('F17: the DKIM private key appears in no API response, log line, stderr, en
     dkim: { keys: [{ domain: 'src.test', selector: 's1', privateKey: 'keys/src.test.s1.pem' }] },
     zones: { default: { processes: 2, connections: 2, route: { host: mx.host, port: mx.port } } },
   }));
-  let child: ChildMaster = await startChildMaster(dir);
+  let child: SluiceChild = await startSluice(dir);
   cleanup.push(async () => void (await child.stop()));
   await child.waitForLine((l) => l.event === 'WORKER_READY', 10_000, 'a ready worker');
   const api = `http://127.0.0.1:${child.port('api')}`;

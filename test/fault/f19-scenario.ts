@@ -20,7 +20,7 @@
  */
 import assert from 'node:assert/strict';
 import { waitFor } from '../helpers/delivery-kit.js';
-import { rssBytes, startChildMaster } from '../helpers/spawn-master.js';
+import { rssBytes, startSluiceWith } from '../helpers/sluice-child.js';
 import { deliver, INBOX_DOMAIN, isRuntimeSeries, loopbackAddresses, mb, percentile, scrapeSeries, type Delivery } from './inbound-kit.js';
 
 export interface F19Size {
@@ -94,7 +94,7 @@ function sample(text: string, series: string): number {
 export async function runF19(size: F19Size): Promise<void> {
   storeFull = 0;
   deliveries = 0;
-  const child = await startChildMaster({
+  const child = await startSluiceWith({
     api: { port: 0 },
     inbound: {
       domains: [INBOX_DOMAIN],

@@ -9,7 +9,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { makeAppDir } from '../helpers/child-master.js';
+import { makeAppDir } from '../helpers/app-dir.js';
 import { hasStrace, tracedRun } from '../helpers/strace.js';
 import { submit } from '../helpers/submit.js';
 

@@ -9,7 +9,8 @@ import net from 'node:net';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { budgetMs } from '../helpers/budget.js';
-import { makeAppDir, startChild, type ChildMaster } from '../helpers/child-master.js';
+import { makeAppDir } from '../helpers/app-dir.js';
+import { startSluice, type SluiceChild } from '../helpers/sluice-child.js';
 import { faultSeed, seededRandom } from '../helpers/seeded.js';
 import { countOutcomes, submit, type Attempt } from '../helpers/submit.js';
 import { verifyQueue } from '../helpers/verify-queue.js';
@@ -35,9 +36,9 @@ test('F1c: SIGTERM during submission closes the listener within 1 s, answers eve
   const seed = faultSeed();
   const rand = seededRandom(seed);
   const appDir = makeAppDir({}, 'sluice-f1c-');
-  let m: ChildMaster | undefined;
+  let m: SluiceChild | undefined;
   try {
-    m = await startChild(appDir);
+    m = await startSluice(appDir);
     const child = m;
     const port = m.smtpPort;
     let exitedAt = 0;

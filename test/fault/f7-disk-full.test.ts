@@ -9,7 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { startChild, type ChildMaster } from '../helpers/child-master.js';
+import { startSluice, type SluiceChild } from '../helpers/sluice-child.js';
 import { countOutcomes, submit } from '../helpers/submit.js';
 import { verifyQueue } from '../helpers/verify-queue.js';
 import { FILL, MB, RCPTS, appDirOnTmpfs, postSend, rssBytes, tearDown, waitFor250 } from './disk-full.js';
@@ -21,9 +21,9 @@ test('F7: a full queue disk gives 451/452 (never 5xx, never a lost 250), and 250
   const made = appDirOnTmpfs(t, { smtp: { maxSize: '100KB' }, queue: { minFreeSpace: '4MB' } }, 'sluice-f7-', 8);
   if (!made) return;
   const { appDir, disk } = made;
-  let m: ChildMaster | undefined;
+  let m: SluiceChild | undefined;
   try {
-    m = await startChild(appDir);
+    m = await startSluice(appDir);
     const pid = m.pid;
     const rssBefore = rssBytes(pid);
     const target = { host: '127.0.0.1', port: m.smtpPort };

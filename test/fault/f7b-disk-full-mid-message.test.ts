@@ -7,7 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
-import { isError, makeAppDir, startChild, type ChildMaster } from '../helpers/child-master.js';
+import { makeAppDir } from '../helpers/app-dir.js';
+import { isError, startSluice, type SluiceChild } from '../helpers/sluice-child.js';
 import { SmtpTalk } from '../helpers/smtp-talk.js';
 import { buildMessage, submit } from '../helpers/submit.js';
 import { mountTmpfs } from '../helpers/tmpfs.js';
@@ -23,9 +24,9 @@ test('F7b: the disk filling up in the middle of a message gives 451; nothing of 
     return;
   }
   const filler = path.join(appDir, 'data', 'filler');
-  let m: ChildMaster | undefined;
+  let m: SluiceChild | undefined;
   try {
-    m = await startChild(appDir);
+    m = await startSluice(appDir);
     const pid = m.pid;
     const before = await submit({ target: () => ({ host: '127.0.0.1', port: m!.smtpPort }), runId: 'f7b-pre', count: 5, concurrency: 1, recipients: RCPTS });
     assert.equal(before.acked.size, 5);

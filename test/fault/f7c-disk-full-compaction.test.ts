@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { isError, startChild, type ChildMaster } from '../helpers/child-master.js';
+import { isError, startSluice, type SluiceChild } from '../helpers/sluice-child.js';
 import { countOutcomes, submit } from '../helpers/submit.js';
 import { verifyQueue } from '../helpers/verify-queue.js';
 import { FILL, MB, RCPTS, appDirOnTmpfs, tearDown, waitFor250 } from './disk-full.js';
@@ -22,9 +22,9 @@ test('F7c: with no reserve LevelDB itself hits ENOSPC (compaction); 451s, then 2
   const made = appDirOnTmpfs(t, { smtp: { maxSize: '32KB' }, queue: { minFreeSpace: 0 } }, 'sluice-f7c-', 24);
   if (!made) return;
   const { appDir, disk } = made;
-  let m: ChildMaster | undefined;
+  let m: SluiceChild | undefined;
   try {
-    m = await startChild(appDir);
+    m = await startSluice(appDir);
     const pid = m.pid;
     const target = { host: '127.0.0.1', port: m.smtpPort };
     let refused = 0;

@@ -8,12 +8,13 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { budgetMs } from '../helpers/budget.js';
-import { makeAppDir, runExpectingExit, startChild } from '../helpers/child-master.js';
+import { makeAppDir } from '../helpers/app-dir.js';
+import { runExpectingExit, startSluice } from '../helpers/sluice-child.js';
 import { submit } from '../helpers/submit.js';
 
 test('F8a: a second master on a locked queue exits non-zero with one clear line; the first keeps accepting', { timeout: 60_000 }, async () => {
   const appDir = makeAppDir({}, 'sluice-f8a-');
-  const a = await startChild(appDir);
+  const a = await startSluice(appDir);
   try {
     const b = await runExpectingExit(appDir, { timeoutMs: 10_000 });
     assert.equal(b.timedOut, false, 'the second master kept running');

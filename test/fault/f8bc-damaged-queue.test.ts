@@ -15,7 +15,8 @@ import assert from 'node:assert/strict';
 import { cpSync, openSync, readdirSync, rmSync, unlinkSync, writeSync, closeSync } from 'node:fs';
 import path from 'node:path';
 import { budgetMs } from '../helpers/budget.js';
-import { makeAppDir, runExpectingExit, startChild, type RunResult } from '../helpers/child-master.js';
+import { makeAppDir } from '../helpers/app-dir.js';
+import { runExpectingExit, startSluice, type RunResult } from '../helpers/sluice-child.js';
 import { fingerprint } from '../helpers/files.js';
 import { seededRandom, faultSeed } from '../helpers/seeded.js';
 import { submit } from '../helpers/submit.js';
@@ -28,7 +29,7 @@ const cleanup: string[] = [];
 before(async () => {
   source = makeAppDir({}, 'sluice-f8bc-');
   cleanup.push(source);
-  const m = await startChild(source);
+  const m = await startSluice(source);
   try {
     const r = await submit({ target: () => ({ host: '127.0.0.1', port: m.smtpPort }), runId: 'f8', count: 100, concurrency: 10, maxRetries: 0 });
     acked = r.acked;

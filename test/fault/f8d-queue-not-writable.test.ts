@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { chmodSync, chownSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { budgetMs } from '../helpers/budget.js';
-import { makeAppDir, runExpectingExit, startChild, type RunResult } from '../helpers/child-master.js';
+import { makeAppDir } from '../helpers/app-dir.js';
+import { runExpectingExit, startSluice, type RunResult } from '../helpers/sluice-child.js';
 import { submit } from '../helpers/submit.js';
 import { mountTmpfs } from '../helpers/tmpfs.js';
 
@@ -27,7 +28,7 @@ function assertOneLine(r: RunResult, queue: string, why: RegExp): void {
 
 /** An app dir holding a queue with a few messages, made by a normal (root) run. */
 async function populated(dir = makeAppDir({}, 'sluice-f8d-')): Promise<{ dir: string; queue: string }> {
-  const m = await startChild(dir);
+  const m = await startSluice(dir);
   try {
     const r = await submit({ target: () => ({ host: '127.0.0.1', port: m.smtpPort }), runId: 'f8d', count: 5, concurrency: 1, maxRetries: 0 });
     assert.equal(r.acked.size, 5, JSON.stringify(r.final));

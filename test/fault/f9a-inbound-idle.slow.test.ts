@@ -17,7 +17,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { waitFor } from '../helpers/delivery-kit.js';
-import { rssBytes, startChildMaster, type ChildMaster, type LoopLag } from '../helpers/spawn-master.js';
+import { rssBytes, startSluiceWith, type SluiceChild, type LoopLag } from '../helpers/sluice-child.js';
 import { deliver, INBOX_DOMAIN, loopbackAddresses, mb, percentile } from './inbound-kit.js';
 import { SocketCrowd } from './socket-crowd.js';
 
@@ -27,10 +27,10 @@ const CAP = 20;
 const IDLE_TIMEOUT_MS = 30_000;
 const REAL_CLIENT = '127.0.0.2';
 
-let child: ChildMaster;
+let child: SluiceChild;
 let port: number;
 before(async () => {
-  child = await startChildMaster({
+  child = await startSluiceWith({
     api: { enabled: false },
     inbound: { domains: [INBOX_DOMAIN], maxConnectionsPerIp: CAP, maxClients: 5000, socketTimeout: IDLE_TIMEOUT_MS, checkAuth: false },
   }, { loopProbe: true });

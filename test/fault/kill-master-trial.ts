@@ -12,7 +12,8 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { budgetMs } from '../helpers/budget.js';
-import { isError, makeAppDir, startChild, type ChildMaster } from '../helpers/child-master.js';
+import { makeAppDir } from '../helpers/app-dir.js';
+import { isError, startSluice, type SluiceChild } from '../helpers/sluice-child.js';
 import { seededRandom } from '../helpers/seeded.js';
 import { countOutcomes, submit, type Attempt, type Target } from '../helpers/submit.js';
 import { verifyQueue } from '../helpers/verify-queue.js';
@@ -56,9 +57,9 @@ export async function killMasterTrial(opts: TrialOptions): Promise<TrialResult> 
   const queuePath = path.join(appDir, 'data', 'queue');
   const rand = seededRandom(opts.seed);
   const killAtAcks = Math.max(1, Math.round(opts.count * (0.1 + 0.7 * rand())));
-  const children: ChildMaster[] = [];
+  const children: SluiceChild[] = [];
   try {
-    const first = await startChild(appDir);
+    const first = await startSluice(appDir);
     children.push(first);
     const target: Target = { host: '127.0.0.1', port: first.smtpPort };
     const t0 = Date.now();
@@ -66,7 +67,7 @@ export async function killMasterTrial(opts: TrialOptions): Promise<TrialResult> 
     let killAtMs = 0;
     let restartSpawnedAt = 0;
     let firstAckAfterRestart = 0;
-    let restarted: Promise<ChildMaster> | undefined;
+    let restarted: Promise<SluiceChild> | undefined;
 
     const onAttempt = (a: Attempt) => {
       if (a.outcome !== '250') return;
@@ -77,7 +78,7 @@ export async function killMasterTrial(opts: TrialOptions): Promise<TrialResult> 
         first.kill('SIGKILL');
         restarted = first.exited.then(async () => {
           restartSpawnedAt = Date.now();
-          const second = await startChild(appDir);
+          const second = await startSluice(appDir);
           children.push(second);
           target.port = second.smtpPort;
           return second;

@@ -19,7 +19,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { makeAppDir } from '../helpers/child-master.js';
+import { makeAppDir } from '../helpers/app-dir.js';
 import { hasStrace, tracedRun } from '../helpers/strace.js';
 import { submit } from '../helpers/submit.js';
 

@@ -11,7 +11,8 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { startFakeMx } from '../helpers/fakemx.js';
 import { tempDir } from '../helpers/master.js';
-import { childConfig, processAlive, startChildMaster, writeConfig, type ChildMaster } from '../helpers/child-sluice.js';
+import { childConfig, writeConfig } from '../helpers/app-dir.js';
+import { processAlive, startSluice, type SluiceChild } from '../helpers/sluice-child.js';
 import { submitter, waitFor } from '../helpers/delivery-kit.js';
 
 const cleanup: (() => Promise<void>)[] = [];
@@ -31,7 +32,7 @@ test('SIGKILL the master mid-delivery, restart on the same app dir → every acc
       zones: { default: { processes: 2, connections: 10, connectionsPerDomain: 20, route: { host: mx.host, port: mx.port } } },
     }),
   );
-  let child: ChildMaster = await startChildMaster(dir);
+  let child: SluiceChild = await startSluice(dir);
   cleanup.push(async () => void (await child.stop()));
   await child.waitForLine(() => child.workerPids().length >= 2, 5000, 'two workers');
 
@@ -60,7 +61,7 @@ test('SIGKILL the master mid-delivery, restart on the same app dir → every acc
   const orphansGoneMs = Date.now() - killedAt;
 
   const restartAt = Date.now();
-  child = await startChildMaster(dir);
+  child = await startSluice(dir);
   const startedMs = Date.now() - restartAt;
   await mx.waitUntil(() => acked.every((id) => (mx.copiesById().get(id) ?? 0) >= 1), 30_000, () => `not all delivered after the restart: ${mx.copiesById().size}/${N}`);
   const copies = mx.copiesById();

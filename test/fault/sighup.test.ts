@@ -8,19 +8,20 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
-import { makeAppDir, startChild, type ChildMaster } from '../helpers/child-master.js';
+import { makeAppDir } from '../helpers/app-dir.js';
+import { startSluice, type SluiceChild } from '../helpers/sluice-child.js';
 import { submit } from '../helpers/submit.js';
 import { waitFor } from '../helpers/delivery-kit.js';
 
 test('SIGHUP to the master and its worker is harmless: an unchanged config reloads, both stay, mail is still accepted, SIGTERM then exits 0', { timeout: 60_000 }, async () => {
   const appDir = makeAppDir({ zone: { processes: 1 } }, 'sluice-sighup-');
-  let m: ChildMaster | undefined;
+  let m: SluiceChild | undefined;
   try {
-    m = await startChild(appDir);
+    m = await startSluice(appDir);
     const child = m;
     await waitFor(() => child.lines.some((l) => l.event === 'WORKER_READY'), 15_000, 'worker ready');
     // the worker logs WORKER_READY itself, with its own pid
-    const workerPid = child.lines.find((l) => l.event === 'WORKER_READY')!.pid;
+    const workerPid = Number(child.lines.find((l) => l.event === 'WORKER_READY')!.pid);
     assert.notEqual(workerPid, child.pid);
 
     child.kill('SIGHUP');

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { startChild, type ChildMaster } from './child-master.js';
+import { startSluice, type SluiceChild } from './sluice-child.js';
 
 export function hasStrace(): boolean {
   try {
@@ -22,11 +22,11 @@ export function hasStrace(): boolean {
  * Starts `sluice run -d appDir` under `strace -f -tt <flags> -o FILE`, runs `use` against it,
  * stops it (it must exit 0) and returns the trace. The app dir is removed in any case.
  */
-export async function tracedRun(appDir: string, flags: string[], use: (m: ChildMaster) => Promise<void>): Promise<string> {
+export async function tracedRun(appDir: string, flags: string[], use: (m: SluiceChild) => Promise<void>): Promise<string> {
   const traceFile = path.join(appDir, 'strace.out');
-  let m: ChildMaster | undefined;
+  let m: SluiceChild | undefined;
   try {
-    m = await startChild(appDir, { wrap: ['strace', '-f', '-tt', ...flags, '-o', traceFile], readyTimeoutMs: 30_000 });
+    m = await startSluice(appDir, { wrap: ['strace', '-f', '-tt', ...flags, '-o', traceFile], readyTimeoutMs: 30_000 });
     await use(m);
     assert.deepEqual(await m.stop(), { code: 0, signal: null });
     return readFileSync(traceFile, 'utf8');

@@ -11,7 +11,8 @@ import { readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import nodemailer from 'nodemailer';
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
-import { childConfig, startChildMaster, writeConfig } from '../helpers/child-sluice.js';
+import { childConfig, writeConfig } from '../helpers/app-dir.js';
+import { startSluice } from '../helpers/sluice-child.js';
 import { waitFor } from '../helpers/delivery-kit.js';
 import { startReceiver } from '../helpers/inbound.js';
 import { tempDir } from '../helpers/master.js';
@@ -100,7 +101,7 @@ test('a store that cannot write: 451 4.3.0, reads 503 (never 500) while it canno
 test('SIGKILL right after a 250: after the restart the message is there, parsed', { timeout: 60_000 }, async () => {
   const dir = tempDir();
   writeConfig(dir, childConfig({ zones: { default: { processes: 0 } }, inbound: { domains: ['inbox.test'], checkAuth: false } }));
-  const first = await startChildMaster(dir);
+  const first = await startSluice(dir);
   let id: string;
   try {
     const c = await SmtpTalk.connect(first.port('inbound'));
@@ -117,7 +118,7 @@ test('SIGKILL right after a 250: after the restart the message is there, parsed'
   } finally {
     first.kill('SIGKILL');
   }
-  const second = await startChildMaster(dir);
+  const second = await startSluice(dir);
   try {
     const api = `http://127.0.0.1:${second.port('api')}`;
     const res = await fetch(`${api}/api/inboxes/survivor@inbox.test/messages/${id}`);
@@ -139,7 +140,7 @@ function rssBytes(pid: number): number {
 test('a 20 MB message: the raw source comes back identical (sha256) and the receiver grows by less than 32 MB', { timeout: 120_000 }, async () => {
   const dir = tempDir();
   writeConfig(dir, childConfig({ zones: { default: { processes: 0 } }, inbound: { domains: ['inbox.test'], checkAuth: false, maxSize: '25MB' } }));
-  const child = await startChildMaster(dir);
+  const child = await startSluice(dir);
   try {
     const api = `http://127.0.0.1:${child.port('api')}`;
     const payload = randomBytes(14 * 1024 * 1024);

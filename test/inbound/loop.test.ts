@@ -8,7 +8,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import nodemailer from 'nodemailer';
-import { childConfig, startChildMaster, writeConfig } from '../helpers/child-sluice.js';
+import { childConfig, writeConfig } from '../helpers/app-dir.js';
+import { startSluice } from '../helpers/sluice-child.js';
 import { waitFor } from '../helpers/delivery-kit.js';
 import { tempDir } from '../helpers/master.js';
 
@@ -17,7 +18,7 @@ test('defaults: submit on the SMTP port → queue → worker → receiver → in
   // childConfig moves every port to 0 and keeps DNS on loopback; zones, routes and the inbound
   // domain are the defaults (one worker, routeLocal, "sluice.test")
   writeConfig(dir, childConfig());
-  const child = await startChildMaster(dir);
+  const child = await startSluice(dir);
   try {
     const api = `http://127.0.0.1:${child.port('api')}`;
     const transport = nodemailer.createTransport({ host: '127.0.0.1', port: child.port('smtp'), secure: false, ignoreTLS: true });
