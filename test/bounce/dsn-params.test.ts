@@ -10,45 +10,29 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
-import { SMTPServer } from 'smtp-server';
 import { captureLog } from '../helpers/capture-log.js';
+import { startFakeMx, type FakeMx } from '../helpers/fakemx.js';
 import { postJson } from '../helpers/http.js';
 import { startMaster, tempDir, type TestMaster } from '../helpers/master.js';
 import { waitFor } from '../helpers/plugins.js';
 import { SmtpTalk } from '../helpers/smtp-talk.js';
 
-/** What reached the destination: envelope and raw message. */
-const arrived: { from: string; to: string[]; raw: string }[] = [];
-const sink = new SMTPServer({
-  authOptional: true,
-  disabledCommands: ['STARTTLS'],
-  logger: false,
-  onRcptTo(address, _s, cb) {
-    cb(address.address.startsWith('bad') ? Object.assign(new Error('5.1.1 No such user here'), { responseCode: 550 }) : undefined);
-  },
-  onData(stream, session, cb) {
-    const parts: Buffer[] = [];
-    stream.on('data', (d: Buffer) => parts.push(d));
-    stream.on('end', () => {
-      arrived.push({ from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', to: session.envelope.rcptTo.map((r) => r.address), raw: Buffer.concat(parts).toString('latin1') });
-      cb();
-    });
-  },
-});
+/** The destination: refuses bad* recipients, keeps what arrives (envelope and raw message). */
+let sink: FakeMx;
+const arrived = () => sink.messages.map((t) => ({ from: t.from, to: t.to, raw: t.data!.toString('latin1') }));
 
 let m: TestMaster;
 const log = captureLog('info');
 before(async () => {
-  const port = await new Promise<number>((resolve) => sink.listen(0, '127.0.0.1', () => resolve((sink.server.address() as net.AddressInfo).port)));
-  m = await startMaster({ zones: { default: { processes: 1, route: { host: '127.0.0.1', port } } } }, tempDir(), log.logger);
+  sink = await startFakeMx({ tls: false, recipientReply: (a) => (a.startsWith('bad') ? '550 5.1.1 No such user here' : undefined) });
+  m = await startMaster({ zones: { default: { processes: 1, route: sink.route } } }, tempDir(), log.logger);
 });
 after(async () => {
   await m.stop();
-  sink.close();
+  await sink.stop();
 });
 
-const dsnsTo = (sender: string) => arrived.filter((a) => a.from === '' && a.to.includes(sender));
+const dsnsTo = (sender: string) => arrived().filter((a) => a.from === '' && a.to.includes(sender));
 const unfold = (raw: string) => raw.replace(/\r\n[ \t]+/g, ' ');
 
 test('SMTP: NOTIFY=NEVER gets no bounce, NOTIFY=FAILURE one with ORCPT and ENVID, NOTIFY=SUCCESS a success DSN; RET=HDRS sends headers only', async () => {

@@ -10,7 +10,6 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { SMTPServer } from 'smtp-server';
 import { startFakeMx } from '../helpers/fakemx.js';
 import { startDnsServer } from '../helpers/dns-server.js';
 import { startLoggedMaster, submitter, waitFor } from '../helpers/delivery-kit.js';
@@ -20,33 +19,10 @@ after(async () => {
   for (const c of cleanup.reverse()) await c();
 });
 
-/** A plain SMTP sink on another loopback address with the given port. */
-async function sinkAt(host: string, port: number): Promise<{ got: { to: string[]; data: string }[]; stop: () => Promise<void> }> {
-  const got: { to: string[]; data: string }[] = [];
-  const server = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ['STARTTLS', 'AUTH'],
-    logger: false,
-    onData(stream, session, cb) {
-      const parts: Buffer[] = [];
-      stream.on('data', (d: Buffer) => parts.push(d));
-      stream.on('end', () => {
-        got.push({ to: session.envelope.rcptTo.map((r) => r.address), data: Buffer.concat(parts).toString() });
-        cb();
-      });
-    },
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
-  });
-  return { got, stop: () => new Promise<void>((r) => server.close(() => r())) };
-}
-
 test('MX priorities and fallback to the next MX, resolved by a loopback DNS server', async () => {
   const mx = await startFakeMx({ tls: false });
   cleanup.push(() => mx.stop());
-  const preferred = await sinkAt('127.0.0.2', mx.port);
+  const preferred = await startFakeMx({ tls: false, host: '127.0.0.2', port: mx.port });
   cleanup.push(() => preferred.stop());
   const dns = await startDnsServer({
     // listed in the "wrong" order: the preference decides, not the order in the answer
@@ -70,9 +46,9 @@ test('MX priorities and fallback to the next MX, resolved by a loopback DNS serv
 
   const prioId = await smtp.send({ to: 'u@prio.test', testId: 'mx-prio' });
   const fallbackId = await smtp.send({ to: 'u@fallback.test', testId: 'mx-fallback' });
-  await waitFor(() => preferred.got.length >= 1 && mx.copiesById().get('mx-fallback') === 1, 10_000, 'both delivered');
+  await waitFor(() => preferred.messages.length >= 1 && mx.copiesById().get('mx-fallback') === 1, 10_000, 'both delivered');
 
-  assert.deepEqual(preferred.got.map((g) => g.to), [['u@prio.test']], 'prio.test went to its preference-10 MX');
+  assert.deepEqual(preferred.messages.map((g) => g.to), [['u@prio.test']], 'prio.test went to its preference-10 MX');
   assert.equal(mx.copiesById().get('mx-prio'), undefined, 'not to the preference-20 MX');
   assert.equal(mx.copiesById().get('mx-fallback'), 1, 'fallback.test reached its second MX');
   // the destinations see the message before the master has logged the worker's report

@@ -84,6 +84,10 @@ export interface FakeMxOptions {
   keepData?: boolean;
   /** Loopback address to listen on (default 127.0.0.1). */
   host?: string;
+  /** Port to listen on (default 0: any free one) */
+  port?: number;
+  /** The RCPT reply for an address, or undefined for the mode's (e.g. refuse every bad* address) */
+  recipientReply?: (address: string) => string | undefined;
 }
 
 /** What a raw session needs from the fakemx. */

@@ -64,6 +64,7 @@ export class FakeMx extends EventEmitter implements FakeMxRecorder {
   readonly connections: FakeMxConnection[] = [];
   private modeNow: FakeMxMode;
   private readonly rcptReplies = new Map<string, string>();
+  private readonly recipientReply: ((address: string) => string | undefined) | undefined;
   private readonly seenIds = new Set<string>();
   private readonly sockets = new Set<net.Socket>();
   private readonly socketById = new Map<string, net.Socket>();
@@ -85,6 +86,7 @@ export class FakeMx extends EventEmitter implements FakeMxRecorder {
     this.name = opts.name ?? 'mx.test';
     this.host = opts.host ?? '127.0.0.1';
     this.keepData = opts.keepData ?? true;
+    this.recipientReply = opts.recipientReply;
     this.cert = cert;
     this.secureContext = tls.createSecureContext({ key, cert });
     const offerTls = opts.tls ?? true;
@@ -123,7 +125,7 @@ export class FakeMx extends EventEmitter implements FakeMxRecorder {
     const mx = new FakeMx(opts, key, cert);
     await new Promise<void>((resolve, reject) => {
       mx.front.once('error', reject);
-      mx.front.listen(0, host, () => resolve());
+      mx.front.listen(opts.port ?? 0, host, () => resolve());
     });
     mx.port = (mx.front.address() as net.AddressInfo).port;
     return mx;
@@ -295,7 +297,7 @@ export class FakeMx extends EventEmitter implements FakeMxRecorder {
 
   private onRcpt(address: string, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
     const t = this.current.get(session.id);
-    const fixed = this.rcptReplies.get(address.toLowerCase());
+    const fixed = this.rcptReplies.get(address.toLowerCase()) ?? this.recipientReply?.(address);
     const fail = fixed ? parseReply(fixed) : this.failure('RCPT');
     if (fail && fail.code >= 400) {
       t?.refused.push({ address, reply: fail.line });

@@ -1,5 +1,5 @@
 /**
- * Loaded into a child `sluice run` with `node --import` (spawn-master.ts, option loopProbe): it
+ * Loaded into a child `sluice run` with `node --import` (sluice-child.ts, option loopProbe): it
  * measures the child's event-loop delay (perf_hooks' histogram, 10 ms resolution) and writes the
  * percentiles since the last reset, in ms, to the file LOOP_PROBE_FILE names, every 100 ms.
  * SIGUSR2 resets the histogram. So a test can judge the lag of one phase of a run (a crowd held,

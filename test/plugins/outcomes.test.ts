@@ -4,27 +4,13 @@ import { createHmac } from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
 import nodemailer from 'nodemailer';
-import { SMTPServer } from 'smtp-server';
+import { startFakeMx, type FakeMx } from '../helpers/fakemx.js';
 import { startMaster, tempDir, type TestMaster } from '../helpers/master.js';
 import { userPlugin, waitFor, writePlugin } from '../helpers/plugins.js';
 
 // A destination that refuses recipients named bad* (550 5.1.1) and takes the rest.
-const received: { from: string; to: string[] }[] = [];
-const sink = new SMTPServer({
-  authOptional: true,
-  disabledCommands: ['STARTTLS'],
-  logger: false,
-  onRcptTo(address, _s, cb) {
-    cb(address.address.startsWith('bad') ? Object.assign(new Error('5.1.1 No such user'), { responseCode: 550 }) : undefined);
-  },
-  onData(stream, session, cb) {
-    stream.resume();
-    stream.on('end', () => {
-      received.push({ from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', to: session.envelope.rcptTo.map((r) => r.address) });
-      cb();
-    });
-  },
-});
+let sink: FakeMx;
+const received = () => sink.messages;
 
 // The bounce endpoint: the first POST fails (500) so the retry is exercised.
 const SECRET = 'bounce-secret';
@@ -58,7 +44,7 @@ const listen = (server: { listen: (port: number, host: string, cb: () => void) =
 
 let m: TestMaster;
 before(async () => {
-  const sinkPort = await listen(sink, () => sink.server.address() as net.AddressInfo);
+  sink = await startFakeMx({ tls: false, keepData: false, recipientReply: (a) => (a.startsWith('bad') ? '550 5.1.1 No such user' : undefined) });
   const endpointPort = await listen(endpoint, () => endpoint.address() as net.AddressInfo);
   // a port with nothing behind it: deliveries there are deferred
   const closed = net.createServer();
@@ -68,7 +54,7 @@ before(async () => {
   const rec = writePlugin(dir, 'recorder.js', RECORDER);
   m = await startMaster(
     {
-      zones: { default: { processes: 1, connections: 2, route: { host: '127.0.0.1', port: sinkPort } }, bulk: { processes: 0, senderDomains: ['bulk.test'] } },
+      zones: { default: { processes: 1, connections: 2, route: sink.route }, bulk: { processes: 0, senderDomains: ['bulk.test'] } },
       routes: { 'down.test': { host: '127.0.0.1', port: closedPort } },
       plugins: {
         recorder: userPlugin(rec),
@@ -81,7 +67,7 @@ before(async () => {
 });
 after(async () => {
   await m.stop();
-  sink.close();
+  await sink.stop();
   endpoint.closeAllConnections();
   endpoint.close();
 });
@@ -105,7 +91,7 @@ test('delivered, bounced and deferred results reach queue:outcome, queue:release
   assert.match(text, /^sluice_deliveries_total\{zone="default",result="bounced"\} 1$/m);
   assert.match(text, /^sluice_deliveries_total\{zone="default",result="deferred"\} 1$/m);
   assert.doesNotMatch(text, /dest\.test|src\.test|down\.test/, 'no sender, recipient or domain labels');
-  assert.ok(received.some((r) => r.from === '' && r.to.includes('sender@src.test')), 'the DSN went out');
+  assert.ok(received().some((r) => r.from === '' && r.to.includes('sender@src.test')), 'the DSN went out');
 
   const s = seen();
   assert.deepEqual(s.bounce, [['bad@dest.test', true, s.bounce[0]?.[2]]]);
