@@ -49,11 +49,7 @@ function* bodyChunks(totalBytes: number): Generator<Buffer> {
 async function submit(port: number, subject: string, totalBytes: number): Promise<{ reply: string; sha256: string; bytes: number }> {
   const c = await SmtpTalk.connect(port);
   try {
-    await c.expect(220);
-    await c.send('EHLO client.test', 250);
-    await c.send('MAIL FROM:<a@x.test>', 250);
-    await c.send('RCPT TO:<r@y.test>', 250);
-    await c.send('DATA', 354);
+    await c.openData();
     c.write(`Subject: ${subject}\r\n\r\n`);
     const hash = createHash('sha256');
     let bytes = 0;

@@ -22,11 +22,7 @@ const hops = (n: number) =>
 async function submit(port: number, message: string) {
   const c = await SmtpTalk.connect(port);
   try {
-    await c.expect(220);
-    await c.send('EHLO client.test', 250);
-    await c.send('MAIL FROM:<a@x.test>', 250);
-    await c.send('RCPT TO:<r@y.test>', 250);
-    await c.send('DATA', 354);
+    await c.openData();
     c.write(`${message}\r\n.\r\n`);
     const reply = await c.next();
     assert.ok(reply, 'a reply to the data');

@@ -94,6 +94,15 @@ export class SmtpTalk {
     return this.expect(code);
   }
 
+  /** From the greeting to DATA's 354 for one sender and one recipient: what comes next is the message. */
+  async openData(from = 'a@x.test', to = 'r@y.test'): Promise<void> {
+    await this.expect(220);
+    await this.send('EHLO client.test', 250);
+    await this.send(`MAIL FROM:<${from}>`, 250);
+    await this.send(`RCPT TO:<${to}>`, 250);
+    await this.send('DATA', 354);
+  }
+
   close(): void {
     this.socket.destroy();
   }
