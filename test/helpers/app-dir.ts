@@ -9,7 +9,7 @@ import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'smol-toml';
-import { merge } from './master.js';
+import { merge } from './test-config.js';
 
 /** Writes `config` (a plain object) as the app dir's config.toml. */
 export function writeConfig(dir: string, config: Record<string, unknown>): void {
