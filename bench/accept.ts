@@ -18,13 +18,12 @@
  * Everything is on 127.0.0.1 with ports found free, every wait is bounded, and temporary app
  * dirs are removed at the end.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { HOST, freePort, log, markdownTable, pickCases, positiveInt, procStats, runSmtpSource, sinkSeconds, stopChild, toolsPresent, waitForGreeting, writeBenchConfig } from './tools.js';
-import { withNodeFlags } from '../lib/app/node-flags.js';
+import { HOST, freePort, log, markdownTable, pickCases, positiveInt, procStats, runSmtpSource, sinkSeconds, STOP_TIMEOUT_MS, toolsPresent, writeBenchConfig } from './tools.js';
+import { startSluice } from '../test/helpers/sluice-child.js';
 
 const SESSIONS = 20;
 const MESSAGES = positiveInt(process.env.BENCH_MESSAGES, 5000);
@@ -93,14 +92,11 @@ async function runSluice(c: Case): Promise<SluiceRun> {
   const nodeArgs: string[] = [];
   const profDir = process.env.BENCH_CPU_PROF;
   if (profDir) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${path.resolve(profDir)}`, `--cpu-prof-name=sluice-${c.name}.cpuprofile`);
-  const child = spawn(process.execPath, [...withNodeFlags(nodeArgs), sluiceBin, 'run', '-d', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+  const sluice = await startSluice(dir, { bin: sluiceBin, nodeArgs, readyOnGreeting: smtpPort });
   try {
-    await waitForGreeting(smtpPort, child, 'sluice');
-    const before = procStats(child.pid!);
+    const before = procStats(sluice.pid);
     const rate = MESSAGES / (await runSmtpSource(sourceArgs(c), smtpPort, SOURCE_TIMEOUT_MS));
-    const { peakRssBytes, cpuMs } = procStats(child.pid!);
+    const { peakRssBytes, cpuMs } = procStats(sluice.pid);
     const h = await health(apiPort);
     return {
       rate,
@@ -111,10 +107,10 @@ async function runSluice(c: Case): Promise<SluiceRun> {
       batches: h.queue.commits?.batches ?? 0,
     };
   } catch (err) {
-    if (stderr.trim()) log(`sluice stderr: ${stderr.trim()}`);
+    if (sluice.stderr().trim()) log(`sluice stderr: ${sluice.stderr().trim().slice(-4000)}`);
     throw err;
   } finally {
-    await stopChild(child);
+    await sluice.stop(STOP_TIMEOUT_MS);
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -14,7 +14,7 @@ export const SMTP_SOURCE = '/usr/sbin/smtp-source';
 export const SMTP_SINK = '/usr/sbin/smtp-sink';
 export const HOST = '127.0.0.1';
 const READY_TIMEOUT_MS = 20_000;
-const STOP_TIMEOUT_MS = 15_000;
+export const STOP_TIMEOUT_MS = 15_000;
 
 export function positiveInt(value: string | undefined, fallback: number): number {
   const n = Number(value);

@@ -102,6 +102,8 @@ export interface StartOptions {
   readyTimeoutMs?: number;
   /** load loop-probe.ts into the child, for loopLag() */
   loopProbe?: boolean;
+  /** the sluice.js to run (default: this build's; a benchmark may compare another build) */
+  bin?: string;
   /** more node flags (e.g. --cpu-prof for a benchmark's profile) */
   nodeArgs?: string[];
   /**
@@ -121,7 +123,7 @@ function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 
 function spawnSluice(appDir: string, opts: StartOptions, probeFile?: string): ChildProcess {
   const nodeArgs = withNodeFlags([...(probeFile ? ['--import', LOOP_PROBE] : []), ...(opts.nodeArgs ?? [])]);
-  const argv = [...(opts.wrap ?? []), process.execPath, ...nodeArgs, SLUICE_BIN, 'run', '-d', appDir];
+  const argv = [...(opts.wrap ?? []), process.execPath, ...nodeArgs, opts.bin ?? SLUICE_BIN, 'run', '-d', appDir];
   const env = childEnv({ ...opts.env, ...(probeFile ? { LOOP_PROBE_FILE: probeFile } : {}) });
   return spawn(argv[0]!, argv.slice(1), { cwd: ROOT, env, stdio: ['ignore', opts.readyOnGreeting ? 'ignore' : 'pipe', 'pipe'] });
 }
