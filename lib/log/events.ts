@@ -11,6 +11,8 @@ export const LOG_EVENTS = {
   DEFERRED: 'a delivery failed temporarily and will be retried',
   BOUNCED: 'a delivery failed permanently',
   DROPPED: 'a delivery was dropped without a bounce',
+  HELD: 'an operator put deliveries on hold',
+  RELEASED: 'an operator released held deliveries (due now)',
   GC: 'leftovers of interrupted ingests were collected',
   BOUNCE_QUEUED: 'a bounce (DSN) to the sender was queued',
   DELAY_NOTICE_QUEUED: 'a "delayed" notice (DSN) to the sender was queued',

@@ -3,7 +3,7 @@
  * with every write). Nothing outside lib/queue gets the handle: callers get typed records and
  * bounded or streamed scans, decoded by the one codec (codec.ts).
  */
-import { keys, decodeBodyKey, decodeRowKey, PREFIX } from './keys.js';
+import { keys, decodeBodyKey, decodeHoldKey, decodeRowKey, decodeScheduleKey, decodeSuppressionKey, PREFIX, type SuppressionKind } from './keys.js';
 import { decodeDueEntry, decodeMeta, decodeRow, type DueEntry } from './codec.js';
 import type { QueueDb } from './open.js';
 import type { DeliveryRow, MessageMeta } from './types.js';
@@ -14,6 +14,17 @@ export interface QueueCensus {
   body: number;
   row: number;
   schedule: number;
+  hold: number;
+  suppression: number;
+}
+
+/** A pending or held row as its index holds it (s: or h:), without reading the row. */
+export interface IndexedRow {
+  zone: string;
+  domain: string;
+  id: string;
+  seq: number;
+  held: boolean;
 }
 
 export class QueueReader {
@@ -101,6 +112,67 @@ export class QueueReader {
     for await (const value of this.db.values(keys.allOf(PREFIX.row))) yield decodeRow(value);
   }
 
+  /**
+   * Rows in key order (id, then seq: creation order), from just after the row key `after`,
+   * newest first when `reverse`. Streamed: the caller stops when it has read enough.
+   */
+  async *rowsFrom(opts: { after?: { id: string; seq: number }; reverse?: boolean }): AsyncGenerator<DeliveryRow> {
+    const all = keys.allOf(PREFIX.row);
+    const range: Record<string, string> = { ...all };
+    if (opts.after) {
+      const at = keys.row(opts.after.id, opts.after.seq);
+      if (opts.reverse) {
+        delete range.lt;
+        range.lt = at;
+      } else {
+        delete range.gte;
+        range.gt = at;
+      }
+    }
+    for await (const value of this.db.values({ ...range, reverse: opts.reverse === true })) yield decodeRow(value);
+  }
+
+  /**
+   * Metadata in id order from `fromId` on (inclusive; downwards when `reverse`): walked beside
+   * rowsFrom, so a listing that needs each row's message reads both keys in one pass instead of
+   * one lookup per message.
+   */
+  async *metasFrom(opts: { fromId?: string; reverse?: boolean }): AsyncGenerator<MessageMeta> {
+    const all = keys.allOf(PREFIX.meta);
+    const range: Record<string, string> = { ...all };
+    if (opts.fromId !== undefined) {
+      if (opts.reverse) range.lte = keys.meta(opts.fromId);
+      else range.gte = keys.meta(opts.fromId);
+      if (opts.reverse) delete range.lt;
+    }
+    for await (const value of this.db.values({ ...range, reverse: opts.reverse === true })) yield decodeMeta(value);
+  }
+
+  /**
+   * Every pending row (s: index), then every held row (h: index), from the keys alone: of one
+   * zone, or all.
+   */
+  async *indexedRows(opts: { pending?: boolean; held?: boolean; zone?: string } = {}): AsyncGenerator<IndexedRow> {
+    const within = (prefix: string) => (opts.zone === undefined ? keys.allOf(prefix) : keys.allOf(`${prefix}${encodeURIComponent(opts.zone)}:`));
+    if (opts.pending !== false) {
+      for await (const [key, value] of this.db.iterator(within(PREFIX.schedule))) {
+        const { zone, id, seq } = decodeScheduleKey(key);
+        yield { zone, id, seq, domain: value.toString(), held: false };
+      }
+    }
+    if (opts.held !== false) {
+      for await (const [key, value] of this.db.iterator(within(PREFIX.hold))) {
+        const { zone, id, seq } = decodeHoldKey(key);
+        yield { zone, id, seq, domain: value.toString(), held: true };
+      }
+    }
+  }
+
+  /** Every suppression list entry, as stored (suppression.ts owns the shape). */
+  async *suppressionEntries(): AsyncGenerator<{ kind: SuppressionKind; value: string; data: Buffer }> {
+    for await (const [key, data] of this.db.iterator(keys.allOf(PREFIX.suppression))) yield { ...decodeSuppressionKey(key), data };
+  }
+
   /** Whether `row` has its schedule key (a consistency check for tools and tests). */
   async isScheduled(row: DeliveryRow): Promise<boolean> {
     return (await this.db.get(keys.schedule(row.zone, row.due, row.id, row.seq))) !== undefined;
@@ -117,7 +189,7 @@ export class QueueReader {
 
   /** Keys per family, all of them or those of message `id` (a full scan). */
   async census(id?: string): Promise<QueueCensus> {
-    const counts: QueueCensus = { meta: 0, body: 0, row: 0, schedule: 0 };
+    const counts: QueueCensus = { meta: 0, body: 0, row: 0, schedule: 0, hold: 0, suppression: 0 };
     const families = Object.entries(PREFIX) as [keyof QueueCensus, string][];
     for await (const key of this.db.keys()) {
       if (id !== undefined && !key.includes(id)) continue;
