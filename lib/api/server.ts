@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { SmtpError } from '../errors/smtp-error.js';
 import { isStoreUnavailable } from '../store/write-guard.js';
-import { HttpError, httpFromSmtp } from './errors.js';
+import { HttpError, httpFromSmtp, type HttpErrorName } from './errors.js';
 import { installJsonBodyParser } from './json-body.js';
 import { registerOpenApi } from './openapi.js';
 import { defaultReplies } from './response-schemas.js';
@@ -70,14 +70,14 @@ export function createApi(config: Config, logger: Logger, routes: ApiRoutes[], o
       const v = fe.validation[0];
       const field = [fe.validationContext, ...(v?.instancePath ?? '').split('/').filter(Boolean)].join('.');
       const extra = v?.keyword === 'additionalProperties' ? ` (unknown field "${String((v.params as { additionalProperty?: string }).additionalProperty)}")` : '';
-      return reply.status(400).send({ error: 'ValidationError', message: `${field}: ${v?.message ?? 'invalid'}${extra}` });
+      return reply.status(400).send(HttpError.body('ValidationError', `${field}: ${v?.message ?? 'invalid'}${extra}`));
     }
     const status = typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 600 ? fe.statusCode : 500;
     if (status >= 500) req.log.error({ err }, 'API error');
-    const name = status === 413 ? 'PayloadTooLarge' : status === 415 ? 'UnsupportedMediaType' : status === 429 ? 'TooManyRequests' : status >= 500 ? 'InternalError' : 'BadRequest';
+    const name: HttpErrorName = status === 413 ? 'PayloadTooLarge' : status === 415 ? 'UnsupportedMediaType' : status === 429 ? 'TooManyRequests' : status >= 500 ? 'InternalError' : 'BadRequest';
     return reply.status(status).send({ error: name, message: status >= 500 ? 'Internal error' : fe.message });
   });
-  app.setNotFoundHandler((req, reply) => reply.status(404).send({ error: 'NotFound', message: `No route ${req.method} ${req.url.split('?')[0]}` }));
+  app.setNotFoundHandler((req, reply) => reply.status(404).send(HttpError.body('NotFound', `No route ${req.method} ${req.url.split('?')[0]}`)));
 
   if (onRoute) {
     app.addHook('onRoute', (r) => {

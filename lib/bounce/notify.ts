@@ -29,6 +29,7 @@ import type { Config } from '../config/schema.js';
 import type { Ingest } from '../accept/ingest.js';
 import { SmtpError } from '../errors/smtp-error.js';
 import { logEvent } from '../log/logger.js';
+import type { LogEvent } from '../log/events.js';
 import { parseHeaders } from '../message/headers.js';
 import type { BounceInfo } from '../plugins/hooks.js';
 import type { HookRunner } from '../plugins/runner.js';
@@ -44,7 +45,7 @@ export function wantsNotice(row: DeliveryRow, kind: 'SUCCESS' | 'FAILURE' | 'DEL
   return row.notify ? row.notify.includes(kind) : kind !== 'SUCCESS';
 }
 
-const NOTICE_EVENT = { failed: 'BOUNCE_QUEUED', delayed: 'DELAY_NOTICE_QUEUED', relayed: 'SUCCESS_NOTICE_QUEUED' } as const;
+const NOTICE_EVENT = { failed: 'BOUNCE_QUEUED', delayed: 'DELAY_NOTICE_QUEUED', relayed: 'SUCCESS_NOTICE_QUEUED' } as const satisfies Record<string, LogEvent>;
 const NOTICE_NAME = { failed: 'bounce', delayed: 'delay notice', relayed: 'success notice' } as const;
 
 export class BounceNotifier implements NoticeWriter, OutcomeListener {

@@ -66,6 +66,15 @@ export class QueueBatch {
     return this;
   }
 
+  /**
+   * A whole body at once, chunk by chunk (numbered from 0). Ingest streams bodies through a
+   * BodyWriter instead; this is for writers that already hold the chunks (the queue fixture).
+   */
+  putBody(id: string, chunks: readonly Buffer[]): this {
+    chunks.forEach((chunk, n) => this.ops.push({ type: 'put', key: keys.body(id, n), value: chunk }));
+    return this;
+  }
+
   /** The metadata and body chunks 0..chunks-1 (numbered, so no iterator is needed to find them). */
   removeMessage(id: string, chunks: number): this {
     this.ops.push({ type: 'del', key: keys.meta(id) });

@@ -17,6 +17,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { RowResult } from '../channel/protocol.js';
 import { logEvent } from '../log/logger.js';
+import type { LogEvent } from '../log/events.js';
 import { nextAttemptAt } from './backoff.js';
 import { expireIfDue } from '../deliver/failure-policy.js';
 import type { BatchOp } from '../store/group-commit.js';
@@ -287,7 +288,7 @@ export class Outcomes {
 
   private log(lease: Lease, done: FinishedRow[], deferred: FinishedRow[]): void {
     for (const { row, result } of [...done, ...deferred]) {
-      const event = result.outcome === 'delivered' ? 'DELIVERED' : result.outcome === 'bounced' ? 'BOUNCED' : 'DEFERRED';
+      const event: LogEvent = result.outcome === 'delivered' ? 'DELIVERED' : result.outcome === 'bounced' ? 'BOUNCED' : 'DEFERRED';
       logEvent(this.logger, event, {
         id: row.id,
         seq: row.seq,

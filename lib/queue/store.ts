@@ -36,6 +36,7 @@ export type { QueueCensus } from './reader.js';
 import { QueueIds, queueIdTime } from './ids.js';
 import { StoreUnavailableError, WriteGuard } from '../store/write-guard.js';
 import { KeyedMutex } from '../store/keyed-mutex.js';
+import { writeOps } from '../store/write-ops.js';
 import { LogFiles } from './log-files.js';
 import type { DeliveryRow, MessageMeta } from './types.js';
 
@@ -196,7 +197,7 @@ export class QueueStore extends QueueReader {
       batch.removeMessage(id, chunks);
       for await (const value of this.db.values(keys.rowRange(id))) batch.removeRow(decodeRow(value));
     }
-    await this.guard.write(() => this.db.batch(batch.ops, { sync: true }));
+    await this.guard.write(() => writeOps(this.db, batch.ops, { sync: true }));
     for (const id of ids) {
       this.refused.delete(id);
       this.rememberDeleted(id);
@@ -243,7 +244,7 @@ export class QueueStore extends QueueReader {
     });
     if (stale.size) {
       // unsynced: a key that comes back after a crash is dropped again by the next scan
-      await this.guard.write(() => this.db.batch(stale.ops)).catch(() => undefined);
+      await this.guard.write(() => writeOps(this.db, stale.ops, { sync: false })).catch(() => undefined);
     }
     return { meta, rows };
   }

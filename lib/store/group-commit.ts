@@ -6,6 +6,7 @@
  */
 import type { BatchOperation } from 'classic-level';
 import type { LevelDb } from './level-db.js';
+import { writeOps } from './write-ops.js';
 
 export type BatchOp = BatchOperation<LevelDb, string, Buffer>;
 
@@ -46,7 +47,7 @@ export class GroupCommitter {
       this.stats.syncs++;
       this.stats.batches += group.length;
       try {
-        await this.db.batch(ops, { sync: true });
+        await writeOps(this.db, ops, { sync: true });
         for (const p of group) p.resolve();
       } catch (err) {
         for (const p of group) p.reject(err);

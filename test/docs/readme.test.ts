@@ -12,6 +12,7 @@ import { parse as parseToml } from 'smol-toml';
 import { DEFAULT_CONFIG_FILE } from '../../lib/config/load.js';
 import { configSchema } from '../../lib/config/schema.js';
 import type { Spec } from '../../lib/config/spec.js';
+import { HTTP_ERRORS } from '../../lib/api/errors.js';
 import { LOG_EVENTS } from '../../lib/log/events.js';
 import { HOOK_NAMES } from '../../lib/plugins/hooks.js';
 
@@ -27,22 +28,43 @@ test('the README keeps the two commands and npm test verbatim', () => {
   assert.ok(readme.includes('npm test'));
 });
 
-test('every message event in LOG_EVENTS has a row in the README', () => {
+test('every log event in the catalogue has a row in the README', () => {
   const missing = Object.keys(LOG_EVENTS).filter((code) => !documented(code));
   assert.deepEqual(missing, []);
 });
 
-test('every event code the code logs has a row in the README', () => {
-  const sources = (dir: string): string[] =>
-    readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sources(path.join(dir, e.name)) : e.name.endsWith('.ts') ? [path.join(dir, e.name)] : []));
+/** Every .ts file under lib/, as text. */
+const libSources = (): string[] => {
+  const walk = (dir: string): string[] =>
+    readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : e.name.endsWith('.ts') ? [path.join(dir, e.name)] : []));
+  return walk(path.join(ROOT, 'lib')).map((file) => readFileSync(file, 'utf8'));
+};
+
+test('every event code the code logs is in the catalogue, and every catalogued code is logged', () => {
   const codes = new Set<string>();
-  for (const file of sources(path.join(ROOT, 'lib'))) {
-    const text = readFileSync(file, 'utf8');
+  for (const text of libSources()) {
     for (const m of text.matchAll(/\bevent: '([A-Z][A-Z0-9_]+)'/g)) codes.add(m[1]!);
     for (const m of text.matchAll(/\blogEvent\([^,]+,\s*'([A-Z][A-Z0-9_]+)'/g)) codes.add(m[1]!);
+    // a code chosen at run time is typed LogEvent on its line (the compiler checks those)
+    for (const line of text.split('\n').filter((l) => /\bLogEvent\b/.test(l) && !/^\s*(import|export type)/.test(l))) {
+      for (const m of line.matchAll(/'([A-Z][A-Z0-9_]+)'/g)) codes.add(m[1]!);
+    }
   }
-  assert.ok(codes.has('LISTENING') && codes.has('QUEUED'), 'the scan finds the codes');
-  assert.deepEqual([...codes].filter((code) => !documented(code)).sort(), []);
+  assert.ok(codes.has('LISTENING') && codes.has('QUEUED') && codes.has('DEFERRED'), 'the scan finds the codes');
+  assert.deepEqual([...codes].filter((code) => !(code in LOG_EVENTS)).sort(), [], 'logged but not in lib/log/events.ts');
+  assert.deepEqual(Object.keys(LOG_EVENTS).filter((code) => !codes.has(code)).sort(), [], 'in the catalogue but never logged');
+});
+
+test('every HTTP error name is in the catalogue with its status, and in the README', () => {
+  const rows = new Map(readme.split('\n').flatMap((l) => {
+    const m = /^\| `([A-Za-z]+)` \| (\d{3}) \|/.exec(l);
+    return m ? [[m[1]!, Number(m[2])] as const] : [];
+  }));
+  for (const [name, { status }] of Object.entries(HTTP_ERRORS)) assert.equal(rows.get(name), status, `README's error table: ${name} ${status}`);
+  // HttpError and HttpError.body take only catalogued names (HttpErrorName); a reply built by
+  // hand would bypass that
+  const byHand = libSources().flatMap((text) => [...text.matchAll(/\berror: '([A-Za-z]+)'/g)].map((m) => m[1]!));
+  assert.deepEqual(byHand, [], 'error replies are built with HttpError, not by hand');
 });
 
 test('every hook name in HOOK_NAMES has a row in the README', () => {

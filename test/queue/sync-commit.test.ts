@@ -11,6 +11,7 @@ import path from 'node:path';
 import { keys } from '../../lib/queue/keys.js';
 import { QueueStore } from '../../lib/queue/store.js';
 import { openQueueDb } from '../../lib/queue/open.js';
+import type { ChainedBatch } from 'classic-level';
 import type { BatchOp } from '../../lib/store/group-commit.js';
 import { createLogger } from '../../lib/log/logger.js';
 import { storeMessage, tempQueuePath } from '../helpers/queue-fixtures.js';
@@ -22,18 +23,35 @@ interface Recorded {
 }
 
 /**
- * Opens a store on a database whose every batch call is recorded (keys and sync option), then
- * let through unchanged.
+ * Opens a store on a database whose every batch is recorded (keys and sync option), then let
+ * through unchanged: both forms, the array form and the chained batch (lib/store/write-ops.ts).
  */
 async function openRecording(queuePath: string): Promise<{ store: QueueStore; seen: Recorded[] }> {
   const seen: Recorded[] = [];
   const openDb = async (dir: string) => {
     const db = await openQueueDb(dir);
-    const batch = db.batch.bind(db) as (ops: BatchOp[], options?: { sync?: boolean }) => Promise<void>;
+    const batch = db.batch.bind(db) as (...args: unknown[]) => unknown;
     Object.defineProperty(db, 'batch', {
-      value: (ops: BatchOp[], options?: { sync?: boolean }) => {
-        seen.push({ keys: ops.map((o) => o.key), sync: options?.sync });
-        return batch(ops, options);
+      value: (...args: unknown[]) => {
+        if (args.length) {
+          const [ops, options] = args as [BatchOp[], { sync?: boolean } | undefined];
+          seen.push({ keys: ops.map((o) => o.key), sync: options?.sync });
+          return batch(...args);
+        }
+        const chained = batch() as ChainedBatch<typeof db, string, Buffer>;
+        const keys: string[] = [];
+        const put = chained.put.bind(chained);
+        const del = chained.del.bind(chained);
+        const write = chained.write.bind(chained);
+        Object.assign(chained, {
+          put: (key: string, value: Buffer) => (keys.push(key), put(key, value)),
+          del: (key: string) => (keys.push(key), del(key)),
+          write: (options?: { sync?: boolean }) => {
+            seen.push({ keys, sync: options?.sync });
+            return write(options ?? {});
+          },
+        });
+        return chained;
       },
     });
     return db;
