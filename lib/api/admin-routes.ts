@@ -143,7 +143,7 @@ async function runAction(admin: QueueAdmin, action: QueueAction, req: FastifyReq
       (result) => out.end(JSON.stringify({ result }) + '\n'),
       (err: Error) => {
         req.log.error({ err }, `queue ${action} failed`);
-        out.end(JSON.stringify({ error: 'InternalError', message: `the ${action} stopped: ${err.message}` }) + '\n');
+        out.end(JSON.stringify(HttpError.body('InternalError', `the ${action} stopped: ${err.message}`)) + '\n');
       },
     );
   return reply.type('application/x-ndjson').send(out);

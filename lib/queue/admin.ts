@@ -192,9 +192,9 @@ export class QueueAdmin {
       return;
     }
     for (const [from, to] of moved) store.counters.move(from, from.status, to.status);
-    if (action === 'hold' || action === 'release') {
-      logEvent(this.deps.logger, action === 'hold' ? 'HELD' : 'RELEASED', { id, seq: rows.map((r) => r.seq), by: by ?? 'api', ...(meta ? { from: meta.from } : {}) });
-    }
+    const fields = { id, seq: rows.map((r) => r.seq), by: by ?? 'api', ...(meta ? { from: meta.from } : {}) };
+    if (action === 'hold') logEvent(this.deps.logger, 'HELD', fields);
+    else if (action === 'release') logEvent(this.deps.logger, 'RELEASED', fields);
   }
 }
 
