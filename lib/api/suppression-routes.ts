@@ -34,7 +34,7 @@ export function suppressionRoutes(deps: { list: SuppressionList; logger: Logger 
     if (given.length !== 1) throw HttpError.badRequest('give one of address or domain');
     const kind: SuppressionKind = body.address !== undefined ? 'address' : 'domain';
     const value = normalise(kind, given[0]!);
-    if (!value) throw HttpError.badRequest(`${kind}: ${JSON.stringify(given[0]!.slice(0, 64))} is not an ${kind === 'address' ? 'email address' : 'domain name'}`);
+    if (!value) throw HttpError.badRequest(`${kind}: ${JSON.stringify(given[0]!.slice(0, 64))} is not ${kind === 'address' ? 'an email address' : 'a domain name'}`);
     if (body.expires !== undefined && body.ttl !== undefined) throw HttpError.badRequest('give expires or ttl, not both');
     const expires = body.ttl !== undefined ? Date.now() + body.ttl * 1000 : body.expires;
     try {

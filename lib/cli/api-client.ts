@@ -47,8 +47,9 @@ export class ApiClient {
         signal: timeoutMs > 0 ? AbortSignal.timeout(timeoutMs) : undefined,
       });
     } catch (err) {
-      const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
-      throw new ApiClientError(`cannot reach Sluice's API at ${this.target.url} (${cause}); is it running? (--url to name another address)`);
+      const cause = (err as { cause?: { code?: string; message?: string; errors?: { code?: string }[] } }).cause;
+      const why = cause?.code ?? cause?.errors?.find((e) => e.code)?.code ?? cause?.message ?? (err as Error).message;
+      throw new ApiClientError(`cannot reach Sluice's API at ${this.target.url} (${why}); is it running? (--url to name another address)`);
     }
     if (!res.ok) {
       const text = await res.text();
