@@ -132,6 +132,9 @@ async function runAction(admin: QueueAdmin, action: QueueAction, req: FastifyReq
     throw HttpError.badRequest(`name the rows to ${action} (id, zone, domain, sender, status, age, category), or give "all": true`);
   }
   const by = 'api';
+  // the reply may be longer coming than api.idleTimeout on a deep queue: the socket waits for it
+  // (a token guards these routes beyond loopback); the NDJSON form keeps writing meanwhile
+  req.raw.socket.setTimeout(0);
   if (!/application\/x-ndjson/.test(req.headers.accept ?? '')) return admin.run(action, filter, { dryRun, by });
   // progress as it goes, one JSON object a line; the result last
   const out = new PassThrough();

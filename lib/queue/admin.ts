@@ -21,7 +21,7 @@ import type { Logger } from 'pino';
 import { logEvent } from '../log/logger.js';
 import { QueueBatch } from './batch.js';
 import type { Scheduler } from './scheduler.js';
-import { matches, selectRows, type RowFilter, type SelectedRow } from './select.js';
+import { indexable, matches, selectIndexed, selectRows, type RowFilter, type SelectedRow } from './select.js';
 import type { QueueStore } from './store.js';
 import type { DeliveryRow, MessageMeta } from './types.js';
 
@@ -101,9 +101,22 @@ export class QueueAdmin {
       opts.onProgress?.({ ...result });
     };
     let group: SelectedRow[] = [];
-    for await (const sel of selectRows(this.deps.store, filter, { nowMs, withMeta: true })) {
+    // a zone or domain is found through the index; everything else walks the rows in key order
+    const walk = indexable(filter) ? selectIndexed(this.deps.store, filter, nowMs) : selectRows(this.deps.store, filter, { nowMs });
+    let lastId: string | undefined;
+    for await (const sel of walk) {
       if (opts.signal?.aborted) break;
       if (!applies(action, sel.row, nowMs)) continue;
+      if (opts.dryRun) {
+        // a count from the walk itself: nothing is written, so nothing is re-read or pinned
+        result.matched++;
+        if (this.deps.scheduler.isLeased(sel.row.id, sel.row.seq)) result.busy++;
+        else result.changed++;
+        if (sel.row.id !== lastId) result.messages++;
+        lastId = sel.row.id;
+        if (result.matched % (WINDOW_ROWS * 10) === 0) opts.onProgress?.({ ...result });
+        continue;
+      }
       if (group.length && group[0]!.row.id !== sel.row.id) {
         window.push(group);
         group = [];
@@ -113,7 +126,7 @@ export class QueueAdmin {
       rows++;
     }
     if (group.length) window.push(group);
-    if (window.length) await flush();
+    if (window.length || opts.dryRun) await flush();
     for (const zone of zones) this.deps.scheduler.wake(zone);
     if (!opts.dryRun && result.changed && (filter.id === undefined || result.messages > 1)) {
       this.deps.logger.info({ event: 'QUEUE_OPERATION', filter, by: opts.by, ...result }, `${action}: ${result.changed} of ${result.matched} rows in ${result.messages} messages${result.busy ? ` (${result.busy} being delivered, left alone)` : ''}`);
@@ -139,10 +152,6 @@ export class QueueAdmin {
       result.busy += picked.length - free.length;
       try {
         if (!free.length) return;
-        if (opts.dryRun) {
-          result.changed += free.length;
-          return;
-        }
         if (all && free.length === all.length) {
           // every row of the message goes: the message goes, by the store's own delete (below,
           // outside this lane, which that delete takes itself)

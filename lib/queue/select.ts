@@ -6,7 +6,8 @@
  *
  * Rows are keyed by message id and ids sort by creation time (ids.ts), so an age window becomes
  * a range of keys: the walk starts at the window's edge and stops at its other edge instead of
- * reading the whole queue.
+ * reading the whole queue. Walks read a thousand entries per call and let the event loop turn
+ * between two such batches, so a walk over a million rows never holds it for long.
  */
 import { queueIdTime } from './ids.js';
 import type { QueueReader } from './reader.js';
@@ -97,23 +98,58 @@ export async function* selectRows(reader: QueueReader, filter: RowFilter, opts: 
   let after = opts.after;
   if (!reverse && lo !== undefined && (after === undefined || after.id < idAt(lo))) after = { id: idAt(lo), seq: 0 };
   if (reverse && hi !== undefined && (after === undefined || after.id >= idAt(hi + 1))) after = { id: idAt(hi + 1), seq: 0 };
-  const metas = withMeta ? new MetaWalk(reader, reverse) : undefined;
   let read = 0;
-  try {
-    for await (const row of reader.rowsFrom({ after, reverse })) {
+  for await (const batch of reader.rowBatches({ after, reverse })) {
+    // the metadata of a batch's messages in one read
+    const metas = withMeta ? await reader.metasOf([...new Set(batch.map((r) => r.id))]) : undefined;
+    for (const row of batch) {
       if (opts.maxRead !== undefined && read >= opts.maxRead) return;
       read++;
       opts.onRead?.(row);
       const t = queueIdTime(row.id);
       if (!reverse && hi !== undefined && t > hi) return;
       if (reverse && lo !== undefined && t < lo) return;
-      const meta = metas ? await metas.at(row.id) : undefined;
+      const meta = metas?.get(row.id);
       if (matches(filter, row, opts.nowMs, meta)) yield { row, meta };
     }
-  } finally {
-    await metas?.close();
+    await turn();
   }
 }
+
+/** Lets timers and I/O run between two batches of a long walk. */
+export const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** Rows read per lookup by the index walk. */
+const LOOKUP_BATCH = 500;
+
+/**
+ * Every row matching `filter`, in no particular order, found through the index keys (s: and h:,
+ * which hold each row's zone and domain) when the filter names a zone or a domain: only the rows
+ * of that zone or domain are read, not the whole queue. For bulk actions (an order does not
+ * matter); the sender is not in the index, so a filter with one takes selectRows.
+ */
+export async function* selectIndexed(reader: QueueReader, filter: RowFilter, nowMs: number): AsyncGenerator<SelectedRow> {
+  const pending = filter.status !== 'held';
+  const held = filter.status === undefined || filter.status === 'held';
+  let wanted: { id: string; seq: number }[] = [];
+  const lookup = async function* (): AsyncGenerator<SelectedRow> {
+    const rows = await reader.rowsAt(wanted);
+    wanted = [];
+    for (const row of rows) if (row && matches(filter, row, nowMs)) yield { row };
+  };
+  for await (const batch of reader.indexBatches({ pending, held, zone: filter.zone })) {
+    for (const e of batch) {
+      if (filter.domain !== undefined && e.domain !== filter.domain) continue;
+      wanted.push(e);
+      if (wanted.length >= LOOKUP_BATCH) yield* lookup();
+    }
+    await turn();
+  }
+  if (wanted.length) yield* lookup();
+}
+
+/** Whether selectIndexed is the cheaper walk for `filter`. */
+export const indexable = (filter: RowFilter): boolean => filter.id === undefined && filter.sender === undefined && (filter.zone !== undefined || filter.domain !== undefined);
 
 async function* oneMessage(reader: QueueReader, filter: RowFilter, opts: WalkOptions, withMeta: boolean): AsyncGenerator<SelectedRow> {
   const meta = withMeta ? await reader.getMeta(filter.id!) : undefined;
@@ -123,35 +159,5 @@ async function* oneMessage(reader: QueueReader, filter: RowFilter, opts: WalkOpt
     if (opts.after && (opts.newestFirst ? row.seq >= opts.after.seq : row.seq <= opts.after.seq) && opts.after.id === row.id) continue;
     opts.onRead?.(row);
     if (matches(filter, row, opts.nowMs, meta)) yield { row, meta };
-  }
-}
-
-/**
- * The metadata of the rows being walked, read by a second walk over the metadata keys in the same
- * order (both families sort by id), so no message costs a lookup of its own.
- */
-class MetaWalk {
-  private iter: AsyncGenerator<MessageMeta> | undefined;
-  private current: MessageMeta | undefined;
-  private done = false;
-
-  constructor(
-    private readonly reader: QueueReader,
-    private readonly reverse: boolean,
-  ) {}
-
-  async at(id: string): Promise<MessageMeta | undefined> {
-    this.iter ??= this.reader.metasFrom({ fromId: id, reverse: this.reverse });
-    const behind = (m: MessageMeta) => (this.reverse ? m.id > id : m.id < id);
-    while (!this.done && (this.current === undefined || behind(this.current))) {
-      const next = await this.iter.next();
-      if (next.done) this.done = true;
-      else this.current = next.value;
-    }
-    return this.current?.id === id ? this.current : undefined;
-  }
-
-  async close(): Promise<void> {
-    await this.iter?.return(undefined);
   }
 }

@@ -6,6 +6,7 @@
  */
 import { queueIdTime } from './ids.js';
 import type { QueueReader } from './reader.js';
+import { turn } from './select.js';
 
 /** qshape's buckets: rows younger than each bound (minutes); the last column is everything older. */
 export const AGE_BUCKETS_MIN = [5, 10, 20, 40, 80, 160, 320, 640, 1280] as const;
@@ -68,12 +69,15 @@ function addLine(to: ShapeLine, from: ShapeLine): void {
 export async function queueShape(reader: QueueReader, opts: ShapeOptions): Promise<QueueShape> {
   const status = opts.status ?? 'all';
   const zones = new Map<string, Map<string, ShapeLine>>();
-  for await (const r of reader.indexedRows({ held: status !== 'pending', pending: status !== 'held', zone: opts.zone })) {
-    let domains = zones.get(r.zone);
-    if (!domains) zones.set(r.zone, (domains = new Map()));
-    let line = domains.get(r.domain);
-    if (!line) domains.set(r.domain, (line = emptyLine()));
-    addTo(line, bucketOf(opts.nowMs - queueIdTime(r.id)), r.held);
+  for await (const batch of reader.indexBatches({ held: status !== 'pending', pending: status !== 'held', zone: opts.zone })) {
+    for (const r of batch) {
+      let domains = zones.get(r.zone);
+      if (!domains) zones.set(r.zone, (domains = new Map()));
+      let line = domains.get(r.domain);
+      if (!line) domains.set(r.domain, (line = emptyLine()));
+      addTo(line, bucketOf(opts.nowMs - queueIdTime(r.id)), r.held);
+    }
+    await turn();
   }
   const total = emptyLine();
   const out: ZoneShape[] = [];
