@@ -130,7 +130,8 @@ export class Master {
     }
     const loaded = this.store.counters.totals();
     const ms = Math.round(performance.now() - openedAt);
-    logger.info({ event: 'QUEUE_LOADED', rows: loaded.queued + loaded.deferred, ...loaded, ms }, `queue loaded: ${loaded.queued + loaded.deferred} rows in ${ms} ms`);
+    const rows = loaded.queued + loaded.deferred + loaded.held;
+    logger.info({ event: 'QUEUE_LOADED', rows, ...loaded, ms }, `queue loaded: ${rows} rows in ${ms} ms`);
     const disk = new DiskGuard(config.queue.path, config.queue.minFreeSpace);
     const zones = new ZoneSelector(config);
     // an expired lease's attempt is cancelled through the data channel (started later)

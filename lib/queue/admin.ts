@@ -163,7 +163,7 @@ export class QueueAdmin {
         if (action === 'delete') removed = free;
         for (const row of free) zones.add(row.zone);
       } finally {
-        scheduler.unpin(picked);
+        scheduler.unpin(free);
       }
     });
     if (wholeMessage) {

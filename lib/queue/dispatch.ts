@@ -76,6 +76,8 @@ export class Dispatch implements ChannelHandlers {
         // the rows left go out under a new lease: they are due now
         await scheduler.settle(job.leaseId, peer.owner, async (lease) => {
           await outcomes.drop(lease, seqs, 'suppressed');
+          // the rows left are read from disk by their next job, the body too
+          this.deps.fresh.drop(lease.id);
           return seqs.size < lease.rows.length ? Date.now() : undefined;
         });
       } catch (err) {
