@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { queueCommand } from '../lib/cli/queue-command.js';
 
 const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string };
 
@@ -109,6 +110,7 @@ await yargs(hideBin(process.argv))
       });
     },
   )
+  .command('queue', "administer the running instance's queue over its API: list, show, summary, flush, delete, hold, release, suppress", queueCommand)
   .command('spam', 'the spam score of the inbox: train its classifier', (y) =>
     y
       .command(
@@ -138,7 +140,9 @@ await yargs(hideBin(process.argv))
   .epilogue('Config: config/default.toml, then DIR/config.toml, then SLUICE_… environment variables (SLUICE_SMTP__PORT=2600).')
   .example('echo "550 5.1.1 <x@y.test>: user unknown" | $0 check-bounce', 'how a reply is classified')
   .example('$0 spam train --spam corpus/spam --ham corpus/ham -d /var/lib/sluice', "train the inbox's spam model")
-  .demandCommand(1, 'name a command: run, create, check-config, check-bounce, hash-password or spam')
+  .example('$0 queue list --status deferred --domain dest.test', 'the deferred rows to one domain')
+  .example('$0 queue hold --domain dest.test', 'stop sending to a domain until released')
+  .demandCommand(1, 'name a command: run, create, check-config, check-bounce, hash-password, queue or spam')
   .strict()
   .version(pkg.version)
   .help()

@@ -15,6 +15,7 @@ export const HTTP_ERRORS = {
   Rejected: { status: 400, meaning: 'the message was refused as SMTP would refuse it (a hook, a policy, a bad address)' },
   Unauthorized: { status: 401, meaning: 'api.token is set and the request did not carry it' },
   NotFound: { status: 404, meaning: 'no such route, message, row or inbox' },
+  Conflict: { status: 409, meaning: 'the row is being delivered right now, or is held; try again when the attempt is over (or release it)' },
   PayloadTooLarge: { status: 413, meaning: 'the request body is over api.maxBodySize' },
   MessageTooLarge: { status: 413, meaning: 'the message is over smtp.maxSize' },
   UnsupportedMediaType: { status: 415, meaning: 'the route does not take this Content-Type' },

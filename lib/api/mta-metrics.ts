@@ -22,7 +22,7 @@ import type { MessageMeta, Origin } from '../queue/types.js';
 /** What the gauges read when scraped. */
 export interface QueueSources {
   zones(): readonly string[];
-  rows(zone: string): { queued: number; deferred: number };
+  rows(zone: string): { queued: number; deferred: number; held?: number };
   /** leases held by workers now, per zone */
   leases(): Record<string, number>;
   /** the oldest deferred row's creation time per zone (ms), where there is one */
@@ -54,7 +54,7 @@ export class MtaMetrics implements OutcomeListener {
 
     new Gauge({
       name: 'sluice_queue_rows',
-      help: 'Delivery rows in the queue by zone and status (queued, deferred; leased: held by a worker now, also counted in the other two).',
+      help: 'Delivery rows in the queue by zone and status (queued, deferred, held by an operator; leased: taken by a worker now, also counted in queued or deferred).',
       labelNames: ['zone', 'status'],
       registers,
       collect() {
@@ -63,6 +63,7 @@ export class MtaMetrics implements OutcomeListener {
           const r = sources.rows(zone);
           this.set({ zone, status: 'queued' }, r.queued);
           this.set({ zone, status: 'deferred' }, r.deferred);
+          this.set({ zone, status: 'held' }, r.held ?? 0);
           this.set({ zone, status: 'leased' }, leases[zone] ?? 0);
         }
       },

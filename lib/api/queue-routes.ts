@@ -24,7 +24,7 @@ export function rowView(row: DeliveryRow) {
     seq: row.seq.toString(16).padStart(3, '0'),
     zone: row.zone,
     recipient: row.recipient,
-    status: row.status === 'deferred' ? 'DEFERRED' : 'QUEUED',
+    status: row.status === 'deferred' ? 'DEFERRED' : row.status === 'held' ? 'HELD' : 'QUEUED',
     queued: new Date(row.due).toISOString(),
     ...(row.attempts > 0
       ? {
@@ -56,17 +56,20 @@ export function queueRoutes(deps: { store: QueueStore; zones: ZoneSelector; logg
         processed: snap.processed,
         queued: snap.queued,
         deferred: snap.deferred,
+        held: snap.held,
         domains: snap.domains,
       };
     });
 
-    app.get('/message/:id', { schema: { params: idParams, response: { 200: messageReply, ...errorReplies } } }, async (req) => {
+    const messageQuery = { type: 'object', properties: { headers: { type: 'string', enum: ['yes', 'no'], description: 'yes: meta.headers holds the stored header block' } } } as const;
+    app.get('/message/:id', { schema: { params: idParams, querystring: messageQuery, response: { 200: messageReply, ...errorReplies } } }, async (req) => {
       const id = checkedId(req.params);
       const meta = await deps.store.getMeta(id);
       if (!meta) throw HttpError.notFound(`No message ${id} in the queue`);
       const rows = await deps.store.getRows(id);
-      const { headers: _headers, ...rest } = meta;
-      return { meta: rest, messages: rows.map(rowView) };
+      const { headers, ...rest } = meta;
+      const withHeaders = (req.query as { headers?: string }).headers === 'yes';
+      return { meta: withHeaders ? { ...rest, headers } : rest, messages: rows.map(rowView) };
     });
 
     app.delete('/message/:id', { schema: { params: idParams, response: { 200: deletedReply, ...errorReplies } } }, async (req) => {

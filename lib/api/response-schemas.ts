@@ -36,6 +36,7 @@ export const zoneReply = {
     processed: { type: 'integer', description: 'rows finished (delivered or bounced) since then' },
     queued: { type: 'integer' },
     deferred: { type: 'integer' },
+    held: { type: 'integer', description: 'rows on hold' },
     domains: { type: 'array', items: domainCount },
   },
   required: ['time', 'started', 'processed', 'queued', 'deferred', 'domains'],
@@ -50,7 +51,7 @@ const rowView = {
     seq: { type: 'string', description: 'three hex digits' },
     zone: { type: 'string' },
     recipient: { type: 'string' },
-    status: { type: 'string', enum: ['QUEUED', 'DEFERRED'] },
+    status: { type: 'string', enum: ['QUEUED', 'DEFERRED', 'HELD'] },
     queued: { type: 'string', format: 'date-time', description: 'when the row is due' },
     deferred: {
       type: 'object',

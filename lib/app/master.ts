@@ -22,6 +22,12 @@ import { sendRawRoute } from '../api/send-raw-route.js';
 import { zonemtaRoutes } from '../api/zonemta-routes.js';
 import { sendRoute } from '../api/send-route.js';
 import { retryRoute } from '../api/retry-route.js';
+import { adminRoutes } from '../api/admin-routes.js';
+import { suppressionRoutes } from '../api/suppression-routes.js';
+import { zonemtaQueueRoutes } from '../api/zonemta-queue-routes.js';
+import { QueueAdmin } from '../queue/admin.js';
+import { SuppressionList } from '../queue/suppression.js';
+import { releaseDeleted } from '../plugins/outcome-hooks.js';
 import { pluginRoutes } from '../api/plugin-routes.js';
 import { createApi, listenApi } from '../api/server.js';
 import { listeners, type LoadedConfig } from '../config/load.js';
@@ -124,7 +130,8 @@ export class Master {
     }
     const loaded = this.store.counters.totals();
     const ms = Math.round(performance.now() - openedAt);
-    logger.info({ event: 'QUEUE_LOADED', rows: loaded.queued + loaded.deferred, ...loaded, ms }, `queue loaded: ${loaded.queued + loaded.deferred} rows in ${ms} ms`);
+    const rows = loaded.queued + loaded.deferred + loaded.held;
+    logger.info({ event: 'QUEUE_LOADED', rows, ...loaded, ms }, `queue loaded: ${rows} rows in ${ms} ms`);
     const disk = new DiskGuard(config.queue.path, config.queue.minFreeSpace);
     const zones = new ZoneSelector(config);
     // an expired lease's attempt is cancelled through the data channel (started later)
@@ -174,6 +181,11 @@ export class Master {
       notified.push(this.webhook);
     }
     const outcomes = (this.outcomes = new Outcomes(this.store, config, logger, notified, { notices: notifier }));
+    const suppression = await SuppressionList.load(this.store).catch(async (err: unknown) => {
+      await this.stop();
+      throw err;
+    });
+    const admin = new QueueAdmin({ store: this.store, scheduler, logger, rowsRemoved: (id) => outcomes.forgetCount(id), deleted: (rows) => releaseDeleted(this.hooks, rows) });
 
     try {
       if (config.inbound.enabled) {
@@ -192,7 +204,7 @@ export class Master {
       }
       // a worker says hello only after the supervisor (made once the channel listens) forked it
       const credentials = (workerId: string) => this.supervisor?.credentials(workerId);
-      await this.startDelivery(new Dispatch({ store: this.store, scheduler, outcomes, fresh, logger, credentials, attempted: (zone) => readiness.attempted(zone) }));
+      await this.startDelivery(new Dispatch({ store: this.store, scheduler, outcomes, fresh, logger, credentials, attempted: (zone) => readiness.attempted(zone), suppression }));
       if (config.api.enabled) {
         // a plugin serving GET /metrics itself (core/delivery-counters) keeps that path
         const pluginMetrics = plugins.routes.some(({ route }) => route.url === '/metrics' && [route.method].flat().includes('GET'));
@@ -203,6 +215,9 @@ export class Master {
           queueRoutes({ store: this.store, zones, logger, hooks: this.hooks }),
           healthRoutes({ store: this.store, disk, readiness: this.readiness }),
           retryRoute({ store: this.store, scheduler }),
+          adminRoutes({ store: this.store, admin }),
+          suppressionRoutes({ list: suppression, logger }),
+          zonemtaQueueRoutes({ store: this.store, admin, zones }),
           ...(this.inbound ? [this.inbound.routes()] : []),
           ...(pluginMetrics ? [] : [metricsRoute(this.metrics)]),
           pluginRoutes(plugins.routes),

@@ -35,7 +35,7 @@ import type { BounceInfo } from '../plugins/hooks.js';
 import type { HookRunner } from '../plugins/runner.js';
 import type { BatchOp } from '../store/group-commit.js';
 import type { FinishedRow, NoticeWriter, OutcomeListener } from '../queue/outcomes.js';
-import type { DeliveryRow, MessageMeta } from '../queue/types.js';
+import { lifetimeStart, type DeliveryRow, type MessageMeta } from '../queue/types.js';
 import { buildDsn, mayBounceTo, type DsnRecipient } from './dsn.js';
 
 type Action = DsnRecipient['action'];
@@ -149,7 +149,7 @@ export class BounceNotifier implements NoticeWriter, OutcomeListener {
       diagnostic: result.response,
       lastAttempt: row.lastAttempt ?? Date.now(),
       ...(row.orcpt ? { originalRecipient: row.orcpt } : {}),
-      ...(action === 'delayed' ? { willRetryUntil: row.created + this.config.queue.maxQueueTime } : {}),
+      ...(action === 'delayed' ? { willRetryUntil: lifetimeStart(row) + this.config.queue.maxQueueTime } : {}),
     }));
     const dsn = buildDsn({
       reportingMta: this.config.hostname,

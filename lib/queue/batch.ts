@@ -6,6 +6,8 @@
  * - a row moves (a retry later, a retry now) by deleting its old schedule key, putting the row and
  *   putting its new schedule key, in the same batch (`moveRow`);
  * - a finished row leaves with its schedule key (`removeRow`);
+ * - a held row trades its schedule key for a hold key (`holdRow`) and back (`releaseRow`): a row
+ *   has one of the two, never both, and a held row is found by no scan of the scheduler;
  * - a finished message leaves with its metadata and every body chunk (`removeMessage`).
  *
  * The batch is written by QueueStore.write; its `ops` may also be carried by another write that
@@ -44,7 +46,23 @@ export class QueueBatch {
 
   removeRow(row: DeliveryRow): this {
     this.ops.push({ type: 'del', key: keys.row(row.id, row.seq) });
-    this.ops.push({ type: 'del', key: scheduleKeyOf(row) });
+    this.ops.push({ type: 'del', key: row.status === 'held' ? keys.hold(row.zone, row.id, row.seq) : scheduleKeyOf(row) });
+    return this;
+  }
+
+  /** `to` (status held) replaces the pending row `from`: out of the schedule, into the hold index. */
+  holdRow(from: DeliveryRow, to: DeliveryRow): this {
+    this.ops.push({ type: 'del', key: scheduleKeyOf(from) });
+    this.ops.push({ type: 'put', key: keys.row(to.id, to.seq), value: encodeRow(to) });
+    this.ops.push({ type: 'put', key: keys.hold(to.zone, to.id, to.seq), value: encodeScheduleValue(to) });
+    return this;
+  }
+
+  /** `to` (pending again) replaces the held row `from`: out of the hold index, into the schedule. */
+  releaseRow(from: DeliveryRow, to: DeliveryRow): this {
+    this.ops.push({ type: 'del', key: keys.hold(from.zone, from.id, from.seq) });
+    this.ops.push({ type: 'put', key: keys.row(to.id, to.seq), value: encodeRow(to) });
+    this.ops.push({ type: 'put', key: scheduleKeyOf(to), value: encodeScheduleValue(to) });
     return this;
   }
 

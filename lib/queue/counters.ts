@@ -7,6 +7,7 @@ import type { DeliveryRow, RowStatus } from './types.js';
 interface Count {
   queued: number;
   deferred: number;
+  held: number;
 }
 
 interface ZoneCount extends Count {
@@ -17,8 +18,9 @@ interface ZoneCount extends Count {
 export interface ZoneSnapshot {
   queued: number;
   deferred: number;
+  held: number;
   processed: number;
-  domains: { domain: string; queued: number; deferred: number }[];
+  domains: { domain: string; queued: number; deferred: number; held: number }[];
 }
 
 export class QueueCounters {
@@ -28,9 +30,9 @@ export class QueueCounters {
     const zone = this.zone(row.zone);
     zone[row.status] += delta;
     let domain = zone.domains.get(row.domain);
-    if (!domain) zone.domains.set(row.domain, (domain = { queued: 0, deferred: 0 }));
+    if (!domain) zone.domains.set(row.domain, (domain = { queued: 0, deferred: 0, held: 0 }));
     domain[row.status] += delta;
-    if (domain.queued <= 0 && domain.deferred <= 0) zone.domains.delete(row.domain);
+    if (domain.queued <= 0 && domain.deferred <= 0 && domain.held <= 0) zone.domains.delete(row.domain);
   }
 
   move(row: Pick<DeliveryRow, 'zone' | 'domain'>, from: RowStatus, to: RowStatus): void {
@@ -45,31 +47,38 @@ export class QueueCounters {
 
   snapshot(zone: string): ZoneSnapshot {
     const z = this.zones.get(zone);
-    if (!z) return { queued: 0, deferred: 0, processed: 0, domains: [] };
-    const domains = [...z.domains].map(([domain, c]) => ({ domain, queued: c.queued, deferred: c.deferred }));
-    domains.sort((a, b) => b.queued + b.deferred - (a.queued + a.deferred) || a.domain.localeCompare(b.domain));
-    return { queued: z.queued, deferred: z.deferred, processed: z.processed, domains };
+    if (!z) return { queued: 0, deferred: 0, held: 0, processed: 0, domains: [] };
+    const domains = [...z.domains].map(([domain, c]) => ({ domain, queued: c.queued, deferred: c.deferred, held: c.held }));
+    domains.sort((a, b) => b.queued + b.deferred + b.held - (a.queued + a.deferred + a.held) || a.domain.localeCompare(b.domain));
+    return { queued: z.queued, deferred: z.deferred, held: z.held, processed: z.processed, domains };
   }
 
   /** One zone's totals, without building its per-domain list (metrics read this on every scrape). */
   zoneTotals(zone: string): Count {
     const z = this.zones.get(zone);
-    return { queued: z?.queued ?? 0, deferred: z?.deferred ?? 0 };
+    return { queued: z?.queued ?? 0, deferred: z?.deferred ?? 0, held: z?.held ?? 0 };
   }
 
   totals(): Count {
     let queued = 0;
     let deferred = 0;
+    let held = 0;
     for (const z of this.zones.values()) {
       queued += z.queued;
       deferred += z.deferred;
+      held += z.held;
     }
-    return { queued, deferred };
+    return { queued, deferred, held };
+  }
+
+  /** The zones with rows in them now. */
+  zoneNames(): string[] {
+    return [...this.zones.keys()];
   }
 
   private zone(name: string): ZoneCount {
     let z = this.zones.get(name);
-    if (!z) this.zones.set(name, (z = { queued: 0, deferred: 0, processed: 0, domains: new Map() }));
+    if (!z) this.zones.set(name, (z = { queued: 0, deferred: 0, held: 0, processed: 0, domains: new Map() }));
     return z;
   }
 }

@@ -6,7 +6,9 @@
  *
  * Invariant: a report is recorded only under the lease it names, while that lease is held by the
  * reporting connection (Scheduler.settle); once recorded, the body is no longer kept in memory
- * (a retry reads it from disk).
+ * (a retry reads it from disk). A job never reaches a worker with a row for a suppressed
+ * recipient (suppression.ts): such rows are dropped under the job's lease before it is sent, and
+ * the rest of the job goes out under a new lease.
  */
 import type { Logger } from 'pino';
 import type { ChannelHandlers, ChannelPeer } from '../channel/server.js';
@@ -15,6 +17,10 @@ import type { FreshBodies } from './fresh-bodies.js';
 import type { Outcomes } from './outcomes.js';
 import type { Scheduler } from './scheduler.js';
 import type { QueueStore } from './store.js';
+import type { SuppressionList } from './suppression.js';
+
+/** After a failed drop of suppressed rows, the wait before the worker's fetch goes on. */
+const DROP_RETRY_MS = 1000;
 
 export interface DispatchDeps {
   store: QueueStore;
@@ -26,6 +32,8 @@ export interface DispatchDeps {
   credentials: ChannelHandlers['credentials'];
   /** told of every fetch and report: a zone's workers are at work (readiness) */
   attempted?: (zone: string) => void;
+  /** recipients that get no mail */
+  suppression?: SuppressionList;
 }
 
 export class Dispatch implements ChannelHandlers {
@@ -51,10 +59,32 @@ export class Dispatch implements ChannelHandlers {
     // a retired worker's fetch stays unanswered: its channel closes when it has finished
     if (this.retired.has(peer.workerId)) return new Promise<Job>(() => undefined);
     this.owners.set(peer.workerId, peer.owner);
-    return this.deps.scheduler.fetch(peer.owner, peer.zone).then((job) => {
+    return this.nextJob(peer).then((job) => {
       this.deps.attempted?.(peer.zone);
       return job;
     });
+  }
+
+  /** The next job for the worker, less the rows of suppressed recipients (dropped here). */
+  private async nextJob(peer: ChannelPeer): Promise<Job> {
+    const { scheduler, suppression, outcomes, logger } = this.deps;
+    for (;;) {
+      const job = await scheduler.fetch(peer.owner, peer.zone);
+      const seqs = new Set(suppression?.size ? job.rows.filter((r) => suppression.test(r.recipient)).map((r) => r.seq) : []);
+      if (!seqs.size) return job;
+      try {
+        // the rows left go out under a new lease: they are due now
+        await scheduler.settle(job.leaseId, peer.owner, async (lease) => {
+          await outcomes.drop(lease, seqs, 'suppressed');
+          // the rows left are read from disk by their next job, the body too
+          this.deps.fresh.drop(lease.id);
+          return seqs.size < lease.rows.length ? Date.now() : undefined;
+        });
+      } catch (err) {
+        logger.error({ err, id: job.id }, `dropping suppressed rows of ${job.id} failed; they are tried again in ${DROP_RETRY_MS} ms`);
+        await new Promise((resolve) => setTimeout(resolve, DROP_RETRY_MS));
+      }
+    }
   }
 
   readChunk(id: string, n: number): Promise<Buffer | undefined> {

@@ -9,9 +9,15 @@
  *   s:<zone>:<due>:<id>:<seq>       scheduling index: row due at <due> (ms, 13 digits); value is
  *                                   the row's domain, so the scheduler can apply domain limits
  *                                   without reading the row
+ *   h:<zone>:<id>:<seq>             hold index: a held row (an operator parked it); value is the
+ *                                   row's domain, as for s:. A held row has no s: key, so the
+ *                                   scheduler never sees it
+ *   x:<kind>:<value>                suppression list entry (kind a: an address, d: a domain;
+ *                                   value URI-encoded, lower-case); value JSON (suppression.ts)
  *
  * A message is visible once its m: key exists; b: keys without an m: key are leftovers of an
- * interrupted ingest and are collected. Every row has exactly one s: key while pending.
+ * interrupted ingest and are collected. Every row has exactly one s: key while pending, or exactly
+one h: key while held, never both.
  */
 
 export const PREFIX = {
@@ -19,6 +25,8 @@ export const PREFIX = {
   body: 'b:',
   row: 'd:',
   schedule: 's:',
+  hold: 'h:',
+  suppression: 'x:',
 } as const;
 
 const hex = (n: number, width: number) => n.toString(16).padStart(width, '0');
@@ -42,6 +50,8 @@ export const keys = {
     gt: `s:${enc(zone)}:${String(Math.max(0, Math.floor(afterMs))).padStart(13, '0')};`,
     lt: `s:${enc(zone)};`,
   }),
+  hold: (zone: string, id: string, seq: number) => `h:${enc(zone)}:${id}:${hex(seq, 4)}`,
+  suppression: (kind: SuppressionKind, value: string) => `x:${kind === 'address' ? 'a' : 'd'}:${enc(value)}`,
   allOf: (prefix: string) => ({ gte: prefix, lt: prefix.slice(0, -1) + ';' }),
 };
 
@@ -71,3 +81,20 @@ export function decodeBodyKey(key: string): { id: string; chunk: number } {
   if (tag !== 'b' || id === undefined || chunk === undefined) throw new Error(`not a body key: ${key}`);
   return { id, chunk: parseInt(chunk, 16) };
 }
+
+export function decodeHoldKey(key: string): { zone: string; id: string; seq: number } {
+  const [tag, zone, id, seq] = key.split(':');
+  if (tag !== 'h' || zone === undefined || id === undefined || seq === undefined) throw new Error(`not a hold key: ${key}`);
+  return { zone: decodeURIComponent(zone), id, seq: parseInt(seq, 16) };
+}
+
+export type SuppressionKind = 'address' | 'domain';
+
+export function decodeSuppressionKey(key: string): { kind: SuppressionKind; value: string } {
+  const [tag, kind, value] = key.split(':');
+  if (tag !== 'x' || (kind !== 'a' && kind !== 'd') || value === undefined) throw new Error(`not a suppression key: ${key}`);
+  return { kind: kind === 'a' ? 'address' : 'domain', value: decodeURIComponent(value) };
+}
+
+/** The row key of `id`/`seq` as a listing cursor goes on from it (rows sort by id, then seq). */
+export const rowCursorKey = (id: string, seq: number) => keys.row(id, seq);

@@ -24,7 +24,7 @@ import type { BatchOp } from '../store/group-commit.js';
 import { QueueBatch } from './batch.js';
 import type { Lease } from './scheduler.js';
 import type { QueueStore } from './store.js';
-import type { DeliveryRow, MessageMeta } from './types.js';
+import { lifetimeStart, type DeliveryRow, type MessageMeta } from './types.js';
 
 export interface FinishedRow {
   row: DeliveryRow;
@@ -185,7 +185,7 @@ export class Outcomes {
           ...row,
           status: 'deferred',
           attempts,
-          due: nextAttemptAt(now, attempts, row.created, queue.retrySchedule, queue.maxQueueTime),
+          due: nextAttemptAt(now, attempts, lifetimeStart(row), queue.retrySchedule, queue.maxQueueTime),
           firstFailure: row.firstFailure ?? now,
           lastAttempt: now,
           lastResponse: result.response.slice(0, 1000),
@@ -242,6 +242,41 @@ export class Outcomes {
     }
   }
 
+  /**
+   * Rows of message `id` were removed outside a report (an operator deleted some): the count of
+   * what is left is read afresh by the next report. Called inside the message's exclusive lane.
+   */
+  forgetCount(id: string): void {
+    this.remaining.delete(id);
+  }
+
+  /**
+   * Ends rows of a lease without an attempt and without a notice (the suppression list): they
+   * leave the queue with a DROPPED line; the lease's other rows are not touched (they stay due and
+   * go out under a new lease). The message goes when nothing of it is left. Returns when it is on
+   * disk; written once (a failure rejects, and the rows are simply due again).
+   */
+  async drop(lease: Lease, seqs: ReadonlySet<number>, reason: string): Promise<void> {
+    const dropped = lease.rows.filter((r) => seqs.has(r.seq));
+    if (!dropped.length) return;
+    await this.store.exclusive(lease.id, async () => {
+      if (this.store.wasDeleted(lease.id)) return;
+      const pending = dropped.length === lease.meta.rcptCount ? dropped.length : await this.pending(lease.id);
+      const batch = new QueueBatch();
+      for (const row of dropped) batch.removeRow(row);
+      const messageDone = pending - dropped.length <= 0;
+      if (messageDone) batch.removeMessage(lease.id, lease.meta.chunks);
+      await this.store.write(batch);
+      if (messageDone) this.remaining.delete(lease.id);
+      else this.remaining.set(lease.id, pending - dropped.length);
+      for (const row of dropped) {
+        this.store.counters.add(row, -1);
+        this.store.counters.processed(row.zone);
+        logEvent(this.logger, 'DROPPED', { id: row.id, seq: row.seq, zone: row.zone, recipient: row.recipient, reason });
+      }
+    });
+  }
+
   private async pending(id: string): Promise<number> {
     let n = this.remaining.get(id);
     if (n === undefined) {
@@ -280,5 +315,5 @@ export class Outcomes {
  * deferral past the queue lifetime is a bounce. */
 function resultOf(row: DeliveryRow, results: readonly RowResult[], now: number, config: Config): RowResult {
   const result = results.find((r) => r.seq === row.seq) ?? { seq: row.seq, outcome: 'deferred' as const, response: 'no result reported by the worker' };
-  return expireIfDue(result, row.created, now, config.queue.maxQueueTime);
+  return expireIfDue(result, lifetimeStart(row), now, config.queue.maxQueueTime);
 }

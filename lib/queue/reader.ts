@@ -3,7 +3,7 @@
  * with every write). Nothing outside lib/queue gets the handle: callers get typed records and
  * bounded or streamed scans, decoded by the one codec (codec.ts).
  */
-import { keys, decodeBodyKey, decodeRowKey, PREFIX } from './keys.js';
+import { keys, decodeBodyKey, decodeRowKey, decodeSuppressionKey, PREFIX, type SuppressionKind } from './keys.js';
 import { decodeDueEntry, decodeMeta, decodeRow, type DueEntry } from './codec.js';
 import type { QueueDb } from './open.js';
 import type { DeliveryRow, MessageMeta } from './types.js';
@@ -14,7 +14,21 @@ export interface QueueCensus {
   body: number;
   row: number;
   schedule: number;
+  hold: number;
+  suppression: number;
 }
+
+/** A pending or held row as its index holds it (s: or h:), without reading the row. */
+export interface IndexedRow {
+  zone: string;
+  domain: string;
+  id: string;
+  seq: number;
+  held: boolean;
+}
+
+/** Entries read from LevelDB per call by the streamed walks. */
+const BATCH = 1000;
 
 export class QueueReader {
   /** only lib/queue touches the database: this reader, the store and the body writers it makes */
@@ -46,6 +60,20 @@ export class QueueReader {
   /** Rows `seqs` of message `id` as stored now (undefined where a row is gone). */
   async getRowsAt(id: string, seqs: readonly number[]): Promise<(DeliveryRow | undefined)[]> {
     const values = await this.db.getMany(seqs.map((seq) => keys.row(id, seq)));
+    return values.map((value) => (value === undefined ? undefined : decodeRow(value)));
+  }
+
+  /** The metadata of these messages, in one read (a message that is gone is left out). */
+  async metasOf(ids: readonly string[]): Promise<Map<string, MessageMeta>> {
+    const values = await this.db.getMany(ids.map((id) => keys.meta(id)));
+    const out = new Map<string, MessageMeta>();
+    values.forEach((value, i) => value !== undefined && out.set(ids[i]!, decodeMeta(value)));
+    return out;
+  }
+
+  /** The rows at these keys, as stored now (undefined where one is gone), in one read. */
+  async rowsAt(at: readonly { id: string; seq: number }[]): Promise<(DeliveryRow | undefined)[]> {
+    const values = await this.db.getMany(at.map((r) => keys.row(r.id, r.seq)));
     return values.map((value) => (value === undefined ? undefined : decodeRow(value)));
   }
 
@@ -101,6 +129,85 @@ export class QueueReader {
     for await (const value of this.db.values(keys.allOf(PREFIX.row))) yield decodeRow(value);
   }
 
+  /**
+   * Rows in key order (id, then seq: creation order), from just after the row key `after`,
+   * newest first when `reverse`, in arrays of up to `size` (each read from LevelDB in one call,
+   * so a walk over a million rows is a few thousand steps, not a million). Streamed: the caller
+   * stops when it has read enough.
+   */
+  async *rowBatches(opts: { after?: { id: string; seq: number }; reverse?: boolean; size?: number }): AsyncGenerator<DeliveryRow[]> {
+    const range: { gte?: string; gt?: string; lt?: string } = { ...keys.allOf(PREFIX.row) };
+    if (opts.after) {
+      const at = keys.row(opts.after.id, opts.after.seq);
+      if (opts.reverse) range.lt = at;
+      else {
+        delete range.gte;
+        range.gt = at;
+      }
+    }
+    const it = this.db.iterator({ ...range, reverse: opts.reverse === true, keys: false });
+    try {
+      for (;;) {
+        const entries = await it.nextv(opts.size ?? BATCH);
+        if (!entries.length) return;
+        yield entries.map(([, value]) => decodeRow(value!));
+      }
+    } finally {
+      await it.close();
+    }
+  }
+
+  /** rowBatches, a row at a time. */
+  async *rowsFrom(opts: { after?: { id: string; seq: number }; reverse?: boolean }): AsyncGenerator<DeliveryRow> {
+    for await (const batch of this.rowBatches(opts)) yield* batch;
+  }
+
+  /**
+   * Every pending row (s: index), then every held row (h: index), from the keys and their values
+   * alone (no row is decoded), of one zone or all, in arrays of up to BATCH entries. The keys are
+   * cut apart from their end, where every part has a fixed width.
+   */
+  async *indexBatches(opts: { pending?: boolean; held?: boolean; zone?: string } = {}): AsyncGenerator<IndexedRow[]> {
+    const within = (prefix: string) => (opts.zone === undefined ? keys.allOf(prefix) : keys.allOf(`${prefix}${encodeURIComponent(opts.zone)}:`));
+    // s:<zone>:<13 digits>:<22>:<4>   h:<zone>:<22>:<4>
+    const families = [
+      { on: opts.pending !== false, prefix: PREFIX.schedule, tail: 1 + 13 + 1 + 22 + 1 + 4, held: false },
+      { on: opts.held !== false, prefix: PREFIX.hold, tail: 1 + 22 + 1 + 4, held: true },
+    ];
+    for (const f of families) {
+      if (!f.on) continue;
+      const it = this.db.iterator({ ...within(f.prefix), valueEncoding: 'utf8' });
+      try {
+        for (;;) {
+          const entries = await it.nextv(BATCH);
+          if (!entries.length) break;
+          yield entries.map(([key, domain]) => {
+            const zone = key.slice(2, key.length - f.tail);
+            return {
+              zone: zone.includes('%') ? decodeURIComponent(zone) : zone,
+              id: key.slice(key.length - 27, key.length - 5),
+              seq: parseInt(key.slice(key.length - 4), 16),
+              domain: domain as unknown as string,
+              held: f.held,
+            };
+          });
+        }
+      } finally {
+        await it.close();
+      }
+    }
+  }
+
+  /** indexBatches, an entry at a time. */
+  async *indexedRows(opts: { pending?: boolean; held?: boolean; zone?: string } = {}): AsyncGenerator<IndexedRow> {
+    for await (const batch of this.indexBatches(opts)) yield* batch;
+  }
+
+  /** Every suppression list entry, as stored (suppression.ts owns the shape). */
+  async *suppressionEntries(): AsyncGenerator<{ kind: SuppressionKind; value: string; data: Buffer }> {
+    for await (const [key, data] of this.db.iterator(keys.allOf(PREFIX.suppression))) yield { ...decodeSuppressionKey(key), data };
+  }
+
   /** Whether `row` has its schedule key (a consistency check for tools and tests). */
   async isScheduled(row: DeliveryRow): Promise<boolean> {
     return (await this.db.get(keys.schedule(row.zone, row.due, row.id, row.seq))) !== undefined;
@@ -117,7 +224,7 @@ export class QueueReader {
 
   /** Keys per family, all of them or those of message `id` (a full scan). */
   async census(id?: string): Promise<QueueCensus> {
-    const counts: QueueCensus = { meta: 0, body: 0, row: 0, schedule: 0 };
+    const counts: QueueCensus = { meta: 0, body: 0, row: 0, schedule: 0, hold: 0, suppression: 0 };
     const families = Object.entries(PREFIX) as [keyof QueueCensus, string][];
     for await (const key of this.db.keys()) {
       if (id !== undefined && !key.includes(id)) continue;

@@ -15,7 +15,8 @@ export async function retryNow(store: QueueStore, scheduler: Scheduler, id: stri
   const zones = new Set<string>();
   let moved = 0;
   for (const row of rows) {
-    if (row.due <= nowMs || scheduler.isLeased(row.id, row.seq)) continue;
+    // a held row waits for its release (admin.ts), not for a retry
+    if (row.status === 'held' || row.due <= nowMs || scheduler.isLeased(row.id, row.seq)) continue;
     batch.moveRow(row, { ...row, due: nowMs });
     zones.add(row.zone);
     moved++;

@@ -56,6 +56,8 @@ export class Scheduler {
   private readonly leases: LeaseTable;
   private readonly fresh = new FreshLane();
   private readonly zones = new Map<string, ZoneState>();
+  /** rows an operator's change is being written for (admin.ts): not handed out meanwhile */
+  private readonly pinned = new Set<string>();
   readonly limits: DomainLimits;
   private readonly clock: Clock;
   private closed = false;
@@ -247,6 +249,25 @@ export class Scheduler {
     return this.leases.isLeased(id, seq);
   }
 
+  /**
+   * Takes the rows of `rows` that no worker holds out of the scheduler's hands until `unpin`:
+   * an operator's change to them (hold, delete, reschedule) is written meanwhile, and a scan that
+   * read their old index keys must not lease them under it. Leased rows are left out (their
+   * attempt runs; its outcome decides). Their message's fresh offers are withdrawn (the rows that
+   * stay pending are found on disk by the next scan). Synchronous, so no lease is granted between
+   * the check and the pin.
+   */
+  pin<R extends { id: string; seq: number }>(rows: readonly R[]): R[] {
+    const free = rows.filter((r) => !this.leases.isLeased(r.id, r.seq) && !this.pinned.has(rowKey(r.id, r.seq)));
+    for (const id of new Set(free.map((r) => r.id))) this.fresh.forget(id);
+    for (const r of free) this.pinned.add(rowKey(r.id, r.seq));
+    return free;
+  }
+
+  unpin(rows: readonly { id: string; seq: number }[]): void {
+    for (const r of rows) this.pinned.delete(rowKey(r.id, r.seq));
+  }
+
   close(): void {
     this.closed = true;
     for (const state of this.zones.values()) {
@@ -327,7 +348,7 @@ export class Scheduler {
       // leased rows are taken; offered ones go out from memory, in the same order
       isTaken: (id, seq) => {
         const key = rowKey(id, seq);
-        return this.leases.isLeasedKey(key) || this.fresh.isOffered(key);
+        return this.leases.isLeasedKey(key) || this.fresh.isOffered(key) || this.pinned.has(key);
       },
       claim: (domain, free) => this.claim(zone, domain, free),
     });
@@ -386,7 +407,7 @@ export class Scheduler {
     const found = await this.store.readJob(zone, g.id, g.keys);
     const meta = found.meta;
     // leased while this read was waiting (a fresh offer of the same row): never twice
-    const rows = found.rows.filter((row) => !this.leases.isLeased(row.id, row.seq));
+    const rows = found.rows.filter((row) => !this.leases.isLeased(row.id, row.seq) && !this.pinned.has(rowKey(row.id, row.seq)));
     if (!meta || !rows.length) {
       this.limits.unclaim(zone, g.domain);
       return undefined;

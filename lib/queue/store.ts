@@ -24,7 +24,7 @@
  *   and whatever of it reached the disk is removed after the reopen.
  */
 import type { Logger } from 'pino';
-import { keys, decodeBodyKey, PREFIX } from './keys.js';
+import { keys, decodeBodyKey, PREFIX, type SuppressionKind } from './keys.js';
 import { GroupCommitter, type BatchOp, type GroupCommitStats } from '../store/group-commit.js';
 import { QueueCounters } from './counters.js';
 import { openQueueDb, type QueueDb } from './open.js';
@@ -210,6 +210,13 @@ export class QueueStore extends QueueReader {
     return this.guard.write(() => this.committer.commit(batch.ops));
   }
 
+  /** Stores a suppression list entry (`data` undefined: removes it), synced. */
+  writeSuppression(kind: SuppressionKind, value: string, data: Buffer | undefined): Promise<void> {
+    const key = keys.suppression(kind, value);
+    const ops: BatchOp[] = [data === undefined ? { type: 'del', key } : { type: 'put', key, value: data }];
+    return this.guard.write(() => this.committer.commit(ops));
+  }
+
   onDelete(listener: (id: string) => void): void {
     this.deleteListeners.push(listener);
   }
@@ -232,7 +239,8 @@ export class QueueStore extends QueueReader {
         return;
       }
       const row = decodeRow(value);
-      if (row.due === due) rows.push(row);
+      // a row held since the scan read its schedule key lost that key; it is not handed out
+      if (row.due === due && row.status !== 'held') rows.push(row);
     });
     if (stale.size) {
       // unsynced: a key that comes back after a crash is dropped again by the next scan

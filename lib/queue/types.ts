@@ -51,7 +51,9 @@ export interface RecipientDsn {
   orcpt?: string;
 }
 
-export type RowStatus = 'queued' | 'deferred';
+/** queued: not tried yet; deferred: tried and waiting for its next attempt; held: parked by an
+ * operator (never handed to a worker, its lifetime does not run, until it is released) */
+export type RowStatus = 'queued' | 'deferred' | 'held';
 
 export interface DeliveryRow {
   id: string;
@@ -75,7 +77,15 @@ export interface DeliveryRow {
   lastTlsPolicy?: string;
   /** the "delayed" notice was sent */
   warned?: boolean;
+  /** when an operator held the row (status held) */
+  heldAt?: number;
+  /** how long the row has been held in all, before its current hold: its lifetime
+   * (queue.maxQueueTime) is counted from created + heldMs */
+  heldMs?: number;
   /** NOTIFY and ORCPT from RCPT TO */
   notify?: NotifyOn[];
   orcpt?: string;
 }
+
+/** When a row's queue lifetime started: its creation, moved on by the time it spent held. */
+export const lifetimeStart = (row: Pick<DeliveryRow, 'created' | 'heldMs'>): number => row.created + (row.heldMs ?? 0);

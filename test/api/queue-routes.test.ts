@@ -49,7 +49,7 @@ test('GET /queue/:zone counts per zone and per domain across several messages', 
   await send(['a3@dest.test', 'c2@bulk.test', 'c3@mass.test']);
   await send(['c4@BULK.test']);
   const def = await zone('default');
-  assert.deepEqual(Object.keys(def).sort(), ['deferred', 'domains', 'processed', 'queued', 'started', 'time']);
+  assert.deepEqual(Object.keys(def).sort(), ['deferred', 'domains', 'held', 'processed', 'queued', 'started', 'time']);
   assert.ok(def.time >= t0 && def.time <= Date.now());
   assert.ok(def.started <= t0);
   assert.equal(def.processed, 0);
@@ -94,7 +94,7 @@ test('GET /message/:id has the ZoneMTA shape { meta, messages: [{ id, seq, zone,
 test('DELETE /message/:id removes meta, rows, schedule keys and body chunks; counters drop; again → 404', async () => {
   const sent = await send(['d1@dest.test', 'd2@dest.test', 'd3@bulk.test'], 'body line\n'.repeat(500));
   const keysBefore = await keyCounts(sent.id);
-  assert.deepEqual({ ...keysBefore, body: keysBefore.body > 1 }, { meta: 1, body: true, row: 3, schedule: 3 });
+  assert.deepEqual({ ...keysBefore, body: keysBefore.body > 1 }, { meta: 1, body: true, row: 3, schedule: 3, hold: 0, suppression: 0 });
   const allBefore = await keyCounts();
   const [defBefore, bulkBefore] = [await zone('default'), await zone('bulk')];
 
@@ -102,13 +102,15 @@ test('DELETE /message/:id removes meta, rows, schedule keys and body chunks; cou
   assert.equal(del.status, 200);
   assert.deepEqual(del.body, { success: true, id: sent.id });
 
-  assert.deepEqual(await keyCounts(sent.id), { meta: 0, body: 0, row: 0, schedule: 0 });
+  assert.deepEqual(await keyCounts(sent.id), { meta: 0, body: 0, row: 0, schedule: 0, hold: 0, suppression: 0 });
   const allAfter = await keyCounts();
   assert.deepEqual(allAfter, {
     meta: allBefore.meta - 1,
     body: allBefore.body - keysBefore.body,
     row: allBefore.row - 3,
     schedule: allBefore.schedule - 3,
+    hold: 0,
+    suppression: 0,
   });
   assert.equal((await zone('default')).queued, defBefore.queued - 2);
   assert.equal((await zone('bulk')).queued, bulkBefore.queued - 1);
@@ -148,7 +150,7 @@ test('unknown ids and zones → JSON 404', async () => {
   try {
     const r = await request(`${empty.api}/queue/quiet`);
     assert.equal(r.status, 200);
-    assert.deepEqual({ ...r.body, time: 0, started: 0 }, { time: 0, started: 0, processed: 0, queued: 0, deferred: 0, domains: [] });
+    assert.deepEqual({ ...r.body, time: 0, started: 0 }, { time: 0, started: 0, processed: 0, queued: 0, deferred: 0, held: 0, domains: [] });
   } finally {
     await empty.stop();
   }

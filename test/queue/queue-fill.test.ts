@@ -19,7 +19,7 @@ test('fillQueue writes whole messages with rows spread over domains, zones and s
     assert.deepEqual({ messages: result.messages, rows: result.rows }, { messages: 5_000, rows: 20_000 });
     const store = await openStore(queuePath, 1_024);
     try {
-      assert.deepEqual(await store.census(), { meta: 5_000, body: 15_000, row: 20_000, schedule: 20_000 });
+      assert.deepEqual(await store.census(), { meta: 5_000, body: 15_000, row: 20_000, schedule: 20_000, hold: 0, suppression: 0 });
       let deferred = 0;
       for (const zone of ['a', 'b']) {
         const snap = store.counters.snapshot(zone);
