@@ -96,10 +96,10 @@ export class Inbox {
   async start(): Promise<void> {
     const { config, logger } = this.deps;
     this.store = await InboxStore.open(config.path, logger.child({ component: 'inbox' }));
-    this.privates = new PrivateInboxes(this.store);
+    this.privates = new PrivateInboxes(this.store.records);
     await this.privates.load();
-    this.aliases = new Aliases(this.store, config.aliasSecret);
-    this.webhooks = new InboxWebhooks(config.webhook, this.store, logger.child({ component: 'inbox' }));
+    this.aliases = new Aliases(this.store.records, config.aliasSecret);
+    this.webhooks = new InboxWebhooks(config.webhook, this.store.records, logger.child({ component: 'inbox' }));
     await this.webhooks.start();
     if (config.checkAuth) this.auth = new AuthChecker({ dnsServers: this.deps.dns.servers, dnsTimeoutMs: this.deps.dns.timeoutMs, hostname: this.deps.hostname });
     this.spam = new SpamScorer(config.spam, logger.child({ component: 'inbox' }));
