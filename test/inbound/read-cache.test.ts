@@ -8,7 +8,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { MAX_ENTRIES, ReadCache } from '../../lib/inbound/store/read-cache.js';
-import type { InboundEnvelope, InboxEntry, MessageSummary } from '../../lib/inbound/store/types.js';
+import type { InboundEnvelope, InboxEntry, MessageSummary, ParsedMessage } from '../../lib/inbound/store/types.js';
 import { tempDir } from '../helpers/master.js';
 import { startReceiver, type TestReceiver } from '../helpers/inbound.js';
 
@@ -162,4 +162,20 @@ test('listings served from the cache while mail arrives, is marked read and dele
   receivers.push(fresh);
   const cold = async (inbox: string) => (await fresh.json<Listing>(`/api/inboxes/${inbox}/messages?limit=200`)).body.messages.map((m) => `${m.id} ${m.read} ${m.subject}`);
   assert.deepEqual(warm, { a: await cold('a@inbox.test'), b: await cold('b@inbox.test') });
+});
+
+test('parsed messages are kept within their byte budget, and go with their message', () => {
+  const cache = new ReadCache();
+  const parsed = (text: string) => ({ text }) as unknown as ParsedMessage;
+  const fill = cache.beginFill([], ['big', ...Array.from({ length: 40 }, (_, i) => `m${i}`)]);
+  cache.installParsed(fill, 'big', parsed('huge'), 300 * 1024);
+  assert.equal(cache.parsedMessage('big'), undefined, 'one record over 256 KB is not kept');
+  for (let i = 0; i < 40; i++) cache.installParsed(fill, `m${i}`, parsed(`m${i}`), 200 * 1024);
+  cache.endFill(fill);
+  assert.equal(cache.parsedMessage('m0'), undefined, '8 MB offered, the oldest went');
+  assert.equal(cache.parsedMessage('m39')?.text, 'm39');
+  assert.equal(cache.parsedMessage('m20')?.text, 'm20', '20 of 200 KB fit in 4 MB');
+  assert.equal(cache.parsedMessage('m19'), undefined);
+  cache.dropped('m39', ['a'], undefined);
+  assert.equal(cache.parsedMessage('m39'), undefined);
 });

@@ -17,14 +17,19 @@
  * consistent snapshot, as a LevelDB iterator would).
  *
  * Bounds: MAX_INBOXES inboxes of at most MAX_ENTRIES entries each (a larger inbox is read from the
- * store each time), MAX_RECORDS envelopes and as many summaries; the least recently used go first.
+ * store each time), MAX_RECORDS envelopes and as many summaries, and parsed messages (what a get
+ * of one message serves: text, HTML, headers) up to MAX_PARSED_BYTES of their stored JSON, none
+ * larger than MAX_PARSED_ONE; the least recently used go first.
  */
-import type { InboundEnvelope, InboxEntry, MessageSummary } from './types.js';
+import type { InboundEnvelope, InboxEntry, MessageSummary, ParsedMessage } from './types.js';
 
 const MAX_INBOXES = 100;
 /** Entries of one cached inbox: an inbox over its cap between two sweeps still fits (cap 200). */
 export const MAX_ENTRIES = 1000;
 const MAX_RECORDS = 1000;
+/** parsed messages: 4 MB of their JSON in all (an inbox of 200 small messages), 256 KB at most each */
+const MAX_PARSED_BYTES = 4 * 1024 * 1024;
+const MAX_PARSED_ONE = 256 * 1024;
 /** inboxes remembered as too large to cache (until a removal makes them smaller) */
 const MAX_OVERSIZED = 1000;
 
@@ -76,6 +81,8 @@ export class ReadCache {
   private readonly oversized = new Set<string>();
   private readonly envelopes = new Map<string, InboundEnvelope>();
   private readonly summaries = new Map<string, MessageSummary>();
+  private readonly parsed = new Map<string, { value: ParsedMessage; bytes: number }>();
+  private parsedBytes = 0;
   private readonly fills = new Set<Fill>();
 
   // --- reads ----------------------------------------------------------------------------------
@@ -95,6 +102,10 @@ export class ReadCache {
 
   summary(id: string): MessageSummary | undefined {
     return lruGet(this.summaries, id);
+  }
+
+  parsedMessage(id: string): ParsedMessage | undefined {
+    return lruGet(this.parsed, id)?.value;
   }
 
   /** How many messages of a cached inbox are newer than `id`. */
@@ -149,6 +160,26 @@ export class ReadCache {
 
   installSummary(fill: Fill, id: string, summary: MessageSummary): void {
     if (!this.spoiled(fill, id)) lruSet(this.summaries, id, summary, MAX_RECORDS);
+  }
+
+  /** `bytes`: the size of its stored JSON, which stands for what it holds in memory. */
+  installParsed(fill: Fill, id: string, value: ParsedMessage, bytes: number): void {
+    if (this.spoiled(fill, id) || bytes > MAX_PARSED_ONE) return;
+    this.forgetParsed(id);
+    this.parsed.set(id, { value, bytes });
+    this.parsedBytes += bytes;
+    for (const [oldest, { bytes: n }] of this.parsed) {
+      if (this.parsedBytes <= MAX_PARSED_BYTES) break;
+      this.parsed.delete(oldest);
+      this.parsedBytes -= n;
+    }
+  }
+
+  private forgetParsed(id: string): void {
+    const had = this.parsed.get(id);
+    if (!had) return;
+    this.parsed.delete(id);
+    this.parsedBytes -= had.bytes;
   }
 
   // --- writes (told by the store) -------------------------------------------------------------
@@ -212,6 +243,7 @@ export class ReadCache {
     else {
       this.envelopes.delete(id);
       this.summaries.delete(id);
+      this.forgetParsed(id);
     }
   }
 
@@ -224,6 +256,7 @@ export class ReadCache {
   /** A message was parsed: its summary is kept only if its envelope is (it was read before). */
   summaryChanged(id: string, summary: MessageSummary): void {
     this.touch([id], []);
+    this.forgetParsed(id);
     if (this.envelopes.has(id)) lruSet(this.summaries, id, summary, MAX_RECORDS);
   }
 
@@ -234,5 +267,7 @@ export class ReadCache {
     this.oversized.clear();
     this.envelopes.clear();
     this.summaries.clear();
+    this.parsed.clear();
+    this.parsedBytes = 0;
   }
 }

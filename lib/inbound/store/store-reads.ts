@@ -31,9 +31,20 @@ export class StoreReads {
     return v === undefined ? undefined : parse<InboundEnvelope>(v);
   }
 
+  /** What the parser made of a message (from the read cache when it is there). */
   async getParsed(id: string): Promise<ParsedMessage | undefined> {
-    const v = await this.db.get(keys.meta(id));
-    return v === undefined ? undefined : parse<ParsedMessage>(v);
+    const hit = this.cache.parsedMessage(id);
+    if (hit) return hit;
+    const fill = this.cache.beginFill([], [id]);
+    try {
+      const v = await this.db.get(keys.meta(id));
+      if (v === undefined) return undefined;
+      const parsed = parse<ParsedMessage>(v);
+      this.cache.installParsed(fill, id, parsed, v.length);
+      return parsed;
+    } finally {
+      this.cache.endFill(fill);
+    }
   }
 
   getSummaries(ids: string[]): Promise<(MessageSummary | undefined)[]> {
