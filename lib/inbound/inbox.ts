@@ -226,7 +226,7 @@ export class Inbox {
   }
 
   private async parse(id: string): Promise<void> {
-    const envelope = await this.store.getEnvelope(id);
+    const envelope = await this.store.readEnvelope(id);
     if (!envelope) return; // deleted before its turn
     const { parsed, summary, search } = await parseMessage(this.store, envelope, this.auth, this.deps.onBytes, this.spam);
     if (!(await this.store.saveParsed(id, parsed, summary, search))) return;

@@ -25,8 +25,11 @@ export class StoreReads {
     return (await this.getEnvelopes([id]))[0];
   }
 
-  /** The envelope as LevelDB has it: what a message's own changes read. */
-  protected async readEnvelope(id: string): Promise<InboundEnvelope | undefined> {
+  /**
+   * The envelope as LevelDB has it, not through the cache: what a message's own changes read, and
+   * the parser (it reads every message once; through the cache it would push out what the API reads).
+   */
+  async readEnvelope(id: string): Promise<InboundEnvelope | undefined> {
     const v = await this.db.get(keys.envelope(id));
     return v === undefined ? undefined : parse<InboundEnvelope>(v);
   }
