@@ -253,11 +253,11 @@ export class ReadCache {
     if (this.envelopes.has(envelope.id)) this.envelopes.set(envelope.id, envelope);
   }
 
-  /** A message was parsed: its summary is kept only if its envelope is (it was read before). */
+  /** A message was parsed: its summary is kept only if it or its envelope is (it was read before). */
   summaryChanged(id: string, summary: MessageSummary): void {
     this.touch([id], []);
     this.forgetParsed(id);
-    if (this.envelopes.has(id)) lruSet(this.summaries, id, summary, MAX_RECORDS);
+    if (this.envelopes.has(id) || this.summaries.has(id)) lruSet(this.summaries, id, summary, MAX_RECORDS);
   }
 
   /** Forgets everything, and no fill under way is installed. */
