@@ -26,7 +26,8 @@
  *
  * Environment: BENCH_MESSAGES (5000), BENCH_SLUICE (another build's dist/bin/sluice.js),
  * BENCH_LOG_LEVEL (warn), BENCH_CPU_PROF (a directory: the sluice process runs under
- * `node --cpu-prof` and leaves its profile there).
+ * `node --cpu-prof` and leaves its profile there), BENCH_NODE_ARGS (node or V8 flags for the sluice
+ * process, to try one against the defaults).
  *
  * Everything is on 127.0.0.1 with ports found free, every wait is bounded, the child is stopped
  * by PID and the temporary app dir is removed at the end.
@@ -54,6 +55,7 @@ const WAIT_TARGET_MS = 100;
 const DRAIN_TIMEOUT_MS = 300_000;
 const SOURCE_TIMEOUT_MS = Math.max(60_000, MESSAGES * 40);
 const LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? 'warn';
+const EXTRA_NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
 const DOMAIN = 'sluice.test';
 const READ_INBOX = `api@${DOMAIN}`;
 
@@ -144,7 +146,7 @@ async function runSluice(): Promise<Run> {
   const dir = mkdtempSync(path.join(tmpdir(), 'sluice-inbound-bench-'));
   const [smtpPort, apiPort, channelPort, inboundPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
   writeBenchConfig(dir, { logLevel: LOG_LEVEL, smtpPort, apiPort, channelPort, inboundPort }, ['[zones.default]', 'processes = 0', '[inbound.api]', 'ratePerMinute = 0', `maxStreamsPerIp = ${2 * IDLE_CLIENTS + 10}`]);
-  const nodeArgs: string[] = [];
+  const nodeArgs: string[] = [...EXTRA_NODE_ARGS];
   const profDir = process.env.BENCH_CPU_PROF;
   if (profDir) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${path.resolve(profDir)}`, '--cpu-prof-name=sluice-inbound.cpuprofile');
   const child = spawn(process.execPath, [...withNodeFlags(nodeArgs), sluiceBin, 'run', '-d', dir], { stdio: ['ignore', 'ignore', 'pipe'] });

@@ -11,7 +11,7 @@
  * other address.
  */
 import { createHmac, randomBytes } from 'node:crypto';
-import type { InboxStore } from './store/inbox-store.js';
+import type { SideRecords } from './store/side-records.js';
 
 export const ALIAS_PREFIX = 'alt-';
 const SECRET_SETTING = 'alias-secret';
@@ -22,7 +22,7 @@ export class Aliases {
   private secret: Buffer | undefined;
 
   constructor(
-    private readonly store: InboxStore,
+    private readonly store: SideRecords,
     private readonly configured: string | undefined,
   ) {}
 

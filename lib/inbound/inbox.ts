@@ -5,14 +5,16 @@
  *
  *   receive()   raw bytes → the store (one synced commit) → the id; the 250 is said after this
  *   (parser)    after the commit: headers, text, HTML, attachments, links, auth, spam score → the store
- *   message() / list() / latest() / raw() / attachment()   what the API serves
- *   removeFrom() / remove() / empty()                       deletions
+ *   message() / entry() / raw() / attachment()     what the API serves of one message
+ *   list() / newer() / search() / count()           reading inboxes (inbox-reader.ts)
+ *   removeFrom() / remove() / empty()               deletions
  *
  * Reads see a message as soon as receive() has returned: one not parsed yet is parsed first (it
  * jumps the parser's line). The parser knows every message waiting for it (those a restart found
  * unparsed included), so a read asks it, not the store: under a flood each read of the store
- * waits its turn behind the receipts' synced writes. Retention holds on read as well as in the sweeper: an expired message
- * or one past an inbox's cap is not served even before the sweeper removes it.
+ * waits its turn behind the receipts' synced writes. Retention holds on read as well as in the
+ * sweeper: an expired message or one past an inbox's cap is not served even before the sweeper
+ * removes it.
  */
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
@@ -32,8 +34,9 @@ import { DEFAULT_PACING, IntakeActivity } from './parse/pacing.js';
 import { ParseQueue } from './parse/parse-queue.js';
 import type { InboxTarget } from './recipients.js';
 import { Retention } from './retention.js';
-import { idPrefixAt, inboxIdTime, isInboxId } from './store/ids.js';
-import { matches, type Query } from './search/query.js';
+import { inboxIdTime, isInboxId } from './store/ids.js';
+import type { Query } from './search/query.js';
+import { InboxReader, type ListedMessage, type SearchOptions, type SearchPage } from './inbox-reader.js';
 import { SpamScorer } from './spam/scorer.js';
 import { InboxStore } from './store/inbox-store.js';
 import type { ClientInfo, InboundEnvelope, InboxEntry, MessageSummary, ParsedMessage, Release } from './store/types.js';
@@ -55,12 +58,7 @@ export interface StoredMessage {
   parsed: ParsedMessage | null;
 }
 
-/** One line of an inbox listing. */
-export interface ListedMessage {
-  envelope: InboundEnvelope;
-  entry: InboxEntry;
-  summary: MessageSummary | null;
-}
+export type { ListedMessage } from './inbox-reader.js';
 
 export type StoredListener = (envelope: InboundEnvelope, summary: MessageSummary | null) => void;
 
@@ -76,6 +74,7 @@ export interface InboxDeps {
 export class Inbox {
   private store!: InboxStore;
   private parser!: ParseQueue;
+  private reader!: InboxReader;
   /** receipts in flight: background parses wait while there are any */
   private readonly intake = new IntakeActivity();
   private retention!: Retention;
@@ -96,16 +95,17 @@ export class Inbox {
   async start(): Promise<void> {
     const { config, logger } = this.deps;
     this.store = await InboxStore.open(config.path, logger.child({ component: 'inbox' }));
-    this.privates = new PrivateInboxes(this.store);
+    this.privates = new PrivateInboxes(this.store.records);
     await this.privates.load();
-    this.aliases = new Aliases(this.store, config.aliasSecret);
-    this.webhooks = new InboxWebhooks(config.webhook, this.store, logger.child({ component: 'inbox' }));
+    this.aliases = new Aliases(this.store.records, config.aliasSecret);
+    this.webhooks = new InboxWebhooks(config.webhook, this.store.records, logger.child({ component: 'inbox' }));
     await this.webhooks.start();
     if (config.checkAuth) this.auth = new AuthChecker({ dnsServers: this.deps.dns.servers, dnsTimeoutMs: this.deps.dns.timeoutMs, hostname: this.deps.hostname });
     this.spam = new SpamScorer(config.spam, logger.child({ component: 'inbox' }));
     this.spam.start();
     this.parser = new ParseQueue((id) => this.parse(id), PARSE_CONCURRENCY, logger.child({ component: 'inbox' }), { ...DEFAULT_PACING, busy: () => this.intake.busy() });
     this.retention = new Retention(this.store, config, logger.child({ component: 'inbox' }));
+    this.reader = new InboxReader(this.store, this.parser, config);
     // what a crash left unparsed is parsed now (its 250 was given: it must be served)
     for await (const id of this.store.pendingIds()) this.parser.add(id);
     this.retention.start();
@@ -226,7 +226,7 @@ export class Inbox {
   }
 
   private async parse(id: string): Promise<void> {
-    const envelope = await this.store.getEnvelope(id);
+    const envelope = await this.store.readEnvelope(id);
     if (!envelope) return; // deleted before its turn
     const { parsed, summary, search } = await parseMessage(this.store, envelope, this.auth, this.deps.onBytes, this.spam);
     if (!(await this.store.saveParsed(id, parsed, summary, search))) return;
@@ -264,104 +264,23 @@ export class Inbox {
     return entry;
   }
 
-  /**
-   * An inbox, newest first: up to `limit` messages older than the `before` id (a cursor from an
-   * earlier page), only those with `tag` when one is given. `more` says whether older ones exist.
-   */
-  async list(inbox: string, opts: { limit: number; before?: string; tag?: string }): Promise<{ items: ListedMessage[]; more: boolean }> {
-    const now = Date.now();
-    const cap = this.deps.config.maxPerInbox;
-    let position = opts.before ? await this.store.countNewer(inbox, opts.before) + 1 : 0;
-    const picked: { id: string; entry: InboxEntry }[] = [];
-    let more = false;
-    for await (const e of this.store.entries(inbox, opts.before)) {
-      if (position++ >= cap || !this.live(e.id, now)) break;
-      if (opts.tag && !e.entry.tags.includes(opts.tag)) continue;
-      if (picked.length === opts.limit) {
-        more = true;
-        break;
-      }
-      picked.push(e);
-    }
-    const ids = picked.map((p) => p.id);
-    await Promise.all(ids.map((id) => this.parser.ensure(id)));
-    const [envelopes, summaries] = await Promise.all([this.store.getEnvelopes(ids), this.store.getSummaries(ids)]);
-    const items: ListedMessage[] = [];
-    picked.forEach((p, i) => {
-      const envelope = envelopes[i];
-      if (envelope) items.push({ envelope, entry: p.entry, summary: summaries[i] ?? null });
-    });
-    return { items, more };
+  /** An inbox, newest first, a page at a time (inbox-reader.ts). */
+  list(inbox: string, opts: { limit: number; before?: string; tag?: string }): Promise<{ items: ListedMessage[]; more: boolean }> {
+    return this.reader.list(inbox, opts);
   }
 
-  /**
-   * An inbox's messages newer than the id `after` and received at or after `sinceMs`, oldest
-   * first (what a subscriber missed, or what a waiter waits for), within the inbox's cap.
-   */
-  async newer(inbox: string, opts: { after?: string; sinceMs?: number; tag?: string; limit: number }): Promise<ListedMessage[]> {
-    const now = Date.now();
-    const picked: { id: string; entry: InboxEntry }[] = [];
-    let position = 0;
-    for await (const e of this.store.entries(inbox)) {
-      if (position++ >= this.deps.config.maxPerInbox || !this.live(e.id, now)) break;
-      if (opts.after !== undefined && e.id <= opts.after) break;
-      if (opts.sinceMs !== undefined && inboxIdTime(e.id) < opts.sinceMs) break;
-      if (!opts.tag || e.entry.tags.includes(opts.tag)) picked.push(e);
-    }
-    const oldestFirst = picked.reverse().slice(0, opts.limit);
-    const ids = oldestFirst.map((p) => p.id);
-    await Promise.all(ids.map((id) => this.parser.ensure(id)));
-    const [envelopes, summaries] = await Promise.all([this.store.getEnvelopes(ids), this.store.getSummaries(ids)]);
-    const items: ListedMessage[] = [];
-    oldestFirst.forEach((p, i) => {
-      const envelope = envelopes[i];
-      if (envelope) items.push({ envelope, entry: p.entry, summary: summaries[i] ?? null });
-    });
-    return items;
+  /** An inbox's messages newer than an id or a time, oldest first (inbox-reader.ts). */
+  newer(inbox: string, opts: { after?: string; sinceMs?: number; tag?: string; limit: number }): Promise<ListedMessage[]> {
+    return this.reader.newer(inbox, opts);
   }
 
-  /**
-   * Messages matching a search, newest first: `limit` of them from before the id `before` (the
-   * cursor of an earlier page), only those `readable` says the caller may see. A search by one
-   * inbox reads that inbox's index; any other reads the store newest first, within the dates the
-   * query gives, at most `maxScan` messages per call (`next` then says where to go on).
-   */
-  async search(q: Query, opts: { limit: number; before?: string; inbox?: string; maxScan: number; readable: (envelope: InboundEnvelope) => boolean }): Promise<{ items: { envelope: InboundEnvelope; summary: MessageSummary | null }[]; next: string | null }> {
-    const now = Date.now();
-    const from = idPrefixAt(Math.max(q.after ?? 0, now - this.deps.config.ttl));
-    const beforeIds = [opts.before, q.before !== undefined ? idPrefixAt(q.before) : undefined].filter((v): v is string => v !== undefined);
-    const before = beforeIds.length ? beforeIds.sort()[0] : undefined;
-    const ids = opts.inbox ? this.inboxIds(opts.inbox, before, from) : this.store.idsNewestFirst({ before, from });
-    const items: { envelope: InboundEnvelope; summary: MessageSummary | null }[] = [];
-    let scanned = 0;
-    for await (const id of ids) {
-      if (++scanned > opts.maxScan) return { items, next: id };
-      await this.parser.ensure(id);
-      const [doc, envelope] = await Promise.all([this.store.searchDoc(id), this.store.getEnvelope(id)]);
-      if (!doc || !envelope || !opts.readable(envelope) || !matches(q, doc)) continue;
-      items.push({ envelope, summary: (await this.store.getSummaries([id]))[0] ?? null });
-      if (items.length === opts.limit) return { items, next: id };
-    }
-    return { items, next: null };
+  /** Messages matching a search, newest first (inbox-reader.ts). */
+  search(q: Query, opts: SearchOptions): Promise<SearchPage> {
+    return this.reader.search(q, opts);
   }
 
-  /** An inbox's ids, newest first, from before `before` down to the id prefix `from`, within its cap. */
-  private async *inboxIds(inbox: string, before: string | undefined, from: string): AsyncGenerator<string> {
-    let position = 0;
-    for await (const e of this.store.entries(inbox)) {
-      if (position++ >= this.deps.config.maxPerInbox || e.id < from) return;
-      if (before === undefined || e.id < before) yield e.id;
-    }
-  }
-
-  async count(inbox: string, tag?: string): Promise<number> {
-    let n = 0;
-    const now = Date.now();
-    for await (const e of this.store.entries(inbox)) {
-      if (n >= this.deps.config.maxPerInbox || !this.live(e.id, now)) break;
-      if (!tag || e.entry.tags.includes(tag)) n++;
-    }
-    return n;
+  count(inbox: string, tag?: string): Promise<number> {
+    return this.reader.count(inbox, tag);
   }
 
   /** The raw message as received; undefined when there is no such message. */

@@ -10,7 +10,7 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { asciiDomain, domainMatcher } from '../config/domains.js';
-import type { InboxStore } from './store/inbox-store.js';
+import type { SideRecords } from './store/side-records.js';
 import type { Reservation } from './store/types.js';
 
 /** Reservations kept at most (an operator's list, not a per-user table). */
@@ -23,7 +23,7 @@ export class PrivateInboxes {
   /** the domain reservations (few), with their matchers */
   private domains: { reservation: Reservation; matches: (domain: string) => boolean }[] = [];
 
-  constructor(private readonly store: InboxStore) {}
+  constructor(private readonly store: SideRecords) {}
 
   async load(): Promise<void> {
     for await (const r of this.store.reservations()) this.byTarget.set(r.target, r);

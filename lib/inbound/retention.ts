@@ -23,6 +23,8 @@ const MAX_SWEEP_MS = 5000;
 const MIN_SWEEP_MS = 250;
 /** The size eviction stops this far under the limit (a twentieth of it). */
 const SIZE_LOW_WATER = 0.95;
+/** Messages past an inbox's cap removed in one batch. */
+const EVICT_BATCH = 64;
 /** Removals the size eviction keeps in flight at once. */
 const EVICT_CONCURRENCY = 16;
 /** Leftovers of interrupted receipts: looked for this often, taken when this old. */
@@ -118,8 +120,10 @@ export class Retention {
     this.dirty.clear();
     for (const inbox of inboxes) {
       if (this.stopped) return;
-      for (const id of await this.store.beyond(inbox, this.config.maxPerInbox)) {
-        if (await this.store.removeFromInbox(inbox, id, false)) this.evicted.cap++;
+      const beyond = await this.store.beyond(inbox, this.config.maxPerInbox);
+      for (let at = 0; at < beyond.length; at += EVICT_BATCH) {
+        if (this.stopped) return;
+        this.evicted.cap += await this.store.removeManyFromInbox(inbox, beyond.slice(at, at + EVICT_BATCH));
       }
     }
     await this.trimToSize();

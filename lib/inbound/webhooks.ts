@@ -14,7 +14,7 @@ import { domainMatcher } from '../config/domains.js';
 import { WebhookSender, type WebhookEntry, type WebhookOutbox } from '../webhooks/sender.js';
 import { listedView } from './api/views.js';
 import type { InboxEvent } from './events.js';
-import type { InboxStore } from './store/inbox-store.js';
+import type { SideRecords } from './store/side-records.js';
 
 /** Requests in flight at once, per endpoint secret. */
 const CONCURRENCY = 4;
@@ -32,7 +32,7 @@ export class InboxWebhooks {
 
   constructor(
     private readonly config: InboundConfig['webhook'],
-    private readonly store: InboxStore,
+    private readonly store: SideRecords,
     private readonly logger: Logger,
   ) {
     this.byDomain = Object.entries(config.domains).map(([domain, e]) => ({ matches: domainMatcher([domain]), endpoint: { url: e.url, secret: e.secret } }));

@@ -77,3 +77,23 @@ test('the store keeps under maxStoreSize by removing the oldest messages', async
   assert.ok(!(await gone(r, ids[4]!)), 'the newest stayed');
   assert.ok(r.inbox.stats().evicted.size >= 1);
 });
+
+test('the cap takes many at once: a message past the cap of one inbox stays whole in another, listings stay true', async () => {
+  const r = await startReceiver({ maxPerInbox: 3 });
+  receivers.push(r);
+  const list = async (inbox: string) => (await r.json<{ messages: { id: string }[] }>(`/api/inboxes/${inbox}/messages`)).body.messages.map((m) => m.id);
+  const shared = await r.send(withAttachment(['busy@inbox.test', 'quiet@inbox.test'].join(', '), 'shared'));
+  const busy: string[] = [];
+  // more than one removal batch past the cap
+  for (let i = 0; i < 70; i++) busy.push(await r.send({ to: 'busy@inbox.test', subject: `b${i}` }));
+  assert.deepEqual(await list('busy@inbox.test'), busy.slice(-3).reverse());
+  await r.inbox.sweep();
+  assert.equal(r.inbox.stats().evicted.cap, 68, 'all past the cap went, the shared one from busy@ only');
+  for (const id of busy.slice(0, -3)) assert.ok(await gone(r, id));
+  assert.deepEqual(await list('busy@inbox.test'), busy.slice(-3).reverse());
+  assert.deepEqual(await list('quiet@inbox.test'), [shared]);
+  const whole = await r.json<{ inboxes: string[] }>(`/api/messages/${shared}`);
+  assert.deepEqual(whole.body.inboxes, ['quiet@inbox.test'], 'its envelope names the inbox left');
+  assert.equal((await r.json(`/api/messages/${shared}/attachments/0`)).status, 200);
+  assert.equal(r.inbox.stats().messages, 4);
+});
