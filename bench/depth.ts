@@ -23,8 +23,8 @@
  *   every 50 ms). Targets: master < 64 MB, worker < 32 MB.
  *
  * Environment: BENCH_CASES (e.g. "deep,startup"), BENCH_ROUNDS (alternating rounds, 2),
- * BENCH_MESSAGES (fresh messages per `deep` run, 3000), BENCH_DEPTH_ROWS (the deep and backlog
- * queues, 100000), BENCH_STARTUP_ROWS (1000000), BENCH_DOMAIN_MESSAGES (10000), BENCH_LARGE_MB
+ * BENCH_MESSAGES (fresh messages per `deep` run, 3000), BENCH_DEPTH_ROWS (the deep queue, 100000),
+ * BENCH_BACKLOG_ROWS (100000), BENCH_STARTUP_ROWS (1000000), BENCH_DOMAIN_MESSAGES (10000), BENCH_LARGE_MB
  * (150), BENCH_SLUICE (another build's dist/bin/sluice.js).
  *
  * Everything is on 127.0.0.1 with ports found free, every wait is bounded, children are stopped by
@@ -44,6 +44,7 @@ import { CountingSink, HOST, ProcessWatch, childPids, freePort, log, markdownTab
 const ROUNDS = positiveInt(process.env.BENCH_ROUNDS, 2);
 const FRESH_MESSAGES = positiveInt(process.env.BENCH_MESSAGES, 3000);
 const DEPTH_ROWS = positiveInt(process.env.BENCH_DEPTH_ROWS, 100_000);
+const BACKLOG_ROWS = positiveInt(process.env.BENCH_BACKLOG_ROWS, 100_000);
 const STARTUP_ROWS = positiveInt(process.env.BENCH_STARTUP_ROWS, 1_000_000);
 const DOMAIN_MESSAGES = positiveInt(process.env.BENCH_DOMAIN_MESSAGES, 10_000);
 const LARGE_MB = positiveInt(process.env.BENCH_LARGE_MB, 150);
@@ -239,11 +240,11 @@ async function caseBacklog(): Promise<void> {
     try {
       const now = Date.now();
       sluice = await startSluice({
-        fill: { rows: DEPTH_ROWS, domains: DOMAINS, deferredShare: 1, dueFrom: now - HOUR, dueSpreadMs: HOUR - 60_000, bodyBytes: 2048 },
+        fill: { rows: BACKLOG_ROWS, domains: DOMAINS, deferredShare: 1, dueFrom: now - HOUR, dueSpreadMs: HOUR - 60_000, bodyBytes: 2048 },
         config: zoneConfig(sink.port, ['[routes."fresh.test"]', `host = "${HOST}"`, `port = ${second.port}`]),
       });
       const at = (n: number) => sink.waitFor(n, RUN_TIMEOUT_MS).then(() => performance.now());
-      const t10 = await at(Math.round(DEPTH_ROWS * 0.1));
+      const t10 = await at(Math.round(BACKLOG_ROWS * 0.1));
       // fresh mail while the backlog drains: one message every 250 ms, its 250 noted
       const client = await SubmitClient.open(sluice.smtpPort);
       const acked = new Map<string, number>();
@@ -253,23 +254,23 @@ async function caseBacklog(): Promise<void> {
         const to = `fresh${i}@fresh.test`;
         acked.set(to, await client.send('s@src.test', to, body));
         await sleep(250);
-        if (!halfway && sink.count >= DEPTH_ROWS / 2) halfway = domainSpread(sluice.apiPort).then((s) => void spreads.push(s));
+        if (!halfway && sink.count >= BACKLOG_ROWS / 2) halfway = domainSpread(sluice.apiPort).then((s) => void spreads.push(s));
       }
       client.close();
       if (!halfway) {
-        await sink.waitFor(Math.round(DEPTH_ROWS / 2), RUN_TIMEOUT_MS);
+        await sink.waitFor(Math.round(BACKLOG_ROWS / 2), RUN_TIMEOUT_MS);
         halfway = domainSpread(sluice.apiPort).then((s) => void spreads.push(s));
       }
       await halfway;
-      const t90 = await at(Math.round(DEPTH_ROWS * 0.9));
-      const rate = (DEPTH_ROWS * 0.8) / ((t90 - t10) / 1000);
+      const t90 = await at(Math.round(BACKLOG_ROWS * 0.9));
+      const rate = (BACKLOG_ROWS * 0.8) / ((t90 - t10) / 1000);
       drain.push(rate);
       ratios.push(rate / e.rate);
       const deadline = Date.now() + 30_000;
       while (second.arrivals.size < acked.size && Date.now() < deadline) await sleep(100);
       const lat = [...acked].map(([to, ackAt]) => (second.arrivals.has(to) ? second.arrivals.get(to)! - ackAt : Infinity));
       latencies.push(Math.max(...lat));
-      log(`    backlog of ${DEPTH_ROWS}: ${rate.toFixed(0)} msg/s (10%→90%); fresh mail meanwhile: p50 ${pct(lat, 0.5)} ms, max ${pct(lat, 1)} ms after its 250; half way ${spreads.at(-1)}`);
+      log(`    backlog of ${BACKLOG_ROWS}: ${rate.toFixed(0)} msg/s (10%→90%); fresh mail meanwhile: p50 ${pct(lat, 0.5)} ms, max ${pct(lat, 1)} ms after its 250; half way ${spreads.at(-1)}`);
     } finally {
       await sluice?.stop();
       await second.close();
@@ -277,7 +278,7 @@ async function caseBacklog(): Promise<void> {
     }
   }
   result({ name: 'backlog', what: 'fresh msg/s, empty queue', value: range(fresh, 0), target: '' });
-  result({ name: 'backlog', what: `drain msg/s, ${DEPTH_ROWS} rows due`, value: range(drain, 0), target: '' });
+  result({ name: 'backlog', what: `drain msg/s, ${BACKLOG_ROWS} rows due`, value: range(drain, 0), target: '' });
   result({ name: 'backlog', what: 'ratio drain/fresh', value: range(ratios, 2), target: '≥ 0.8', met: Math.min(...ratios) >= 0.8 });
   result({ name: 'backlog', what: 'fresh mail during the drain, slowest 250 → arrival (ms)', value: range(latencies, 0), target: '≤ 2000', met: Math.max(...latencies) <= 2000 });
   result({ name: 'backlog', what: 'rows left per domain half way (min-max)', value: spreads.join('; '), target: '' });
