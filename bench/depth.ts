@@ -117,7 +117,8 @@ async function startSluice(o: { fill?: QueueFillOptions; config: string[]; logLe
       }
     });
     child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
-    await waitForGreeting(smtpPort, child, 'sluice');
+    // a build that reads the whole queue before it listens takes long on a million rows
+    await waitForGreeting(smtpPort, child, 'sluice', 180_000);
     const listeningAt = performance.now();
     const watch = new ProcessWatch(child.pid!);
     const deadline = Date.now() + WORKERS_TIMEOUT_MS;
@@ -167,6 +168,9 @@ async function freshRelay(fill: QueueFillOptions | undefined): Promise<{ rate: n
     throw err;
   });
   try {
+    // the steady state of a deep queue, not its start-up: the rows found at start are counted
+    const deadline = Date.now() + 120_000;
+    while ((await getJson(sluice.apiPort, '/health')).body.queue.loading === true && Date.now() < deadline) await sleep(200);
     await sleep(1000);
     const masterIdleMb = rssBytes(sluice.child.pid!) / MB;
     const started = process.hrtime.bigint();

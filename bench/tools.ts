@@ -40,8 +40,8 @@ export async function freePort(): Promise<number> {
 }
 
 /** Waits until something on `port` answers with an SMTP greeting, or the child dies, or time runs out. */
-export async function waitForGreeting(port: number, child: ChildProcess, what: string): Promise<void> {
-  const deadline = Date.now() + READY_TIMEOUT_MS;
+export async function waitForGreeting(port: number, child: ChildProcess, what: string, timeoutMs = READY_TIMEOUT_MS): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
   for (let attempt = 0; Date.now() < deadline; attempt++) {
     if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${what} exited before it was ready`);
     const ok = await new Promise<boolean>((resolve) => {
@@ -60,7 +60,7 @@ export async function waitForGreeting(port: number, child: ChildProcess, what: s
     if (ok) return;
     await new Promise((r) => setTimeout(r, Math.min(25 * (attempt + 1), 250)));
   }
-  throw new Error(`${what} did not answer on ${HOST}:${port} within ${READY_TIMEOUT_MS} ms`);
+  throw new Error(`${what} did not answer on ${HOST}:${port} within ${timeoutMs} ms`);
 }
 
 export function exited(child: ChildProcess): Promise<void> {
