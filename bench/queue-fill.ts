@@ -43,6 +43,13 @@ export interface QueueFillOptions {
   chunkSizeBytes?: number;
   /** rows written per batch (default 5,000) */
   batchRows?: number;
+  /** compact the database at the end, as LevelDB would have over the days such a queue took to
+   * grow (default true) */
+  compact?: boolean;
+  /** bytes written per batch at most (default 1 MB): larger batches leave LevelDB a write-ahead
+   * log of tens of MB, which the next open replays (seconds, and memory) where a running Sluice
+   * leaves one of about its memtable's size */
+  batchBytes?: number;
 }
 
 export interface QueueFillResult {
@@ -71,6 +78,8 @@ export async function fillQueue(queuePath: string, options: QueueFillOptions): P
     bodyBytes: 1_024,
     chunkSizeBytes: 64 * 1024,
     batchRows: 5_000,
+    batchBytes: 1024 * 1024,
+    compact: true,
     ...options,
   };
   if (!(o.rows > 0) || !(o.rowsPerMessage > 0) || !(o.domains > 0) || !o.zones.length) throw new Error('fillQueue: rows, rowsPerMessage, domains and zones must be positive');
@@ -82,6 +91,7 @@ export async function fillQueue(queuePath: string, options: QueueFillOptions): P
   const pending = new Set<Promise<void>>();
   let batch = new QueueBatch();
   let batchRows = 0;
+  let batchBytes = 0;
   let rowIndex = 0;
   let firstId = '';
   let lastId = '';
@@ -130,14 +140,20 @@ export async function fillQueue(queuePath: string, options: QueueFillOptions): P
       batch.putBody(id, chunks).putMeta(meta);
       for (const row of rows) batch.putRow(row);
       batchRows += rcpts;
-      if (batchRows >= o.batchRows) {
+      batchBytes += o.bodyBytes + headers.length + 300 * rcpts;
+      if (batchRows >= o.batchRows || batchBytes >= o.batchBytes) {
         await flush(store, batch, pending);
         batch = new QueueBatch();
         batchRows = 0;
+        batchBytes = 0;
       }
     }
     if (batch.size) await flush(store, batch, pending);
     await Promise.all(pending);
+    // a queue that grew over days has been compacted by LevelDB as it went; one written in
+    // seconds has not, and would make the Sluice started on it compact for its first minute
+    // (tens of MB written beside its synced commits: bench/README.md "Depth benchmark")
+    if (o.compact) await store.compact();
   } finally {
     await store.close();
   }

@@ -4,7 +4,8 @@
  * message over SMTP to Postfix's smtp-sink through a static route of the default zone. The rate is
  * messages per second from the start of smtp-source to the last arrival at the sink; beside it,
  * from the same run, smtp-source straight into smtp-sink (the ceiling, timed the same way).
- * Memory: the peak resident set (VmHWM) of the master plus each of its workers, summed.
+ * Memory: the peak resident set (VmHWM) of the master plus each of its workers, summed, and the
+ * highest sum of their PSS in one sample (shared pages counted once; issue #13 asks ≤ 120 MB).
  *
  * Cases: 2 KB and 100 KB messages, 20 concurrent sessions, one message per connection. Targets:
  * at least 0.12 of the ceiling at 2 KB and 0.25 at 100 KB, all Sluice processes under 250 MB.
@@ -26,7 +27,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { HOST, SMTP_SINK, childPids, exited, freePort, log, markdownTable, pickCases, positiveInt, procStats, runSmtpSource, stopChild, toolsPresent, waitForGreeting, writeBenchConfig } from './tools.js';
+import { CountingSink, HOST, ProcessWatch, freePort, log, markdownTable, pickCases, positiveInt, runSmtpSource, stopChild, toolsPresent, waitForGreeting, writeBenchConfig } from './tools.js';
 import { withNodeFlags } from '../lib/app/node-flags.js';
 
 const SESSIONS = 20;
@@ -62,76 +63,12 @@ const RSS_LIMIT_BYTES = 250 * 2 ** 20;
 interface RelayRun {
   rate: number;
   peakRssBytes: number;
+  /** the highest sum of the processes' PSS in one sample (shared pages counted once) */
+  peakPssBytes: number;
   masterPeakRssBytes: number;
   workers: number;
   cpuMs: number;
   arrived: number;
-}
-
-/** smtp-sink with its running counter read from stdout; resolves waiters when `mesg` reaches a count. */
-class CountingSink {
-  count = 0;
-  /** when `count` first reached the awaited number (hrtime ns) */
-  reachedAt = 0n;
-  private tail = '';
-  private waiter?: { n: number; resolve: () => void };
-
-  private constructor(readonly port: number, readonly child: ChildProcess) {
-    child.stdout?.on('data', (d: Buffer) => this.onOutput(d.toString('latin1')));
-  }
-
-  static async start(): Promise<CountingSink> {
-    const port = await freePort();
-    const child = spawn(SMTP_SINK, ['-c', '-u', 'nobody', `${HOST}:${port}`, '256'], { stdio: ['ignore', 'pipe', 'ignore'] });
-    const sink = new CountingSink(port, child);
-    try {
-      await waitForGreeting(port, child, 'smtp-sink');
-    } catch (err) {
-      await stopChild(child);
-      throw err;
-    }
-    return sink;
-  }
-
-  private onOutput(text: string): void {
-    // keep the last partial record: a number may be split across chunks
-    const all = this.tail + text;
-    let last = -1;
-    for (const m of all.matchAll(/mesg=(\d+)\r/g)) last = Number(m[1]);
-    this.tail = all.slice(Math.max(0, all.lastIndexOf('\r') + 1));
-    if (last > this.count) this.count = last;
-    if (this.waiter && this.count >= this.waiter.n) {
-      this.reachedAt = process.hrtime.bigint();
-      this.waiter.resolve();
-      this.waiter = undefined;
-    }
-  }
-
-  /** Resolves when `n` messages have arrived; rejects after `timeoutMs` or if the sink exits. */
-  waitFor(n: number, timeoutMs: number): Promise<void> {
-    if (this.count >= n) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiter = undefined;
-        reject(new Error(`${this.count} of ${n} messages arrived at smtp-sink within ${timeoutMs} ms`));
-      }, timeoutMs);
-      void exited(this.child).then(() => {
-        clearTimeout(timer);
-        reject(new Error('smtp-sink exited'));
-      });
-      this.waiter = {
-        n,
-        resolve: () => {
-          clearTimeout(timer);
-          resolve();
-        },
-      };
-    });
-  }
-
-  stop(): Promise<void> {
-    return stopChild(this.child);
-  }
 }
 
 /** Runs smtp-source against `port`; resolves when it exits 0 (its own deadline: RUN_TIMEOUT_MS). */
@@ -154,47 +91,6 @@ async function runDirect(c: Case): Promise<number> {
     return await timedRun(sink, sink.port, c);
   } finally {
     await sink.stop();
-  }
-}
-
-/** Peak RSS and CPU of the master and every worker seen during the run (a PID keeps its highest reading). */
-class ProcessWatch {
-  private readonly peaks = new Map<number, { peakRssBytes: number; cpuMs: number }>();
-  private readonly baseCpuMs = new Map<number, number>();
-
-  constructor(private readonly masterPid: number) {}
-
-  pids(): number[] {
-    return [this.masterPid, ...childPids(this.masterPid)];
-  }
-
-  sample(): void {
-    for (const pid of this.pids()) {
-      try {
-        const s = procStats(pid);
-        if (!this.baseCpuMs.has(pid)) this.baseCpuMs.set(pid, 0);
-        const prev = this.peaks.get(pid);
-        this.peaks.set(pid, { peakRssBytes: Math.max(prev?.peakRssBytes ?? 0, s.peakRssBytes), cpuMs: s.cpuMs });
-      } catch {
-        // exited between the listing and the read: its last sample stands
-      }
-    }
-  }
-
-  /** Forgets CPU so far (start-up), keeps the PIDs. */
-  resetCpu(): void {
-    this.sample();
-    for (const [pid, s] of this.peaks) this.baseCpuMs.set(pid, s.cpuMs);
-  }
-
-  totals(): { peakRssBytes: number; masterPeakRssBytes: number; workers: number; cpuMs: number } {
-    let peakRssBytes = 0;
-    let cpuMs = 0;
-    for (const [pid, s] of this.peaks) {
-      peakRssBytes += s.peakRssBytes;
-      cpuMs += s.cpuMs - (this.baseCpuMs.get(pid) ?? 0);
-    }
-    return { peakRssBytes, masterPeakRssBytes: this.peaks.get(this.masterPid)?.peakRssBytes ?? 0, workers: this.peaks.size - 1, cpuMs };
   }
 }
 
@@ -238,7 +134,7 @@ async function runRelay(c: Case): Promise<RelayRun> {
       clearInterval(sampler);
     }
     watch.sample();
-    return { rate, ...watch.totals(), arrived: sink.count };
+    return { rate, ...watch.totals(), peakPssBytes: watch.peakPssBytes, arrived: sink.count };
   } catch (err) {
     if (stderr.trim()) log(`sluice stderr: ${stderr.trim()}`);
     throw err;
@@ -256,7 +152,7 @@ interface Row {
 }
 
 function table(rows: Row[]): string {
-  const head = ['case', 'direct msg/s', 'relay msg/s', 'ratio', 'target', 'peak RSS MB (master+workers)', 'CPU ms/msg'];
+  const head = ['case', 'direct msg/s', 'relay msg/s', 'ratio', 'target', 'peak RSS MB (master+workers)', 'peak PSS MB, all', 'CPU ms/msg'];
   const lines = rows.map(({ c, ceiling, relay }) => {
     const ratio = relay.rate / ceiling;
     const mb = (n: number) => (n / 2 ** 20).toFixed(0);
@@ -267,6 +163,7 @@ function table(rows: Row[]): string {
       ratio.toFixed(3),
       `${c.target} ${ratio >= c.target ? 'met' : 'MISSED'}`,
       `${mb(relay.peakRssBytes)} (${mb(relay.masterPeakRssBytes)}+${relay.workers}w)${relay.peakRssBytes < RSS_LIMIT_BYTES ? '' : ' OVER'}`,
+      mb(relay.peakPssBytes),
       (relay.cpuMs / MESSAGES).toFixed(2),
     ];
   });

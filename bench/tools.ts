@@ -10,6 +10,7 @@ import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createServer, connect } from 'node:net';
 
+
 export const SMTP_SOURCE = '/usr/sbin/smtp-source';
 export const SMTP_SINK = '/usr/sbin/smtp-sink';
 export const HOST = '127.0.0.1';
@@ -39,8 +40,8 @@ export async function freePort(): Promise<number> {
 }
 
 /** Waits until something on `port` answers with an SMTP greeting, or the child dies, or time runs out. */
-export async function waitForGreeting(port: number, child: ChildProcess, what: string): Promise<void> {
-  const deadline = Date.now() + READY_TIMEOUT_MS;
+export async function waitForGreeting(port: number, child: ChildProcess, what: string, timeoutMs = READY_TIMEOUT_MS): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
   for (let attempt = 0; Date.now() < deadline; attempt++) {
     if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${what} exited before it was ready`);
     const ok = await new Promise<boolean>((resolve) => {
@@ -59,7 +60,7 @@ export async function waitForGreeting(port: number, child: ChildProcess, what: s
     if (ok) return;
     await new Promise((r) => setTimeout(r, Math.min(25 * (attempt + 1), 250)));
   }
-  throw new Error(`${what} did not answer on ${HOST}:${port} within ${READY_TIMEOUT_MS} ms`);
+  throw new Error(`${what} did not answer on ${HOST}:${port} within ${timeoutMs} ms`);
 }
 
 export function exited(child: ChildProcess): Promise<void> {
@@ -209,3 +210,141 @@ export function pickCases<C extends { name: string }>(all: C[]): C[] | undefined
   log(`bench: no case matches BENCH_CASES; cases are ${all.map((c) => c.name).join(', ')}`);
   return undefined;
 }
+
+/**
+ * Proportional set size of a process (/proc/<pid>/smaps_rollup): its private pages plus its share
+ * of pages it shares with others (the node binary, libraries), so a sum over processes counts
+ * shared memory once. 0 when the process is gone.
+ */
+export function pssBytes(pid: number): number {
+  try {
+    const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+    return Number(m?.[1] ?? 0) * 1024;
+  } catch {
+    return 0;
+  }
+}
+
+/** Resident set now (VmRSS) of a process, 0 when it is gone. */
+export function rssBytes(pid: number): number {
+  try {
+    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return Number(m?.[1] ?? 0) * 1024;
+  } catch {
+    return 0;
+  }
+}
+
+/** smtp-sink with its running counter read from stdout; resolves waiters when `mesg` reaches a count. */
+export class CountingSink {
+  count = 0;
+  /** when `count` first reached the awaited number (hrtime ns) */
+  reachedAt = 0n;
+  private tail = '';
+  private waiter?: { n: number; resolve: () => void };
+
+  private constructor(readonly port: number, readonly child: ChildProcess) {
+    child.stdout?.on('data', (d: Buffer) => this.onOutput(d.toString('latin1')));
+  }
+
+  static async start(): Promise<CountingSink> {
+    const port = await freePort();
+    const child = spawn(SMTP_SINK, ['-c', '-u', 'nobody', `${HOST}:${port}`, '256'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const sink = new CountingSink(port, child);
+    try {
+      await waitForGreeting(port, child, 'smtp-sink');
+    } catch (err) {
+      await stopChild(child);
+      throw err;
+    }
+    return sink;
+  }
+
+  private onOutput(text: string): void {
+    // keep the last partial record: a number may be split across chunks
+    const all = this.tail + text;
+    let last = -1;
+    for (const m of all.matchAll(/mesg=(\d+)\r/g)) last = Number(m[1]);
+    this.tail = all.slice(Math.max(0, all.lastIndexOf('\r') + 1));
+    if (last > this.count) this.count = last;
+    if (this.waiter && this.count >= this.waiter.n) {
+      this.reachedAt = process.hrtime.bigint();
+      this.waiter.resolve();
+      this.waiter = undefined;
+    }
+  }
+
+  /** Resolves when `n` messages have arrived; rejects after `timeoutMs` or if the sink exits. */
+  waitFor(n: number, timeoutMs: number): Promise<void> {
+    if (this.count >= n) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiter = undefined;
+        reject(new Error(`${this.count} of ${n} messages arrived at smtp-sink within ${timeoutMs} ms`));
+      }, timeoutMs);
+      void exited(this.child).then(() => {
+        clearTimeout(timer);
+        reject(new Error('smtp-sink exited'));
+      });
+      this.waiter = {
+        n,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      };
+    });
+  }
+
+  stop(): Promise<void> {
+    return stopChild(this.child);
+  }
+}
+
+
+/** Peak RSS and CPU of the master and every worker seen during the run (a PID keeps its highest reading). */
+export class ProcessWatch {
+  private readonly peaks = new Map<number, { peakRssBytes: number; cpuMs: number }>();
+  private readonly baseCpuMs = new Map<number, number>();
+  /** the highest sum of the processes' PSS seen in one sample */
+  peakPssBytes = 0;
+
+  constructor(private readonly masterPid: number) {}
+
+  pids(): number[] {
+    return [this.masterPid, ...childPids(this.masterPid)];
+  }
+
+  sample(): void {
+    let pss = 0;
+    for (const pid of this.pids()) {
+      pss += pssBytes(pid);
+      try {
+        const s = procStats(pid);
+        if (!this.baseCpuMs.has(pid)) this.baseCpuMs.set(pid, 0);
+        const prev = this.peaks.get(pid);
+        this.peaks.set(pid, { peakRssBytes: Math.max(prev?.peakRssBytes ?? 0, s.peakRssBytes), cpuMs: s.cpuMs });
+      } catch {
+        // exited between the listing and the read: its last sample stands
+      }
+    }
+    this.peakPssBytes = Math.max(this.peakPssBytes, pss);
+  }
+
+  /** Forgets CPU so far (start-up), keeps the PIDs. */
+  resetCpu(): void {
+    this.sample();
+    for (const [pid, s] of this.peaks) this.baseCpuMs.set(pid, s.cpuMs);
+  }
+
+  totals(): { peakRssBytes: number; masterPeakRssBytes: number; workers: number; cpuMs: number } {
+    let peakRssBytes = 0;
+    let cpuMs = 0;
+    for (const [pid, s] of this.peaks) {
+      peakRssBytes += s.peakRssBytes;
+      cpuMs += s.cpuMs - (this.baseCpuMs.get(pid) ?? 0);
+    }
+    return { peakRssBytes, masterPeakRssBytes: this.peaks.get(this.masterPid)?.peakRssBytes ?? 0, workers: this.peaks.size - 1, cpuMs };
+  }
+}
+

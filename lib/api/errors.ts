@@ -52,6 +52,9 @@ export class HttpError extends Error {
   static storeRecovering(): HttpError {
     return new HttpError(503, 'TemporaryFailure', 'The store is recovering from a failed write; try again in a moment');
   }
+  static queueCounting(rowsSoFar: number): HttpError {
+    return new HttpError(503, 'TemporaryFailure', `The queue is still being counted after the start (${rowsSoFar} rows so far); try again in a moment`);
+  }
   static unauthorized(): HttpError {
     return new HttpError(401, 'Unauthorized', 'A valid API token is required (Authorization: Bearer …)');
   }

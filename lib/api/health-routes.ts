@@ -13,13 +13,15 @@ export function healthRoutes(deps: { store: QueueStore; disk: DiskGuard; readine
   return (app: FastifyInstance) => {
     app.get('/health', { schema: healthSchema }, async (_req, reply) => {
       const db = deps.store.isOpen ? 'open' : 'closed';
+      const counters = deps.store.counters;
       const diskOk = deps.disk.hasRoom(0);
       const ok = db === 'open' && diskOk;
       return reply.status(ok ? 200 : 503).send({
         status: ok ? 'ok' : 'degraded',
         queue: {
           db,
-          ...deps.store.counters.totals(),
+          // while the rows found at start are counted, the totals are partial: none are shown
+          ...(counters.loading ? { loading: true, countedRows: counters.loadedRows, queued: null, deferred: null } : { loading: false, ...counters.totals() }),
           freeBytes: deps.disk.freeBytes(),
           accepting: diskOk,
           // how many commits shared each fsync (group commit); the benchmark prints it

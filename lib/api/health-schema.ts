@@ -5,8 +5,10 @@ const queueState = {
   type: 'object',
   properties: {
     db: { type: 'string', enum: ['open', 'closed'] },
-    queued: { type: 'integer' },
-    deferred: { type: 'integer' },
+    loading: { type: 'boolean', description: 'the rows found at start are still being counted: queued and deferred are null until then' },
+    countedRows: { type: 'integer', description: 'while loading: rows counted so far' },
+    queued: { type: 'integer', nullable: true },
+    deferred: { type: 'integer', nullable: true },
     freeBytes: { type: 'number' },
     accepting: { type: 'boolean' },
     commits: { type: 'object', properties: { syncs: { type: 'integer' }, batches: { type: 'integer' } } },

@@ -22,7 +22,8 @@ import type { MessageMeta, Origin } from '../queue/types.js';
 /** What the gauges read when scraped. */
 export interface QueueSources {
   zones(): readonly string[];
-  rows(zone: string): { queued: number; deferred: number; held?: number };
+  /** undefined while the queue's rows are still being counted after the start */
+  rows(zone: string): { queued: number; deferred: number; held?: number } | undefined;
   /** leases held by workers now, per zone */
   leases(): Record<string, number>;
   /** the oldest deferred row's creation time per zone (ms), where there is one */
@@ -61,9 +62,12 @@ export class MtaMetrics implements OutcomeListener {
         const leases = sources.leases();
         for (const zone of sources.zones()) {
           const r = sources.rows(zone);
-          this.set({ zone, status: 'queued' }, r.queued);
-          this.set({ zone, status: 'deferred' }, r.deferred);
-          this.set({ zone, status: 'held' }, r.held ?? 0);
+          // undefined while the rows found at start are counted: no partial figure is shown
+          if (r) {
+            this.set({ zone, status: 'queued' }, r.queued);
+            this.set({ zone, status: 'deferred' }, r.deferred);
+            this.set({ zone, status: 'held' }, r.held ?? 0);
+          }
           this.set({ zone, status: 'leased' }, leases[zone] ?? 0);
         }
       },

@@ -50,6 +50,7 @@ export function queueRoutes(deps: { store: QueueStore; zones: ZoneSelector; logg
       const { zone } = req.params as { zone: string };
       if (!deps.zones.has(zone)) throw HttpError.notFound(`No sending zone ${JSON.stringify(zone)}`);
       const snap = deps.store.counters.snapshot(zone);
+      if (snap.loading) throw HttpError.queueCounting(deps.store.counters.loadedRows);
       return {
         time: Date.now(),
         started: deps.store.startedAt,

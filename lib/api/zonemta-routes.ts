@@ -30,6 +30,7 @@ export function zonemtaRoutes(deps: { store: QueueStore; zones: ZoneSelector }) 
       if (type !== 'zone') throw HttpError.notFound(`No counter of type ${JSON.stringify(type)}: counters are kept per zone (/counter/zone/${zone})`);
       if (!deps.zones.has(zone)) throw HttpError.notFound(`No sending zone ${JSON.stringify(zone)}`);
       const snap = deps.store.counters.snapshot(zone);
+      if (snap.loading) throw HttpError.queueCounting(deps.store.counters.loadedRows);
       const state = (pick: 'queued' | 'deferred', rows: number) => ({
         rows,
         entries: snap.domains.filter((d) => d[pick] > 0).map((d) => ({ key: d.domain, value: d[pick] })),

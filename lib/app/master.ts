@@ -123,15 +123,16 @@ export class Master {
     const plugins = (this.plugins = await loadPlugins({ config, process: 'main', hooks: this.hooks, logger }));
     const openedAt = performance.now();
     try {
-      this.store = await QueueStore.open(config.queue.path, { chunkSizeBytes: config.queue.chunkSize, logger });
+      // the rows are counted in the background: a queue of a million rows takes seconds to read,
+      // and nothing else needs them all (the scheduler reads its index by due time)
+      this.store = await QueueStore.open(config.queue.path, { chunkSizeBytes: config.queue.chunkSize, logger, countInBackground: true });
     } catch (err) {
       await this.stop();
       throw err;
     }
-    const loaded = this.store.counters.totals();
-    const ms = Math.round(performance.now() - openedAt);
-    const rows = loaded.queued + loaded.deferred + loaded.held;
-    logger.info({ event: 'QUEUE_LOADED', rows, ...loaded, ms }, `queue loaded: ${rows} rows in ${ms} ms`);
+    const openMs = Math.round(performance.now() - openedAt);
+    logger.info({ event: 'QUEUE_OPENED', ms: openMs }, `queue opened in ${openMs} ms; counting its rows in the background`);
+    this.reportCount(this.store);
     const disk = new DiskGuard(config.queue.path, config.queue.minFreeSpace);
     const zones = new ZoneSelector(config);
     // an expired lease's attempt is cancelled through the data channel (started later)
@@ -239,6 +240,21 @@ export class Master {
     this.gcTimer = setInterval(() => void this.collectGarbage(), config.queue.gcInterval);
     this.gcTimer.unref();
     void this.collectGarbage();
+  }
+
+  /** Logs QUEUE_LOADED when the rows found at open are counted (or why they could not be). */
+  private reportCount(store: QueueStore): void {
+    const { logger } = this;
+    store.counted.then(
+      ({ rows, ms }) => {
+        const now = store.counters.totals();
+        logger.info({ event: 'QUEUE_LOADED', rows, ...now, ms }, `queue loaded: ${rows} rows in ${ms} ms`);
+      },
+      (err: unknown) => {
+        // a stop closes the database under the count: nothing to say then
+        if (store.isOpen) logger.error({ event: 'QUEUE_COUNT_FAILED', err }, 'counting the queue rows failed; queue counts stay unavailable until a restart');
+      },
+    );
   }
 
   /** The data channel and the workers behind it. */

@@ -51,7 +51,7 @@ export function observe(parts: ObserveParts): { metrics: MtaMetrics; readiness: 
   });
   const metrics = new MtaMetrics(parts.registry, {
     zones,
-    rows: (zone) => store.counters.zoneTotals(zone),
+    rows: (zone) => (store.counters.loading ? undefined : store.counters.zoneTotals(zone)),
     leases: () => scheduler.leasedByZone(),
     oldestDeferred: () => oldest.get(),
     dbPath: config.queue.path,

@@ -29,7 +29,9 @@ export const MESSAGE_EVENTS = {
 /** Events about the process and its parts: start and stop, workers, plugins, policies, stores. */
 export const PROCESS_EVENTS = {
   STARTING: '`sluice run` read its config',
-  QUEUE_LOADED: 'the queue database is open and its rows counted',
+  QUEUE_OPENED: 'the queue database is open; its rows are counted in the background',
+  QUEUE_LOADED: 'the rows found at start are counted',
+  QUEUE_COUNT_FAILED: 'counting the rows found at start failed; the counts stay unavailable until a restart',
   LISTENING: 'a listener is up',
   STARTED: 'every listener is up',
   START_FAILED: 'start-up failed',

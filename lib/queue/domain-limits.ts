@@ -11,6 +11,10 @@
  * worker to the next delivery to that domain on that session; when that worker takes it, the hold
  * turns back into a busy connection (`useHold`). Holds end when they expire, or when their worker
  * leaves.
+ *
+ * Memory is proportional to the domains with work: a domain has an entry only while it has a
+ * connection, an idle session or a start within the last minute; expired entries go when the
+ * domain is next looked at, and at the latest at the zone's next timer (nextFreeAt sweeps them).
  */
 import type { Config } from '../config/schema.js';
 
@@ -115,18 +119,28 @@ export class DomainLimits {
     return (this.active.get(key) ?? 0) + this.heldCount(key);
   }
 
-  /** When the earliest limit of the zone may ease (a rate window moves, a hold expires), if any. */
+  /** When the earliest limit of the zone may ease (a rate window moves, a hold expires), if any.
+   * Drops what expired on the way, so a domain without work keeps no entry. */
   nextFreeAt(zone: string): number | undefined {
     let at: number | undefined;
     const consider = (t: number) => (at = at === undefined ? t : Math.min(at, t));
-    for (const [key, list] of this.starts) {
-      if (key.startsWith(`${zone}\0`) && list.length) consider(list[0]! + WINDOW_MS);
+    const prefix = `${zone}\0`;
+    for (const key of [...this.starts.keys()]) {
+      if (!key.startsWith(prefix)) continue;
+      const list = this.recent(key);
+      if (list.length) consider(list[0]! + WINDOW_MS);
     }
-    for (const [key, byOwner] of this.holds) {
-      if (!key.startsWith(`${zone}\0`)) continue;
-      for (const list of byOwner.values()) if (list.length) consider(list[0]!);
+    for (const key of [...this.holds.keys()]) {
+      if (!key.startsWith(prefix)) continue;
+      this.prune(key);
+      for (const list of this.holds.get(key)?.values() ?? []) if (list.length) consider(list[0]!);
     }
     return at;
+  }
+
+  /** Zone+domain entries held now (connections, rate windows, idle sessions): for tests. */
+  get entries(): number {
+    return new Set([...this.active.keys(), ...this.starts.keys(), ...this.holds.keys()]).size;
   }
 
   private rateAllows(zone: string, key: string): boolean {

@@ -31,6 +31,8 @@ export function offerBytes(meta: MessageMeta, rows: readonly DeliveryRow[]): num
 interface FreshOffer {
   meta: MessageMeta;
   rows: DeliveryRow[];
+  /** when it was offered (the scheduler's clock) */
+  addedAt: number;
   /** its estimated size in memory (offerBytes) */
   bytes: number;
 }
@@ -44,6 +46,10 @@ export interface FreshServe<W> {
   claim(domain: string): W | undefined;
   /** leases `rows` to `waiter` and hands them over */
   grant(waiter: W, domain: string, meta: MessageMeta, rows: DeliveryRow[]): void;
+  /** only offers made at or before this time (those that waited long enough), oldest first */
+  addedUpTo?: number;
+  /** at most this many jobs in this call */
+  maxJobs?: number;
 }
 
 export class FreshLane {
@@ -52,11 +58,11 @@ export class FreshLane {
   private bytes = 0;
 
   /** Keeps `due` rows of one zone of a just-committed message; false when they do not fit. */
-  add(zone: string, meta: MessageMeta, due: DeliveryRow[]): boolean {
+  add(zone: string, meta: MessageMeta, due: DeliveryRow[], nowMs = 0): boolean {
     const list = this.list(zone);
     const bytes = offerBytes(meta, due);
     if (list.length >= MAX_FRESH || this.bytes + bytes > MAX_FRESH_BYTES) return false;
-    list.push({ meta, rows: due, bytes });
+    list.push({ meta, rows: due, bytes, addedAt: nowMs });
     this.bytes += bytes;
     for (const r of due) this.offered.add(rowKey(r.id, r.seq));
     return true;
@@ -94,6 +100,11 @@ export class FreshLane {
     return this.zones.get(zone)?.length ?? 0;
   }
 
+  /** When the oldest offer of `zone` was made, if it has any. */
+  oldestAt(zone: string): number | undefined {
+    return this.zones.get(zone)?.[0]?.addedAt;
+  }
+
   /**
    * Hands offers to waiting workers, oldest first, one job per message and domain (up to
    * maxRows). Rows granted meanwhile by a scan are skipped. Rows whose domain may not start now
@@ -103,8 +114,11 @@ export class FreshLane {
   serve<W>(zone: string, s: FreshServe<W>): boolean {
     const list = this.list(zone);
     let blocked = false;
-    while (list.length && s.waiters.length) {
+    let jobs = 0;
+    const maxJobs = s.maxJobs ?? Infinity;
+    while (list.length && s.waiters.length && jobs < maxJobs) {
       const offer = list[0]!;
+      if (s.addedUpTo !== undefined && offer.addedAt > s.addedUpTo) break;
       const byDomain = new Map<string, DeliveryRow[]>();
       for (const row of offer.rows) {
         if (!this.offered.has(rowKey(row.id, row.seq))) continue;
@@ -116,9 +130,9 @@ export class FreshLane {
       for (const [domain, rows] of byDomain) {
         for (let i = 0; i < rows.length; i += s.maxRows) {
           const part = rows.slice(i, i + s.maxRows);
-          const waiter = s.waiters.length ? s.claim(domain) : undefined;
+          const waiter = s.waiters.length && jobs < maxJobs ? s.claim(domain) : undefined;
           if (waiter === undefined) {
-            if (s.waiters.length) {
+            if (s.waiters.length && jobs < maxJobs) {
               // the domain's limits say not now: its rows wait on disk for a freed slot
               this.taken(part);
               blocked = true;
@@ -128,10 +142,12 @@ export class FreshLane {
             continue;
           }
           s.grant(waiter, domain, offer.meta, part);
+          jobs++;
         }
       }
       if (left.length) {
-        // every worker is busy: the rest of this message waits here for the next one
+        // every worker is busy (or this call's jobs are used up): the rest of this message waits
+        // here for the next one
         offer.rows = left;
         const bytes = offerBytes(offer.meta, left);
         this.bytes += bytes - offer.bytes;

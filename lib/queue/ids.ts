@@ -44,6 +44,11 @@ export function isQueueId(value: string): boolean {
   return /^[0-9a-f]{22}$/.test(value);
 }
 
+/** The first 12 characters of every id created at `ms` (ids of later times sort after it). */
+export function idTimePrefix(ms: number): string {
+  return Math.max(0, Math.floor(ms)).toString(16).padStart(12, '0');
+}
+
 /** The creation time encoded in an id. */
 export function queueIdTime(id: string): number {
   return parseInt(id.slice(0, 12), 16);

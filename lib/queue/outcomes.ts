@@ -67,6 +67,13 @@ interface Plan {
 
 export class OutcomesClosedError extends Error {}
 
+/**
+ * Counts of pending rows kept at most: an entry lives as long as its message is partly done
+ * (days, for a message with a deferred recipient), so a deep queue of such messages would keep
+ * one each. Past the bound the oldest entry goes; a message without one is counted again.
+ */
+const MAX_REMEMBERED_COUNTS = 10_000;
+
 export class Outcomes {
   /** pending rows per message, counted once when first needed */
   private readonly remaining = new Map<string, number>();
@@ -157,7 +164,7 @@ export class Outcomes {
       plan = this.plan(lease, results, now, pending);
       if (!(notices && (await notices(plan.batch.ops)))) await this.store.write(plan.batch);
       if (plan.messageDone) this.remaining.delete(lease.id);
-      else if (done) this.remaining.set(lease.id, pending - done);
+      else if (done) this.remember(lease.id, pending - done);
     }
     this.written(lease, plan);
     await this.notify(lease.meta, plan);
@@ -268,7 +275,7 @@ export class Outcomes {
       if (messageDone) batch.removeMessage(lease.id, lease.meta.chunks);
       await this.store.write(batch);
       if (messageDone) this.remaining.delete(lease.id);
-      else this.remaining.set(lease.id, pending - dropped.length);
+      else this.remember(lease.id, pending - dropped.length);
       for (const row of dropped) {
         this.store.counters.add(row, -1);
         this.store.counters.processed(row.zone);
@@ -277,11 +284,17 @@ export class Outcomes {
     });
   }
 
+  private remember(id: string, pending: number): void {
+    this.remaining.delete(id); // re-inserted: the most recently used is the last to go
+    this.remaining.set(id, pending);
+    if (this.remaining.size > MAX_REMEMBERED_COUNTS) this.remaining.delete(this.remaining.keys().next().value!);
+  }
+
   private async pending(id: string): Promise<number> {
     let n = this.remaining.get(id);
     if (n === undefined) {
       n = await this.store.countRows(id);
-      this.remaining.set(id, n);
+      this.remember(id, n);
     }
     return n;
   }

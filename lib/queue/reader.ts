@@ -4,6 +4,7 @@
  * bounded or streamed scans, decoded by the one codec (codec.ts).
  */
 import { keys, decodeBodyKey, decodeRowKey, decodeSuppressionKey, PREFIX, type SuppressionKind } from './keys.js';
+import { idTimePrefix } from './ids.js';
 import { decodeDueEntry, decodeMeta, decodeRow, type DueEntry } from './codec.js';
 import type { QueueDb } from './open.js';
 import type { DeliveryRow, MessageMeta } from './types.js';
@@ -213,10 +214,13 @@ export class QueueReader {
     return (await this.db.get(keys.schedule(row.zone, row.due, row.id, row.seq))) !== undefined;
   }
 
-  /** The ids that have body chunks, each once, in order (with or without metadata). */
-  async *bodyIds(): AsyncGenerator<string> {
+  /** The ids that have body chunks, each once, in order (with or without metadata); `fromMs`:
+   * only ids created at or after that time (ids sort by creation time). */
+  async *bodyIds(fromMs = 0): AsyncGenerator<string> {
     let last = '';
-    for await (const key of this.db.keys(keys.allOf(PREFIX.body))) {
+    const all = keys.allOf(PREFIX.body);
+    const range = fromMs > 0 ? { ...all, gte: `${PREFIX.body}${idTimePrefix(fromMs)}` } : all;
+    for await (const key of this.db.keys(range)) {
       const { id } = decodeBodyKey(key);
       if (id !== last) yield (last = id);
     }

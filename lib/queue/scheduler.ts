@@ -47,6 +47,14 @@ const SCAN_BUDGET = 5000;
 const CONTINUE_MS = 100;
 /** Even with nothing due, look again this often (a safety net for missed wake-ups). */
 const IDLE_RECHECK_MS = 5000;
+/**
+ * Fresh mail that has waited this long goes out before older work on disk, on every other pass and
+ * to at most half the workers asking: a backlog coming due (a flush, an outage ending) must not hold new mail back
+ * until it is drained, nor may a stream of new mail starve the backlog (Postfix's queue manager
+ * alternates between its incoming and deferred queues for the same reason). Below this wait,
+ * older work goes first, so rows given back a moment ago still precede mail queued after them.
+ */
+const FRESH_MAX_WAIT_MS = 500;
 /** A worker closes an idle session at sessionIdle; the master counts it a little longer. */
 const HOLD_MARGIN_MS = 1000;
 
@@ -118,7 +126,7 @@ export class Scheduler {
       const mine = rows.filter((r) => r.zone === zone);
       const due = mine.filter((r) => r.due <= now);
       if (due.length < mine.length) state.disk.dirty = true; // the later ones come due by the timer
-      if (due.length && !this.fresh.add(zone, meta, due)) state.disk.dirty = true;
+      if (due.length && !this.fresh.add(zone, meta, due, now)) state.disk.dirty = true;
       this.kick(zone);
     }
   }
@@ -292,6 +300,7 @@ export class Scheduler {
         // also finds the fresh rows, which are then skipped as offered)
         let unread = false;
         if (state.disk.dirty) {
+          this.serveWaitedFresh(zone, state);
           unread = await this.fill(zone, state);
           state.disk.armPending = true;
         }
@@ -398,6 +407,28 @@ export class Scheduler {
       state.disk.blocked = true;
       state.disk.dirty = true;
     }
+  }
+
+  /**
+   * Before a scan: fresh offers that waited FRESH_MAX_WAIT_MS or more go to at most half of the
+   * waiting workers (rounded up), the scan gets the others; every other such pass the disk goes
+   * first (one worker asking at a time would otherwise always take the fresh mail).
+   */
+  private serveWaitedFresh(zone: string, state: ZoneState): void {
+    const oldest = this.fresh.oldestAt(zone);
+    const upTo = this.now() - FRESH_MAX_WAIT_MS;
+    if (oldest === undefined || oldest > upTo || !state.waiters.length) return;
+    state.freshTurn = !state.freshTurn;
+    if (state.freshTurn) return; // it was the disk's turn
+    const blocked = this.fresh.serve(zone, {
+      maxRows: this.config.delivery.maxRecipientsPerTransaction,
+      waiters: state.waiters,
+      claim: (domain) => this.claim(zone, domain, state.waiters),
+      grant: (waiter, domain, meta, rows) => waiter.resolve(this.grant(zone, domain, meta, rows, waiter.owner)),
+      addedUpTo: upTo,
+      maxJobs: Math.ceil(state.waiters.length / 2),
+    });
+    if (blocked) state.disk.blocked = true;
   }
 
   /** Reads a job's metadata and rows from disk (scan path); undefined if they are gone. */

@@ -40,6 +40,15 @@ import { writeOps } from '../store/write-ops.js';
 import { LogFiles } from './log-files.js';
 import type { DeliveryRow, MessageMeta } from './types.js';
 
+/**
+ * How far before the newest id found at open the first garbage collection looks for leftovers.
+ * A leftover is the body of an ingest cut short, and an ingest lasts as long as its SMTP session
+ * or HTTP upload at most (minutes): six hours before the last id the previous process wrote
+ * cover it with room to spare, without reading every body of a deep queue (which, besides taking
+ * seconds, maps all of LevelDB's table pages into the master's memory).
+ */
+const CRASH_LEFTOVER_WINDOW_MS = 6 * 3_600_000;
+
 /** How many deleted ids wasDeleted() remembers. */
 const MAX_REMEMBERED_DELETES = 10_000;
 
@@ -49,6 +58,15 @@ export interface StoreOptions {
   /** opens the LevelDB (default: openQueueDb); a test may wrap the database it returns to watch
    * the writes */
   openDb?: (path: string) => Promise<QueueDb>;
+  /** open returns before the rows are counted (`counters.loading` until `counted` resolves):
+   * the master does, so it listens at once on a queue of a million rows; tools wait */
+  countInBackground?: boolean;
+}
+
+/** How the count at open went: rows read and how long it took. */
+export interface QueueCount {
+  rows: number;
+  ms: number;
 }
 
 export class QueueStore extends QueueReader {
@@ -72,6 +90,10 @@ export class QueueStore extends QueueReader {
   private readonly deletedIds = new Set<string>();
   /** new message ids: above every id in the queue when it opened, increasing from there */
   private ids = new QueueIds();
+  /** the garbage collector reads bodies with ids from this time on (see collectGarbage) */
+  private gcFromMs = 0;
+  /** the count of the rows at open (see QueueCounters): resolves when it is done */
+  private counting: Promise<QueueCount> = Promise.resolve({ rows: 0, ms: 0 });
 
   private constructor(
     db: QueueDb,
@@ -87,10 +109,27 @@ export class QueueStore extends QueueReader {
   static async open(path: string, opts: StoreOptions): Promise<QueueStore> {
     const db = await (opts.openDb ?? openQueueDb)(path);
     const store = new QueueStore(db, path, opts);
-    await store.loadCounters();
-    store.ids = new QueueIds(await store.highestId());
-    await store.logs.scan();
+    // first, before anything can write: the count reads a snapshot taken now
+    store.counting = store.countAtOpen();
+    // a failed count is reported through `counted`; never an unhandled rejection
+    store.counting.catch(() => undefined);
+    try {
+      const highest = await store.highestId();
+      store.ids = new QueueIds(highest);
+      if (highest !== undefined) store.gcFromMs = queueIdTime(highest) - CRASH_LEFTOVER_WINDOW_MS;
+      await store.logs.scan();
+      if (!opts.countInBackground) await store.counting;
+    } catch (err) {
+      await store.close().catch(() => undefined);
+      throw err;
+    }
     return store;
+  }
+
+  /** Resolves once the rows found at open are counted (at once unless countInBackground); rejects
+   * when the count failed (the counters then stay `loading`). */
+  get counted(): Promise<QueueCount> {
+    return this.counting;
   }
 
   /** A new message id (see QueueIds for why it is never one the queue has). */
@@ -101,6 +140,15 @@ export class QueueStore extends QueueReader {
   async close(): Promise<void> {
     await this.guard.close();
     if (this.db.status === 'open' || this.db.status === 'opening') await this.db.close();
+  }
+
+  /**
+   * Compacts the whole database now (LevelDB's compactRange): what LevelDB's background work
+   * does over time, at once. For tools that write a queue in one go (the benchmarks' fixture),
+   * so the next open does not start with seconds of compaction debt.
+   */
+  async compact(): Promise<void> {
+    await this.db.compactRange('', '\uffff');
   }
 
   /** Synced writes so far and the commits they carried (fsync sharing, for health and bench). */
@@ -117,10 +165,17 @@ export class QueueStore extends QueueReader {
     return this.guard.writable;
   }
 
-  private async loadCounters(): Promise<void> {
-    for await (const value of this.db.values(keys.allOf(PREFIX.row))) {
-      this.counters.add(decodeRow(value), 1);
-    }
+  /**
+   * Counts the rows found at open. The iterator is made synchronously, here, so its snapshot is
+   * the queue before any change this store makes: those move the counters themselves.
+   */
+  private async countAtOpen(): Promise<QueueCount> {
+    const startedAt = performance.now();
+    this.counters.beginLoad();
+    const rows = this.db.values(keys.allOf(PREFIX.row));
+    for await (const value of rows) this.counters.load(decodeRow(value));
+    this.counters.endLoad();
+    return { rows: this.counters.loadedRows, ms: Math.round(performance.now() - startedAt) };
   }
 
   /**
@@ -298,11 +353,20 @@ export class QueueStore extends QueueReader {
   /**
    * Deletes body chunks that have no metadata and are older than `graceMs` (by the time in their
    * id), unless their ingest is still running. Returns the number of messages collected.
+   *
+   * A pass reads only bodies that may be leftovers not yet looked at: ids from `gcFromMs` on. After
+   * a pass, every id older than the grace period and not in flight has been collected or has
+   * metadata, and a new leftover can only come from an ingest running now or later (new ids never
+   * go back in time, ids.ts): the next pass starts at the older of the two. At open, the window
+   * before the newest id covers what a crash left (CRASH_LEFTOVER_WINDOW_MS). So a pass reads the
+   * last grace period's bodies, not the whole queue.
    */
   async collectGarbage(nowMs: number, graceMs: number): Promise<number> {
     if (!this.guard.writable) return 0;
+    let nextFromMs = nowMs - graceMs;
+    for (const id of this.inflight) nextFromMs = Math.min(nextFromMs, queueIdTime(id));
     const orphans: string[] = [];
-    for await (const id of this.bodyIds()) {
+    for await (const id of this.bodyIds(this.gcFromMs)) {
       if (this.inflight.has(id) || queueIdTime(id) > nowMs - graceMs) continue;
       if ((await this.db.get(keys.meta(id))) === undefined) orphans.push(id);
     }
@@ -313,6 +377,7 @@ export class QueueStore extends QueueReader {
       await this.guard.write(() => this.db.clear(keys.bodyRange(id)));
       collected++;
     }
+    this.gcFromMs = Math.max(this.gcFromMs, nextFromMs);
     return collected;
   }
 

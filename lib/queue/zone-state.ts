@@ -32,6 +32,8 @@ export interface ZoneState {
   waiters: Waiter[];
   run: PumpRun;
   disk: DiskState;
+  /** fresh mail that waited long goes before the disk's older work on every other pass (scheduler.ts) */
+  freshTurn: boolean;
   /** the zone's wake-up, at most one (the earliest wanted) */
   timer?: { at: number; cancel: () => void };
 }
@@ -41,5 +43,5 @@ export const changedMeanwhile = (state: ZoneState): boolean => state.run === 'ag
 
 /** A zone seen for the first time: its disk may hold due rows (a restart, a backlog). */
 export function newZoneState(): ZoneState {
-  return { waiters: [], run: 'idle', disk: { dirty: true, blocked: false, scannedUpTo: 0, armPending: false } };
+  return { waiters: [], run: 'idle', disk: { dirty: true, blocked: false, scannedUpTo: 0, armPending: false }, freshTurn: true };
 }

@@ -39,11 +39,13 @@ test('/health/live and /health/ready answer 200 once the workers are connected; 
     // a zone without workers (acceptance only) is not waited for
     assert.equal(body!.zones.idle, undefined);
 
+    await m.master.store.counted;
     const health = await fetch(`${m.api}/health`);
     assert.equal(health.status, 200);
     const h = (await health.json()) as { status: string; queue: Record<string, unknown> };
     assert.equal(h.status, 'ok');
-    assert.deepEqual(Object.keys(h.queue).sort(), ['accepting', 'commits', 'db', 'deferred', 'freeBytes', 'queued']);
+    assert.deepEqual(Object.keys(h.queue).sort(), ['accepting', 'commits', 'db', 'deferred', 'freeBytes', 'loading', 'queued']);
+    assert.equal(h.queue.loading, false);
   } finally {
     await m.stop();
     await mx.stop();

@@ -36,3 +36,19 @@ test('unclaim after useHold gives the rate place back too', () => {
   l.unclaim('default', 'd.test');
   assert.ok(l.mayStart('default', 'd.test'));
 });
+
+test('a domain keeps an entry only while it has work: 1,000 domains with connections, rate windows and idle sessions leave none a minute later', () => {
+  const { l, advance } = limits(60);
+  for (let d = 0; d < 1000; d++) {
+    l.acquire('default', `d${d}.test`);
+    l.release('default', `d${d}.test`);
+    if (d % 2) l.hold('default', `d${d}.test`, 'w1', 1_000_000 + 6_000);
+  }
+  assert.equal(l.entries, 1000, 'each domain has its start of the minute (and half an idle session)');
+  advance(30_000);
+  assert.ok(l.nextFreeAt('default')! > 1_000_000, 'the next easing: the first start leaving the window');
+  assert.equal(l.entries, 1000, 'idle sessions expired, starts still in the window');
+  advance(31_000);
+  assert.equal(l.nextFreeAt('default'), undefined, 'nothing left to ease');
+  assert.equal(l.entries, 0, 'every entry released');
+});

@@ -102,3 +102,30 @@ test('a collection running while an SMTP message streams in leaves its chunks al
     await m.stop();
   }
 });
+
+test('a pass reads only the bodies that may be leftovers: from six hours before the newest id at open, then from the last pass on', async () => {
+  const queuePath = tempQueuePath();
+  let store = await openStore(queuePath);
+  const now = Date.now();
+  const ids = new QueueIds();
+  const ancient = ids.next(now - 8 * HOUR);
+  const crashed = ids.next(now - 5 * HOUR);
+  const newest = ids.next(now);
+  try {
+    for (const id of [ancient, crashed]) await store.bodyWriter(id).write(Buffer.alloc(5000, 0x61));
+    await storeMessage(store, newest, Buffer.from('stored\r\n'));
+    await store.close();
+    store = await openStore(queuePath);
+    assert.equal(await store.collectGarbage(now, HOUR), 1, 'the leftover within six hours of the newest id goes');
+    assert.deepEqual([...(await bodyIds(store))].sort(), [ancient, newest].sort(), 'one older than that window is not looked at');
+    // after a pass, only ids from the grace period on are read again
+    const late = new QueueIds(newest).next(now + 10);
+    const writer = store.bodyWriter(late);
+    await writer.write(Buffer.alloc(5000, 0x62));
+    writer.done(); // its ingest ended without a commit and without clearing its chunks
+    assert.equal(await store.collectGarbage(now + 3 * HOUR, HOUR), 1, 'a leftover of this process is found by the next pass');
+  } finally {
+    await store.close();
+    rmSync(path.dirname(queuePath), { recursive: true, force: true });
+  }
+});

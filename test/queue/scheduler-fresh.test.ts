@@ -221,3 +221,31 @@ test('offers past the byte bound are found on disk: every message goes out once'
     await stop();
   }
 });
+
+test('a backlog on disk does not hold fresh mail back: once it has waited half a second it goes on the next turn, and the backlog still goes out', async () => {
+  const { store, scheduler, stop } = await setup();
+  try {
+    // 40 messages due now on disk only (a flush, an outage ending): not offered from memory
+    const backlog: string[] = [];
+    for (let i = 0; i < 40; i++) {
+      const id = store.newId();
+      const writer = store.bodyWriter(id);
+      await writer.write(Buffer.from('body\r\n'));
+      const { meta, rows } = messageRecords(id, [`r${i}@d${i}.test`], { bodySize: writer.bytes, chunks: writer.chunks, bodyHash: 'x' });
+      await store.commitMessage(meta, rows, writer);
+      backlog.push(id);
+    }
+    const fresh = await queue(store, scheduler, ['new@fresh.test']);
+    // asked at once: older work first
+    assert.equal((await next(scheduler, 'w1'))!.id, backlog[0]);
+    await new Promise((r) => setTimeout(r, 600));
+    const order: (string | undefined)[] = [];
+    for (let i = 0; i < 40; i++) order.push((await next(scheduler, 'w1', 5000))?.id);
+    const at = order.indexOf(fresh);
+    assert.ok(at >= 0 && at <= 1, `the fresh message went out at turn ${at}, not behind the backlog`);
+    assert.deepEqual([...order].sort(), [...backlog.slice(1), fresh].sort(), 'the rest of the backlog went out too, each once');
+    assert.equal(await next(scheduler, 'w1'), undefined);
+  } finally {
+    await stop();
+  }
+});
