@@ -32,13 +32,12 @@
  * Everything is on 127.0.0.1 with ports found free, every wait is bounded, the child is stopped
  * by PID and the temporary app dir is removed at the end.
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { HOST, freePort, log, markdownTable, positiveInt, procStats, runSmtpSource, sinkSeconds, stopChild, toolsPresent, waitForGreeting, writeBenchConfig } from './tools.js';
-import { withNodeFlags } from '../lib/app/node-flags.js';
+import { HOST, freePort, log, markdownTable, positiveInt, procStats, runSmtpSource, sinkSeconds, STOP_TIMEOUT_MS, toolsPresent, writeBenchConfig } from './tools.js';
+import { rssBytes, startSluice } from '../test/helpers/sluice-child.js';
 import { IDLE_CLIENTS, IDLE_MS, runLive, type LiveFigures } from './inbound-live.js';
 
 const SESSIONS = 20;
@@ -65,11 +64,6 @@ const sluiceBin = process.env.BENCH_SLUICE ? path.resolve(process.env.BENCH_SLUI
 const sourceArgs = (messages: number, sessions: number, to: string) => ['-s', String(sessions), '-m', String(messages), '-l', String(SIZE_BYTES), '-f', 's@src.test', '-t', to, '-M', 'client.test'];
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
-
-function rssBytes(pid: number): number {
-  const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(m?.[1] ?? 0) * 1024;
-}
 
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -149,12 +143,9 @@ async function runSluice(): Promise<Run> {
   const nodeArgs: string[] = [...EXTRA_NODE_ARGS];
   const profDir = process.env.BENCH_CPU_PROF;
   if (profDir) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${path.resolve(profDir)}`, '--cpu-prof-name=sluice-inbound.cpuprofile');
-  const child = spawn(process.execPath, [...withNodeFlags(nodeArgs), sluiceBin, 'run', '-d', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+  const sluice = await startSluice(dir, { bin: sluiceBin, nodeArgs, readyOnGreeting: inboundPort });
   const api = `http://${HOST}:${apiPort}`;
   try {
-    await waitForGreeting(inboundPort, child, 'sluice (inbound)');
     await runSmtpSource(sourceArgs(INBOX_SIZE, 5, READ_INBOX), inboundPort, 60_000);
     const listing = await getJson<{ messages: { id: string }[] }>(`${api}/api/inboxes/${READ_INBOX}/messages?limit=${INBOX_SIZE}`);
     const ids = listing.messages.map((x) => x.id);
@@ -162,10 +153,10 @@ async function runSluice(): Promise<Run> {
     // the routes' first calls compile and warm up; they are not what a test suite meets later
     for (const id of ids.slice(0, 30)) await getJson(`${api}/api/messages/${id}`);
 
-    const rssBeforeBytes = rssBytes(child.pid!);
+    const rssBeforeBytes = rssBytes(sluice.pid);
     let rssLoadPeakBytes = rssBeforeBytes;
-    const sampler = setInterval(() => (rssLoadPeakBytes = Math.max(rssLoadPeakBytes, rssBytes(child.pid!))), 250);
-    const cpuBefore = procStats(child.pid!).cpuMs;
+    const sampler = setInterval(() => (rssLoadPeakBytes = Math.max(rssLoadPeakBytes, rssBytes(sluice.pid))), 250);
+    const cpuBefore = procStats(sluice.pid).cpuMs;
     const reader = new ApiReader(api, ids);
     let seconds: number;
     try {
@@ -174,7 +165,7 @@ async function runSluice(): Promise<Run> {
       await reader.stop();
       clearInterval(sampler);
     }
-    const { peakRssBytes, cpuMs } = procStats(child.pid!);
+    const { peakRssBytes, cpuMs } = procStats(sluice.pid);
     const metrics = await (await fetch(`${api}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
     const stored = Number(new RegExp(`^sluice_inbound_messages_total\\{domain="${DOMAIN}"\\} (\\d+)`, 'm').exec(metrics)?.[1] ?? NaN) - INBOX_SIZE;
     const parseBacklog = Number(/^sluice_inbox_parse_backlog (\d+)/m.exec(metrics)?.[1] ?? NaN);
@@ -184,13 +175,13 @@ async function runSluice(): Promise<Run> {
       await sleep(100);
     }
     const drainSeconds = (performance.now() - drainStart) / 1000;
-    const live = await runLive(api, inboundPort, child.pid!);
+    const live = await runLive(api, inboundPort, sluice.pid);
     return { rate: MESSAGES / seconds, stored, parseBacklog, api: reader, rssBeforeBytes, rssLoadPeakBytes, peakRssBytes, cpuMs: cpuMs - cpuBefore, drainSeconds, live };
   } catch (err) {
-    if (stderr.trim()) log(`sluice stderr: ${stderr.trim()}`);
+    if (sluice.stderr().trim()) log(`sluice stderr: ${sluice.stderr().trim().slice(-4000)}`);
     throw err;
   } finally {
-    await stopChild(child);
+    await sluice.stop(STOP_TIMEOUT_MS);
     rmSync(dir, { recursive: true, force: true });
   }
 }

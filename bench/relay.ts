@@ -22,13 +22,12 @@
  * Everything is on 127.0.0.1 with ports found free, every wait is bounded, children are stopped
  * by PID and the temporary app dir is removed at the end.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CountingSink, HOST, ProcessWatch, freePort, log, markdownTable, pickCases, positiveInt, runSmtpSource, stopChild, toolsPresent, waitForGreeting, writeBenchConfig } from './tools.js';
-import { withNodeFlags } from '../lib/app/node-flags.js';
+import { CountingSink, HOST, ProcessWatch, freePort, log, markdownTable, pickCases, positiveInt, runSmtpSource, STOP_TIMEOUT_MS, toolsPresent, writeBenchConfig } from './tools.js';
+import { startSluice, type SluiceChild } from '../test/helpers/sluice-child.js';
 
 const SESSIONS = 20;
 const MESSAGES = positiveInt(process.env.BENCH_MESSAGES, 5000);
@@ -97,8 +96,7 @@ async function runDirect(c: Case): Promise<number> {
 async function runRelay(c: Case): Promise<RelayRun> {
   const sink = await CountingSink.start();
   const dir = mkdtempSync(path.join(tmpdir(), 'sluice-relay-'));
-  let child: ChildProcess | undefined;
-  let stderr = '';
+  let sluice: SluiceChild | undefined;
   try {
     const smtpPort = await freePort();
     const apiPort = await freePort();
@@ -116,10 +114,8 @@ async function runRelay(c: Case): Promise<RelayRun> {
     // workers are forked with the master's execArgv, so each process leaves its own profile
     const profDir = process.env.BENCH_CPU_PROF;
     const nodeArgs = [...EXTRA_NODE_ARGS, ...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profDir, c.name)}`] : [])];
-    child = spawn(process.execPath, [...withNodeFlags(nodeArgs), sluiceBin, 'run', '-d', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
-    child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
-    await waitForGreeting(smtpPort, child, 'sluice');
-    const watch = new ProcessWatch(child.pid!);
+    sluice = await startSluice(dir, { bin: sluiceBin, nodeArgs, readyOnGreeting: smtpPort });
+    const watch = new ProcessWatch(sluice.pid);
     const deadline = Date.now() + WORKERS_TIMEOUT_MS;
     while (watch.pids().length < 1 + PROCESSES) {
       if (Date.now() > deadline) throw new Error(`sluice did not start ${PROCESSES} workers within ${WORKERS_TIMEOUT_MS} ms`);
@@ -136,10 +132,10 @@ async function runRelay(c: Case): Promise<RelayRun> {
     watch.sample();
     return { rate, ...watch.totals(), peakPssBytes: watch.peakPssBytes, arrived: sink.count };
   } catch (err) {
-    if (stderr.trim()) log(`sluice stderr: ${stderr.trim()}`);
+    if (sluice?.stderr().trim()) log(`sluice stderr: ${sluice.stderr().trim().slice(-4000)}`);
     throw err;
   } finally {
-    if (child) await stopChild(child);
+    await sluice?.stop(STOP_TIMEOUT_MS);
     await sink.stop();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -27,6 +27,7 @@ import { GroupCommitter, type BatchOp } from '../../store/group-commit.js';
 import { KeyedMutex } from '../../store/keyed-mutex.js';
 import { openLevelDb, type LevelDb } from '../../store/level-db.js';
 import { StoreUnavailableError, WriteGuard } from '../../store/write-guard.js';
+import { writeOps } from '../../store/write-ops.js';
 import { InboxIds, inboxIdTime } from './ids.js';
 import { idOfRawKey, keys, PREFIX } from './keys.js';
 import type { SearchDoc } from '../search/query.js';
@@ -187,7 +188,7 @@ export class InboxStore extends StoreReads {
       const envelope = await this.readEnvelope(id);
       const ops: BatchOp[] = [{ type: 'del', key: keys.envelope(id) }, { type: 'del', key: keys.pending(id) }];
       for (const inbox of envelope?.inboxes ?? []) ops.push({ type: 'del', key: keys.inbox(inbox, id) });
-      await this.guard.write(() => this.db.batch(ops, { sync: true }));
+      await this.guard.write(() => writeOps(this.db, ops, { sync: true }));
       await this.guard.write(() => this.db.clear(keys.rawRange(id)));
       this.refused.delete(id);
     }
@@ -211,7 +212,7 @@ export class InboxStore extends StoreReads {
         { type: 'del', key: keys.pending(id) },
       ];
       this.cache.touch([id], []);
-      await this.guard.write(() => this.db.batch(ops));
+      await this.guard.write(() => writeOps(this.db, ops, { sync: false }));
       this.cache.summaryChanged(id, summary);
       return true;
     });
@@ -259,7 +260,7 @@ export class InboxStore extends StoreReads {
       });
       if (!drops.length) return 0;
       this.cache.touch(ids, [inbox]);
-      await this.guard.write(() => this.db.batch(ops));
+      await this.guard.write(() => writeOps(this.db, ops, { sync: false }));
       for (const { envelope, rest } of drops) this.dropped(envelope, [inbox], rest);
       return drops.length;
     });
@@ -273,7 +274,7 @@ export class InboxStore extends StoreReads {
   private async drop(envelope: InboundEnvelope, inboxes: readonly string[], sync: boolean): Promise<void> {
     const { ops, rest } = dropOps(envelope, inboxes);
     this.cache.touch([envelope.id], inboxes);
-    await this.guard.write(() => (sync ? this.committer.commit(ops) : this.db.batch(ops)));
+    await this.guard.write(() => (sync ? this.committer.commit(ops) : writeOps(this.db, ops, { sync: false })));
     this.dropped(envelope, inboxes, rest);
   }
 
