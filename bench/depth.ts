@@ -30,16 +30,15 @@
  * Everything is on 127.0.0.1 with ports found free, every wait is bounded, children are stopped by
  * PID and every temporary app dir is removed.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SMTPServer } from 'smtp-server';
-import { withNodeFlags } from '../lib/app/node-flags.js';
+import { startSluice as startSluiceChild, type LogLine, type SluiceChild } from '../test/helpers/sluice-child.js';
 import { fillQueue, type QueueFillOptions } from './queue-fill.js';
 import { SubmitClient, streamedBody, textBody } from './smtp-submit.js';
-import { CountingSink, HOST, ProcessWatch, childPids, freePort, log, markdownTable, pickCases, positiveInt, procStats, rssBytes, runSmtpSource, stopChild, toolsPresent, waitForGreeting, writeBenchConfig } from './tools.js';
+import { CountingSink, HOST, ProcessWatch, childPids, freePort, log, markdownTable, pickCases, positiveInt, procStats, rssBytes, runSmtpSource, STOP_TIMEOUT_MS, toolsPresent, writeBenchConfig } from './tools.js';
 
 const ROUNDS = positiveInt(process.env.BENCH_ROUNDS, 2);
 const FRESH_MESSAGES = positiveInt(process.env.BENCH_MESSAGES, 3000);
@@ -73,7 +72,7 @@ function result(r: Result): void {
 }
 
 interface Sluice {
-  child: ChildProcess;
+  child: SluiceChild;
   dir: string;
   smtpPort: number;
   apiPort: number;
@@ -81,7 +80,7 @@ interface Sluice {
   spawnedAt: number;
   listeningAt: number;
   /** log lines (JSON) the master wrote, parsed */
-  lines: Record<string, unknown>[];
+  lines: LogLine[];
   watch: ProcessWatch;
   stop(): Promise<void>;
 }
@@ -89,8 +88,7 @@ interface Sluice {
 /** Starts Sluice on a new app dir whose queue `fill` filled first; waits for its workers. */
 async function startSluice(o: { fill?: QueueFillOptions; config: string[]; logLevel?: string; workers?: number }): Promise<Sluice> {
   const dir = mkdtempSync(path.join(tmpdir(), 'sluice-depth-'));
-  let child: ChildProcess | undefined;
-  let stderr = '';
+  let child: SluiceChild | undefined;
   try {
     if (o.fill) {
       const filled = await fillQueue(path.join(dir, 'queue'), o.fill);
@@ -100,27 +98,11 @@ async function startSluice(o: { fill?: QueueFillOptions; config: string[]; logLe
     const apiPort = await freePort();
     const channelPort = await freePort();
     writeBenchConfig(dir, { logLevel: o.logLevel ?? 'warn', smtpPort, apiPort, channelPort }, o.config);
-    const lines: Record<string, unknown>[] = [];
     const spawnedAt = performance.now();
-    child = spawn(process.execPath, [...withNodeFlags([]), sluiceBin, 'run', '-d', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let tail = '';
-    child.stdout?.on('data', (d: Buffer) => {
-      const text = tail + d.toString();
-      const parts = text.split('\n');
-      tail = parts.pop() ?? '';
-      for (const p of parts) {
-        try {
-          lines.push({ ...(JSON.parse(p) as Record<string, unknown>), seenAt: performance.now() });
-        } catch {
-          // not a log line
-        }
-      }
-    });
-    child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
     // a build that reads the whole queue before it listens takes long on a million rows
-    await waitForGreeting(smtpPort, child, 'sluice', 180_000);
+    child = await startSluiceChild(dir, { bin: sluiceBin, readyOnGreeting: smtpPort, readLog: true, readyTimeoutMs: 180_000 });
     const listeningAt = performance.now();
-    const watch = new ProcessWatch(child.pid!);
+    const watch = new ProcessWatch(child.pid);
     const deadline = Date.now() + WORKERS_TIMEOUT_MS;
     while (watch.pids().length < 1 + (o.workers ?? 1)) {
       if (Date.now() > deadline) throw new Error(`sluice did not start its workers within ${WORKERS_TIMEOUT_MS} ms`);
@@ -134,16 +116,16 @@ async function startSluice(o: { fill?: QueueFillOptions; config: string[]; logLe
       apiPort,
       spawnedAt,
       listeningAt,
-      lines,
+      lines: child.lines,
       watch,
       stop: async () => {
-        await stopChild(started);
+        await started.stop(STOP_TIMEOUT_MS);
         rmSync(dir, { recursive: true, force: true });
       },
     };
   } catch (err) {
-    if (stderr.trim()) log(`sluice stderr: ${stderr.trim()}`);
-    if (child) await stopChild(child);
+    if (child?.stderr().trim()) log(`sluice stderr: ${child.stderr().trim().slice(-4000)}`);
+    await child?.stop(STOP_TIMEOUT_MS);
     rmSync(dir, { recursive: true, force: true });
     throw err;
   }
@@ -172,13 +154,13 @@ async function freshRelay(fill: QueueFillOptions | undefined): Promise<{ rate: n
     const deadline = Date.now() + 120_000;
     while ((await getJson(sluice.apiPort, '/health')).body.queue.loading === true && Date.now() < deadline) await sleep(200);
     await sleep(1000);
-    const masterIdleMb = rssBytes(sluice.child.pid!) / MB;
+    const masterIdleMb = rssBytes(sluice.child.pid) / MB;
     const started = process.hrtime.bigint();
     const arrived = sink.waitFor(FRESH_MESSAGES, RUN_TIMEOUT_MS);
     const source = runSmtpSource(['-s', String(SESSIONS), '-m', String(FRESH_MESSAGES), '-l', '2048', '-f', 's@src.test', '-t', 'r@dest.test', '-M', 'client.test'], sluice.smtpPort, RUN_TIMEOUT_MS);
     await Promise.all([source, arrived]);
     const rate = FRESH_MESSAGES / (Number(sink.reachedAt - started) / 1e9);
-    return { rate, masterPeakMb: procStats(sluice.child.pid!).peakRssBytes / MB, masterIdleMb };
+    return { rate, masterPeakMb: procStats(sluice.child.pid).peakRssBytes / MB, masterIdleMb };
   } finally {
     await sluice.stop();
     await sink.stop();
@@ -307,11 +289,11 @@ async function caseStartup(): Promise<void> {
         const listenMs = sluice.listeningAt - sluice.spawnedAt;
         const whileLoading = await getJson(sluice.apiPort, '/health');
         const deadline = Date.now() + 120_000;
-        let loaded: Record<string, unknown> | undefined;
+        let loaded: LogLine | undefined;
         while (!(loaded = sluice.lines.find((l) => l.event === 'QUEUE_LOADED')) && Date.now() < deadline) await sleep(50);
         const after = await getJson(sluice.apiPort, '/health');
         const counted = (after.body.queue.queued as number) + (after.body.queue.deferred as number);
-        const loadedMs = loaded ? (loaded.seenAt as number) - sluice.spawnedAt : NaN;
+        const loadedMs = loaded ? (sluice.child.seenAt(loaded) ?? NaN) - sluice.spawnedAt : NaN;
         log(`    ${rows} rows: listening ${listenMs.toFixed(0)} ms after the spawn; QUEUE_LOADED ${loadedMs.toFixed(0)} ms after (its ms ${String(loaded?.ms)}); /health while loading ${JSON.stringify({ loading: whileLoading.body.queue.loading, queued: whileLoading.body.queue.queued, deferred: whileLoading.body.queue.deferred })}, after: ${counted} rows`);
         result({ name: 'startup', what: `${rows} rows: spawn → SMTP listening (ms)`, value: listenMs.toFixed(0), target: rows ? '≤ 5000' : '', met: rows ? listenMs <= 5000 : undefined });
         result({ name: 'startup', what: `${rows} rows: spawn → QUEUE_LOADED (ms)`, value: loadedMs.toFixed(0), target: '' });
@@ -390,7 +372,7 @@ async function largeRun(): Promise<{ master: number; worker: number }> {
   let sluice: Sluice | undefined;
   try {
     sluice = await startSluice({ config: zoneConfig(sink.port) });
-    const masterPid = sluice.child.pid!;
+    const masterPid = sluice.child.pid;
     const workerPid = childPids(masterPid)[0]!;
     // one small message first: the paths are warm, the worker has its session code loaded
     const client = await SubmitClient.open(sluice.smtpPort);

@@ -73,6 +73,8 @@ export interface SluiceChild {
   stderr(): string;
   /** PIDs from WORKER_STARTED lines so far */
   workerPids(): number[];
+  /** when a line arrived (performance.now()), for benchmarks that time the child's phases */
+  seenAt(line: LogLine): number | undefined;
   /** the first line that matches; rejects after `timeoutMs` or when the child exits first */
   waitForLine(match: (l: LogLine) => boolean, timeoutMs: number, what?: string): Promise<LogLine>;
   /** resolves when the spawned process has exited */
@@ -109,9 +111,11 @@ export interface StartOptions {
   /**
    * A benchmark's start: stdout is not read (its log level is low, and parsing lines would cost
    * the measuring process CPU), and the child is ready when this SMTP port greets with 220.
-   * `lines`, `ports` and `workerPids()` stay empty.
+   * `lines`, `ports` and `workerPids()` stay empty unless `readLog` is set.
    */
   readyOnGreeting?: number;
+  /** read the log lines even with `readyOnGreeting` (default: only without it) */
+  readLog?: boolean;
 }
 
 /** Our environment minus SLUICE_… variables (the runner sets some; the child would read them as config). */
@@ -125,7 +129,8 @@ function spawnSluice(appDir: string, opts: StartOptions, probeFile?: string): Ch
   const nodeArgs = withNodeFlags([...(probeFile ? ['--import', LOOP_PROBE] : []), ...(opts.nodeArgs ?? [])]);
   const argv = [...(opts.wrap ?? []), process.execPath, ...nodeArgs, opts.bin ?? SLUICE_BIN, 'run', '-d', appDir];
   const env = childEnv({ ...opts.env, ...(probeFile ? { LOOP_PROBE_FILE: probeFile } : {}) });
-  return spawn(argv[0]!, argv.slice(1), { cwd: ROOT, env, stdio: ['ignore', opts.readyOnGreeting ? 'ignore' : 'pipe', 'pipe'] });
+  const readLog = opts.readLog ?? !opts.readyOnGreeting;
+  return spawn(argv[0]!, argv.slice(1), { cwd: ROOT, env, stdio: ['ignore', readLog ? 'pipe' : 'ignore', 'pipe'] });
 }
 
 /**
@@ -170,6 +175,7 @@ export async function startSluice(appDir: string, opts: StartOptions = {}): Prom
   const child = spawnSluice(appDir, opts, probeFile);
   const exited = exitOf(child);
   const lines: LogLine[] = [];
+  const arrivals = new WeakMap<LogLine, number>();
   const rawStdout: string[] = [];
   const ports: Record<string, number> = {};
   const waiters = new Set<() => void>();
@@ -258,6 +264,7 @@ export async function startSluice(appDir: string, opts: StartOptions = {}): Prom
         continue;
       }
       lines.push(line);
+      arrivals.set(line, performance.now());
       if (!pid && typeof line.pid === 'number') pid = line.pid;
       if (line.event === 'LISTENING' && typeof line.listener === 'string' && typeof line.port === 'number') ports[line.listener] = line.port;
       if (line.event === 'STARTED' && !startMs) startMs = Date.now() - t0;
@@ -288,6 +295,7 @@ export async function startSluice(appDir: string, opts: StartOptions = {}): Prom
     stdout: () => stdout,
     stderr: () => stderr,
     workerPids: () => lines.filter((l) => l.event === 'WORKER_STARTED').map((l) => Number(l.pid)),
+    seenAt: (line) => arrivals.get(line),
     waitForLine,
     exited,
     get startMs() {
