@@ -8,7 +8,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { createServer, connect } from 'node:net';
+import { createServer } from 'node:net';
+import { waitForGreeting as waitForSmtpGreeting } from '../test/helpers/sluice-child.js';
 
 
 export const SMTP_SOURCE = '/usr/sbin/smtp-source';
@@ -39,28 +40,11 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** Waits until something on `port` answers with an SMTP greeting, or the child dies, or time runs out. */
-export async function waitForGreeting(port: number, child: ChildProcess, what: string, timeoutMs = READY_TIMEOUT_MS): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (let attempt = 0; Date.now() < deadline; attempt++) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${what} exited before it was ready`);
-    const ok = await new Promise<boolean>((resolve) => {
-      const sock = connect(port, HOST);
-      const done = (v: boolean) => {
-        sock.destroy();
-        resolve(v);
-      };
-      sock.setTimeout(1000, () => done(false));
-      sock.once('error', () => done(false));
-      sock.once('data', (d) => {
-        sock.end('QUIT\r\n');
-        done(d.toString('latin1').startsWith('220'));
-      });
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, Math.min(25 * (attempt + 1), 250)));
-  }
-  throw new Error(`${what} did not answer on ${HOST}:${port} within ${timeoutMs} ms`);
+/** Waits until `child` answers on `port` with an SMTP greeting (it dying or time running out fails). */
+function waitForGreeting(port: number, child: ChildProcess, what: string): Promise<void> {
+  return waitForSmtpGreeting(port, READY_TIMEOUT_MS, () => child.exitCode !== null || child.signalCode !== null).catch((err: Error) => {
+    throw new Error(`${what}: ${err.message}`);
+  });
 }
 
 export function exited(child: ChildProcess): Promise<void> {
