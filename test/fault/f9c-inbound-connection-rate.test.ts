@@ -69,6 +69,8 @@ test(`F9c inbound: ${FLOOD} connections in ~10 s from one address against ${RATE
     assert.match(k.greeting, /^421 4\.7\.0 .*connections per minute/, 'the refusal names the rate');
     assert.ok(k.closedMs !== undefined && k.closedMs <= 1000, `closed after the 421 (${k.closedMs} ms)`);
   }
-  assert.ok(knocks.slice(-100).every((k) => !k.greeting.startsWith('220')), 'the last 100 are all refused');
+  // the few let through as the minute slides may come at any point of the flood, the end too
+  const lateGreeted = knocks.slice(-100).filter((k) => k.greeting.startsWith('220')).length;
+  assert.ok(lateGreeted <= greeted - RATE, `of the last 100, ${lateGreeted} greeted: only the sliding minute's few`);
   assert.ok(others.length >= 10 && percentile(others, 95) <= 1000, `bystanders p95 ${percentile(others, 95)} ms over ${others.length}`);
 });
