@@ -10,7 +10,7 @@
  * between two such batches, so a walk over a million rows never holds it for long.
  */
 import { queueIdTime } from './ids.js';
-import type { QueueReader } from './reader.js';
+import { turn, type QueueReader } from './reader.js';
 import type { DeliveryRow, MessageMeta, RowStatus } from './types.js';
 
 export interface RowFilter {
@@ -117,8 +117,6 @@ export async function* selectRows(reader: QueueReader, filter: RowFilter, opts: 
 }
 
 /** Lets timers and I/O run between two batches of a long walk. */
-export const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-
 /** Rows read per lookup by the index walk. */
 const LOOKUP_BATCH = 500;
 

@@ -366,9 +366,8 @@ export class QueueStore extends QueueReader {
     let nextFromMs = nowMs - graceMs;
     for (const id of this.inflight) nextFromMs = Math.min(nextFromMs, queueIdTime(id));
     const orphans: string[] = [];
-    for await (const id of this.bodyIds(this.gcFromMs)) {
-      if (this.inflight.has(id) || queueIdTime(id) > nowMs - graceMs) continue;
-      if ((await this.db.get(keys.meta(id))) === undefined) orphans.push(id);
+    for await (const id of this.bodiesWithoutMeta(this.gcFromMs)) {
+      if (!this.inflight.has(id) && queueIdTime(id) <= nowMs - graceMs) orphans.push(id);
     }
     let collected = 0;
     for (const id of orphans) {

@@ -4,9 +4,7 @@
  * h: for held ones: zone, id and domain are in the key and its value, and the id holds the time
  * the message was queued), so a queue of a million rows is summed without decoding one row.
  */
-import { queueIdTime } from './ids.js';
 import type { QueueReader } from './reader.js';
-import { turn } from './select.js';
 
 /** qshape's buckets: rows younger than each bound (minutes); the last column is everything older. */
 export const AGE_BUCKETS_MIN = [5, 10, 20, 40, 80, 160, 320, 640, 1280] as const;
@@ -48,16 +46,14 @@ export interface ShapeOptions {
 
 const emptyLine = (): ShapeLine => ({ total: 0, held: 0, ages: new Array<number>(AGE_BUCKETS_MIN.length + 1).fill(0) });
 
-function bucketOf(ageMs: number): number {
-  const min = ageMs / 60_000;
-  for (let i = 0; i < AGE_BUCKETS_MIN.length; i++) if (min < AGE_BUCKETS_MIN[i]!) return i;
-  return AGE_BUCKETS_MIN.length;
+/** qshape's bucket bounds as queue times: a row queued after bounds[i] is younger than AGE_BUCKETS_MIN[i] minutes. */
+function bucketBounds(nowMs: number): number[] {
+  return AGE_BUCKETS_MIN.map((min) => nowMs - min * 60_000);
 }
 
-function addTo(line: ShapeLine, bucket: number, held: boolean): void {
-  line.total++;
-  if (held) line.held++;
-  line.ages[bucket]!++;
+function bucketOf(queuedMs: number, bounds: number[]): number {
+  for (let i = 0; i < bounds.length; i++) if (queuedMs > bounds[i]!) return i;
+  return bounds.length;
 }
 
 function addLine(to: ShapeLine, from: ShapeLine): void {
@@ -66,23 +62,42 @@ function addLine(to: ShapeLine, from: ShapeLine): void {
   from.ages.forEach((n, i) => (to.ages[i]! += n));
 }
 
+/** A domain's counts while the index is walked: the age buckets, then the held rows (one array per
+ * domain, no object per row: a million rows are summed in well under a second). */
+type Tally = Float64Array;
+const HELD = AGE_BUCKETS_MIN.length + 1;
+
+function lineOf(tally: Tally): ShapeLine {
+  const ages = Array.from(tally.subarray(0, HELD));
+  return { total: ages.reduce((a, b) => a + b, 0), held: tally[HELD]!, ages };
+}
+
 export async function queueShape(reader: QueueReader, opts: ShapeOptions): Promise<QueueShape> {
   const status = opts.status ?? 'all';
-  const zones = new Map<string, Map<string, ShapeLine>>();
-  for await (const batch of reader.indexBatches({ held: status !== 'pending', pending: status !== 'held', zone: opts.zone })) {
-    for (const r of batch) {
-      let domains = zones.get(r.zone);
-      if (!domains) zones.set(r.zone, (domains = new Map()));
-      let line = domains.get(r.domain);
-      if (!line) domains.set(r.domain, (line = emptyLine()));
-      addTo(line, bucketOf(opts.nowMs - queueIdTime(r.id)), r.held);
+  const zones = new Map<string, Map<string, Tally>>();
+  const bounds = bucketBounds(opts.nowMs);
+  // the previous entry's zone and its domains: consecutive entries mostly share the zone
+  let lastZone: string | undefined;
+  let domains = new Map<string, Tally>();
+  let lastQueuedMs = NaN;
+  let bucket = 0;
+  await reader.scanIndex({ held: status !== 'pending', pending: status !== 'held', zone: opts.zone }, (zone, domain, queuedMs, held) => {
+    if (zone !== lastZone) {
+      lastZone = zone;
+      const known = zones.get(zone);
+      if (known) domains = known;
+      else zones.set(zone, (domains = new Map()));
     }
-    await turn();
-  }
+    let tally = domains.get(domain);
+    if (!tally) domains.set(domain, (tally = new Float64Array(HELD + 1)));
+    if (queuedMs !== lastQueuedMs) bucket = bucketOf((lastQueuedMs = queuedMs), bounds);
+    tally[bucket]!++;
+    if (held) tally[HELD]!++;
+  });
   const total = emptyLine();
   const out: ZoneShape[] = [];
   for (const [zone, domains] of [...zones].sort(([a], [b]) => a.localeCompare(b))) {
-    const sorted = [...domains].map(([domain, line]) => ({ domain, ...line })).sort((a, b) => b.total - a.total || a.domain.localeCompare(b.domain));
+    const sorted = [...domains].map(([domain, tally]) => ({ domain, ...lineOf(tally) })).sort((a, b) => b.total - a.total || a.domain.localeCompare(b.domain));
     const z: ZoneShape = { zone, ...emptyLine(), domains: sorted.slice(0, opts.top) };
     for (const d of sorted) addLine(z, d);
     if (sorted.length > opts.top) {

@@ -82,11 +82,8 @@ test('list and summary on 1,000,000 rows answer within 2 s and keep the event lo
   const young = await timed('/admin/rows?maxAge=3600');
   check('list, queued within the hour', young);
 
-  // The issue asks 2 s. The summary of 1,000,000 rows takes 1.6-1.7 s on the quiet 2-core build
-  // machine and 2.3 s with a suite beside it: met, without margin. Until a leaner summary (no
-  // object per index entry) gives that margin, the suite holds it to 3 s and to the 50 ms loop.
   const summary = await timed('/admin/summary');
-  check('summary', summary, 3000);
+  check('summary', summary);
   const total = summary.body.total as { total: number; ages: number[] };
   assert.equal(total.total, ROWS);
   assert.ok(total.ages.at(-1)! > 0 && total.ages[0]! > 0, 'the fixture spreads ages over two days');

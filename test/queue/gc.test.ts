@@ -51,6 +51,33 @@ test('leftovers of an ingest cut short by a crash are collected once older than 
   }
 });
 
+test('the collector finds bodies without metadata by walking both key families side by side, whatever their order', async () => {
+  const queuePath = tempQueuePath();
+  let store = await openStore(queuePath);
+  const ids = new QueueIds();
+  // stored and leftover interleaved, a leftover first and last, several chunks on some
+  const plan = ['left', 'stored', 'stored', 'left', 'left', 'stored', 'left'] as const;
+  const made = plan.map((kind) => ({ kind, id: ids.next(Date.now() - 2 * HOUR) }));
+  try {
+    for (const [i, { kind, id }] of made.entries()) {
+      const body = Buffer.alloc(i % 2 ? 9000 : 1500, 0x61 + i); // one chunk (1 KB) or several
+      if (kind === 'stored') await storeMessage(store, id, body);
+      else await store.bodyWriter(id).write(body);
+    }
+    await store.close();
+    store = await openStore(queuePath);
+    const orphans: string[] = [];
+    for await (const id of store.bodiesWithoutMeta()) orphans.push(id);
+    assert.deepEqual(orphans, made.filter((m) => m.kind === 'left').map((m) => m.id));
+    assert.equal(await store.collectGarbage(Date.now(), HOUR), 4);
+    for (const { kind, id } of made) if (kind === 'stored') assert.equal(await checkWhole(store, id, 2), undefined);
+    assert.deepEqual([...(await bodyIds(store))].sort(), made.filter((m) => m.kind === 'stored').map((m) => m.id).sort());
+  } finally {
+    await store.close();
+    rmSync(path.dirname(queuePath), { recursive: true, force: true });
+  }
+});
+
 test('chunks of an ingest in flight are never collected, however old their id', async () => {
   const queuePath = tempQueuePath();
   const store = await openStore(queuePath);
