@@ -214,8 +214,7 @@ export class QueueReader {
 
   /**
    * What indexBatches reads, handed to `visit` an entry at a time with no object per entry, for
-   * walks that only count (the queue's summary sums a million rows this way in about half the
-   * time). The next batch is read by LevelDB's thread while `visit` works on this one, and the
+   * walks that only count (the queue's summary). The next batch is read by LevelDB's thread while `visit` works on this one, and the
    * event loop turns between two batches, so the walk never holds it for long.
    */
   async scanIndex(opts: IndexScope, visit: (zone: string, domain: string, queuedMs: number, held: boolean) => void): Promise<void> {
