@@ -1,8 +1,9 @@
 /**
  * The scheduler: hands due deliveries to workers under lease, and keeps the zone's limits. Its
  * parts, each with one job: the lease table (leases.ts), the fresh lane (fresh-lane.ts), one pass
- * of the due index (due-scan.ts), the per-domain limits (domain-limits.ts); this file is the
- * per-zone pump that drives them; a granted lease becomes a job (job.ts).
+ * of the due index (due-scan.ts), the per-domain limits (domain-limits.ts), each zone's wake-up
+ * (zone-timer.ts); this file is the per-zone pump that drives them, over one explicit state per
+ * zone (zone-state.ts); a granted lease becomes a job (job.ts).
  *
  * - A worker's `fetch` waits (long poll) until a delivery of its zone is due and allowed.
  * - A job is one message to one domain, up to the per-transaction limit.
@@ -38,6 +39,7 @@ import { FreshLane } from './fresh-lane.js';
 import { scanDueRows, type DueGroup } from './due-scan.js';
 import { jobOf } from './job.js';
 import { changedMeanwhile, newZoneState, type Waiter, type ZoneState } from './zone-state.js';
+import { ZoneTimer } from './zone-timer.js';
 
 export type { Lease, LeaseEnforcer } from './leases.js';
 
@@ -45,8 +47,8 @@ export type { Lease, LeaseEnforcer } from './leases.js';
 const SCAN_BUDGET = 5000;
 /** A pass that stopped at its budget with workers still waiting goes on this soon, from there. */
 const CONTINUE_MS = 100;
-/** Even with nothing due, look again this often (a safety net for missed wake-ups). */
-const IDLE_RECHECK_MS = 5000;
+/** A pass that failed (a read error) is tried again this soon. */
+const FAILED_PASS_RETRY_MS = 1000;
 /**
  * Fresh mail that has waited this long goes out before older work on disk, on every other pass and
  * to at most half the workers asking: a backlog coming due (a flush, an outage ending) must not hold new mail back
@@ -137,9 +139,9 @@ export class Scheduler {
   }
 
   /** A row of `zone` is due at `dueMs` on disk: look now, or when the time comes. */
-  private dueAt(zone: string, state: ZoneState, dueMs: number): void {
+  private dueAt(state: ZoneState, dueMs: number): void {
     if (dueMs <= this.now()) state.disk.dirty = true;
-    else this.setTimer(zone, state, dueMs);
+    else state.timer.wakeAt(dueMs);
   }
 
   /** Something changed for `zone` (a worker asks, new mail, a slot freed): hand out work. */
@@ -171,7 +173,7 @@ export class Scheduler {
     this.limits.release(lease.zone, lease.domain);
     const state = this.zone(lease.zone);
     if (!recorded || state.disk.blocked) state.disk.dirty = true;
-    if (lease.nextDue !== undefined) this.dueAt(lease.zone, state, lease.nextDue);
+    if (lease.nextDue !== undefined) this.dueAt(state, lease.nextDue);
     this.kick(lease.zone);
     return lease;
   }
@@ -279,7 +281,7 @@ export class Scheduler {
   close(): void {
     this.closed = true;
     for (const state of this.zones.values()) {
-      state.timer?.cancel();
+      state.timer.stop();
       for (const w of state.waiters.splice(0)) w.reject(new SchedulerClosedError('scheduler closed'));
     }
     this.leases.close();
@@ -287,7 +289,7 @@ export class Scheduler {
 
   private zone(zone: string): ZoneState {
     let state = this.zones.get(zone);
-    if (!state) this.zones.set(zone, (state = newZoneState()));
+    if (!state) this.zones.set(zone, (state = newZoneState(new ZoneTimer(this.clock, () => this.wake(zone)))));
     return state;
   }
 
@@ -313,7 +315,7 @@ export class Scheduler {
           // part of the due range was not read; go on from the cursor soon (not at once: a
           // backlog that cannot start, e.g. a rate-limited domain, would otherwise keep the
           // master busy reading it over and over)
-          this.setTimer(zone, state, this.now() + CONTINUE_MS);
+          state.timer.wakeIn(CONTINUE_MS);
           break;
         }
         // marked during this pass (a lease given up, fresh rows a domain limit held back)
@@ -323,7 +325,12 @@ export class Scheduler {
           // (without this, rows due a few ms after a scan that a wake interrupted sat until the
           // idle recheck)
           state.disk.armPending = false;
-          await this.armTimer(zone, state);
+          await state.timer.arm(
+            // after what the scan read, not after now: a row that came due in between (its lease
+            // ended after the scan started) is found here and looked at soon, not at the recheck
+            () => this.store.nextDueAfter(zone, state.disk.scannedUpTo),
+            () => this.limits.nextFreeAt(zone),
+          );
           // a wake that came while the timer was being armed (a lease ended, a worker asked for
           // work) must not wait for that timer
           if (changedMeanwhile(state)) continue;
@@ -333,7 +340,7 @@ export class Scheduler {
     } catch (err) {
       this.logger.error({ err, zone }, 'scheduler pass failed');
       state.disk.dirty = true;
-      this.setTimer(zone, state, this.now() + 1000);
+      state.timer.wakeIn(FAILED_PASS_RETRY_MS);
     } finally {
       state.run = 'idle';
     }
@@ -451,28 +458,5 @@ export class Scheduler {
     const lease = this.leases.grant(owner, zone, domain, meta, rows);
     this.fresh.taken(rows);
     return jobOf(lease);
-  }
-
-  /** Sleeps until the next row of the zone is due (or a domain limit may have eased). */
-  private async armTimer(zone: string, state: ZoneState): Promise<void> {
-    const now = this.now();
-    let next = now + IDLE_RECHECK_MS;
-    // after what the scan read, not after now: a row that came due in between (its lease ended
-    // after the scan started) is found here and looked at in 10 ms, instead of at the recheck
-    const nextDue = await this.store.nextDueAfter(zone, state.disk.scannedUpTo);
-    if (nextDue !== undefined) next = Math.min(next, nextDue);
-    const rateFree = this.limits.nextFreeAt(zone);
-    if (rateFree !== undefined) next = Math.min(next, rateFree);
-    this.setTimer(zone, state, Math.max(next, now + 10));
-  }
-
-  private setTimer(zone: string, state: ZoneState, at: number): void {
-    if (state.timer && state.timer.at <= at) return;
-    state.timer?.cancel();
-    const cancel = this.clock.after(at - this.now(), () => {
-      state.timer = undefined;
-      this.wake(zone);
-    });
-    state.timer = { at, cancel };
   }
 }

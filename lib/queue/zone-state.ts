@@ -4,6 +4,7 @@
  * and its one wake-up timer.
  */
 import type { Job } from '../channel/protocol.js';
+import type { ZoneTimer } from './zone-timer.js';
 
 export interface Waiter {
   owner: string;
@@ -35,13 +36,13 @@ export interface ZoneState {
   /** fresh mail that waited long goes before the disk's older work on every other pass (scheduler.ts) */
   freshTurn: boolean;
   /** the zone's wake-up, at most one (the earliest wanted) */
-  timer?: { at: number; cancel: () => void };
+  timer: ZoneTimer;
 }
 
 /** Whether a kick came while the pump was running (it loops once more). */
 export const changedMeanwhile = (state: ZoneState): boolean => state.run === 'again';
 
 /** A zone seen for the first time: its disk may hold due rows (a restart, a backlog). */
-export function newZoneState(): ZoneState {
-  return { waiters: [], run: 'idle', disk: { dirty: true, blocked: false, scannedUpTo: 0, armPending: false }, freshTurn: true };
+export function newZoneState(timer: ZoneTimer): ZoneState {
+  return { waiters: [], run: 'idle', disk: { dirty: true, blocked: false, scannedUpTo: 0, armPending: false }, freshTurn: true, timer };
 }
