@@ -1,6 +1,6 @@
 /**
  * The scheduler: hands due deliveries to workers under lease, and keeps the zone's limits. Its
- * parts, each with one job: the lease table (leases.ts), the fresh lane (fresh-lane.ts), one pass
+ * parts, each with one job: the lease table with the operator's pins (leases.ts), the fresh lane (fresh-lane.ts), one pass
  * of the due index (due-scan.ts), the per-domain limits (domain-limits.ts), each zone's wake-up
  * (zone-timer.ts); this file is the per-zone pump that drives them, over one explicit state per
  * zone (zone-state.ts); a granted lease becomes a job (job.ts).
@@ -66,8 +66,6 @@ export class Scheduler {
   private readonly leases: LeaseTable;
   private readonly fresh = new FreshLane();
   private readonly zones = new Map<string, ZoneState>();
-  /** rows an operator's change is being written for (admin.ts): not handed out meanwhile */
-  private readonly pinned = new Set<string>();
   readonly limits: DomainLimits;
   private readonly clock: Clock;
   private closed = false;
@@ -246,9 +244,7 @@ export class Scheduler {
 
   /** Rows leased now, per zone (metrics). */
   leasedByZone(): Record<string, number> {
-    const byZone: Record<string, number> = {};
-    for (const lease of this.leases.values()) byZone[lease.zone] = (byZone[lease.zone] ?? 0) + lease.rows.length;
-    return byZone;
+    return this.leases.rowsByZone();
   }
 
   leasesOf(owner: string): number {
@@ -260,22 +256,18 @@ export class Scheduler {
   }
 
   /**
-   * Takes the rows of `rows` that no worker holds out of the scheduler's hands until `unpin`:
-   * an operator's change to them (hold, delete, reschedule) is written meanwhile, and a scan that
-   * read their old index keys must not lease them under it. Leased rows are left out (their
-   * attempt runs; its outcome decides). Their message's fresh offers are withdrawn (the rows that
-   * stay pending are found on disk by the next scan). Synchronous, so no lease is granted between
-   * the check and the pin.
+   * Takes the rows of `rows` that no worker holds out of the scheduler's hands until `unpin`, while
+   * an operator's change to them is written (leases.ts); returns them. Their message's fresh
+   * offers are withdrawn (the rows that stay pending are found on disk by the next scan).
    */
   pin<R extends { id: string; seq: number }>(rows: readonly R[]): R[] {
-    const free = rows.filter((r) => !this.leases.isLeased(r.id, r.seq) && !this.pinned.has(rowKey(r.id, r.seq)));
+    const free = this.leases.pin(rows);
     for (const id of new Set(free.map((r) => r.id))) this.fresh.forget(id);
-    for (const r of free) this.pinned.add(rowKey(r.id, r.seq));
     return free;
   }
 
   unpin(rows: readonly { id: string; seq: number }[]): void {
-    for (const r of rows) this.pinned.delete(rowKey(r.id, r.seq));
+    this.leases.unpin(rows);
   }
 
   close(): void {
@@ -362,10 +354,7 @@ export class Scheduler {
       maxRows: this.config.delivery.maxRecipientsPerTransaction,
       free: [...state.waiters],
       // leased rows are taken; offered ones go out from memory, in the same order
-      isTaken: (id, seq) => {
-        const key = rowKey(id, seq);
-        return this.leases.isLeasedKey(key) || this.fresh.isOffered(key) || this.pinned.has(key);
-      },
+      isTaken: (id, seq) => this.leases.isTaken(id, seq) || this.fresh.isOffered(rowKey(id, seq)),
       claim: (domain, free) => this.claim(zone, domain, free),
     });
     if (scan.unread) state.disk.cursor = scan.cursor;
@@ -445,7 +434,7 @@ export class Scheduler {
     const found = await this.store.readJob(zone, g.id, g.keys);
     const meta = found.meta;
     // leased while this read was waiting (a fresh offer of the same row): never twice
-    const rows = found.rows.filter((row) => !this.leases.isLeased(row.id, row.seq) && !this.pinned.has(rowKey(row.id, row.seq)));
+    const rows = found.rows.filter((row) => !this.leases.isTaken(row.id, row.seq));
     if (!meta || !rows.length) {
       this.limits.unclaim(zone, g.domain);
       return undefined;
