@@ -355,7 +355,7 @@ export class Scheduler {
       free: [...state.waiters],
       // leased rows are taken; offered ones go out from memory, in the same order
       isTaken: (id, seq) => this.leases.isTaken(id, seq) || this.fresh.isOffered(rowKey(id, seq)),
-      claim: (domain, free) => this.claim(zone, domain, free),
+      claim: (domain, free) => this.limits.claim(zone, domain, free),
     });
     if (scan.unread) state.disk.cursor = scan.cursor;
     if (scan.unread || scan.stoppedEarly) state.disk.dirty = true;
@@ -377,25 +377,12 @@ export class Scheduler {
     return scan.unread;
   }
 
-  /**
-   * A waiter for a new delivery to `domain`, taken from `free`, with the connection counted: the
-   * worker that keeps an idle session to that domain, when it has a slot free (no new
-   * connection); else any worker, when the domain's limits allow one more connection.
-   */
-  private claim(zone: string, domain: string, free: Waiter[]): Waiter | undefined {
-    const i = free.findIndex((w) => this.limits.hasHold(zone, domain, w.owner));
-    if (i >= 0 && this.limits.useHold(zone, domain, free[i]!.owner)) return free.splice(i, 1)[0];
-    if (!this.limits.mayStart(zone, domain)) return undefined;
-    this.limits.acquire(zone, domain);
-    return free.shift();
-  }
-
   /** Hands fresh offers to waiting workers without reading the disk (fresh-lane.ts). */
   private serveFresh(zone: string, state: ZoneState): void {
     const blocked = this.fresh.serve(zone, {
       maxRows: this.config.delivery.maxRecipientsPerTransaction,
       waiters: state.waiters,
-      claim: (domain) => this.claim(zone, domain, state.waiters),
+      claim: (domain) => this.limits.claim(zone, domain, state.waiters),
       grant: (waiter, domain, meta, rows) => waiter.resolve(this.grant(zone, domain, meta, rows, waiter.owner)),
     });
     if (blocked) {
@@ -419,7 +406,7 @@ export class Scheduler {
     const blocked = this.fresh.serve(zone, {
       maxRows: this.config.delivery.maxRecipientsPerTransaction,
       waiters: state.waiters,
-      claim: (domain) => this.claim(zone, domain, state.waiters),
+      claim: (domain) => this.limits.claim(zone, domain, state.waiters),
       grant: (waiter, domain, meta, rows) => waiter.resolve(this.grant(zone, domain, meta, rows, waiter.owner)),
       addedUpTo: upTo,
       maxJobs: Math.ceil(state.waiters.length / 2),
