@@ -1,7 +1,8 @@
 /**
  * The scheduler: hands due deliveries to workers under lease, and keeps the zone's limits. Its
- * parts, each with one job: the lease table with the operator's pins (leases.ts), the fresh lane (fresh-lane.ts), one pass
- * of the due index (due-scan.ts), the per-domain limits (domain-limits.ts), each zone's wake-up
+ * parts, each with one job: the lease table with the operator's pins (leases.ts), the fresh lane
+ * (fresh-lane.ts) and when it is served (fresh-serving.ts), one pass of the due index
+ * (due-scan.ts), the per-domain limits (domain-limits.ts), each zone's wake-up
  * (zone-timer.ts); this file is the per-zone pump that drives them, over one explicit state per
  * zone (zone-state.ts); a granted lease becomes a job (job.ts).
  *
@@ -36,9 +37,10 @@ import { DomainLimits } from './domain-limits.js';
 import { systemClock, type Clock } from './clock.js';
 import { LeaseTable, rowKey, type Lease, type LeaseEnforcer } from './leases.js';
 import { FreshLane } from './fresh-lane.js';
+import { FreshServing } from './fresh-serving.js';
 import { scanDueRows, type DueGroup } from './due-scan.js';
 import { jobOf } from './job.js';
-import { changedMeanwhile, newZoneState, type Waiter, type ZoneState } from './zone-state.js';
+import { changedMeanwhile, newZoneState, type ServingDeps, type Waiter, type ZoneState } from './zone-state.js';
 import { ZoneTimer } from './zone-timer.js';
 
 export type { Lease, LeaseEnforcer } from './leases.js';
@@ -49,14 +51,6 @@ const SCAN_BUDGET = 5000;
 const CONTINUE_MS = 100;
 /** A pass that failed (a read error) is tried again this soon. */
 const FAILED_PASS_RETRY_MS = 1000;
-/**
- * Fresh mail that has waited this long goes out before older work on disk, on every other pass and
- * to at most half the workers asking: a backlog coming due (a flush, an outage ending) must not hold new mail back
- * until it is drained, nor may a stream of new mail starve the backlog (Postfix's queue manager
- * alternates between its incoming and deferred queues for the same reason). Below this wait,
- * older work goes first, so rows given back a moment ago still precede mail queued after them.
- */
-const FRESH_MAX_WAIT_MS = 500;
 /** A worker closes an idle session at sessionIdle; the master counts it a little longer. */
 const HOLD_MARGIN_MS = 1000;
 
@@ -65,6 +59,7 @@ export class SchedulerClosedError extends Error {}
 export class Scheduler {
   private readonly leases: LeaseTable;
   private readonly fresh = new FreshLane();
+  private readonly freshServing: FreshServing;
   private readonly zones = new Map<string, ZoneState>();
   readonly limits: DomainLimits;
   private readonly clock: Clock;
@@ -83,6 +78,13 @@ export class Scheduler {
     this.clock = typeof clock === 'function' ? { now: clock, after: systemClock.after } : clock;
     this.limits = new DomainLimits(config, () => this.clock.now());
     this.leases = new LeaseTable({ leaseTimeoutMs: config.queue.leaseTimeout, clock: this.clock, logger, enforcer, end: (leaseId) => this.endLease(leaseId) });
+    const serving: ServingDeps = {
+      clock: this.clock,
+      maxRows: () => this.config.delivery.maxRecipientsPerTransaction,
+      claim: (zone, domain, free) => this.limits.claim(zone, domain, free),
+      grant: (zone, domain, meta, rows, owner) => this.grant(zone, domain, meta, rows, owner),
+    };
+    this.freshServing = new FreshServing({ ...serving, lane: this.fresh });
   }
 
   /** A reloaded config (only its live keys differ: see config/reload-plan.ts). */
@@ -294,13 +296,13 @@ export class Scheduler {
         // also finds the fresh rows, which are then skipped as offered)
         let unread = false;
         if (state.disk.dirty) {
-          this.serveWaitedFresh(zone, state);
+          this.freshServing.serveWaited(zone, state);
           unread = await this.fill(zone, state);
           state.disk.armPending = true;
         }
         // fresh mail only once the disk has nothing older for the workers (a scan that ran out of
         // waiters leaves the disk dirty; the workers that asked meanwhile get the older rows)
-        if (!state.disk.dirty || unread) this.serveFresh(zone, state);
+        if (!state.disk.dirty || unread) this.freshServing.serve(zone, state);
         if (!state.waiters.length || this.closed) break;
         if (changedMeanwhile(state)) continue;
         if (unread) {
@@ -375,43 +377,6 @@ export class Scheduler {
       else state.waiters.unshift(g.waiter);
     }
     return scan.unread;
-  }
-
-  /** Hands fresh offers to waiting workers without reading the disk (fresh-lane.ts). */
-  private serveFresh(zone: string, state: ZoneState): void {
-    const blocked = this.fresh.serve(zone, {
-      maxRows: this.config.delivery.maxRecipientsPerTransaction,
-      waiters: state.waiters,
-      claim: (domain) => this.limits.claim(zone, domain, state.waiters),
-      grant: (waiter, domain, meta, rows) => waiter.resolve(this.grant(zone, domain, meta, rows, waiter.owner)),
-    });
-    if (blocked) {
-      // rows given back to the disk wait there for a freed slot
-      state.disk.blocked = true;
-      state.disk.dirty = true;
-    }
-  }
-
-  /**
-   * Before a scan: fresh offers that waited FRESH_MAX_WAIT_MS or more go to at most half of the
-   * waiting workers (rounded up), the scan gets the others; every other such pass the disk goes
-   * first (one worker asking at a time would otherwise always take the fresh mail).
-   */
-  private serveWaitedFresh(zone: string, state: ZoneState): void {
-    const oldest = this.fresh.oldestAt(zone);
-    const upTo = this.now() - FRESH_MAX_WAIT_MS;
-    if (oldest === undefined || oldest > upTo || !state.waiters.length) return;
-    state.freshTurn = !state.freshTurn;
-    if (state.freshTurn) return; // it was the disk's turn
-    const blocked = this.fresh.serve(zone, {
-      maxRows: this.config.delivery.maxRecipientsPerTransaction,
-      waiters: state.waiters,
-      claim: (domain) => this.limits.claim(zone, domain, state.waiters),
-      grant: (waiter, domain, meta, rows) => waiter.resolve(this.grant(zone, domain, meta, rows, waiter.owner)),
-      addedUpTo: upTo,
-      maxJobs: Math.ceil(state.waiters.length / 2),
-    });
-    if (blocked) state.disk.blocked = true;
   }
 
   /** Reads a job's metadata and rows from disk (scan path); undefined if they are gone. */

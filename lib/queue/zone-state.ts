@@ -4,6 +4,8 @@
  * and its one wake-up timer.
  */
 import type { Job } from '../channel/protocol.js';
+import type { Clock } from './clock.js';
+import type { DeliveryRow, MessageMeta } from './types.js';
 import type { ZoneTimer } from './zone-timer.js';
 
 export interface Waiter {
@@ -33,10 +35,21 @@ export interface ZoneState {
   waiters: Waiter[];
   run: PumpRun;
   disk: DiskState;
-  /** fresh mail that waited long goes before the disk's older work on every other pass (scheduler.ts) */
+  /** fresh mail that waited long goes before the disk's older work on every other pass (fresh-serving.ts) */
   freshTurn: boolean;
   /** the zone's wake-up, at most one (the earliest wanted) */
   timer: ZoneTimer;
+}
+
+/** What the pump lends the two ways a zone is served (fresh-serving.ts, disk-serving.ts). */
+export interface ServingDeps {
+  clock: Clock;
+  /** rows per job (read per use: a reload may change it) */
+  maxRows(): number;
+  /** a waiter for a new delivery to `domain`, taken from `free`, with its connection counted */
+  claim(zone: string, domain: string, free: Waiter[]): Waiter | undefined;
+  /** leases `rows` (one message, one domain) to `owner`; the connection is already counted */
+  grant(zone: string, domain: string, meta: MessageMeta, rows: DeliveryRow[], owner: string): Job;
 }
 
 /** Whether a kick came while the pump was running (it loops once more). */
