@@ -1,10 +1,13 @@
 /**
  * The scheduler: hands due deliveries to workers under lease, and keeps the zone's limits. Its
- * parts, each with one job: the lease table with the operator's pins (leases.ts), the fresh lane
- * (fresh-lane.ts) and when it is served (fresh-serving.ts), one pass of the due index
- * (due-scan.ts), the per-domain limits (domain-limits.ts), each zone's wake-up
- * (zone-timer.ts); this file is the per-zone pump that drives them, over one explicit state per
- * zone (zone-state.ts); a granted lease becomes a job (job.ts).
+ * parts, each with one job:
+ *   - the lease table, with the rows an operator's change pins (leases.ts);
+ *   - the fresh lane (fresh-lane.ts) and when it is served (fresh-serving.ts);
+ *   - the rows found on disk (disk-serving.ts), one pass of the due index at a time (due-scan.ts);
+ *   - the per-domain limits (domain-limits.ts);
+ *   - each zone's wake-up (zone-timer.ts).
+ * This file is the per-zone pump that drives them, over one explicit state per zone
+ * (zone-state.ts); a granted lease becomes a job (job.ts).
  *
  * - A worker's `fetch` waits (long poll) until a delivery of its zone is due and allowed.
  * - A job is one message to one domain, up to the per-transaction limit.
@@ -38,15 +41,13 @@ import { systemClock, type Clock } from './clock.js';
 import { LeaseTable, rowKey, type Lease, type LeaseEnforcer } from './leases.js';
 import { FreshLane } from './fresh-lane.js';
 import { FreshServing } from './fresh-serving.js';
-import { scanDueRows, type DueGroup } from './due-scan.js';
+import { DiskServing } from './disk-serving.js';
 import { jobOf } from './job.js';
 import { changedMeanwhile, newZoneState, type ServingDeps, type Waiter, type ZoneState } from './zone-state.js';
 import { ZoneTimer } from './zone-timer.js';
 
 export type { Lease, LeaseEnforcer } from './leases.js';
 
-/** How many index keys one pass may read before it gives up for now. */
-const SCAN_BUDGET = 5000;
 /** A pass that stopped at its budget with workers still waiting goes on this soon, from there. */
 const CONTINUE_MS = 100;
 /** A pass that failed (a read error) is tried again this soon. */
@@ -60,6 +61,7 @@ export class Scheduler {
   private readonly leases: LeaseTable;
   private readonly fresh = new FreshLane();
   private readonly freshServing: FreshServing;
+  private readonly diskServing: DiskServing;
   private readonly zones = new Map<string, ZoneState>();
   readonly limits: DomainLimits;
   private readonly clock: Clock;
@@ -85,6 +87,13 @@ export class Scheduler {
       grant: (zone, domain, meta, rows, owner) => this.grant(zone, domain, meta, rows, owner),
     };
     this.freshServing = new FreshServing({ ...serving, lane: this.fresh });
+    this.diskServing = new DiskServing({
+      ...serving,
+      store,
+      isTaken: (id, seq) => this.leases.isTaken(id, seq),
+      isOffered: (id, seq) => this.fresh.isOffered(rowKey(id, seq)),
+      unclaim: (zone, domain) => this.limits.unclaim(zone, domain),
+    });
   }
 
   /** A reloaded config (only its live keys differ: see config/reload-plan.ts). */
@@ -297,7 +306,7 @@ export class Scheduler {
         let unread = false;
         if (state.disk.dirty) {
           this.freshServing.serveWaited(zone, state);
-          unread = await this.fill(zone, state);
+          unread = await this.diskServing.serve(zone, state);
           state.disk.armPending = true;
         }
         // fresh mail only once the disk has nothing older for the workers (a scan that ran out of
@@ -338,60 +347,6 @@ export class Scheduler {
     } finally {
       state.run = 'idle';
     }
-  }
-
-  /**
-   * One pass over the due part of the zone's index (due-scan.ts), then the jobs it found handed to
-   * their waiters. Returns true when it stopped at its budget.
-   */
-  private async fill(zone: string, state: ZoneState): Promise<boolean> {
-    const now = this.now();
-    const after = state.disk.cursor;
-    state.disk.cursor = undefined;
-    // cleared before reading: anything that dirties the disk during the scan is seen next pass
-    state.disk.dirty = false;
-    state.disk.scannedUpTo = now;
-    const scan = await scanDueRows(this.store.scanDue(zone, now, after), {
-      budget: SCAN_BUDGET,
-      maxRows: this.config.delivery.maxRecipientsPerTransaction,
-      free: [...state.waiters],
-      // leased rows are taken; offered ones go out from memory, in the same order
-      isTaken: (id, seq) => this.leases.isTaken(id, seq) || this.fresh.isOffered(rowKey(id, seq)),
-      claim: (domain, free) => this.limits.claim(zone, domain, free),
-    });
-    if (scan.unread) state.disk.cursor = scan.cursor;
-    if (scan.unread || scan.stoppedEarly) state.disk.dirty = true;
-    state.disk.blocked = scan.blocked;
-
-    for (const g of scan.groups) {
-      const i = state.waiters.indexOf(g.waiter);
-      if (i < 0) {
-        // its worker left during the scan: the rows stay due, the connection was never made
-        this.limits.unclaim(zone, g.domain);
-        state.disk.dirty = true;
-        continue;
-      }
-      state.waiters.splice(i, 1);
-      const job = await this.makeJob(zone, g);
-      if (job) g.waiter.resolve(job);
-      else state.waiters.unshift(g.waiter);
-    }
-    return scan.unread;
-  }
-
-  /** Reads a job's metadata and rows from disk (scan path); undefined if they are gone. */
-  private async makeJob(zone: string, g: DueGroup<Waiter>): Promise<Job | undefined> {
-    // rows an outcome moved since the scan's snapshot are left out by the store (their own due
-    // time is the truth: trying one now would be an early retry)
-    const found = await this.store.readJob(zone, g.id, g.keys);
-    const meta = found.meta;
-    // leased while this read was waiting (a fresh offer of the same row): never twice
-    const rows = found.rows.filter((row) => !this.leases.isTaken(row.id, row.seq));
-    if (!meta || !rows.length) {
-      this.limits.unclaim(zone, g.domain);
-      return undefined;
-    }
-    return this.grant(zone, g.domain, meta, rows, g.waiter.owner);
   }
 
   /** Leases `rows` (one message, one domain) to `owner`; the connection is already counted. */
