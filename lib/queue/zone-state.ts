@@ -1,7 +1,7 @@
 /**
  * The state of one zone's pump in the scheduler, as one explicit type: who waits, whether the
  * pump runs (and whether something changed meanwhile), what it knows of the zone's rows on disk,
- * and its one wake-up timer.
+ * and its one wake-up timer; and what the pump lends the two ways a zone is served (ServingDeps).
  */
 import type { Job } from '../channel/protocol.js';
 import type { Clock } from './clock.js';
