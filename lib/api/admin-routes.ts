@@ -11,43 +11,30 @@ import { isQueueId } from '../queue/ids.js';
 import { cursorOf, parseCursor, selectRows, type RowFilter } from '../queue/select.js';
 import type { QueueStore } from '../queue/store.js';
 import { queueShape } from '../queue/summary.js';
-import type { DeliveryRow, MessageMeta, RowStatus } from '../queue/types.js';
+import type { DeliveryRow, MessageMeta } from '../queue/types.js';
 import { HttpError } from './errors.js';
-import { actionBody, actionReply, listQuery, listReply, summaryQuery, summaryReply } from './admin-schemas.js';
+import { actionBody, actionReply, listQuery, listReply, summaryQuery, summaryReply, type FilterFields } from './admin-schemas.js';
 import { errorReplies } from './response-schemas.js';
 
 /** Rows one page may read, matching or not: a rare filter answers with a cursor instead of reading the whole queue. */
 export const MAX_SCAN_PER_PAGE = 50_000;
 
-interface FilterFields {
-  id?: string;
-  seq?: number;
-  zone?: string;
-  domain?: string;
-  sender?: string;
-  status?: RowStatus;
-  minAge?: number;
-  maxAge?: number;
-  category?: string;
-}
-
 const intOf = (s: string | undefined): number | undefined => (s === undefined ? undefined : Number(s));
 
-/** The filter a request gives (ages in seconds). */
+/**
+ * The RowFilter of a request's filter fields (admin-schemas.ts, which validated them): the fields
+ * given, under their names, the ages turned from seconds into ms and the domain into lower case.
+ * `q` holds filter fields only (the caller takes its other options out first).
+ */
 export function filterOf(q: FilterFields): RowFilter {
   if (q.id !== undefined && !isQueueId(q.id)) throw HttpError.badRequest(`id: ${JSON.stringify(q.id.slice(0, 64))} is not a queue id`);
   if (q.seq !== undefined && q.id === undefined) throw HttpError.badRequest('seq: give the message id with it');
-  return {
-    ...(q.id !== undefined ? { id: q.id } : {}),
-    ...(q.seq !== undefined ? { seq: q.seq } : {}),
-    ...(q.zone !== undefined ? { zone: q.zone } : {}),
-    ...(q.domain !== undefined ? { domain: q.domain.toLowerCase() } : {}),
-    ...(q.sender !== undefined ? { sender: q.sender } : {}),
-    ...(q.status !== undefined ? { status: q.status } : {}),
-    ...(q.minAge !== undefined ? { minAgeMs: q.minAge * 1000 } : {}),
-    ...(q.maxAge !== undefined ? { maxAgeMs: q.maxAge * 1000 } : {}),
-    ...(q.category !== undefined ? { category: q.category } : {}),
-  };
+  const { minAge, maxAge, ...same } = q;
+  const filter: RowFilter = Object.fromEntries(Object.entries(same).filter(([, v]) => v !== undefined));
+  if (filter.domain !== undefined) filter.domain = filter.domain.toLowerCase();
+  if (minAge !== undefined) filter.minAgeMs = minAge * 1000;
+  if (maxAge !== undefined) filter.maxAgeMs = maxAge * 1000;
+  return filter;
 }
 
 /** A row as a listing shows it. */
@@ -76,20 +63,21 @@ export function listedRow(row: DeliveryRow, meta: MessageMeta | undefined) {
 export function adminRoutes(deps: { store: QueueStore; admin: QueueAdmin }) {
   return (app: FastifyInstance) => {
     app.get('/admin/rows', { schema: { querystring: listQuery, response: { 200: listReply, ...errorReplies } } }, async (req) => {
-      const raw = req.query as Record<string, string | undefined>;
-      const q = { ...raw, seq: intOf(raw.seq), minAge: intOf(raw.minAge), maxAge: intOf(raw.maxAge), limit: intOf(raw.limit) } as FilterFields & { order?: 'oldest' | 'newest'; limit?: number; cursor?: string };
-      if (q.limit !== undefined && (q.limit < 1 || q.limit > 1000)) throw HttpError.badRequest('limit: from 1 to 1000');
-      const filter = filterOf(q);
-      const after = q.cursor === undefined ? undefined : parseCursor(q.cursor);
-      if (q.cursor !== undefined && !after) throw HttpError.badRequest('cursor: not a cursor this API gave (ID.SEQ)');
-      const limit = q.limit ?? 100;
+      const { order, limit: rawLimit, cursor, ...raw } = req.query as Record<string, string | undefined>;
+      const fields = { ...raw, seq: intOf(raw.seq), minAge: intOf(raw.minAge), maxAge: intOf(raw.maxAge) } as FilterFields;
+      const pageSize = intOf(rawLimit);
+      if (pageSize !== undefined && (pageSize < 1 || pageSize > 1000)) throw HttpError.badRequest('limit: from 1 to 1000');
+      const filter = filterOf(fields);
+      const after = cursor === undefined ? undefined : parseCursor(cursor);
+      if (cursor !== undefined && !after) throw HttpError.badRequest('cursor: not a cursor this API gave (ID.SEQ)');
+      const limit = pageSize ?? 100;
       let scanned = 0;
       let last: DeliveryRow | undefined;
       const rows: ReturnType<typeof listedRow>[] = [];
       let more = false;
       const walk = selectRows(deps.store, filter, {
         nowMs: Date.now(),
-        newestFirst: q.order === 'newest',
+        newestFirst: order === 'newest',
         after,
         withMeta: true,
         maxRead: MAX_SCAN_PER_PAGE,

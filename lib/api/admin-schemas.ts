@@ -2,6 +2,15 @@
  * Request and reply schemas of the queue administration routes (admin-routes.ts,
  * suppression-routes.ts): they validate requests and make the OpenAPI document.
  */
+import type { RowFilter } from '../queue/select.js';
+
+/**
+ * The filter a request gives: RowFilter's fields under the same names, except the ages, which an
+ * operator gives in whole seconds (minAge, maxAge) where RowFilter has ms. A new RowFilter field
+ * needs a schema below (the compiler asks for it) and nothing else.
+ */
+export type FilterFields = Omit<RowFilter, 'minAgeMs' | 'maxAgeMs'> & { minAge?: number; maxAge?: number };
+
 const status = { type: 'string', enum: ['queued', 'deferred', 'held'], description: 'queued: not tried yet; deferred: tried, waiting to retry; held: parked until released' } as const;
 
 /** The filter fields, shared by the listing (query) and the bulk actions (body). */
@@ -15,7 +24,7 @@ const filterFields = {
   minAge: { type: 'integer', minimum: 0, description: 'rows queued at least this many seconds ago' },
   maxAge: { type: 'integer', minimum: 0, description: 'rows queued at most this many seconds ago' },
   category: { type: 'string', maxLength: 64, description: 'class of the last reply: greylist, blocklist, mailbox-full, unknown-user, policy, spam, dns, network, tls, rate-limit, message-size, protocol, other' },
-} as const;
+} as const satisfies Record<keyof FilterFields, object>;
 
 /** A whole number in a query string (the API does not coerce types). */
 const digits = (description: string, max = 12) => ({ type: 'string', pattern: `^[0-9]{1,${max}}$`, description }) as const;

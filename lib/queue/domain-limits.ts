@@ -106,6 +106,19 @@ export class DomainLimits {
     return true;
   }
 
+  /**
+   * A waiter for a new delivery to `domain`, taken out of `free`, with the connection counted: the
+   * worker that keeps an idle session to that domain, when the rate allows (no new connection);
+   * else the first waiter, when the domain's limits allow one more connection; else none.
+   */
+  claim<W extends { owner: string }>(zone: string, domain: string, free: W[]): W | undefined {
+    const i = free.findIndex((w) => this.hasHold(zone, domain, w.owner));
+    if (i >= 0 && this.useHold(zone, domain, free[i]!.owner)) return free.splice(i, 1)[0];
+    if (!this.mayStart(zone, domain)) return undefined;
+    this.acquire(zone, domain);
+    return free.shift();
+  }
+
   /** A worker left: its idle sessions are gone with it. */
   dropHolds(owner: string): void {
     for (const [key, byOwner] of this.holds) {

@@ -1,7 +1,11 @@
 /**
- * The lease table: which worker holds which rows, until when.
+ * The lease table: which rows are out of the scheduler's hands. A worker holds rows under a lease,
+ * until its outcome or a timeout; an operator's change (admin.ts: hold, delete, reschedule) pins
+ * the rows it is writing, so that a scan which read their old index keys does not lease them
+ * meanwhile. A row that is leased or pinned is *taken*: the scheduler hands out no taken row.
  *
- * Invariants: a row is leased by at most one worker at a time. Leases live in memory only: when
+ * Invariants: a row is leased by at most one worker at a time, and is never leased and pinned at
+ * once (a leased row is left out of a pin: its attempt runs and its outcome decides). Leases live in memory only: when
  * the worker's channel closes its rows are simply due again; when the master dies, every lease is
  * gone and nothing was marked as taken on disk. A lease never makes a delivery disappear; only a
  * reported outcome does.
@@ -63,6 +67,7 @@ export const rowKey = (id: string, seq: number): string => `${id}:${seq}`;
 export class LeaseTable {
   private readonly leases = new Map<string, Lease>();
   private readonly leasedRows = new Set<string>();
+  private readonly pinnedRows = new Set<string>();
 
   constructor(private readonly opts: LeaseTableOptions) {}
 
@@ -88,8 +93,20 @@ export class LeaseTable {
     return this.leasedRows.has(rowKey(id, seq));
   }
 
-  isLeasedKey(key: string): boolean {
-    return this.leasedRows.has(key);
+  /** Leased or pinned: not to be handed out (`key` as rowKey makes it). */
+  isTakenKey(key: string): boolean {
+    return this.leasedRows.has(key) || this.pinnedRows.has(key);
+  }
+
+  isTaken(id: string, seq: number): boolean {
+    return this.isTakenKey(rowKey(id, seq));
+  }
+
+  /** Rows leased now, per zone (metrics). */
+  rowsByZone(): Record<string, number> {
+    const byZone: Record<string, number> = {};
+    for (const lease of this.leases.values()) byZone[lease.zone] = (byZone[lease.zone] ?? 0) + lease.rows.length;
+    return byZone;
   }
 
   countOf(owner: string): number {
@@ -121,6 +138,21 @@ export class LeaseTable {
     this.leases.delete(leaseId);
     for (const row of lease.rows) this.leasedRows.delete(rowKey(row.id, row.seq));
     return lease;
+  }
+
+  /**
+   * Pins the rows of `rows` that are not taken (neither leased nor pinned already) and returns
+   * them: they stay taken until `unpin`. Synchronous, so no lease is granted between the check
+   * and the pin.
+   */
+  pin<R extends { id: string; seq: number }>(rows: readonly R[]): R[] {
+    const free = rows.filter((r) => !this.isTaken(r.id, r.seq));
+    for (const r of free) this.pinnedRows.add(rowKey(r.id, r.seq));
+    return free;
+  }
+
+  unpin(rows: readonly { id: string; seq: number }[]): void {
+    for (const r of rows) this.pinnedRows.delete(rowKey(r.id, r.seq));
   }
 
   close(): void {

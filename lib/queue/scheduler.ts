@@ -1,8 +1,13 @@
 /**
  * The scheduler: hands due deliveries to workers under lease, and keeps the zone's limits. Its
- * parts, each with one job: the lease table (leases.ts), the fresh lane (fresh-lane.ts), one pass
- * of the due index (due-scan.ts), the per-domain limits (domain-limits.ts); this file is the
- * per-zone pump that drives them; a granted lease becomes a job (job.ts).
+ * parts, each with one job:
+ *   - the lease table, with the rows an operator's change pins (leases.ts);
+ *   - the fresh lane (fresh-lane.ts) and when it is served (fresh-serving.ts);
+ *   - the rows found on disk (disk-serving.ts), one pass of the due index at a time (due-scan.ts);
+ *   - the per-domain limits (domain-limits.ts);
+ *   - each zone's wake-up (zone-timer.ts).
+ * This file is the per-zone pump that drives them, over one explicit state per zone
+ * (zone-state.ts); a granted lease becomes a job (job.ts).
  *
  * - A worker's `fetch` waits (long poll) until a delivery of its zone is due and allowed.
  * - A job is one message to one domain, up to the per-transaction limit.
@@ -35,26 +40,18 @@ import { DomainLimits } from './domain-limits.js';
 import { systemClock, type Clock } from './clock.js';
 import { LeaseTable, rowKey, type Lease, type LeaseEnforcer } from './leases.js';
 import { FreshLane } from './fresh-lane.js';
-import { scanDueRows, type DueGroup } from './due-scan.js';
+import { FreshServing } from './fresh-serving.js';
+import { DiskServing } from './disk-serving.js';
 import { jobOf } from './job.js';
-import { changedMeanwhile, newZoneState, type Waiter, type ZoneState } from './zone-state.js';
+import { changedMeanwhile, newZoneState, type ServingDeps, type Waiter, type ZoneState } from './zone-state.js';
+import { ZoneTimer } from './zone-timer.js';
 
 export type { Lease, LeaseEnforcer } from './leases.js';
 
-/** How many index keys one pass may read before it gives up for now. */
-const SCAN_BUDGET = 5000;
 /** A pass that stopped at its budget with workers still waiting goes on this soon, from there. */
 const CONTINUE_MS = 100;
-/** Even with nothing due, look again this often (a safety net for missed wake-ups). */
-const IDLE_RECHECK_MS = 5000;
-/**
- * Fresh mail that has waited this long goes out before older work on disk, on every other pass and
- * to at most half the workers asking: a backlog coming due (a flush, an outage ending) must not hold new mail back
- * until it is drained, nor may a stream of new mail starve the backlog (Postfix's queue manager
- * alternates between its incoming and deferred queues for the same reason). Below this wait,
- * older work goes first, so rows given back a moment ago still precede mail queued after them.
- */
-const FRESH_MAX_WAIT_MS = 500;
+/** A pass that failed (a read error) is tried again this soon. */
+const FAILED_PASS_RETRY_MS = 1000;
 /** A worker closes an idle session at sessionIdle; the master counts it a little longer. */
 const HOLD_MARGIN_MS = 1000;
 
@@ -63,9 +60,9 @@ export class SchedulerClosedError extends Error {}
 export class Scheduler {
   private readonly leases: LeaseTable;
   private readonly fresh = new FreshLane();
+  private readonly freshServing: FreshServing;
+  private readonly diskServing: DiskServing;
   private readonly zones = new Map<string, ZoneState>();
-  /** rows an operator's change is being written for (admin.ts): not handed out meanwhile */
-  private readonly pinned = new Set<string>();
   readonly limits: DomainLimits;
   private readonly clock: Clock;
   private closed = false;
@@ -83,6 +80,20 @@ export class Scheduler {
     this.clock = typeof clock === 'function' ? { now: clock, after: systemClock.after } : clock;
     this.limits = new DomainLimits(config, () => this.clock.now());
     this.leases = new LeaseTable({ leaseTimeoutMs: config.queue.leaseTimeout, clock: this.clock, logger, enforcer, end: (leaseId) => this.endLease(leaseId) });
+    const serving: ServingDeps = {
+      clock: this.clock,
+      maxRows: () => this.config.delivery.maxRecipientsPerTransaction,
+      claim: (zone, domain, free) => this.limits.claim(zone, domain, free),
+      grant: (zone, domain, meta, rows, owner) => this.grant(zone, domain, meta, rows, owner),
+    };
+    this.freshServing = new FreshServing({ ...serving, lane: this.fresh });
+    this.diskServing = new DiskServing({
+      ...serving,
+      store,
+      isTaken: (id, seq) => this.leases.isTaken(id, seq),
+      isOffered: (id, seq) => this.fresh.isOffered(rowKey(id, seq)),
+      unclaim: (zone, domain) => this.limits.unclaim(zone, domain),
+    });
   }
 
   /** A reloaded config (only its live keys differ: see config/reload-plan.ts). */
@@ -137,9 +148,9 @@ export class Scheduler {
   }
 
   /** A row of `zone` is due at `dueMs` on disk: look now, or when the time comes. */
-  private dueAt(zone: string, state: ZoneState, dueMs: number): void {
+  private dueAt(state: ZoneState, dueMs: number): void {
     if (dueMs <= this.now()) state.disk.dirty = true;
-    else this.setTimer(zone, state, dueMs);
+    else state.timer.wakeAt(dueMs);
   }
 
   /** Something changed for `zone` (a worker asks, new mail, a slot freed): hand out work. */
@@ -171,7 +182,7 @@ export class Scheduler {
     this.limits.release(lease.zone, lease.domain);
     const state = this.zone(lease.zone);
     if (!recorded || state.disk.blocked) state.disk.dirty = true;
-    if (lease.nextDue !== undefined) this.dueAt(lease.zone, state, lease.nextDue);
+    if (lease.nextDue !== undefined) this.dueAt(state, lease.nextDue);
     this.kick(lease.zone);
     return lease;
   }
@@ -244,9 +255,7 @@ export class Scheduler {
 
   /** Rows leased now, per zone (metrics). */
   leasedByZone(): Record<string, number> {
-    const byZone: Record<string, number> = {};
-    for (const lease of this.leases.values()) byZone[lease.zone] = (byZone[lease.zone] ?? 0) + lease.rows.length;
-    return byZone;
+    return this.leases.rowsByZone();
   }
 
   leasesOf(owner: string): number {
@@ -258,28 +267,24 @@ export class Scheduler {
   }
 
   /**
-   * Takes the rows of `rows` that no worker holds out of the scheduler's hands until `unpin`:
-   * an operator's change to them (hold, delete, reschedule) is written meanwhile, and a scan that
-   * read their old index keys must not lease them under it. Leased rows are left out (their
-   * attempt runs; its outcome decides). Their message's fresh offers are withdrawn (the rows that
-   * stay pending are found on disk by the next scan). Synchronous, so no lease is granted between
-   * the check and the pin.
+   * Takes the rows of `rows` that no worker holds out of the scheduler's hands until `unpin`, while
+   * an operator's change to them is written (leases.ts); returns them. Their message's fresh
+   * offers are withdrawn (the rows that stay pending are found on disk by the next scan).
    */
   pin<R extends { id: string; seq: number }>(rows: readonly R[]): R[] {
-    const free = rows.filter((r) => !this.leases.isLeased(r.id, r.seq) && !this.pinned.has(rowKey(r.id, r.seq)));
+    const free = this.leases.pin(rows);
     for (const id of new Set(free.map((r) => r.id))) this.fresh.forget(id);
-    for (const r of free) this.pinned.add(rowKey(r.id, r.seq));
     return free;
   }
 
   unpin(rows: readonly { id: string; seq: number }[]): void {
-    for (const r of rows) this.pinned.delete(rowKey(r.id, r.seq));
+    this.leases.unpin(rows);
   }
 
   close(): void {
     this.closed = true;
     for (const state of this.zones.values()) {
-      state.timer?.cancel();
+      state.timer.stop();
       for (const w of state.waiters.splice(0)) w.reject(new SchedulerClosedError('scheduler closed'));
     }
     this.leases.close();
@@ -287,7 +292,7 @@ export class Scheduler {
 
   private zone(zone: string): ZoneState {
     let state = this.zones.get(zone);
-    if (!state) this.zones.set(zone, (state = newZoneState()));
+    if (!state) this.zones.set(zone, (state = newZoneState(new ZoneTimer(this.clock, () => this.wake(zone)))));
     return state;
   }
 
@@ -300,20 +305,20 @@ export class Scheduler {
         // also finds the fresh rows, which are then skipped as offered)
         let unread = false;
         if (state.disk.dirty) {
-          this.serveWaitedFresh(zone, state);
-          unread = await this.fill(zone, state);
+          this.freshServing.serveWaited(zone, state);
+          unread = await this.diskServing.serve(zone, state);
           state.disk.armPending = true;
         }
         // fresh mail only once the disk has nothing older for the workers (a scan that ran out of
         // waiters leaves the disk dirty; the workers that asked meanwhile get the older rows)
-        if (!state.disk.dirty || unread) this.serveFresh(zone, state);
+        if (!state.disk.dirty || unread) this.freshServing.serve(zone, state);
         if (!state.waiters.length || this.closed) break;
         if (changedMeanwhile(state)) continue;
         if (unread) {
           // part of the due range was not read; go on from the cursor soon (not at once: a
           // backlog that cannot start, e.g. a rate-limited domain, would otherwise keep the
           // master busy reading it over and over)
-          this.setTimer(zone, state, this.now() + CONTINUE_MS);
+          state.timer.wakeIn(CONTINUE_MS);
           break;
         }
         // marked during this pass (a lease given up, fresh rows a domain limit held back)
@@ -323,7 +328,12 @@ export class Scheduler {
           // (without this, rows due a few ms after a scan that a wake interrupted sat until the
           // idle recheck)
           state.disk.armPending = false;
-          await this.armTimer(zone, state);
+          await state.timer.arm(
+            // after what the scan read, not after now: a row that came due in between (its lease
+            // ended after the scan started) is found here and looked at soon, not at the recheck
+            () => this.store.nextDueAfter(zone, state.disk.scannedUpTo),
+            () => this.limits.nextFreeAt(zone),
+          );
           // a wake that came while the timer was being armed (a lease ended, a worker asked for
           // work) must not wait for that timer
           if (changedMeanwhile(state)) continue;
@@ -333,117 +343,10 @@ export class Scheduler {
     } catch (err) {
       this.logger.error({ err, zone }, 'scheduler pass failed');
       state.disk.dirty = true;
-      this.setTimer(zone, state, this.now() + 1000);
+      state.timer.wakeIn(FAILED_PASS_RETRY_MS);
     } finally {
       state.run = 'idle';
     }
-  }
-
-  /**
-   * One pass over the due part of the zone's index (due-scan.ts), then the jobs it found handed to
-   * their waiters. Returns true when it stopped at its budget.
-   */
-  private async fill(zone: string, state: ZoneState): Promise<boolean> {
-    const now = this.now();
-    const after = state.disk.cursor;
-    state.disk.cursor = undefined;
-    // cleared before reading: anything that dirties the disk during the scan is seen next pass
-    state.disk.dirty = false;
-    state.disk.scannedUpTo = now;
-    const scan = await scanDueRows(this.store.scanDue(zone, now, after), {
-      budget: SCAN_BUDGET,
-      maxRows: this.config.delivery.maxRecipientsPerTransaction,
-      free: [...state.waiters],
-      // leased rows are taken; offered ones go out from memory, in the same order
-      isTaken: (id, seq) => {
-        const key = rowKey(id, seq);
-        return this.leases.isLeasedKey(key) || this.fresh.isOffered(key) || this.pinned.has(key);
-      },
-      claim: (domain, free) => this.claim(zone, domain, free),
-    });
-    if (scan.unread) state.disk.cursor = scan.cursor;
-    if (scan.unread || scan.stoppedEarly) state.disk.dirty = true;
-    state.disk.blocked = scan.blocked;
-
-    for (const g of scan.groups) {
-      const i = state.waiters.indexOf(g.waiter);
-      if (i < 0) {
-        // its worker left during the scan: the rows stay due, the connection was never made
-        this.limits.unclaim(zone, g.domain);
-        state.disk.dirty = true;
-        continue;
-      }
-      state.waiters.splice(i, 1);
-      const job = await this.makeJob(zone, g);
-      if (job) g.waiter.resolve(job);
-      else state.waiters.unshift(g.waiter);
-    }
-    return scan.unread;
-  }
-
-  /**
-   * A waiter for a new delivery to `domain`, taken from `free`, with the connection counted: the
-   * worker that keeps an idle session to that domain, when it has a slot free (no new
-   * connection); else any worker, when the domain's limits allow one more connection.
-   */
-  private claim(zone: string, domain: string, free: Waiter[]): Waiter | undefined {
-    const i = free.findIndex((w) => this.limits.hasHold(zone, domain, w.owner));
-    if (i >= 0 && this.limits.useHold(zone, domain, free[i]!.owner)) return free.splice(i, 1)[0];
-    if (!this.limits.mayStart(zone, domain)) return undefined;
-    this.limits.acquire(zone, domain);
-    return free.shift();
-  }
-
-  /** Hands fresh offers to waiting workers without reading the disk (fresh-lane.ts). */
-  private serveFresh(zone: string, state: ZoneState): void {
-    const blocked = this.fresh.serve(zone, {
-      maxRows: this.config.delivery.maxRecipientsPerTransaction,
-      waiters: state.waiters,
-      claim: (domain) => this.claim(zone, domain, state.waiters),
-      grant: (waiter, domain, meta, rows) => waiter.resolve(this.grant(zone, domain, meta, rows, waiter.owner)),
-    });
-    if (blocked) {
-      // rows given back to the disk wait there for a freed slot
-      state.disk.blocked = true;
-      state.disk.dirty = true;
-    }
-  }
-
-  /**
-   * Before a scan: fresh offers that waited FRESH_MAX_WAIT_MS or more go to at most half of the
-   * waiting workers (rounded up), the scan gets the others; every other such pass the disk goes
-   * first (one worker asking at a time would otherwise always take the fresh mail).
-   */
-  private serveWaitedFresh(zone: string, state: ZoneState): void {
-    const oldest = this.fresh.oldestAt(zone);
-    const upTo = this.now() - FRESH_MAX_WAIT_MS;
-    if (oldest === undefined || oldest > upTo || !state.waiters.length) return;
-    state.freshTurn = !state.freshTurn;
-    if (state.freshTurn) return; // it was the disk's turn
-    const blocked = this.fresh.serve(zone, {
-      maxRows: this.config.delivery.maxRecipientsPerTransaction,
-      waiters: state.waiters,
-      claim: (domain) => this.claim(zone, domain, state.waiters),
-      grant: (waiter, domain, meta, rows) => waiter.resolve(this.grant(zone, domain, meta, rows, waiter.owner)),
-      addedUpTo: upTo,
-      maxJobs: Math.ceil(state.waiters.length / 2),
-    });
-    if (blocked) state.disk.blocked = true;
-  }
-
-  /** Reads a job's metadata and rows from disk (scan path); undefined if they are gone. */
-  private async makeJob(zone: string, g: DueGroup<Waiter>): Promise<Job | undefined> {
-    // rows an outcome moved since the scan's snapshot are left out by the store (their own due
-    // time is the truth: trying one now would be an early retry)
-    const found = await this.store.readJob(zone, g.id, g.keys);
-    const meta = found.meta;
-    // leased while this read was waiting (a fresh offer of the same row): never twice
-    const rows = found.rows.filter((row) => !this.leases.isLeased(row.id, row.seq) && !this.pinned.has(rowKey(row.id, row.seq)));
-    if (!meta || !rows.length) {
-      this.limits.unclaim(zone, g.domain);
-      return undefined;
-    }
-    return this.grant(zone, g.domain, meta, rows, g.waiter.owner);
   }
 
   /** Leases `rows` (one message, one domain) to `owner`; the connection is already counted. */
@@ -451,28 +354,5 @@ export class Scheduler {
     const lease = this.leases.grant(owner, zone, domain, meta, rows);
     this.fresh.taken(rows);
     return jobOf(lease);
-  }
-
-  /** Sleeps until the next row of the zone is due (or a domain limit may have eased). */
-  private async armTimer(zone: string, state: ZoneState): Promise<void> {
-    const now = this.now();
-    let next = now + IDLE_RECHECK_MS;
-    // after what the scan read, not after now: a row that came due in between (its lease ended
-    // after the scan started) is found here and looked at in 10 ms, instead of at the recheck
-    const nextDue = await this.store.nextDueAfter(zone, state.disk.scannedUpTo);
-    if (nextDue !== undefined) next = Math.min(next, nextDue);
-    const rateFree = this.limits.nextFreeAt(zone);
-    if (rateFree !== undefined) next = Math.min(next, rateFree);
-    this.setTimer(zone, state, Math.max(next, now + 10));
-  }
-
-  private setTimer(zone: string, state: ZoneState, at: number): void {
-    if (state.timer && state.timer.at <= at) return;
-    state.timer?.cancel();
-    const cancel = this.clock.after(at - this.now(), () => {
-      state.timer = undefined;
-      this.wake(zone);
-    });
-    state.timer = { at, cancel };
   }
 }

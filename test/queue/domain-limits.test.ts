@@ -52,3 +52,14 @@ test('a domain keeps an entry only while it has work: 1,000 domains with connect
   assert.equal(l.nextFreeAt('default'), undefined, 'nothing left to ease');
   assert.equal(l.entries, 0, 'every entry released');
 });
+
+test('claim: the worker holding an idle session to the domain goes first, else the first waiter while the limits allow', () => {
+  const { l } = limits(0, 2);
+  const free = [{ owner: 'w1' }, { owner: 'w2' }, { owner: 'w3' }];
+  l.hold('default', 'd.test', 'w2', 2_000_000);
+  assert.equal(l.claim('default', 'd.test', free)?.owner, 'w2', 'its idle session needs no new connection');
+  assert.equal(l.claim('default', 'd.test', free)?.owner, 'w1');
+  assert.equal(l.claim('default', 'd.test', free), undefined, 'two connections: the limit');
+  assert.deepEqual(free.map((w) => w.owner), ['w3'], 'a waiter not claimed stays');
+  assert.equal(l.activeFor('default', 'd.test'), 2);
+});

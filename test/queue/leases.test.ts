@@ -1,7 +1,7 @@
 /**
  * The lease table (lib/queue/leases.ts) on a clock the test moves: a lease holds its rows until it
  * is removed; an expired lease's worker is told to cancel, cut off after the grace period, and a
- * lease whose outcome is being written never expires.
+ * lease whose outcome is being written never expires. An operator's pin takes free rows only.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -68,4 +68,25 @@ test('without an enforcer an expired lease simply ends; a removed lease leaves n
   clock.advance(LEASE_MS);
   assert.deepEqual(ended, [a.leaseId]);
   assert.equal(clock.pending, 0);
+});
+
+test('a pin takes the free rows out of the scheduler\'s hands until unpin; leased and pinned rows are left out', () => {
+  const { table, meta, rows } = setup();
+  const [r1, r2] = rows as [(typeof rows)[0], (typeof rows)[0]];
+  table.grant('w1', 'default', 'x.test', meta, [r1]);
+  const pinned = table.pin(rows);
+  assert.deepEqual(pinned, [r2], 'the leased row is left out: its attempt runs and its outcome decides');
+  assert.equal(table.isTaken('m1', r2.seq), true);
+  assert.equal(table.isLeased('m1', r2.seq), false, 'pinned, not leased');
+  assert.deepEqual(table.pin([r2]), [], 'a row is pinned by one change at a time');
+  table.unpin(pinned);
+  assert.equal(table.isTaken('m1', r2.seq), false);
+  assert.equal(table.isTaken('m1', r1.seq), true, 'the lease still holds its row');
+});
+
+test('rows leased per zone', () => {
+  const { table, meta, rows } = setup();
+  assert.deepEqual(table.rowsByZone(), {});
+  table.grant('w1', 'other', 'x.test', meta, rows);
+  assert.deepEqual(table.rowsByZone(), { other: 2 });
 });
