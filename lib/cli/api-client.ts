@@ -3,6 +3,8 @@
  * config says the API listens, with the token from that config or SLUICE_API__TOKEN (the variable
  * the server reads). Errors come back as one sentence (the API's own message when it gave one).
  */
+import { Readable } from 'node:stream';
+
 export class ApiClientError extends Error {}
 
 export interface ApiTarget {
@@ -74,7 +76,7 @@ export class ApiClient {
     let buffered = '';
     let result: T | undefined;
     const decoder = new TextDecoder();
-    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    for await (const chunk of Readable.fromWeb(res.body!)) {
       buffered += decoder.decode(chunk, { stream: true });
       let nl: number;
       while ((nl = buffered.indexOf('\n')) >= 0) {

@@ -3,7 +3,7 @@
  * to the API and the printing. Each returns the exit code: 0 done, 1 failed (one line on stderr
  * says why), 2 a wrong argument.
  */
-import { Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ApiClient, ApiClientError, resolveTarget } from './api-client.js';
 import { age, clip, parseDuration, table } from './format.js';
@@ -130,7 +130,7 @@ export function show(argv: Argv): Promise<number> {
     if (!/^[0-9a-f]{22}$/i.test(id)) throw new UsageError(`${JSON.stringify(id)} is not a queue id`);
     if (argv.raw) {
       const res = await api.send('GET', `/fetch/${id.toLowerCase()}`, undefined, {}, 0);
-      await pipeline(res.body as unknown as AsyncIterable<Uint8Array>, new Writable({ write: (chunk, _enc, cb) => (process.stdout.write(chunk) ? cb() : process.stdout.once('drain', () => cb())) }));
+      await pipeline(Readable.fromWeb(res.body!), new Writable({ write: (chunk, _enc, cb) => (process.stdout.write(chunk) ? cb() : process.stdout.once('drain', () => cb())) }));
       return;
     }
     const msg = await api.json<{ meta: Record<string, unknown>; messages: Record<string, unknown>[] }>('GET', `/message/${id.toLowerCase()}?headers=yes`);

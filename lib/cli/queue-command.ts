@@ -22,11 +22,9 @@ const common = {
   json: { type: 'boolean', default: false, describe: 'print JSON (for scripts)' },
 } as const;
 
-type Handler = (argv: Record<string, unknown>) => Promise<number>;
-
-const run = (name: string) => async (argv: Record<string, unknown>) => {
-  const actions = (await import('./queue-actions.js')) as unknown as Record<string, Handler>;
-  process.exitCode = await actions[name]!(argv);
+const run = (name: keyof typeof import('./queue-actions.js')) => async (argv: Record<string, unknown>) => {
+  const actions = await import('./queue-actions.js');
+  process.exitCode = await actions[name](argv);
 };
 
 const changing = (y: Argv, what: string) =>
