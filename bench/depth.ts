@@ -86,7 +86,7 @@ interface Sluice {
 }
 
 /** Starts Sluice on a new app dir whose queue `fill` filled first; waits for its workers. */
-async function startSluice(o: { fill?: QueueFillOptions; config: string[]; logLevel?: string; workers?: number }): Promise<Sluice> {
+async function startSluice(o: { fill?: QueueFillOptions; config: string[]; logLevel?: string; workers?: number; env?: NodeJS.ProcessEnv }): Promise<Sluice> {
   const dir = mkdtempSync(path.join(tmpdir(), 'sluice-depth-'));
   let child: SluiceChild | undefined;
   try {
@@ -100,7 +100,7 @@ async function startSluice(o: { fill?: QueueFillOptions; config: string[]; logLe
     writeBenchConfig(dir, { logLevel: o.logLevel ?? 'warn', smtpPort, apiPort, channelPort }, o.config);
     const spawnedAt = performance.now();
     // a build that reads the whole queue before it listens takes long on a million rows
-    child = await startSluiceChild(dir, { bin: sluiceBin, readyOnGreeting: smtpPort, readLog: true, readyTimeoutMs: 180_000 });
+    child = await startSluiceChild(dir, { bin: sluiceBin, readyOnGreeting: smtpPort, readLog: true, readyTimeoutMs: 180_000, ...(o.env ? { env: o.env } : {}) });
     const listeningAt = performance.now();
     const watch = new ProcessWatch(child.pid);
     const deadline = Date.now() + WORKERS_TIMEOUT_MS;
@@ -367,11 +367,10 @@ async function caseLarge(): Promise<void> {
 
 async function largeRun(): Promise<{ master: number; worker: number }> {
   const sink = await CountingSink.start();
-  const prev = process.env.SLUICE_SMTP__MAXSIZE;
-  process.env.SLUICE_SMTP__MAXSIZE = `${LARGE_MB + 10}MB`;
   let sluice: Sluice | undefined;
   try {
-    sluice = await startSluice({ config: zoneConfig(sink.port) });
+    // the child helper passes no SLUICE_… variable of ours on, only those given here
+    sluice = await startSluice({ config: zoneConfig(sink.port), env: { SLUICE_SMTP__MAXSIZE: `${LARGE_MB + 10}MB` } });
     const masterPid = sluice.child.pid;
     const workerPid = childPids(masterPid)[0]!;
     // one small message first: the paths are warm, the worker has its session code loaded
@@ -397,8 +396,6 @@ async function largeRun(): Promise<{ master: number; worker: number }> {
     log(`    ${LARGE_MB} MB: master ${(base.master / MB).toFixed(0)} MB before, peak ${(peak.master / MB).toFixed(0)} (VmHWM ${(hwm.master / MB).toFixed(0)}); worker ${(base.worker / MB).toFixed(0)} MB before, peak ${(peak.worker / MB).toFixed(0)} (VmHWM ${(hwm.worker / MB).toFixed(0)})`);
     return growth;
   } finally {
-    if (prev === undefined) delete process.env.SLUICE_SMTP__MAXSIZE;
-    else process.env.SLUICE_SMTP__MAXSIZE = prev;
     await sluice?.stop();
     await sink.stop();
   }

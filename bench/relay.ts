@@ -17,7 +17,9 @@
  * two cores one worker process does best, bench/README.md), BENCH_CONNECTIONS (20 per process), BENCH_PER_DOMAIN (connectionsPerDomain, default processes ×
  * connections: every message goes to one domain), BENCH_SESSION_IDLE (delivery.sessionIdle, "5s"),
  * BENCH_SLUICE (another build's dist/bin/sluice.js), BENCH_LOG_LEVEL (warn), BENCH_CPU_PROF (a
- * directory: the master and every worker run under `node --cpu-prof`, one profile each per case).
+ * directory: the master and every worker run under `node --cpu-prof`, one profile each per case),
+ * BENCH_MEM_DETAIL=1 (each process's part of the peak PSS by kind of mapping: V8 heap and thread
+ * arenas, the main malloc heap, code, LevelDB's files; bench/pss.ts).
  *
  * Everything is on 127.0.0.1 with ports found free, every wait is bounded, children are stopped
  * by PID and the temporary app dir is removed at the end.
@@ -26,7 +28,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CountingSink, HOST, ProcessWatch, freePort, log, markdownTable, pickCases, positiveInt, runSmtpSource, STOP_TIMEOUT_MS, toolsPresent, writeBenchConfig } from './tools.js';
+import { CountingSink, HOST, ProcessWatch, freePort, log, markdownTable, pickCases, positiveInt, runSmtpSource, STOP_TIMEOUT_MS, toolsPresent, writeBenchConfig, type PssShare } from './tools.js';
+import { PSS_KINDS } from './pss.js';
 import { startSluice, type SluiceChild } from '../test/helpers/sluice-child.js';
 
 const SESSIONS = 20;
@@ -38,6 +41,8 @@ const SESSION_IDLE = process.env.BENCH_SESSION_IDLE ?? '5s';
 /** node options for the master (and, through its execArgv, the workers): to try V8 flags against the defaults */
 const EXTRA_NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
 const LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? 'warn';
+/** read every process's smaps at each sample and say what the peak PSS was made of */
+const MEM_DETAIL = process.env.BENCH_MEM_DETAIL === '1';
 /** A run whose last message has not arrived by then fails (no run hangs the bench). */
 const RUN_TIMEOUT_MS = Math.max(60_000, MESSAGES * 60);
 const WORKERS_TIMEOUT_MS = 20_000;
@@ -64,6 +69,8 @@ interface RelayRun {
   peakRssBytes: number;
   /** the highest sum of the processes' PSS in one sample (shared pages counted once) */
   peakPssBytes: number;
+  /** each process's part of it */
+  peakPss: PssShare[];
   masterPeakRssBytes: number;
   workers: number;
   cpuMs: number;
@@ -115,7 +122,7 @@ async function runRelay(c: Case): Promise<RelayRun> {
     const profDir = process.env.BENCH_CPU_PROF;
     const nodeArgs = [...EXTRA_NODE_ARGS, ...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profDir, c.name)}`] : [])];
     sluice = await startSluice(dir, { bin: sluiceBin, nodeArgs, readyOnGreeting: smtpPort });
-    const watch = new ProcessWatch(sluice.pid);
+    const watch = new ProcessWatch(sluice.pid, MEM_DETAIL);
     const deadline = Date.now() + WORKERS_TIMEOUT_MS;
     while (watch.pids().length < 1 + PROCESSES) {
       if (Date.now() > deadline) throw new Error(`sluice did not start ${PROCESSES} workers within ${WORKERS_TIMEOUT_MS} ms`);
@@ -130,7 +137,7 @@ async function runRelay(c: Case): Promise<RelayRun> {
       clearInterval(sampler);
     }
     watch.sample();
-    return { rate, ...watch.totals(), peakPssBytes: watch.peakPssBytes, arrived: sink.count };
+    return { rate, ...watch.totals(), peakPssBytes: watch.peakPssBytes, peakPss: watch.peakPss, arrived: sink.count };
   } catch (err) {
     if (sluice?.stderr().trim()) log(`sluice stderr: ${sluice.stderr().trim().slice(-4000)}`);
     throw err;
@@ -148,7 +155,7 @@ interface Row {
 }
 
 function table(rows: Row[]): string {
-  const head = ['case', 'direct msg/s', 'relay msg/s', 'ratio', 'target', 'peak RSS MB (master+workers)', 'peak PSS MB, all', 'CPU ms/msg'];
+  const head = ['case', 'direct msg/s', 'relay msg/s', 'ratio', 'target', 'peak RSS MB (master+workers)', 'peak PSS MB, all (master+workers)', 'CPU ms/msg'];
   const lines = rows.map(({ c, ceiling, relay }) => {
     const ratio = relay.rate / ceiling;
     const mb = (n: number) => (n / 2 ** 20).toFixed(0);
@@ -159,7 +166,7 @@ function table(rows: Row[]): string {
       ratio.toFixed(3),
       `${c.target} ${ratio >= c.target ? 'met' : 'MISSED'}`,
       `${mb(relay.peakRssBytes)} (${mb(relay.masterPeakRssBytes)}+${relay.workers}w)${relay.peakRssBytes < RSS_LIMIT_BYTES ? '' : ' OVER'}`,
-      mb(relay.peakPssBytes),
+      `${mb(relay.peakPssBytes)} (${relay.peakPss.map((p) => mb(p.bytes)).join('+')})`,
       (relay.cpuMs / MESSAGES).toFixed(2),
     ];
   });
@@ -185,6 +192,15 @@ async function main(): Promise<number> {
     } catch (err) {
       failed = true;
       log(`bench relay: case ${c.name} failed: ${(err as Error).message}`);
+    }
+  }
+  if (MEM_DETAIL) {
+    const mb = (n: number) => (n / 2 ** 20).toFixed(1);
+    for (const { c, relay } of rows) {
+      for (const p of relay.peakPss) {
+        const kinds = p.kinds ? PSS_KINDS.map((k) => `${k} ${mb(p.kinds![k])}`).join(', ') : '';
+        log(`  ${c.name} peak PSS, ${p.master ? 'master' : `worker ${p.pid}`}: ${mb(p.bytes)} MB (${kinds})`);
+      }
     }
   }
   process.stdout.write(`\nRelay, ${MESSAGES} messages, ${SESSIONS} sessions, fsync on, ${settings} (${new Date().toISOString()})\n${table(rows)}\n`);

@@ -10,6 +10,7 @@ import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createServer } from 'node:net';
 import { waitForGreeting as waitForSmtpGreeting } from '../test/helpers/sluice-child.js';
+import { pssBytes, pssByKind, type PssKind } from './pss.js';
 
 
 export const SMTP_SOURCE = '/usr/sbin/smtp-source';
@@ -27,8 +28,25 @@ export function log(line: string): void {
   process.stdout.write(`${line}\n`);
 }
 
-/** A port that was free a moment ago: listen on 0, read it, close. */
+/** ports freePort has handed out in this process: the kernel may offer a closed one again at once */
+const handedOut = new Set<number>();
+
+/**
+ * A port that was free a moment ago (listen on 0, read it, close) and that this process has not
+ * been given before: three calls in a row could get the same port back (seen once in ~40 relay
+ * runs: the config named one port for two listeners and Sluice refused it).
+ */
 export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const port = await anyFreePort();
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
+  throw new Error('no free port on 127.0.0.1 that was not handed out before (20 tries)');
+}
+
+function anyFreePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once('error', reject);
@@ -195,20 +213,6 @@ export function pickCases<C extends { name: string }>(all: C[]): C[] | undefined
   return undefined;
 }
 
-/**
- * Proportional set size of a process (/proc/<pid>/smaps_rollup): its private pages plus its share
- * of pages it shares with others (the node binary, libraries), so a sum over processes counts
- * shared memory once. 0 when the process is gone.
- */
-export function pssBytes(pid: number): number {
-  try {
-    const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
-    return Number(m?.[1] ?? 0) * 1024;
-  } catch {
-    return 0;
-  }
-}
-
 /** Resident set now (VmRSS) of a process, 0 when it is gone. */
 export function rssBytes(pid: number): number {
   try {
@@ -286,14 +290,29 @@ export class CountingSink {
 }
 
 
+/** One process's share of the highest PSS sample. */
+export interface PssShare {
+  pid: number;
+  master: boolean;
+  bytes: number;
+  /** by kind of mapping (pss.ts), when the watch reads smaps */
+  kinds?: Record<PssKind, number>;
+}
+
 /** Peak RSS and CPU of the master and every worker seen during the run (a PID keeps its highest reading). */
 export class ProcessWatch {
   private readonly peaks = new Map<number, { peakRssBytes: number; cpuMs: number }>();
   private readonly baseCpuMs = new Map<number, number>();
   /** the highest sum of the processes' PSS seen in one sample */
   peakPssBytes = 0;
+  /** each process's part of that sample */
+  peakPss: PssShare[] = [];
 
-  constructor(private readonly masterPid: number) {}
+  /** `detail`: read each process's smaps at every sample, for the kinds of the peak (a few ms each) */
+  constructor(
+    private readonly masterPid: number,
+    private readonly detail = false,
+  ) {}
 
   pids(): number[] {
     return [this.masterPid, ...childPids(this.masterPid)];
@@ -301,8 +320,12 @@ export class ProcessWatch {
 
   sample(): void {
     let pss = 0;
+    const shares: PssShare[] = [];
     for (const pid of this.pids()) {
-      pss += pssBytes(pid);
+      const kinds = this.detail ? pssByKind(pid) : undefined;
+      const bytes = kinds ? Object.values(kinds).reduce((a, b) => a + b, 0) : pssBytes(pid);
+      pss += bytes;
+      shares.push({ pid, master: pid === this.masterPid, bytes, ...(kinds ? { kinds } : {}) });
       try {
         const s = procStats(pid);
         if (!this.baseCpuMs.has(pid)) this.baseCpuMs.set(pid, 0);
@@ -312,7 +335,10 @@ export class ProcessWatch {
         // exited between the listing and the read: its last sample stands
       }
     }
-    this.peakPssBytes = Math.max(this.peakPssBytes, pss);
+    if (pss > this.peakPssBytes) {
+      this.peakPssBytes = pss;
+      this.peakPss = shares;
+    }
   }
 
   /** Forgets CPU so far (start-up), keeps the PIDs. */

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=2
+#!/usr/bin/env -S MALLOC_ARENA_MAX=1 node --max-semi-space-size=2 --heap-growing-percent=20
 /**
  * The `sluice` command line. Thin: each command imports what it needs when it runs (so --help
  * does not load the SMTP server and LevelDB) and calls into lib/.

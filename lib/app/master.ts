@@ -53,7 +53,7 @@ import { loadDkimKeys } from '../deliver/dkim/keys.js';
 import { loadExtraCa } from '../deliver/tls/trust.js';
 import { FreshBodies } from '../queue/fresh-bodies.js';
 import { GcNudge } from './gc-nudge.js';
-import { Inbound } from '../inbound/inbound.js';
+import type { Inbound } from '../inbound/inbound.js';
 import { createMetricsRegistry, metricsRoute } from '../api/metrics.js';
 import type { MtaMetrics } from '../api/mta-metrics.js';
 import type { Readiness } from '../api/readiness.js';
@@ -190,6 +190,10 @@ export class Master {
 
     try {
       if (config.inbound.enabled) {
+        // loaded only when enabled: its parsers, authentication checks and API routes (mailauth,
+        // mailparser, sanitize-html, tldts' lists) are about 20 MB of V8 heap a relay-only master
+        // would carry for nothing (bench/README.md, "Memory under load")
+        const { Inbound } = await import('../inbound/inbound.js');
         // before the workers, which are told where it listens
         this.inbound = new Inbound({
           config,

@@ -16,7 +16,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { LocalRoute } from '../zones/local-route.js';
 import type { WorkerInit } from './worker.js';
-import { withNodeFlags } from './node-flags.js';
+import { withNodeFlags, withProcessEnv } from './node-flags.js';
 import { workerConfig } from './worker-config.js';
 
 const WORKER_ENTRY = fileURLToPath(new URL('./worker-main.js', import.meta.url));
@@ -128,7 +128,7 @@ export class Supervisor {
     const workerId = `${slot.zone}.${slot.index}.${slot.generation}`;
     const secret = randomBytes(32).toString('hex');
     this.credentialsById.set(workerId, { secret, zone: slot.zone });
-    const child = fork(WORKER_ENTRY, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json', execArgv: withNodeFlags(process.execArgv) });
+    const child = fork(WORKER_ENTRY, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json', execArgv: withNodeFlags(process.execArgv), env: withProcessEnv(process.env) });
     slot.child = child;
     slot.workerId = workerId;
     slot.startedAt = Date.now();

@@ -2,6 +2,7 @@
  * fakemx's modes, records and the small pure helpers shared by fakemx.ts and fakemx-raw.ts
  * (reply parsing, mode checks, X-Test-Id extraction, what counts as a copy).
  */
+import { createHash, type Hash } from 'node:crypto';
 import type net from 'node:net';
 import type tls from 'node:tls';
 
@@ -40,6 +41,8 @@ export interface FakeMxTransaction {
   /** The message as received, after dot-unstuffing; undefined until the final dot. */
   data?: Buffer;
   size?: number;
+  /** sha256 (hex) of the body after the header block, kept when `keepData` is false */
+  bodySha256?: string;
   testId?: string;
   heloName: string;
   tls: boolean;
@@ -80,7 +83,10 @@ export interface FakeMxOptions {
   name?: string;
   /** Advertise SIZE and refuse bigger messages (552). */
   maxSizeBytes?: number;
-  /** Keep message bytes in `messages` (default true; X-Test-Id is read either way). */
+  /**
+   * Keep message bytes in `messages` (default true; X-Test-Id is read either way). Without them a
+   * message is read as a stream (size, header block, body hash), so a test can send one of any size.
+   */
   keepData?: boolean;
   /** Loopback address to listen on (default 127.0.0.1). */
   host?: string;
@@ -128,6 +134,40 @@ export function normalizeMode(mode: FakeMxMode | SimpleMode): FakeMxMode {
 export function isCopy(t: FakeMxTransaction): boolean {
   return t.dataEndAt !== undefined && (t.outcome === 'accepted' || t.outcome === 'dropped' || t.outcome === 'stalled');
 }
+
+/**
+ * A message read as it streams, without keeping it: its size, the start of its header block (for
+ * X-Test-Id) and a sha256 of its body (the bytes after the first empty line).
+ */
+export class StreamedData {
+  size = 0;
+  private head = Buffer.alloc(0);
+  private body: Hash | undefined;
+
+  add(chunk: Buffer): void {
+    this.size += chunk.length;
+    if (this.body) {
+      this.body.update(chunk);
+      return;
+    }
+    if (this.head.length >= HEAD_BYTES) return; // no header end within the bound: no body hash
+    this.head = Buffer.concat([this.head, chunk]);
+    const end = this.head.indexOf('\r\n\r\n');
+    if (end < 0) return;
+    this.body = createHash('sha256').update(this.head.subarray(end + 4));
+    this.head = this.head.subarray(0, end + 4);
+  }
+
+  get testId(): string | undefined {
+    return testIdOf(this.head);
+  }
+
+  get bodySha256(): string | undefined {
+    return this.body?.copy().digest('hex');
+  }
+}
+
+const HEAD_BYTES = 65536;
 
 /** The X-Test-Id header's value, from the header block only (folded lines unfolded). */
 export function testIdOf(data: Buffer): string | undefined {

@@ -42,6 +42,7 @@ import {
   normalizeMode,
   parseReply,
   replyError,
+  StreamedData,
   testIdOf,
   type FailStage,
   type FakeMxConnection,
@@ -312,11 +313,12 @@ export class FakeMx extends EventEmitter implements FakeMxRecorder {
 
   private onDataStream(stream: NodeJS.ReadableStream & { sizeExceeded?: boolean }, session: SMTPServerSession, cb: (err?: Error | null, message?: string) => void): void {
     const chunks: Buffer[] = [];
-    stream.on('data', (c: Buffer) => chunks.push(c));
+    const streamed = this.keepData ? undefined : new StreamedData();
+    stream.on('data', (c: Buffer) => (streamed ? streamed.add(c) : chunks.push(c)));
     stream.on('end', () => {
       const t = this.current.get(session.id);
-      const data = Buffer.concat(chunks);
-      if (t) this.finishData(t, data);
+      if (t && streamed) this.finishStreamed(t, streamed);
+      else if (t) this.finishData(t, Buffer.concat(chunks));
       if (stream.sizeExceeded) {
         if (t) this.finish(t, 'rejected', '552 message exceeds fixed maximum message size');
         return cb(null); // smtp-server answers 552 itself
@@ -397,6 +399,14 @@ export class FakeMx extends EventEmitter implements FakeMxRecorder {
     t.size = data.length;
     t.testId = testIdOf(data);
     if (this.keepData) t.data = data;
+    this.changed();
+  }
+
+  private finishStreamed(t: FakeMxTransaction, data: StreamedData): void {
+    t.dataEndAt = Date.now();
+    t.size = data.size;
+    t.testId = data.testId;
+    t.bodySha256 = data.bodySha256;
     this.changed();
   }
 

@@ -3,9 +3,9 @@
  * stop, restart or signal the master, read what the whole process tree prints, or measure the
  * master's own process (RSS, event-loop lag). The app dir comes from app-dir.ts.
  *
- * The child runs with the V8 flags every real start has (lib/app/node-flags.ts: the `sluice`
- * script, npm start, the unit), so its memory is as in production, and with our environment minus
- * SLUICE_… variables, so it reads its config from the app dir only.
+ * The child runs with the V8 flags and the environment every real start has (lib/app/node-flags.ts:
+ * the `sluice` script, npm start, the unit), so its memory is as in production, and with our
+ * environment minus SLUICE_… variables, so it reads its config from the app dir only.
  *
  * Its stdout is JSON log lines (workers inherit the master's stdout, so theirs come too), parsed
  * as they arrive: every LISTENING line gives a listener's port, STARTED means it accepts,
@@ -20,7 +20,7 @@ import { connect } from 'node:net';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { withNodeFlags } from '../../lib/app/node-flags.js';
+import { withNodeFlags, withProcessEnv } from '../../lib/app/node-flags.js';
 import { writeConfig } from './app-dir.js';
 import { tempDir, testOverrides } from './test-config.js';
 
@@ -128,7 +128,7 @@ function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 function spawnSluice(appDir: string, opts: StartOptions, probeFile?: string): ChildProcess {
   const nodeArgs = withNodeFlags([...(probeFile ? ['--import', LOOP_PROBE] : []), ...(opts.nodeArgs ?? [])]);
   const argv = [...(opts.wrap ?? []), process.execPath, ...nodeArgs, opts.bin ?? SLUICE_BIN, 'run', '-d', appDir];
-  const env = childEnv({ ...opts.env, ...(probeFile ? { LOOP_PROBE_FILE: probeFile } : {}) });
+  const env = withProcessEnv(childEnv({ ...opts.env, ...(probeFile ? { LOOP_PROBE_FILE: probeFile } : {}) }));
   const readLog = opts.readLog ?? !opts.readyOnGreeting;
   return spawn(argv[0]!, argv.slice(1), { cwd: ROOT, env, stdio: ['ignore', readLog ? 'pipe' : 'ignore', 'pipe'] });
 }
