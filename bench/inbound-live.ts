@@ -16,7 +16,7 @@
 import { setMaxListeners } from 'node:events';
 import { readFileSync } from 'node:fs';
 import nodemailer from 'nodemailer';
-import { procStats } from './tools.js';
+import { procStats, rssBytes } from './tools.js';
 
 export const MESSAGES_LIVE = 1000;
 export const IDLE_CLIENTS = 1000;
@@ -33,11 +33,6 @@ export interface LiveFigures {
   rssIdleBytes: number;
   idleCpuMs: number;
   idleConnected: { sse: number; waiters: number };
-}
-
-function rssBytes(pid: number): number {
-  const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(m?.[1] ?? 0) * 1024;
 }
 
 /** One SSE client: resolves `opened` on the first bytes; `nextId()` waits for an event's id. */

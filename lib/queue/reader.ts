@@ -52,8 +52,9 @@ function indexFamilies(opts: IndexScope): { range: { gte: string; lt: string }; 
 }
 
 const decodeZone = (raw: string): string => (raw.includes('%') ? decodeURIComponent(raw) : raw);
-/** the id in an s: or h: key: 22 characters before the last ':' and the 4-digit seq */
-const idOfIndexKey = (key: string): string => key.slice(key.length - 27, key.length - 5);
+/** where the id starts in an s: or h: key, counted from its end: the 22-character id, ':', the 4-digit seq */
+const ID_FROM_END = 22 + 1 + 4;
+const idOfIndexKey = (key: string): string => key.slice(key.length - ID_FROM_END, key.length - 5);
 
 /** Lets the event loop turn (timers, sockets) between two batches of a long walk. */
 export const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -214,8 +215,9 @@ export class QueueReader {
 
   /**
    * What indexBatches reads, handed to `visit` an entry at a time with no object per entry, for
-   * walks that only count (the queue's summary). The next batch is read by LevelDB's thread while `visit` works on this one, and the
-   * event loop turns between two batches, so the walk never holds it for long.
+   * walks that only count (the queue's summary). The next batch is read by LevelDB's thread while
+   * `visit` works on this one, and the event loop turns between two batches, so the walk never
+   * holds it for long.
    */
   async scanIndex(opts: IndexScope, visit: (zone: string, domain: string, queuedMs: number, held: boolean) => void): Promise<void> {
     // consecutive entries mostly share their zone, and the rows of one message their id's time
@@ -234,7 +236,8 @@ export class QueueReader {
           for (const [key, domain] of entries) {
             const raw = key.slice(2, key.length - family.tail);
             if (raw !== zoneRaw) zone = decodeZone((zoneRaw = raw));
-            const idAt = key.length - 27;
+            // an id starts with 12 hex digits of its time (ids.ts)
+            const idAt = key.length - ID_FROM_END;
             const hex = key.slice(idAt, idAt + 12);
             if (hex !== timeHex) queuedMs = parseInt((timeHex = hex), 16);
             visit(zone, domain!, queuedMs, family.held);
