@@ -1,12 +1,12 @@
 /**
  * The inbound receiver as one part of the master: the inbox (store, parser, retention), the SMTP
- * door (door/: a worker thread that speaks SMTP and makes the session's decisions, receiver.ts),
- * the master's load gate, the POP3 door of private inboxes, the API routes and the metrics. The
- * master talks to it through these few functions: start, stop, routes, localRoute.
+ * door with its throttles, blocklist and load gate, the POP3 door of private inboxes, the API
+ * routes and the metrics. The master talks to it through these few functions: start, stop,
+ * routes, localRoute.
  *
- * Start: inbox (store opened, unparsed mail queued for the parser) → load gate → SMTP door (its
- *        thread: blocklist, throttles, listener) → POP3 listener.
- * Stop:  listeners (SMTP door, POP3: their sessions end first) → load gate → inbox.
+ * Start: inbox (store opened, unparsed mail queued for the parser) → blocklist → load gate →
+ *        SMTP listener → POP3 listener.
+ * Stop:  listeners (SMTP, POP3: its sessions end first) → load gate, blocklist → inbox.
  */
 import type { AddressInfo } from 'node:net';
 import rateLimit from '@fastify/rate-limit';
@@ -17,6 +17,7 @@ import { clientKey } from '../config/net.js';
 import type { Config } from '../config/schema.js';
 import type { HookRunner } from '../plugins/runner.js';
 import type { LocalRoute } from '../zones/local-route.js';
+import { DiskGuard } from '../queue/disk-space.js';
 import { mailsacRoutes } from './api/mailsac-routes.js';
 import { InboxAccess } from './api/access.js';
 import { liveRoutes } from './api/live-routes.js';
@@ -28,23 +29,25 @@ import { ReleasePolicy, type ReleaseSink } from './release.js';
 import { inboxRoutes } from './api/routes.js';
 import { StreamSlots } from './api/stream-slots.js';
 import { wsRoute } from './api/ws-route.js';
+import { Blocklist } from './blocklist.js';
 import { Inbox } from './inbox.js';
 import { LoadGate } from './load-gate.js';
 import { InboundMetrics } from './metrics.js';
 import { Pop3Server } from './pop3/server.js';
-import { SmtpDoor } from './door/smtp-door.js';
+import { Receiver } from './receiver.js';
 import { RecipientPolicy } from './recipients.js';
-import { domainMatcher } from '../config/domains.js';
+import { Throttle } from './throttle.js';
 
 
 export class Inbound {
   readonly inbox: Inbox;
   readonly policy: RecipientPolicy;
+  private readonly throttle: Throttle;
+  private readonly blocklist: Blocklist;
   private readonly gate: LoadGate;
   /** live streams (SSE, WebSocket) per client IP */
   private readonly streams: StreamSlots;
-  /** the SMTP door (its thread speaks SMTP), while it runs */
-  door: SmtpDoor | undefined;
+  private receiver: Receiver | undefined;
   private address: AddressInfo | undefined;
   private pop3: Pop3Server | undefined;
   /** where the POP3 door listens, once started (undefined when it is off) */
@@ -67,6 +70,8 @@ export class Inbound {
     const log = logger.child({ component: 'inbound' });
     this.inbox = new Inbox({ config: inbound, hostname: config.hostname, dns: { servers: config.dns.servers, timeoutMs: config.dns.timeout }, logger: log, onBytes: deps.onBytes });
     this.policy = new RecipientPolicy(inbound.domains, inbound.plusAddressing as 'fold' | 'keep');
+    this.throttle = new Throttle(inbound.throttle);
+    this.blocklist = new Blocklist(inbound.blocklist, log);
     this.streams = new StreamSlots(inbound.api.maxStreamsPerIp);
     this.gate = new LoadGate({
       maxEventLoopDelayMs: inbound.throttle.maxEventLoopDelay,
@@ -92,6 +97,7 @@ export class Inbound {
         client: { ip: envelope.client.ip, helo: envelope.client.helo, tls: envelope.client.tls },
       });
     });
+    this.blocklist.start();
     this.gate.start();
     const stats = this.inbox.stats();
     const metrics = new InboundMetrics(registry, inbound.domains, {
@@ -99,22 +105,24 @@ export class Inbound {
       bytes: () => stats.bytes,
       parseBacklog: () => stats.parseBacklog,
       evicted: () => stats.evicted,
+      throttled: () => this.throttle.refused,
+      loadRefused: () => this.gate.refused,
       eventLoopLagMs: () => this.gate.lagMs,
-      // the door is made next, long before the API (started after the receiver) can be scraped
-      door: () => this.door!.counters(),
     });
-    const domainLabel = domainLabeller(inbound.domains);
-    this.door = new SmtpDoor({
-      config,
+    this.receiver = new Receiver({
+      config: inbound,
+      hostname: config.hostname,
       inbox: this.inbox,
+      policy: this.policy,
+      throttle: this.throttle,
+      blocklist: this.blocklist,
       gate: this.gate,
+      disk: new DiskGuard(inbound.path, inbound.minFreeSpace),
       hooks,
+      metrics,
       logger: logger.child({ component: 'inbound' }),
-      onStored: (inboxes) => {
-        for (const inbox of new Set(inboxes)) metrics.messages.inc({ domain: domainLabel(inbox) });
-      },
     });
-    this.address = await this.door.start();
+    this.address = await this.receiver.start();
     if (inbound.pop3.enabled) {
       const pop3 = inbound.pop3;
       // STLS with the POP3 section's certificate, else the receiver's
@@ -129,7 +137,8 @@ export class Inbound {
   async stopListening(): Promise<void> {
     // live streams and waiters end now: they would hold the API's close for as long as they wait
     this.streams.closeAll();
-    await Promise.all([this.door?.stop(), this.pop3?.stop()]);
+    await Promise.all([this.receiver?.stop(), this.pop3?.stop()]);
+    this.receiver = undefined;
     this.pop3 = undefined;
   }
 
@@ -137,6 +146,7 @@ export class Inbound {
   async stop(): Promise<void> {
     await this.stopListening();
     this.gate.stop();
+    this.blocklist.stop();
     await this.inbox.stop();
   }
 
@@ -173,13 +183,4 @@ export class Inbound {
     const host = this.address.address === '0.0.0.0' ? '127.0.0.1' : this.address.address === '::' ? '::1' : this.address.address;
     return { domains: inbound.domains, host, port: this.address.port, tls: inbound.key ? 'may' : 'none' };
   }
-}
-
-/** The metrics label of an inbox: the configured domain entry it falls under. */
-function domainLabeller(domains: readonly string[]): (inbox: string) => string {
-  const matchers = domains.map((d) => [d, domainMatcher([d])] as const);
-  return (inbox) => {
-    const domain = inbox.slice(inbox.lastIndexOf('@') + 1);
-    return matchers.find(([, m]) => m(domain))?.[0] ?? 'other';
-  };
 }

@@ -41,8 +41,6 @@ import { SpamScorer } from './spam/scorer.js';
 import { InboxStore } from './store/inbox-store.js';
 import type { ClientInfo, InboundEnvelope, InboxEntry, MessageSummary, ParsedMessage, Release } from './store/types.js';
 
-/** How far over maxStoreSize the store may go (the sweeper trims it back) before new mail is refused. */
-const STORE_HARD_LIMIT = 1.1;
 /** Parses running at once: the rest wait their turn, off the SMTP reply path. */
 const PARSE_CONCURRENCY = 2;
 
@@ -147,16 +145,6 @@ export class Inbox {
     };
   }
 
-  /** Whether the store can write now (false while it reopens after a failed write). */
-  get writable(): boolean {
-    return this.store.writable;
-  }
-
-  /** Over its size by more than a tenth: admission() trims the oldest first, and may refuse. */
-  get overLimit(): boolean {
-    return this.store.totalBytes > this.deps.config.maxStoreSize * STORE_HARD_LIMIT;
-  }
-
   /** For the load gate: store writes in flight. */
   get pendingWrites(): number {
     return this.store.pendingWrites;
@@ -168,7 +156,7 @@ export class Inbox {
    */
   async admission(): Promise<SmtpError | undefined> {
     if (!this.store.writable) return SmtpError.storageFailed();
-    const hardLimit = this.deps.config.maxStoreSize * STORE_HARD_LIMIT;
+    const hardLimit = this.deps.config.maxStoreSize * 1.1;
     // the size eviction alone: a whole sweep would also trim every inbox that received mail
     if (this.store.totalBytes > hardLimit) await this.retention.trimToSize();
     if (this.store.totalBytes > hardLimit) return SmtpError.insufficientStorage();

@@ -6,9 +6,6 @@
  *
  * The lag is the 99th percentile of the event loop's delay over the last sampling period
  * (perf_hooks' monitorEventLoopDelay), so one slow tick does not close the gate.
- *
- * The master runs one (its event loop, the store's writes); the SMTP door's thread runs another
- * for its own event loop, which also counts the master's as the master last told it (`elsewhere`).
  */
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 
@@ -21,8 +18,6 @@ export interface LoadGateOptions {
   waitMs: number;
   /** store writes waiting for the disk now */
   pendingWrites: () => number;
-  /** another gate, closed (the door's thread: the master's, as last told) */
-  elsewhere?: () => boolean;
 }
 
 export class LoadGate {
@@ -52,7 +47,7 @@ export class LoadGate {
   }
 
   get overloaded(): boolean {
-    return this.lagMs > this.opts.maxEventLoopDelayMs || this.opts.pendingWrites() > this.opts.maxPendingWrites || Boolean(this.opts.elsewhere?.());
+    return this.lagMs > this.opts.maxEventLoopDelayMs || this.opts.pendingWrites() > this.opts.maxPendingWrites;
   }
 
   /** Resolves true once there is room, false when loadWait passed first. */

@@ -1,119 +1,172 @@
 /**
- * The inbound receiver's decisions at each step of an SMTP session, on the SMTP door's thread
- * (door/door-thread.ts). It takes mail for any address at the configured domains, offers no AUTH
- * and relays nothing: an address at another domain gets 550 whoever asks. Every rejection is an
- * SmtpError (or the master's refusal), turned into the reply here and nowhere else, and counted by
- * reason for the metrics.
+ * The inbound receiver's SMTP door: mail for any address at the configured domains, stored in
+ * the inbox. It offers no AUTH and relays nothing: an address at another domain gets 550 whoever
+ * asks. Every rejection is an SmtpError, turned into the reply here and nowhere else.
  *
- *   connect    per-client cap 421 4.7.0 (the guard) · blocklisted IP 554 5.7.1 · connection rate
- *              421 4.7.0 · (all three before the guard sheds an idle session to make room) ·
- *              shutting down 421 4.3.2 · load gate 421 4.3.2 after a wait
+ *   connect    per-client cap 421 4.7.0 · blocklisted IP 554 5.7.1 · connection rate 421 4.7.0 ·
+ *              (all three before the guard sheds an idle session to make room) · shutting down
+ *              421 4.3.2 · load gate 421 4.3.2 after a wait
  *   MAIL       bad address 553 · blocklisted sender 554 · store full 452 · store down 451 ·
  *              rate per IP / sender domain 421 4.7.0 · SIZE over the limit 552 (smtp-server)
  *   RCPT       too many 452 4.5.3 · malformed 553 5.1.3 · not ours 550 5.7.1 · inbox rate 450 4.2.1
  *   DATA       no recipient 503 (smtp-server) · too big 552 5.3.4 · store failed 451 4.3.0 ·
- *              stored: 250 Ok: queued as <id>, said only once the master has it on disk
+ *              stored: 250 Ok: queued as <id>, said only once the message is on disk
  *   AUTH       503 5.5.1, in clear and inside TLS alike (never offered)
  *
- * What only the master holds goes through the MasterLink: the message itself, plugin hooks (a
- * session copy; only when a plugin registered one), altinbox aliases (only for an alt- address),
- * the store's admission when it is over its size. The load gate counts the master's load as the
- * master last told it, beside this thread's own event-loop lag.
+ * The same guards as submission hold (guarded-server.ts): deadlines, caps per client (an IPv6
+ * client by its /64), junk and failed-command limits, PROXY from configured peers only.
  */
-import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerOptions, SMTPServerSession } from 'smtp-server';
 import { checkAddress } from '../accept/address.js';
+import { GuardedSmtpServer } from '../accept/guarded-server.js';
+import { JUNK_COMMAND_LIMIT } from '../accept/session-guards.js';
+import { domainMatcher } from '../config/domains.js';
+import { networkMatcher } from '../config/net.js';
 import type { InboundConfig } from '../config/schema.js';
 import { SmtpError, SmtpReply, asSmtpError } from '../errors/smtp-error.js';
+import type { HookRunner } from '../plugins/runner.js';
+import { isStoreUnavailable } from '../store/write-guard.js';
 import type { DiskGuard } from '../queue/disk-space.js';
-import { ALIAS_PREFIX } from './aliases.js';
 import type { Blocklist } from './blocklist.js';
-import { MasterRefusal, type MasterLink } from './door/master-link.js';
-import type { DoorCounters } from './door/protocol.js';
+import type { Inbox } from './inbox.js';
 import type { LoadGate } from './load-gate.js';
-import { reasonFor, type RejectReason } from './metrics.js';
+import type { InboundMetrics, RejectReason } from './metrics.js';
 import type { InboxTarget, RecipientPolicy } from './recipients.js';
 import type { Throttle } from './throttle.js';
 
 export interface ReceiverDeps {
   config: InboundConfig;
+  hostname: string;
+  inbox: Inbox;
   policy: RecipientPolicy;
   throttle: Throttle;
   blocklist: Blocklist;
-  /** this thread's gate: its own event-loop lag, and the master's load as last told */
   gate: LoadGate;
   disk: DiskGuard;
-  master: MasterLink;
-  /** told of every chunk handed over (the thread's GcNudge) */
-  onBytes: (n: number) => void;
+  hooks: HookRunner;
+  metrics: InboundMetrics;
+  logger: Logger;
 }
 
+const toReply = (err: SmtpError) => SmtpReply.of(err);
+
 export class Receiver {
+  readonly server: GuardedSmtpServer;
   private closing = false;
   /** the inbox each accepted recipient of a transaction goes to (aliases resolved at RCPT) */
   private readonly targets = new WeakMap<SMTPServerSession, Map<string, InboxTarget>>();
-  private readonly connections = { accepted: 0, refused: 0 };
-  private readonly rejected: Partial<Record<RejectReason, number>> = {};
+  /** which configured domain entry an inbox falls under, for the metrics label */
+  private readonly domainLabel: (inbox: string) => string;
 
-  constructor(private readonly deps: ReceiverDeps) {}
+  constructor(private readonly deps: ReceiverDeps) {
+    const { config, throttle } = deps;
+    const tls = config.key && config.cert ? { key: readFileSync(config.key), cert: readFileSync(config.cert) } : {};
+    const options: SMTPServerOptions = {
+      name: deps.hostname,
+      banner: 'Sluice',
+      ...tls,
+      // this door takes mail for its own domains only: nobody logs in
+      disabledCommands: config.key ? ['AUTH'] : ['AUTH', 'STARTTLS'],
+      authOptional: true,
+      size: config.maxSize,
+      hideSize: false,
+      hide8BITMIME: false,
+      hideSMTPUTF8: false,
+      hidePIPELINING: false,
+      hideENHANCEDSTATUSCODES: false,
+      hideDSN: true,
+      disableReverseLookup: true,
+      useProxy: config.proxyProtocol.length > 0,
+      maxClients: config.maxClients,
+      socketTimeout: config.socketTimeout,
+      logger: false,
+      onConnect: (session, cb) => this.callback(this.onConnect(session), cb),
+      onMailFrom: (address, session, cb) => this.callback(this.onMailFrom(address, session), cb),
+      onRcptTo: (address, session, cb) => this.callback(this.onRcptTo(address, session), cb),
+      onData: (stream, session, cb) => this.callback(this.onData(stream, session), cb),
+    };
+    this.server = new GuardedSmtpServer(options, {
+      greetingDelayMs: config.greetingDelay,
+      maxConnectionsPerIp: config.maxConnectionsPerIp,
+      uncapped: (ip) => throttle.exempt(ip),
+      commandTimeoutMs: config.commandTimeout,
+      dataTimeoutMs: config.dataTimeout,
+      sessionTimeoutMs: config.sessionTimeout,
+      maxJunkCommands: JUNK_COMMAND_LIMIT,
+      maxBadCommands: config.maxBadCommands,
+      proxyFrom: networkMatcher(config.proxyProtocol),
+      authAfterTls: false,
+      // refusals by address alone, decided before the guard sheds anyone to make room
+      screen: (ip) => this.screen(ip),
+    });
+    this.server.on('error', (err) => deps.logger.warn({ err, listener: 'inbound' }, `inbound listener: ${err.message}`));
+    const matchers = config.domains.map((d) => [d, domainMatcher([d])] as const);
+    this.domainLabel = (inbox) => {
+      const domain = inbox.slice(inbox.lastIndexOf('@') + 1);
+      return matchers.find(([, m]) => m(domain))?.[0] ?? 'other';
+    };
+  }
 
-  /** From now on new connections and transactions get 421 (the door is closing). */
-  stopping(): void {
+  /**
+   * The accept queue holds as many connections as the receiver serves at once (maxClients): when
+   * it overflows, Linux drops the handshake's last ACK and the client waits, believing itself
+   * connected, for a greeting that comes only after SYN-ACK retransmits (a second or more). A
+   * burst of senders, or the event loop stalled for a moment, must queue instead; the guard then
+   * answers each of them (421 or shedding an idle session), and the kernel caps the figure at
+   * net.core.somaxconn.
+   */
+  start(): Promise<AddressInfo> {
+    return this.server.listenOn(this.deps.config.port, this.deps.config.host, Math.max(511, this.deps.config.maxClients));
+  }
+
+  /** Stops taking connections; open sessions get 421 from smtp-server's close. */
+  stop(): Promise<void> {
     this.closing = true;
+    return this.server.closeAll();
   }
 
-  /** Running totals for the metrics (the master adds them up across threads). */
-  counters(): DoorCounters {
-    const { throttle, gate } = this.deps;
-    return { connections: { ...this.connections }, rejected: { ...this.rejected }, throttled: { ...throttle.refused }, loadRefused: gate.refused, lagMs: gate.lagMs };
-  }
-
-  /** Runs one step's decision for smtp-server: a refusal is counted by reason and becomes its reply. */
-  decide<T>(work: Promise<T>, cb: (err?: Error | null, value?: T) => void): void {
+  private callback<T>(work: Promise<T>, cb: (err?: Error | null, value?: T) => void): void {
     work.then(
       (value) => cb(null, value),
       (err: unknown) => {
-        if (err instanceof MasterRefusal) {
-          this.count(err.reason);
-          return cb(new SmtpReply(err.responseCode, err.replyText));
-        }
-        const smtpErr = asSmtpError(err, () => SmtpError.hookFailed());
-        this.count(err instanceof SmtpError ? reasonFor(smtpErr) : 'plugin');
-        cb(SmtpReply.of(smtpErr));
+        // a read of the store while it reopens after a failed write (an alias at RCPT): try again later
+        const smtpErr = asSmtpError(err, () => (isStoreUnavailable(err) ? SmtpError.storageFailed() : SmtpError.hookFailed()));
+        this.deps.metrics.rejected.inc({ reason: reasonOf(smtpErr, err) });
+        cb(toReply(smtpErr));
       },
     );
   }
 
-  private count(reason: RejectReason): void {
-    this.rejected[reason] = (this.rejected[reason] ?? 0) + 1;
-  }
-
   /** The blocklist and the connection rate, which need nothing but the client's address. */
-  screen(ip: string | undefined): SmtpError | undefined {
-    const { blocklist, throttle } = this.deps;
+  private screen(ip: string | undefined): SmtpError | undefined {
+    const { blocklist, throttle, metrics } = this.deps;
     const refusal = this.closing ? SmtpError.shuttingDown() : blocklist.checkClient(ip) ?? throttle.connection(ip);
     if (refusal) {
-      this.connections.refused++;
-      this.count(reasonFor(refusal));
+      metrics.connections.inc({ result: 'refused' });
+      metrics.rejected.inc({ reason: reasonOf(refusal, refusal) });
     }
     return refusal;
   }
 
-  async connect(session: SMTPServerSession): Promise<void> {
-    const { gate, master } = this.deps;
+  private async onConnect(session: SMTPServerSession): Promise<void> {
+    const { gate, metrics, hooks } = this.deps;
     try {
       if (this.closing) throw SmtpError.shuttingDown();
       if (!(await gate.admit())) throw SmtpError.overloaded();
       if (this.closing) throw SmtpError.shuttingDown();
-      await master.hook('inbound:connect', session);
+      await hooks.run('inbound:connect', session);
     } catch (err) {
-      this.connections.refused++;
+      metrics.connections.inc({ result: 'refused' });
       throw err;
     }
-    this.connections.accepted++;
+    metrics.connections.inc({ result: 'accepted' });
   }
 
-  async mailFrom(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {
-    const { blocklist, throttle, master, disk, config } = this.deps;
+  private async onMailFrom(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {
+    const { blocklist, throttle, inbox, disk, config, hooks } = this.deps;
     if (this.closing) throw SmtpError.shuttingDown();
     checkAddress(address.address, true);
     const listed = blocklist.checkSender(address.address);
@@ -121,16 +174,16 @@ export class Receiver {
     const args = address.args as Record<string, string> | false | undefined;
     const declared = Number((args && args.SIZE) || 0) || 0;
     if (!disk.hasRoom(Math.max(declared, config.maxSize) * 1.5)) throw SmtpError.insufficientStorage();
-    if (!master.state.storeWritable) throw SmtpError.storageFailed();
-    if (master.state.storeOverLimit) await master.admission();
+    const admission = await inbox.admission();
+    if (admission) throw admission;
     const limited = throttle.transaction(session.remoteAddress, address.address);
     if (limited) throw limited;
-    await master.hook('inbound:mail_from', session, address);
+    await hooks.run('inbound:mail_from', address, session);
     this.targets.set(session, new Map());
   }
 
-  async rcptTo(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {
-    const { config, policy, throttle, master } = this.deps;
+  private async onRcptTo(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {
+    const { config, policy, throttle, hooks } = this.deps;
     const { rcptTo } = session.envelope;
     if (rcptTo.length >= config.maxRecipients) {
       // a repeated recipient replaces its earlier entry (smtp-server compares without case)
@@ -140,22 +193,51 @@ export class Receiver {
     const target = await this.unalias(policy.target(address.address));
     const limited = throttle.inbox(session.remoteAddress, target.inbox);
     if (limited) throw limited;
-    await master.hook('inbound:rcpt_to', session, address);
+    await hooks.run('inbound:rcpt_to', address, session);
     this.targets.get(session)?.set(address.address.toLowerCase(), target);
   }
 
   /** An altinbox alias delivers to its address's inbox; the alias stays the address it was sent to. */
   private async unalias(target: InboxTarget): Promise<InboxTarget> {
-    if (!target.inbox.startsWith(ALIAS_PREFIX)) return target;
-    const real = await this.deps.master.alias(target.inbox);
+    const real = await this.deps.inbox.aliases.resolve(target.inbox);
     return real ? { inbox: real, tag: '', original: target.original } : target;
   }
 
-  /** Hands the message to the master; resolves with the 250's text once it is stored. */
-  data(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
-    const { policy, master, onBytes } = this.deps;
+  private async onData(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
+    const { inbox, policy, config, metrics } = this.deps;
     const known = this.targets.get(session);
     const rcpts = session.envelope.rcptTo.map((r) => known?.get(r.address.toLowerCase()) ?? policy.target(r.address));
-    return master.receive(stream, session, rcpts, onBytes);
+    const socket = (session as SMTPServerSession & { tlsOptions?: { name?: string; version?: string } | false }).tlsOptions;
+    const id = await inbox.receive({
+      from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+      rcpts,
+      client: {
+        ip: session.remoteAddress,
+        helo: session.hostNameAppearsAs ?? '',
+        tls: Boolean(session.secure),
+        ...(session.secure && socket ? { tlsProtocol: socket.version, tlsCipher: socket.name } : {}),
+      },
+      source: stream,
+      maxSizeBytes: config.maxSize,
+    });
+    for (const inboxName of new Set(rcpts.map((r) => r.inbox))) metrics.messages.inc({ domain: this.domainLabel(inboxName) });
+    return `Ok: queued as ${id}`;
   }
+}
+
+/** The bounded `reason` label of a refusal. */
+function reasonOf(err: SmtpError, original: unknown): RejectReason {
+  if (isStoreUnavailable(original)) return 'store_failed';
+  if (!(original instanceof SmtpError)) return 'plugin';
+  const { responseCode: code, enhancedStatus: status } = err;
+  if (code === 550 && status === '5.7.1') return 'relay_denied';
+  if (code === 553 || code === 501) return 'bad_address';
+  if (code === 452 && status === '4.5.3') return 'too_many_recipients';
+  if (code === 552) return 'too_big';
+  if (code === 554) return 'blocklist';
+  if ((code === 421 && status === '4.7.0') || code === 450) return 'throttled';
+  if (code === 421 && status === '4.3.2') return 'overloaded';
+  if (code === 452) return 'store_full';
+  if (code === 451) return 'store_failed';
+  return 'other';
 }

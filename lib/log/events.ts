@@ -74,7 +74,6 @@ export const PROCESS_EVENTS = {
   MTA_STS_FETCH_FAILED: 'an MTA-STS policy could not be fetched',
   MTA_STS_REFUSED: 'MTA-STS enforce: an MX host not in the policy was skipped',
   MTA_STS_TESTING: 'MTA-STS testing: what enforce would have refused',
-  INBOUND_DOOR_FAILED: "the inbound receiver's SMTP door thread failed; a new one listens after a pause",
   BLOCKLIST_LOADED: 'the inbound blocklist file was read',
   BLOCKLIST_ENTRY_SKIPPED: 'a line of the blocklist is neither an address, a network nor a domain',
   PARSE_FAILED: 'a received message could not be parsed and stored; it is tried again',
