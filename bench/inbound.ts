@@ -148,7 +148,7 @@ async function runSluice(): Promise<Run> {
   writeBenchConfig(dir, { logLevel: LOG_LEVEL, smtpPort, apiPort, channelPort, inboundPort }, ['[zones.default]', 'processes = 0', '[inbound.api]', 'ratePerMinute = 0', `maxStreamsPerIp = ${2 * IDLE_CLIENTS + 10}`]);
   const nodeArgs: string[] = [...EXTRA_NODE_ARGS];
   const profDir = process.env.BENCH_CPU_PROF;
-  // one profile per thread (the master's main thread, the SMTP door's), named CPU.<date>.<time>.<pid>.<thread>…
+  // one profile per thread (the main thread's, and any worker thread's), named CPU.<date>.<time>.<pid>.<thread>…
   if (profDir) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${path.resolve(profDir)}`);
   const sluice = await startSluice(dir, { bin: sluiceBin, nodeArgs, readyOnGreeting: inboundPort });
   const api = `http://${HOST}:${apiPort}`;
