@@ -26,8 +26,8 @@
  *
  * Environment: BENCH_MESSAGES (5000), BENCH_SLUICE (another build's dist/bin/sluice.js),
  * BENCH_LOG_LEVEL (warn), BENCH_CPU_PROF (a directory: the sluice process runs under
- * `node --cpu-prof` and leaves its profile there), BENCH_NODE_ARGS (node or V8 flags for the sluice
- * process, to try one against the defaults).
+ * `node --cpu-prof` and leaves a profile per thread there), BENCH_NODE_ARGS (node or V8 flags for
+ * the sluice process, to try one against the defaults), BENCH_LIVE=0 (no live routes).
  *
  * Everything is on 127.0.0.1 with ports found free, every wait is bounded, the child is stopped
  * by PID and the temporary app dir is removed at the end.
@@ -36,7 +36,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { HOST, freePort, log, markdownTable, positiveInt, procStats, runSmtpSource, sinkSeconds, STOP_TIMEOUT_MS, toolsPresent, writeBenchConfig } from './tools.js';
+import { HOST, freePort, log, markdownTable, positiveInt, procStats, runSmtpSource, sinkSeconds, STOP_TIMEOUT_MS, threadCpuMs, threadCpuSplit, toolsPresent, writeBenchConfig } from './tools.js';
 import { rssBytes, startSluice } from '../test/helpers/sluice-child.js';
 import { IDLE_CLIENTS, IDLE_MS, runLive, type LiveFigures } from './inbound-live.js';
 
@@ -54,6 +54,8 @@ const WAIT_TARGET_MS = 100;
 const DRAIN_TIMEOUT_MS = 300_000;
 const SOURCE_TIMEOUT_MS = Math.max(60_000, MESSAGES * 40);
 const LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? 'warn';
+/** BENCH_LIVE=0 leaves the live routes out (the acceptance and the API figures only, in half the time) */
+const WITH_LIVE = process.env.BENCH_LIVE !== '0';
 const EXTRA_NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
 const DOMAIN = 'sluice.test';
 const READ_INBOX = `api@${DOMAIN}`;
@@ -126,9 +128,13 @@ interface Run {
   rssLoadPeakBytes: number;
   peakRssBytes: number;
   cpuMs: number;
+  /** CPU of the main thread, and of the busiest other thread, during the load */
+  threads: { mainMs: number; busiestOtherMs: number };
+  /** seconds the load took */
+  seconds: number;
   /** seconds from the end of the load until every message was parsed */
   drainSeconds: number;
-  live: LiveFigures;
+  live: LiveFigures | undefined;
 }
 
 async function backlogNow(api: string): Promise<number> {
@@ -142,7 +148,8 @@ async function runSluice(): Promise<Run> {
   writeBenchConfig(dir, { logLevel: LOG_LEVEL, smtpPort, apiPort, channelPort, inboundPort }, ['[zones.default]', 'processes = 0', '[inbound.api]', 'ratePerMinute = 0', `maxStreamsPerIp = ${2 * IDLE_CLIENTS + 10}`]);
   const nodeArgs: string[] = [...EXTRA_NODE_ARGS];
   const profDir = process.env.BENCH_CPU_PROF;
-  if (profDir) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${path.resolve(profDir)}`, '--cpu-prof-name=sluice-inbound.cpuprofile');
+  // one profile per thread (the main thread's, and any worker thread's), named CPU.<date>.<time>.<pid>.<thread>…
+  if (profDir) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${path.resolve(profDir)}`);
   const sluice = await startSluice(dir, { bin: sluiceBin, nodeArgs, readyOnGreeting: inboundPort });
   const api = `http://${HOST}:${apiPort}`;
   try {
@@ -157,6 +164,7 @@ async function runSluice(): Promise<Run> {
     let rssLoadPeakBytes = rssBeforeBytes;
     const sampler = setInterval(() => (rssLoadPeakBytes = Math.max(rssLoadPeakBytes, rssBytes(sluice.pid))), 250);
     const cpuBefore = procStats(sluice.pid).cpuMs;
+    const threadsBefore = threadCpuMs(sluice.pid);
     const reader = new ApiReader(api, ids);
     let seconds: number;
     try {
@@ -166,6 +174,7 @@ async function runSluice(): Promise<Run> {
       clearInterval(sampler);
     }
     const { peakRssBytes, cpuMs } = procStats(sluice.pid);
+    const threads = threadCpuSplit(sluice.pid, threadsBefore, threadCpuMs(sluice.pid));
     const metrics = await (await fetch(`${api}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
     const stored = Number(new RegExp(`^sluice_inbound_messages_total\\{domain="${DOMAIN}"\\} (\\d+)`, 'm').exec(metrics)?.[1] ?? NaN) - INBOX_SIZE;
     const parseBacklog = Number(/^sluice_inbox_parse_backlog (\d+)/m.exec(metrics)?.[1] ?? NaN);
@@ -175,8 +184,8 @@ async function runSluice(): Promise<Run> {
       await sleep(100);
     }
     const drainSeconds = (performance.now() - drainStart) / 1000;
-    const live = await runLive(api, inboundPort, sluice.pid);
-    return { rate: MESSAGES / seconds, stored, parseBacklog, api: reader, rssBeforeBytes, rssLoadPeakBytes, peakRssBytes, cpuMs: cpuMs - cpuBefore, drainSeconds, live };
+    const live = WITH_LIVE ? await runLive(api, inboundPort, sluice.pid) : undefined;
+    return { rate: MESSAGES / seconds, stored, parseBacklog, api: reader, rssBeforeBytes, rssLoadPeakBytes, peakRssBytes, cpuMs: cpuMs - cpuBefore, threads, seconds, drainSeconds, live };
   } catch (err) {
     if (sluice.stderr().trim()) log(`sluice stderr: ${sluice.stderr().trim().slice(-4000)}`);
     throw err;
@@ -189,9 +198,24 @@ async function runSluice(): Promise<Run> {
 function report(sinkRate: number, run: Run): string {
   const ratio = run.rate / sinkRate;
   const met = (ok: boolean) => (ok ? 'met' : 'MISSED');
+  const busy = (ms: number) => `${((100 * ms) / 1000 / run.seconds).toFixed(0)}%`;
   const acceptance = markdownTable(
-    ['smtp-sink msg/s', 'sluice msg/s', 'ratio', 'target', 'CPU ms/msg', 'parse backlog', 'RSS MB after the fill', 'RSS MB, highest during the load', 'peak RSS MB (VmHWM)'],
-    [[sinkRate.toFixed(0), run.rate.toFixed(0), ratio.toFixed(3), `${RATIO_TARGET} ${met(ratio >= RATIO_TARGET)}`, (run.cpuMs / MESSAGES).toFixed(2), String(run.parseBacklog), mb(run.rssBeforeBytes), mb(run.rssLoadPeakBytes), mb(run.peakRssBytes)]],
+    ['smtp-sink msg/s', 'sluice msg/s', 'ratio', 'target', 'CPU ms/msg', 'main thread ms/msg (busy)', 'busiest other thread ms/msg (busy)', 'parse backlog', 'RSS MB after the fill', 'RSS MB, highest during the load', 'peak RSS MB (VmHWM)'],
+    [
+      [
+        sinkRate.toFixed(0),
+        run.rate.toFixed(0),
+        ratio.toFixed(3),
+        `${RATIO_TARGET} ${met(ratio >= RATIO_TARGET)}`,
+        (run.cpuMs / MESSAGES).toFixed(2),
+        `${(run.threads.mainMs / MESSAGES).toFixed(2)} (${busy(run.threads.mainMs)})`,
+        `${(run.threads.busiestOtherMs / MESSAGES).toFixed(2)} (${busy(run.threads.busiestOtherMs)})`,
+        String(run.parseBacklog),
+        mb(run.rssBeforeBytes),
+        mb(run.rssLoadPeakBytes),
+        mb(run.peakRssBytes),
+      ],
+    ],
   );
   const latency = markdownTable(
     ['API request', 'count', 'p50 ms', 'p99 ms', 'max ms', `target p99 < ${P99_TARGET_MS} ms`],
@@ -201,6 +225,8 @@ function report(sinkRate: number, run: Run): string {
     }),
   );
   const { live } = run;
+  const drained = `Parser caught up ${run.drainSeconds.toFixed(1)} s after the load ended.`;
+  if (!live) return `${acceptance}\n\n${latency}\n\n${drained} (Live routes left out: BENCH_LIVE=0.)`;
   const liveLatency = markdownTable(
     [`after the 250 (${live.sseMs.length} messages)`, 'p50 ms', 'p99 ms', 'max ms', 'target p99'],
     [
@@ -215,7 +241,7 @@ function report(sinkRate: number, run: Run): string {
     ['idle SSE clients', 'idle waiters', 'RSS MB before', 'RSS MB with them', 'KB per client', `CPU ms in ${IDLE_MS / 1000} s idle`],
     [[String(live.idleConnected.sse), String(live.idleConnected.waiters), mb(live.rssBeforeIdleBytes), mb(live.rssIdleBytes), ((live.rssIdleBytes - live.rssBeforeIdleBytes) / 1024 / Math.max(1, live.idleConnected.sse + live.idleConnected.waiters)).toFixed(1), live.idleCpuMs.toFixed(0)]],
   );
-  return `${acceptance}\n\n${latency}\n\nParser caught up ${run.drainSeconds.toFixed(1)} s after the load ended. Live routes, then:\n\n${liveLatency}\n\n${idle}`;
+  return `${acceptance}\n\n${latency}\n\n${drained} Live routes, then:\n\n${liveLatency}\n\n${idle}`;
 }
 
 async function main(): Promise<number> {

@@ -126,6 +126,31 @@ export function procStats(pid: number): { peakRssBytes: number; cpuMs: number } 
   return { peakRssBytes: Number(hwm?.[1] ?? 0) * 1024, cpuMs: (ticks * 1000) / 100 };
 }
 
+/** CPU time (user + system, ms) of each thread of `pid`, by thread id; the main thread's id is the pid. */
+export function threadCpuMs(pid: number): Map<number, number> {
+  const cpu = new Map<number, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      cpu.set(Number(tid), ((Number(fields[11]) + Number(fields[12])) * 1000) / 100);
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return cpu;
+}
+
+/**
+ * What each thread used between two `threadCpuMs` samples: the main thread's CPU, and that of the
+ * busiest other thread (a worker thread, one of LevelDB's or libuv's).
+ */
+export function threadCpuSplit(pid: number, before: Map<number, number>, after: Map<number, number>): { mainMs: number; busiestOtherMs: number } {
+  let busiestOtherMs = 0;
+  for (const [tid, ms] of after) if (tid !== pid) busiestOtherMs = Math.max(busiestOtherMs, ms - (before.get(tid) ?? 0));
+  return { mainMs: (after.get(pid) ?? 0) - (before.get(pid) ?? 0), busiestOtherMs };
+}
+
 /** The PIDs of `pid`'s children (the per-task children lists of /proc, else a scan of parent PIDs). */
 export function childPids(pid: number): number[] {
   const tasksDir = `/proc/${pid}/task`;

@@ -77,7 +77,7 @@ export class Blocklist {
 
   /** Why a client address is refused (554), or undefined. */
   checkClient(ip: string | undefined): SmtpError | undefined {
-    if (!ip || !ipaddr.isValid(ip) || !this.entries.networks.length) return undefined;
+    if (!ip || !this.entries.networks.length || !ipaddr.isValid(ip)) return undefined;
     let addr = ipaddr.parse(ip);
     if (addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress()) addr = (addr as ipaddr.IPv6).toIPv4Address();
     const hit = this.entries.networks.find(({ range }) => range[0].kind() === addr.kind() && addr.match(range));

@@ -35,6 +35,9 @@ test('ids sort by arrival, carry 128 random bits, and never go back when the clo
   const resumed = new InboxIds(c).next(5);
   assert.ok(resumed > c, 'a restart continues after the newest stored id');
   assert.notEqual(a.slice(16), b.slice(16));
+  // the random parts come from a pool drawn 4 KB at a time: no part is ever handed out twice
+  const parts = new Set(Array.from({ length: 2000 }, () => ids.next().slice(16)));
+  assert.equal(parts.size, 2000);
 });
 
 test('past the TTL a message is not served at once, and the sweeper removes all of it', async () => {

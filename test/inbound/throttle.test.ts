@@ -7,7 +7,7 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { clientKey } from '../../lib/config/net.js';
+import { clientKey, networkMatcher } from '../../lib/config/net.js';
 import { RateWindow, registrableDomain } from '../../lib/inbound/throttle.js';
 import { startReceiver, type TestReceiver } from '../helpers/inbound.js';
 import { SmtpTalk } from '../helpers/smtp-talk.js';
@@ -47,6 +47,15 @@ test('limits are keyed by IPv4 address, an IPv6 client by its /64, and a sender 
   assert.equal(clientKey('::ffff:192.0.2.7'), '192.0.2.7');
   assert.equal(clientKey('2001:db8:1:2:aaaa::1'), clientKey('2001:db8:1:2:ffff:1:2:3'));
   assert.notEqual(clientKey('2001:db8:1:2::1'), clientKey('2001:db8:1:3::1'));
+  assert.equal(clientKey(undefined), 'unknown');
+  assert.equal(clientKey('not an address'), 'not an address');
+  // answers are remembered per address string, boundedly: past the bound they are still right
+  for (let i = 0; i < 5000; i++) assert.equal(clientKey(`10.0.${i >> 8}.${i & 255}`), `10.0.${i >> 8}.${i & 255}`);
+  assert.equal(clientKey('::ffff:192.0.2.7'), '192.0.2.7');
+  const exempt = networkMatcher(['10.1.0.0/16', '2001:db8::/32']);
+  for (let i = 0; i < 5000; i++) assert.equal(exempt(`10.${i & 1 ? 1 : 2}.${i >> 8}.${i & 255}`), (i & 1) === 1);
+  assert.ok(exempt('::ffff:10.1.2.3') && exempt('2001:db8:5::1') && !exempt(undefined) && !exempt('junk'));
+  assert.equal(networkMatcher([])('127.0.0.1'), false);
   assert.equal(registrableDomain('x@a.b.c.flood.test'), 'flood.test');
   assert.equal(registrableDomain('x@mail.example.co.uk'), 'example.co.uk');
   assert.equal(registrableDomain(''), '');
