@@ -1,32 +1,52 @@
 /**
  * Queue administration on a queue of 1,000,000 rows written by the fixture generator
  * (bench/queue-fill.ts), not by SMTP: a page of `list` (plain, filtered, newest first, a rare
- * filter that finds nothing) and `summary` each answer within 2 s, and the event loop stays
- * responsive meanwhile (its delay measured during each call); a bulk action walks the whole
- * queue (a dry run) and changes a domain's rows without holding the loop either. Bounds stretch
- * with the machine's load (budgetMs), as the fault plan's do.
+ * filter that finds nothing) and `summary` each answer within 2 s, and the master's event loop
+ * stays responsive meanwhile (held at most 50 ms during each call); a bulk action walks the whole
+ * queue (a dry run) and changes a domain's rows within the same loop bound. Bounds stretch with
+ * the machine's load (budgetMs), as the fault plan's do.
+ *
+ * The fixture is written by a child process and the master is a child `sluice run` whose own
+ * loop delay is read through the loop probe: the issue's bound is on the master, and a master
+ * inside this process would share its loop and its heap with the fixture writer and the test
+ * (whose collections held the loop for hundreds of ms beside the rest of the suite).
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { fillQueue } from '../../bench/queue-fill.js';
+import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
+import { writeConfig } from '../helpers/app-dir.js';
 import { budgetMs } from '../helpers/budget.js';
-import { startMaster, tempDir, type TestMaster } from '../helpers/master.js';
+import { ROOT, startSluice, type SluiceChild } from '../helpers/sluice-child.js';
+import { tempDir, testOverrides } from '../helpers/test-config.js';
 
 const ROWS = 1_000_000;
-let m: TestMaster;
+let child: SluiceChild;
+let api: string;
 let dir: string;
+
+/** Writes the fixture from a process of its own (its garbage and its heap are not the master's). */
+async function fillInChild(queuePath: string): Promise<void> {
+  const fill = pathToFileURL(path.join(ROOT, 'dist', 'bench', 'queue-fill.js')).href;
+  const options = { rows: ROWS, rowsPerMessage: 2, domains: 2000, zones: ['default', 'bulk'], deferredShare: 0.6, bodyBytes: 200 };
+  const script = `const { fillQueue } = await import(${JSON.stringify(fill)}); const r = await fillQueue(${JSON.stringify(queuePath)}, ${JSON.stringify(options)}); process.stdout.write(JSON.stringify(r));`;
+  const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], { timeout: 300_000 });
+  assert.equal((JSON.parse(stdout) as { rows: number }).rows, ROWS);
+}
 
 before(async () => {
   dir = tempDir();
-  const filled = await fillQueue(path.join(dir, 'queue'), { rows: ROWS, rowsPerMessage: 2, domains: 2000, zones: ['default', 'bulk'], deferredShare: 0.6, bodyBytes: 200 });
-  assert.equal(filled.rows, ROWS);
-  m = await startMaster({ queue: { path: path.join(dir, 'queue') }, zones: { bulk: { processes: 0, recipientDomains: ['none.test'] } } }, dir);
+  const queuePath = path.join(dir, 'queue');
+  await fillInChild(queuePath);
+  writeConfig(dir, testOverrides({ log: { level: 'info' }, queue: { path: queuePath }, zones: { default: { processes: 0 }, bulk: { processes: 0, recipientDomains: ['none.test'] } } }));
+  child = await startSluice(dir, { loopProbe: true, readyTimeoutMs: 60_000 });
+  api = `http://127.0.0.1:${child.apiPort}`;
 });
 after(async () => {
-  await m?.master.stop();
+  await child?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -34,28 +54,35 @@ interface Timed {
   status: number;
   body: Record<string, unknown>;
   ms: number;
-  /** the longest the event loop was held during the call, ms */
+  /** the longest the master's event loop was held during the call, ms */
   loopMaxMs: number;
 }
 
 async function timed(url: string, init?: RequestInit): Promise<Timed> {
-  const delay = monitorEventLoopDelay({ resolution: 5 });
-  delay.enable();
+  await child.resetLoopLag();
   const started = performance.now();
-  const res = await fetch(m.api + url, { ...init, signal: AbortSignal.timeout(120_000) });
+  const res = await fetch(api + url, { ...init, signal: AbortSignal.timeout(120_000) });
   const body = (await res.json()) as Record<string, unknown>;
   const ms = performance.now() - started;
-  delay.disable();
-  return { status: res.status, body, ms, loopMaxMs: delay.max / 1e6 };
+  // the probe writes its figures every 100 ms: wait for a snapshot taken after the reply
+  await new Promise((resolve) => setTimeout(resolve, 250));
+  return { status: res.status, body, ms, loopMaxMs: child.loopLag().max };
 }
 
 const post = (action: string, body: unknown) => timed(`/admin/${action}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
+async function zoneCounts(zone: string): Promise<{ queued: number; deferred: number; held: number }> {
+  const res = await fetch(`${api}/queue/${zone}`);
+  assert.equal(res.status, 200);
+  return (await res.json()) as { queued: number; deferred: number; held: number };
+}
+
 test('list and summary on 1,000,000 rows answer within 2 s and keep the event loop responsive', async () => {
   // the master listens before it has counted the rows it found at start (issue 13): wait for the count
-  await m.master.store.counted;
-  const totals = m.master.store.counters.totals();
-  assert.equal(totals.queued + totals.deferred, ROWS);
+  const loaded = await child.waitForLine((l) => l.event === 'QUEUE_LOADED', 120_000, 'QUEUE_LOADED');
+  assert.equal(loaded.rows, ROWS);
+  const counts = await Promise.all(['default', 'bulk'].map(zoneCounts));
+  assert.equal(counts.reduce((n, c) => n + c.queued + c.deferred, 0), ROWS);
   const report: string[] = [];
   const check = (what: string, r: Timed, limitMs = 2000, loopMs = 50) => {
     report.push(`${what}: ${Math.round(r.ms)} ms, event loop held at most ${Math.round(r.loopMaxMs)} ms`);
@@ -63,11 +90,6 @@ test('list and summary on 1,000,000 rows answer within 2 s and keep the event lo
     assert.ok(r.ms < budgetMs(limitMs), `${what}: ${Math.round(r.ms)} ms (budget ${budgetMs(limitMs)} ms)`);
     assert.ok(r.loopMaxMs < budgetMs(loopMs), `${what}: the event loop was held ${Math.round(r.loopMaxMs)} ms (budget ${budgetMs(loopMs)} ms)`);
   };
-  // Open finding (issue 12): a bulk walk over every row holds the loop 47-201 ms alone and
-  // 218-542 ms beside the rest of the suite (in this test process, which also wrote the fixture),
-  // against the issue's 50 ms; until that is found, the bulk checks prove only that the walk yields
-  // (a walk that did not would hold the loop for its whole 6-20 s).
-  const BULK_LOOP_MS = 1000;
   const first = await timed('/admin/rows?limit=100');
   check('list, first page', first);
   assert.equal((first.body.rows as unknown[]).length, 100);
@@ -99,14 +121,14 @@ test('list and summary on 1,000,000 rows answer within 2 s and keep the event lo
 
   // bulk: a dry run walks every row; holding and releasing one domain changes 500 rows
   const dry = await post('delete', { status: 'deferred', dryRun: true });
-  check('delete all deferred, dry run (walks 1,000,000 rows)', dry, 60_000, BULK_LOOP_MS);
+  check('delete all deferred, dry run (walks 1,000,000 rows)', dry, 60_000);
   assert.equal(dry.body.changed, ROWS * 0.6);
   const held = await post('hold', { domain: 'd7.fill.test' });
-  check('hold one domain', held, 10_000, BULK_LOOP_MS);
+  check('hold one domain', held, 10_000);
   assert.equal(held.body.changed, ROWS / 2000);
-  assert.equal(m.master.store.counters.totals().held, ROWS / 2000);
+  assert.equal((await zoneCounts('default')).held + (await zoneCounts('bulk')).held, ROWS / 2000);
   const released = await post('release', { domain: 'd7.fill.test' });
-  check('release it', released, 10_000, BULK_LOOP_MS);
+  check('release it', released, 10_000);
   assert.equal(released.body.changed, ROWS / 2000);
   process.stdout.write(`# ${report.join('\n# ')}\n`);
 });
