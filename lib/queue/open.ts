@@ -9,15 +9,14 @@ export type QueueDb = LevelDb;
 export { StoreOpenError as QueueOpenError };
 
 /**
- * LevelDB's memtable. Bodies pass through the queue: with LevelDB's 4 MB memtable every 4 MB of
- * mail became an L0 file, and past 8 of them LevelDB slows each write by 1 ms while compaction
- * catches up. A 16 MB memtable took 100 KB messages of incompressible content with less CPU and
- * faster (bench/README.md; 32 MB gained a little more but let a 50 MB message grow RSS by 20 MB
- * against the 32 MB budget). Since fresh mail goes to workers from memory, relaying no longer
- * reads bodies back, and 8 MB relayed 100 KB messages with the same CPU as 16 MB and ~15 MB less
- * RSS (two memtables live during a flush): the memory target of the relay benchmark.
+ * LevelDB's memtable (two are live while one is flushed). Bodies pass through the queue, and when
+ * relaying read them back from disk a 4 MB memtable made an L0 file of every 4 MB of mail: past 8
+ * of them LevelDB slowed each write by 1 ms while compaction caught up, so it was 16 MB. Fresh
+ * mail now goes to workers from memory and a delivered message's keys are deleted soon after, and
+ * LevelDB's own 4 MB relays 2 KB and 100 KB messages at the same rate and CPU as 8 or 16 MB, with
+ * 4-7 MB less PSS (bench/README.md, "Memory under load": the relay benchmark's memory target).
  */
-const WRITE_BUFFER_BYTES = 8 * 1024 * 1024;
+const WRITE_BUFFER_BYTES = 4 * 1024 * 1024;
 /**
  * LevelDB's cache of uncompressed blocks (its default is 8 MB). Fresh mail is delivered from
  * memory, so what is read back from disk is the schedule index, rows and the bodies of retries:
