@@ -137,7 +137,10 @@ export async function runLive(api: string, smtpPort: number, pid: number): Promi
       const s = new SseClient(`${api}/api/inboxes/idle-sse-${i}@sluice.test/events`);
       aborts.signal.addEventListener('abort', () => s.abort.abort());
       idleSse.push(s);
-      waiters.push(fetch(`${api}/api/inboxes/idle-wait-${i}@sluice.test/wait?timeout=${IDLE_WAIT}`, { signal: aborts.signal }).catch(() => undefined));
+      // a signal of its own (fetch adds listeners of its own to the signal it is given)
+      const waiter = new AbortController();
+      aborts.signal.addEventListener('abort', () => waiter.abort());
+      waiters.push(fetch(`${api}/api/inboxes/idle-wait-${i}@sluice.test/wait?timeout=${IDLE_WAIT}`, { signal: waiter.signal }).catch(() => undefined));
     }
     const opened = await Promise.allSettled(idleSse.map((s) => s.opened));
     const sseUp = opened.filter((r) => r.status === 'fulfilled').length;

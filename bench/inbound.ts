@@ -5,7 +5,9 @@
  *
  * - Acceptance: Postfix's smtp-source sends 5,000 messages of 10 KB, 20 sessions, one message per
  *   session, to r@sluice.test on the receiver; beside it, from the same run, the same load into
- *   smtp-sink (the ceiling of this machine). Target: at least 0.3 of the ceiling.
+ *   smtp-sink (the ceiling of this machine). Target: at least 0.3 of the ceiling. And the same
+ *   load into the SMTP library alone (bare-smtp.ts: smtp-server with the receiver's options,
+ *   storing nothing, with the same V8 flags), what one SMTP thread of smtp-server can take here.
  * - API latency while that load runs: an inbox of 200 messages (filled first) is read by a client
  *   that asks in turn for its listing (the default page of 50, and all 200) and for one of its
  *   messages by id, one request every 25 ms; p50 and p99 of each. Target: p99 under 50 ms.
@@ -32,11 +34,13 @@
  * Everything is on 127.0.0.1 with ports found free, every wait is bounded, the child is stopped
  * by PID and the temporary app dir is removed at the end.
  */
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { HOST, freePort, log, markdownTable, positiveInt, procStats, runSmtpSource, sinkSeconds, STOP_TIMEOUT_MS, threadCpuMs, threadCpuSplit, toolsPresent, writeBenchConfig } from './tools.js';
+import { withNodeFlags, withProcessEnv } from '../lib/app/node-flags.js';
+import { HOST, freePort, log, markdownTable, positiveInt, procStats, runSmtpSource, sinkSeconds, stopChild, STOP_TIMEOUT_MS, threadCpuMs, threadCpuSplit, toolsPresent, writeBenchConfig } from './tools.js';
 import { rssBytes, startSluice } from '../test/helpers/sluice-child.js';
 import { IDLE_CLIENTS, IDLE_MS, runLive, type LiveFigures } from './inbound-live.js';
 
@@ -142,6 +146,27 @@ async function backlogNow(api: string): Promise<number> {
   return Number(/^sluice_inbox_parse_backlog (\d+)/m.exec(metrics)?.[1] ?? NaN);
 }
 
+/** The load into the SMTP library alone (bare-smtp.ts, a child with Sluice's V8 flags): its rate and CPU per message. */
+async function runBare(): Promise<{ rate: number; cpuMsPerMessage: number }> {
+  const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'bare-smtp.js');
+  const child = spawn(process.execPath, [...withNodeFlags([]), script], { env: withProcessEnv({ ...process.env }), stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('bare-smtp did not listen within 10 s')), 10_000);
+      child.once('exit', (code) => reject(new Error(`bare-smtp exited with ${code}`)));
+      child.stdout!.once('data', (d: Buffer) => {
+        clearTimeout(timer);
+        resolve((JSON.parse(d.toString()) as { port: number }).port);
+      });
+    });
+    const cpuBefore = procStats(child.pid!).cpuMs;
+    const seconds = await runSmtpSource(sourceArgs(MESSAGES, SESSIONS, `r@${DOMAIN}`), port, SOURCE_TIMEOUT_MS);
+    return { rate: MESSAGES / seconds, cpuMsPerMessage: (procStats(child.pid!).cpuMs - cpuBefore) / MESSAGES };
+  } finally {
+    await stopChild(child);
+  }
+}
+
 async function runSluice(): Promise<Run> {
   const dir = mkdtempSync(path.join(tmpdir(), 'sluice-inbound-bench-'));
   const [smtpPort, apiPort, channelPort, inboundPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
@@ -195,18 +220,20 @@ async function runSluice(): Promise<Run> {
   }
 }
 
-function report(sinkRate: number, run: Run): string {
+function report(sinkRate: number, bare: { rate: number; cpuMsPerMessage: number }, run: Run): string {
   const ratio = run.rate / sinkRate;
   const met = (ok: boolean) => (ok ? 'met' : 'MISSED');
   const busy = (ms: number) => `${((100 * ms) / 1000 / run.seconds).toFixed(0)}%`;
   const acceptance = markdownTable(
-    ['smtp-sink msg/s', 'sluice msg/s', 'ratio', 'target', 'CPU ms/msg', 'main thread ms/msg (busy)', 'busiest other thread ms/msg (busy)', 'parse backlog', 'RSS MB after the fill', 'RSS MB, highest during the load', 'peak RSS MB (VmHWM)'],
+    ['smtp-sink msg/s', 'smtp-server alone msg/s (CPU ms/msg)', 'sluice msg/s', 'ratio', 'target', 'sluice ÷ smtp-server alone', 'CPU ms/msg', 'main thread ms/msg (busy)', 'busiest other thread ms/msg (busy)', 'parse backlog', 'RSS MB after the fill', 'RSS MB, highest during the load', 'peak RSS MB (VmHWM)'],
     [
       [
         sinkRate.toFixed(0),
+        `${bare.rate.toFixed(0)} (${bare.cpuMsPerMessage.toFixed(2)})`,
         run.rate.toFixed(0),
         ratio.toFixed(3),
         `${RATIO_TARGET} ${met(ratio >= RATIO_TARGET)}`,
+        (run.rate / bare.rate).toFixed(2),
         (run.cpuMs / MESSAGES).toFixed(2),
         `${(run.threads.mainMs / MESSAGES).toFixed(2)} (${busy(run.threads.mainMs)})`,
         `${(run.threads.busiestOtherMs / MESSAGES).toFixed(2)} (${busy(run.threads.busiestOtherMs)})`,
@@ -250,11 +277,13 @@ async function main(): Promise<number> {
   try {
     const sinkRate = MESSAGES / (await sinkSeconds(sourceArgs(MESSAGES, SESSIONS, `r@${DOMAIN}`), SOURCE_TIMEOUT_MS));
     log(`  smtp-sink ${sinkRate.toFixed(0)} msg/s`);
+    const bare = await runBare();
+    log(`  smtp-server alone ${bare.rate.toFixed(0)} msg/s, ${bare.cpuMsPerMessage.toFixed(2)} ms CPU per message`);
     const run = await runSluice();
     log(`  sluice ${run.rate.toFixed(0)} msg/s, ${run.stored} stored, ${run.api.errors} API errors`);
     if (run.stored !== MESSAGES) throw new Error(`sent ${MESSAGES} messages, the receiver stored ${run.stored}`);
     if (run.api.errors) throw new Error(`${run.api.errors} API requests failed`);
-    process.stdout.write(`\nInbound, ${MESSAGES} × ${SIZE_BYTES / 1024} KB, ${SESSIONS} sessions, fsync on; API reads of a ${INBOX_SIZE}-message inbox during the load (${new Date().toISOString()})\n${report(sinkRate, run)}\n`);
+    process.stdout.write(`\nInbound, ${MESSAGES} × ${SIZE_BYTES / 1024} KB, ${SESSIONS} sessions, fsync on; API reads of a ${INBOX_SIZE}-message inbox during the load (${new Date().toISOString()})\n${report(sinkRate, bare, run)}\n`);
     return 0;
   } catch (err) {
     log(`bench: failed: ${(err as Error).message}`);
