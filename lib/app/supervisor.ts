@@ -135,7 +135,7 @@ export class Supervisor {
     if (why === 'start') slot.recentStarts.push(slot.startedAt);
     const init: WorkerInit = { type: 'init', config: this.forWorkers, zone: slot.zone, workerId, secret, channel: this.channel, ...(this.localRoute ? { localRoute: this.localRoute } : {}) };
     child.send(init);
-    this.logger.info({ event: 'WORKER_STARTED', zone: slot.zone, workerId, pid: child.pid }, `worker ${workerId} started (pid ${child.pid})`);
+    this.logger.info({ event: 'WORKER_STARTED', zone: slot.zone, workerId, workerPid: child.pid }, `worker ${workerId} started (pid ${child.pid})`);
     child.on('error', (err) => this.logger.error({ err, workerId }, 'worker process error'));
     child.once('exit', (code, signal) => {
       this.credentialsById.delete(workerId);

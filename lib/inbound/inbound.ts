@@ -68,7 +68,8 @@ export class Inbound {
     const { config, logger } = deps;
     const inbound = config.inbound;
     const log = logger.child({ component: 'inbound' });
-    this.inbox = new Inbox({ config: inbound, hostname: config.hostname, dns: { servers: config.dns.servers, timeoutMs: config.dns.timeout }, logger: log, onBytes: deps.onBytes });
+    // the inbox names its own component: given `log`, its lines would carry "component" twice
+    this.inbox = new Inbox({ config: inbound, hostname: config.hostname, dns: { servers: config.dns.servers, timeoutMs: config.dns.timeout }, logger, onBytes: deps.onBytes });
     this.policy = new RecipientPolicy(inbound.domains, inbound.plusAddressing as 'fold' | 'keep');
     this.throttle = new Throttle(inbound.throttle);
     this.blocklist = new Blocklist(inbound.blocklist, log);

@@ -90,21 +90,26 @@ export class Inbox {
   /** new-message notifications to URLs (off unless configured) */
   webhooks!: InboxWebhooks;
 
-  constructor(private readonly deps: InboxDeps) {}
+  /** every line of the inbox (store, parser, retention, webhooks) says component "inbox" */
+  private readonly log: Logger;
+
+  constructor(private readonly deps: InboxDeps) {
+    this.log = deps.logger.child({ component: 'inbox' });
+  }
 
   async start(): Promise<void> {
-    const { config, logger } = this.deps;
-    this.store = await InboxStore.open(config.path, logger.child({ component: 'inbox' }));
+    const { config } = this.deps;
+    this.store = await InboxStore.open(config.path, this.log);
     this.privates = new PrivateInboxes(this.store.records);
     await this.privates.load();
     this.aliases = new Aliases(this.store.records, config.aliasSecret);
-    this.webhooks = new InboxWebhooks(config.webhook, this.store.records, logger.child({ component: 'inbox' }));
+    this.webhooks = new InboxWebhooks(config.webhook, this.store.records, this.log);
     await this.webhooks.start();
     if (config.checkAuth) this.auth = new AuthChecker({ dnsServers: this.deps.dns.servers, dnsTimeoutMs: this.deps.dns.timeoutMs, hostname: this.deps.hostname });
-    this.spam = new SpamScorer(config.spam, logger.child({ component: 'inbox' }));
+    this.spam = new SpamScorer(config.spam, this.log);
     this.spam.start();
-    this.parser = new ParseQueue((id) => this.parse(id), PARSE_CONCURRENCY, logger.child({ component: 'inbox' }), { ...DEFAULT_PACING, busy: () => this.intake.busy() });
-    this.retention = new Retention(this.store, config, logger.child({ component: 'inbox' }));
+    this.parser = new ParseQueue((id) => this.parse(id), PARSE_CONCURRENCY, this.log, { ...DEFAULT_PACING, busy: () => this.intake.busy() });
+    this.retention = new Retention(this.store, config, this.log);
     this.reader = new InboxReader(this.store, this.parser, config);
     // what a crash left unparsed is parsed now (its 250 was given: it must be served)
     for await (const id of this.store.pendingIds()) this.parser.add(id);
@@ -213,7 +218,7 @@ export class Inbox {
     } catch (err) {
       await this.store.discard(id, writer);
       if (err instanceof SmtpError) throw err;
-      logEvent(this.deps.logger, 'RECEIVE_FAILED', { id, err }, `storing inbound message ${id} failed: ${(err as Error)?.message ?? err}`);
+      logEvent(this.log, 'RECEIVE_FAILED', { id, err }, `storing inbound message ${id} failed: ${(err as Error)?.message ?? err}`);
       throw SmtpError.storageFailed();
     } finally {
       ended();
@@ -221,7 +226,7 @@ export class Inbox {
     this.parser.add(id);
     // someone is waiting for this inbox: its message goes before the rest of the parser's line
     if (this.events.watched(r.rcpts.map((t) => t.inbox))) void this.parser.ensure(id);
-    logEvent(this.deps.logger, 'RECEIVED', { id, from: r.from, inboxes: r.rcpts.length > 20 ? r.rcpts.length : r.rcpts.map((t) => t.inbox), size, ip: r.client.ip, tls: r.client.tls });
+    logEvent(this.log, 'RECEIVED', { id, from: r.from, inboxes: r.rcpts.length > 20 ? r.rcpts.length : r.rcpts.map((t) => t.inbox), size, ip: r.client.ip, tls: r.client.tls });
     return id;
   }
 
@@ -236,7 +241,7 @@ export class Inbox {
       try {
         listener(envelope, summary);
       } catch (err) {
-        this.deps.logger.warn({ err, id }, 'an inbox listener failed');
+        this.log.warn({ err, id }, 'an inbox listener failed');
       }
     }
   }

@@ -294,7 +294,7 @@ export async function startSluice(appDir: string, opts: StartOptions = {}): Prom
     rawStdout,
     stdout: () => stdout,
     stderr: () => stderr,
-    workerPids: () => lines.filter((l) => l.event === 'WORKER_STARTED').map((l) => Number(l.pid)),
+    workerPids: () => lines.filter((l) => l.event === 'WORKER_STARTED').map((l) => Number(l.workerPid)),
     seenAt: (line) => arrivals.get(line),
     waitForLine,
     exited,
