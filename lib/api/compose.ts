@@ -13,6 +13,7 @@
 import MailComposer from 'nodemailer/lib/mail-composer';
 import { SmtpError } from '../errors/smtp-error.js';
 import { HttpError } from './errors.js';
+import { piecewiseDecoded } from './piecewise-content.js';
 
 type Json = Record<string, unknown>;
 type ComposerOptions = ConstructorParameters<typeof MailComposer>[0];
@@ -36,6 +37,7 @@ export function compose(message: Json): Composed {
   // the composer writes a date string into the header as it is; a Date it formats per RFC 5322
   // (send-checks made sure the string parses)
   if (typeof fields.date === 'string') fields.date = new Date(Date.parse(fields.date));
+  if (Array.isArray(fields.attachments)) fields.attachments = fields.attachments.map(withPiecewiseContent);
   let mail: MimeNode;
   let fromHeaders: { from: string | false; to: string[] };
   try {
@@ -61,6 +63,24 @@ export function compose(message: Json): Composed {
     if (given.to !== undefined || given.cc !== undefined || given.bcc !== undefined) to = [...env.to];
   }
   return { mail, from, to: [...new Set(to.filter(Boolean))] };
+}
+
+/**
+ * An attachment whose large base64 or hex content is handed to the composer as a stream of
+ * decoded pieces (piecewise-content.ts). The composer treats the two alike (it decodes `encoding`
+ * content before it encodes the part, and labels a message/* part with encoded content 8bit
+ * either way), so only the timing changes; a part with a transfer encoding other than the
+ * default base64 keeps its string.
+ */
+function withPiecewiseContent(item: unknown): unknown {
+  if (!item || typeof item !== 'object') return item;
+  const a = item as Json;
+  if (typeof a.content !== 'string' || typeof a.encoding !== 'string') return item;
+  if (a.contentTransferEncoding !== undefined && a.contentTransferEncoding !== 'base64') return item;
+  const stream = piecewiseDecoded(a.content, a.encoding);
+  if (!stream) return item;
+  const { encoding: _decoded, ...rest } = a;
+  return { ...rest, content: stream };
 }
 
 /**
