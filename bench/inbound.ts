@@ -149,7 +149,7 @@ async function backlogNow(api: string): Promise<number> {
 /** The load into the SMTP library alone (bare-smtp.ts, a child with Sluice's V8 flags): its rate and CPU per message. */
 async function runBare(): Promise<{ rate: number; cpuMsPerMessage: number }> {
   const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'bare-smtp.js');
-  const child = spawn(process.execPath, [...withNodeFlags([]), script], { env: withProcessEnv({ ...process.env }), stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...withNodeFlags([]), script], { env: withProcessEnv(process.env), stdio: ['ignore', 'pipe', 'inherit'] });
   try {
     const port = await new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('bare-smtp did not listen within 10 s')), 10_000);

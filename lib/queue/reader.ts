@@ -52,9 +52,10 @@ function indexFamilies(opts: IndexScope): { range: { gte: string; lt: string }; 
 }
 
 const decodeZone = (raw: string): string => (raw.includes('%') ? decodeURIComponent(raw) : raw);
-/** where the id starts in an s: or h: key, counted from its end: the 22-character id, ':', the 4-digit seq */
-const ID_FROM_END = 22 + 1 + 4;
-const idOfIndexKey = (key: string): string => key.slice(key.length - ID_FROM_END, key.length - 5);
+/** an s: or h: key ends with the 22-character id, ':' and the 4-digit seq; counted from its end: */
+const SEQ_FROM_END = 1 + 4;
+const ID_FROM_END = 22 + SEQ_FROM_END;
+const idOfIndexKey = (key: string): string => key.slice(key.length - ID_FROM_END, key.length - SEQ_FROM_END);
 
 /** Lets the event loop turn (timers, sockets) between two batches of a long walk. */
 export const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
