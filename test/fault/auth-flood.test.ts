@@ -2,7 +2,7 @@
  * Issue 8, item 6: AUTH floods must not starve the queue.
  * - 100 sessions, from 100 loopback addresses, log in with a wrong password over and over while
  *   a client submits 200 messages (no AUTH: it is in trustedNetworks); that client's p95 time to
- *   250 stays within twice its p95 without the flood. Password hashing (scrypt) runs on its own
+ *   250 stays within twice its p95 without the flood (stretched by load, budget.ts). Password hashing (scrypt) runs on its own
  *   thread with a bounded queue, so it never waits in front of LevelDB's commits on libuv's pool.
  * - Failed logins are counted per client address across connections: past
  *   smtp.maxAuthFailures in smtp.authFailureWindow every AUTH from there gets 421 at once, the
@@ -13,6 +13,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { hashPassword } from '../../lib/accept/passwords.js';
+import { budgetMs } from '../helpers/budget.js';
 import { childConfig, writeConfig } from '../helpers/app-dir.js';
 import { startSluice, type SluiceChild } from '../helpers/sluice-child.js';
 import { tempDir } from '../helpers/master.js';
@@ -134,7 +135,10 @@ test('100 sessions looping on bad AUTH: a submitter\'s p95 time to 250 stays wit
     while ([...replies.values()].reduce((a, b) => a + b, 0) < 300 && performance.now() - started < 20_000) await new Promise((resolve) => setTimeout(resolve, 50));
     const loaded = await timesToQueued(200, 'loaded');
     t.diagnostic(`p95 to 250: ${quiet.p95} ms quiet, ${loaded.p95} ms under the flood (medians ${quiet.median}, ${loaded.median}); AUTH replies meanwhile: ${JSON.stringify(Object.fromEntries(replies))}`);
-    assert.ok(loaded.p95 <= 2 * Math.max(quiet.p95, 5), `p95 ${loaded.p95} ms under the flood, ${quiet.p95} ms without`);
+    // 2x, stretched like every fault bound when the machine is busier than its cores: the two
+    // p95s are taken a few seconds apart, and the flood's 100 clients share this machine's cores
+    const bound = budgetMs(2 * Math.max(quiet.p95, 5));
+    assert.ok(loaded.p95 <= bound, `p95 ${loaded.p95} ms under the flood, ${quiet.p95} ms without (bound ${bound} ms)`);
   } finally {
     await Promise.all(flood.map((f) => f.stop()));
   }
